@@ -1,0 +1,47 @@
+import type { Logger } from './logger.js'
+import type { Metrics } from './metrics.js'
+
+/** Every kind of security event the gateway reports. Stable names: dashboards and alerts key on them. */
+export type SecurityEventName =
+  | 'tls_handshake_failed'
+  | 'psk_unknown_identity'
+  | 'auth_bad_password'
+  | 'auth_unknown_user'
+  | 'auth_missing_credentials'
+  | 'auth_identity_mismatch'
+  | 'client_id_refused'
+  | 'publish_denied'
+  | 'subscribe_denied'
+  | 'forward_denied'
+  | 'uplink_queue_full'
+
+export interface SecurityEventFields {
+  /** Device id when known; otherwise the claimed identity (username, PSK identity). */
+  device?: string
+  clientId?: string
+  username?: string
+  pskIdentity?: string
+  remoteAddress?: string
+  listener?: string
+  topic?: string
+  bytes?: number
+  reason?: string
+  [extra: string]: unknown
+}
+
+/**
+ * Reports security events: one structured warning per event, with an `event`
+ * field and the device identity, and a counter per event name.
+ * Callers must not pass secrets or payloads; only sizes.
+ */
+export class SecurityEvents {
+  constructor(
+    private readonly logger: Logger,
+    private readonly metrics: Metrics,
+  ) {}
+
+  report(event: SecurityEventName, fields: SecurityEventFields, message: string): void {
+    this.metrics.increment(`security_events_total{event="${event}"}`)
+    this.logger.warn({ security: true, event, ...fields }, message)
+  }
+}
