@@ -1,0 +1,57 @@
+import type { GatewayConfig } from './schema.js'
+
+/** Rules that span fields, in one pass; each problem as `path: message`. */
+export function crossFieldProblems(config: GatewayConfig): string[] {
+  const problems: string[] = []
+  const seen = (label: string) => {
+    const map = new Map<string, string>()
+    return (value: string | undefined, path: string) => {
+      if (value === undefined) return
+      const first = map.get(value)
+      if (first) problems.push(`${path}: ${label} "${value}" is already used at ${first}`)
+      else map.set(value, path)
+    }
+  }
+
+  const listenerAddress = seen('address')
+  const listenerName = seen('listener name')
+  config.lan.listeners.forEach((l, i) => {
+    if (l.port !== 0) listenerAddress(`${l.host}:${l.port}`, `lan.listeners[${i}]`)
+    listenerName(l.name, `lan.listeners[${i}].name`)
+    if (l.type === 'tls-psk' && l.minVersion === 'TLSv1.3' && l.maxVersion === 'TLSv1.2') {
+      problems.push(`lan.listeners[${i}]: minVersion TLSv1.3 is above maxVersion TLSv1.2`)
+    }
+  })
+
+  const deviceId = seen('device id')
+  const username = seen('username')
+  const pskIdentity = seen('PSK identity')
+  config.devices.forEach((d, i) => {
+    const at = `devices[${i}]`
+    deviceId(d.id, `${at}.id`)
+    username(d.username, `${at}.username`)
+    pskIdentity(d.psk?.identity, `${at}.psk.identity`)
+    if (d.passwordHash && !d.username) problems.push(`${at}: passwordHash needs a username`)
+    if (d.username && !d.passwordHash && !d.psk) {
+      problems.push(`${at}: username "${d.username}" needs a passwordHash (or a psk to authenticate with)`)
+    }
+    if (!d.passwordHash && !d.psk) problems.push(`${at}: device "${d.id}" has no credential (passwordHash or psk)`)
+  })
+
+  const hasPsk = config.lan.listeners.some((l) => l.type === 'tls-psk')
+  if (hasPsk && !config.devices.some((d) => d.psk)) {
+    // Not an error: devices may be added later. Kept silent on purpose.
+  }
+
+  const { reconnect } = config.cloud
+  if (reconnect.initialDelayMs > reconnect.maxDelayMs) {
+    problems.push(
+      `cloud.reconnect: initialDelayMs ${reconnect.initialDelayMs} is above maxDelayMs ${reconnect.maxDelayMs}`,
+    )
+  }
+  const localPrefix = seen('local topic prefix')
+  config.cloud.topics.forEach((t, i) => {
+    localPrefix(t.local, `cloud.topics[${i}].local`)
+  })
+  return problems
+}

@@ -1,0 +1,11 @@
+export { ConfigError, type ConfigErrorCode } from './errors.js'
+export { checkConfigFiles, loadConfig, MAX_CONFIG_BYTES, parseConfig } from './load.js'
+export type {
+  CloudConfig,
+  ConfigInput,
+  DeviceConfig,
+  GatewayConfig,
+  ListenerConfig,
+  TopicMapping,
+} from './schema.js'
+export { configSchema } from './schema.js'

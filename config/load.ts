@@ -1,0 +1,106 @@
+import { readFile, stat } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
+import { LineCounter, parseDocument } from 'yaml'
+import { crossFieldProblems } from './checks.js'
+import { ConfigError } from './errors.js'
+import { formatIssue } from './format-issue.js'
+import { deepFreeze } from './freeze.js'
+import { configSchema, type GatewayConfig } from './schema.js'
+import { publicFileProblem, secretFileProblem } from './secret-files.js'
+
+/** A config file larger than this is refused before it is parsed. */
+export const MAX_CONFIG_BYTES = 1024 * 1024
+
+/**
+ * Parses and validates config text: YAML, then the schema (unknown keys are
+ * errors), then cross-field rules. Relative paths are resolved against baseDir.
+ * Returns a frozen config. Throws ConfigError with a one-line message.
+ */
+export function parseConfig(text: string, source: { file: string; baseDir: string }): Readonly<GatewayConfig> {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, lineCounter: new LineCounter() })
+  if (doc.errors.length > 0) {
+    const first = doc.errors[0]!
+    const line = first.linePos?.[0]
+    const where = line ? `line ${line.line}, column ${line.col}: ` : ''
+    throw new ConfigError('CONFIG_ERR_YAML', `${source.file}: ${where}${first.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`)
+  }
+  const input: unknown = doc.toJS({ maxAliasCount: 100 })
+  if (input === null || typeof input !== 'object' || Array.isArray(input)) {
+    throw new ConfigError('CONFIG_ERR_SCHEMA', `${source.file}: expected a mapping at the top level`)
+  }
+  const result = configSchema.safeParse(input)
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => formatIssue(issue, input))
+    throw new ConfigError('CONFIG_ERR_SCHEMA', `${source.file}: ${lines.join('; ')}`)
+  }
+  const config = resolvePaths(result.data, source.baseDir)
+  const problems = crossFieldProblems(config)
+  if (problems.length > 0) {
+    throw new ConfigError('CONFIG_ERR_CROSS_FIELD', `${source.file}: ${problems.join('; ')}`)
+  }
+  return deepFreeze(config)
+}
+
+function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
+  const at = (p: string) => resolve(baseDir, p)
+  return {
+    ...config,
+    gateway: { ...config.gateway, stateDir: at(config.gateway.stateDir) },
+    devices: config.devices.map((d) => (d.psk ? { ...d, psk: { ...d.psk, keyFile: at(d.psk.keyFile) } } : d)),
+    cloud: {
+      ...config.cloud,
+      caFile: at(config.cloud.caFile),
+      certFile: at(config.cloud.certFile),
+      keyFile: at(config.cloud.keyFile),
+    },
+  }
+}
+
+/** Checks that every file the config names exists, and that key files are 0600 or tighter. */
+export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: string): Promise<void> {
+  const checks: Array<[string, Promise<string | null>]> = [
+    ['cloud.caFile', publicFileProblem(config.cloud.caFile)],
+    ['cloud.certFile', publicFileProblem(config.cloud.certFile)],
+    ['cloud.keyFile', secretFileProblem(config.cloud.keyFile)],
+  ]
+  config.devices.forEach((d, i) => {
+    if (d.psk) checks.push([`devices[${i}].psk.keyFile`, secretFileProblem(d.psk.keyFile)])
+  })
+  const problems: string[] = []
+  for (const [path, check] of checks) {
+    const problem = await check
+    if (problem) problems.push(`${path}: ${problem}`)
+  }
+  if (problems.length > 0) {
+    throw new ConfigError('CONFIG_ERR_SECRET_FILE', `${file}: ${problems.join('; ')}`)
+  }
+}
+
+/** Reads, validates and checks a config file. The one entry point the CLI uses. */
+export async function loadConfig(file: string): Promise<Readonly<GatewayConfig>> {
+  const path = resolve(file)
+  let size: number
+  try {
+    size = (await stat(path)).size
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') throw new ConfigError('CONFIG_ERR_NOT_FOUND', `${path}: config file not found`)
+    throw new ConfigError('CONFIG_ERR_UNREADABLE', `${path}: cannot read config file (${code})`, { cause: err })
+  }
+  if (size > MAX_CONFIG_BYTES) {
+    throw new ConfigError(
+      'CONFIG_ERR_UNREADABLE',
+      `${path}: config file is ${size} bytes, more than the ${MAX_CONFIG_BYTES} allowed`,
+    )
+  }
+  let text: string
+  try {
+    text = await readFile(path, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new ConfigError('CONFIG_ERR_UNREADABLE', `${path}: cannot read config file (${code})`, { cause: err })
+  }
+  const config = parseConfig(text, { file: path, baseDir: dirname(path) })
+  await checkConfigFiles(config, path)
+  return config
+}

@@ -1,0 +1,127 @@
+import { z } from 'zod'
+
+const port = z.number().int().min(0).max(65535)
+const host = z.string().min(1)
+const name = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'letters, digits, ".", "_" or "-", starting with a letter or digit')
+
+const tlsVersion = z.enum(['TLSv1.2', 'TLSv1.3'])
+
+const tcpListener = z.strictObject({
+  name: name.optional(),
+  type: z.literal('tcp'),
+  host: host.default('127.0.0.1'),
+  port,
+})
+
+const tlsPskListener = z.strictObject({
+  name: name.optional(),
+  type: z.literal('tls-psk'),
+  host: host.default('127.0.0.1'),
+  port,
+  minVersion: tlsVersion.default('TLSv1.2'),
+  maxVersion: tlsVersion.default('TLSv1.3'),
+  /** PSK identity hint sent by the server (TLS 1.2 only); empty by default. */
+  identityHint: z.string().max(128).optional(),
+})
+
+export const listenerSchema = z.discriminatedUnion('type', [tcpListener, tlsPskListener])
+
+const clientIdPattern = z
+  .string()
+  .min(1)
+  .max(128)
+  .refine((s) => !/[+#/\u0000-\u001f]/.test(s), 'no "+", "#", "/" or control characters')
+
+export const deviceSchema = z.strictObject({
+  id: name,
+  username: z.string().min(1).max(128).optional(),
+  /** `$scrypt$...` as written by `edge-gateway device hash-password`. */
+  passwordHash: z.string().startsWith('$', 'a hash written by `edge-gateway device hash-password`').optional(),
+  psk: z
+    .strictObject({
+      identity: z.string().min(1).max(128),
+      /** File holding the key as hex (16 to 64 bytes); mode 0600 or tighter. */
+      keyFile: z.string().min(1),
+    })
+    .optional(),
+  /** Client ids this device may use: exact, or with `*` for any run of characters. Default: the device id. */
+  clientIds: z.array(clientIdPattern).min(1).optional(),
+})
+
+const topicPrefix = z
+  .string()
+  .max(256)
+  .refine((s) => !/[+#\u0000]/.test(s), 'a topic prefix without wildcards')
+
+export const topicMappingSchema = z.strictObject({
+  /** Local topics starting with this prefix are forwarded... */
+  local: topicPrefix,
+  /** ...with the prefix replaced by this one on the cloud broker. */
+  cloud: topicPrefix,
+})
+
+export const cloudSchema = z.strictObject({
+  host,
+  port: port.default(8883),
+  /** Name the cloud certificate must carry; default: host. */
+  servername: z.string().min(1).optional(),
+  caFile: z.string().min(1),
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  clientId: z.string().min(1).max(128).optional(),
+  minVersion: tlsVersion.default('TLSv1.2'),
+  /** MQTT 5 carries the gateway sequence number in user properties; 4 (3.1.1) for brokers without MQTT 5. */
+  protocolVersion: z.union([z.literal(4), z.literal(5)]).default(5),
+  keepaliveSeconds: z.number().int().min(5).max(3600).default(30),
+  connectTimeoutMs: z.number().int().min(500).max(120_000).default(10_000),
+  reconnect: z
+    .strictObject({
+      initialDelayMs: z.number().int().min(10).max(60_000).default(500),
+      maxDelayMs: z.number().int().min(100).max(3_600_000).default(30_000),
+    })
+    .prefault({}),
+  /** Messages published to the cloud and not yet acknowledged, at most. */
+  inflight: z.number().int().min(1).max(65_535).default(100),
+  queue: z
+    .strictObject({
+      /** Messages held for the cloud (in memory until the durable queue lands). */
+      maxMessages: z.number().int().min(1).max(10_000_000).default(100_000),
+    })
+    .prefault({}),
+  topics: z.array(topicMappingSchema).min(1),
+})
+
+export const configSchema = z.strictObject({
+  gateway: z.strictObject({
+    id: name,
+    /** Where the gateway keeps its state (queue, keys it makes); relative to the config file. */
+    stateDir: z.string().min(1).default('state'),
+  }),
+  log: z
+    .strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      pretty: z.boolean().optional(),
+    })
+    .prefault({}),
+  lan: z.strictObject({
+    listeners: z.array(listenerSchema).min(1),
+    /** Topic prefix each device may use until policies land; `%d` is the device id. */
+    devicePrefix: z
+      .string()
+      .default('devices/%d/')
+      .refine((s) => s.includes('%d') && !/[+#]/.test(s), 'a prefix containing %d and no wildcards'),
+  }),
+  devices: z.array(deviceSchema).default([]),
+  cloud: cloudSchema,
+})
+
+export type ConfigInput = z.input<typeof configSchema>
+export type GatewayConfig = z.output<typeof configSchema>
+export type ListenerConfig = z.output<typeof listenerSchema>
+export type DeviceConfig = z.output<typeof deviceSchema>
+export type CloudConfig = z.output<typeof cloudSchema>
+export type TopicMapping = z.output<typeof topicMappingSchema>
