@@ -1,0 +1,6 @@
+export { DEFAULT_SCRYPT, hashPassword, parsePasswordHash, verifyPassword } from './auth/password.js'
+export { LanGateway, type LanGatewayOptions } from './broker.js'
+export { GatewayError, type GatewayErrorCode } from './errors.js'
+export type { Listener } from './listeners/index.js'
+export { type Device, DeviceRegistry, readPskFile } from './registry.js'
+export type { OfferResult, UplinkMessage, UplinkSink } from './uplink.js'

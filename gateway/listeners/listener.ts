@@ -1,0 +1,49 @@
+import type { Server } from 'node:net'
+import type { Aedes } from 'aedes'
+import type { Logger } from '../../core/logger.js'
+import type { SecurityEvents } from '../../core/security-events.js'
+import { GatewayError } from '../errors.js'
+import type { DeviceRegistry } from '../registry.js'
+
+export interface ListenerContext {
+  broker: Aedes
+  registry: DeviceRegistry
+  logger: Logger
+  security: SecurityEvents
+}
+
+/** A running listener: one transport, one address, feeding the broker. */
+export interface Listener {
+  readonly name: string
+  readonly type: string
+  readonly host: string
+  readonly port: number
+  close(): Promise<void>
+}
+
+/** Binds a server and resolves with its actual port (for port 0). */
+export function listen(server: Server, name: string, host: string, port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: NodeJS.ErrnoException) => {
+      reject(
+        new GatewayError('GW_ERR_LISTEN', `listener ${name}: cannot listen on ${host}:${port} (${err.code})`, {
+          cause: err,
+        }),
+      )
+    }
+    server.once('error', onError)
+    server.listen({ host, port }, () => {
+      server.off('error', onError)
+      const address = server.address()
+      resolve(typeof address === 'object' && address ? address.port : port)
+    })
+  })
+}
+
+/** Stops accepting and waits until the server is closed; open connections are ended by the broker. */
+export function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve()
+    server.close(() => resolve())
+  })
+}

@@ -1,0 +1,18 @@
+import { createServer } from 'node:net'
+import type { ListenerConfig } from '../../config/index.js'
+import { setTransport } from '../connection-context.js'
+import { closeServer, type Listener, type ListenerContext, listen } from './listener.js'
+
+type TcpConfig = Extract<ListenerConfig, { type: 'tcp' }>
+
+/** Plain TCP: for devices that cannot run TLS and protect their payloads themselves. */
+export async function startTcpListener(config: TcpConfig, context: ListenerContext): Promise<Listener> {
+  const name = config.name ?? `tcp:${config.port}`
+  const server = createServer({ noDelay: true }, (socket) => {
+    setTransport(socket, { listener: name, remoteAddress: socket.remoteAddress ?? 'unknown' })
+    context.broker.handle(socket)
+  })
+  const port = await listen(server, name, config.host, config.port)
+  context.logger.info({ listener: name, host: config.host, port }, 'listening (plain TCP)')
+  return { name, type: 'tcp', host: config.host, port, close: () => closeServer(server) }
+}

@@ -1,0 +1,88 @@
+import type { TLSSocket } from 'node:tls'
+import { createServer } from 'node:tls'
+import type { ListenerConfig } from '../../config/index.js'
+import { setTransport } from '../connection-context.js'
+import { closeServer, type Listener, type ListenerContext, listen } from './listener.js'
+
+type TlsPskConfig = Extract<ListenerConfig, { type: 'tls-psk' }>
+
+/**
+ * Cipher suites offered to PSK clients. TLS 1.2: PSK with AEAD only (no CBC, no
+ * RC4). TLS 1.3 suites are negotiated separately by OpenSSL; Node feeds the same
+ * callback through OpenSSL's TLS 1.2 compatibility path, which needs a SHA-256 suite.
+ */
+export const PSK_CIPHERS = [
+  'ECDHE-PSK-CHACHA20-POLY1305',
+  'PSK-AES128-GCM-SHA256',
+  'PSK-AES256-GCM-SHA384',
+  'PSK-CHACHA20-POLY1305',
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_CHACHA20_POLY1305_SHA256',
+].join(':')
+
+/**
+ * TLS-PSK: the device proves itself with a pre-shared key during the handshake.
+ * An unknown identity or a wrong key fails the handshake; nothing reaches MQTT.
+ */
+export async function startTlsPskListener(config: TlsPskConfig, context: ListenerContext): Promise<Listener> {
+  const name = config.name ?? `tls-psk:${config.port}`
+  const { registry, security, logger } = context
+  const claimed = new WeakMap<TLSSocket, string>()
+  const unknown = new WeakSet<TLSSocket>()
+
+  const server = createServer({
+    minVersion: config.minVersion,
+    maxVersion: config.maxVersion,
+    ciphers: PSK_CIPHERS,
+    ...(config.identityHint !== undefined && { pskIdentityHint: config.identityHint }),
+    pskCallback: (socket, identity) => {
+      const key = registry.pskKey(identity)
+      if (!key) {
+        security.report(
+          'psk_unknown_identity',
+          { pskIdentity: identity.slice(0, 128), listener: name, remoteAddress: socket.remoteAddress },
+          'TLS-PSK handshake refused: unknown PSK identity',
+        )
+        unknown.add(socket)
+        return null
+      }
+      claimed.set(socket, identity)
+      return key
+    },
+  })
+
+  server.on('secureConnection', (socket: TLSSocket) => {
+    socket.setNoDelay(true)
+    const pskIdentity = claimed.get(socket)
+    setTransport(socket, {
+      listener: name,
+      remoteAddress: socket.remoteAddress ?? 'unknown',
+      ...(pskIdentity !== undefined && { pskIdentity }),
+    })
+    context.broker.handle(socket)
+  })
+
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    // An unknown identity was reported by the callback already; what OpenSSL says next adds nothing.
+    if (unknown.has(socket)) return
+    const pskIdentity = claimed.get(socket)
+    const device = pskIdentity ? registry.byPsk(pskIdentity)?.id : undefined
+    security.report(
+      'tls_handshake_failed',
+      {
+        ...(device !== undefined && { device }),
+        ...(pskIdentity !== undefined && { pskIdentity }),
+        listener: name,
+        remoteAddress: socket.remoteAddress,
+        reason: err.code ?? err.message,
+      },
+      pskIdentity
+        ? 'TLS-PSK handshake failed: the device presented a known identity with a wrong key'
+        : `TLS-PSK handshake failed: ${err.message}`,
+    )
+  })
+
+  const port = await listen(server, name, config.host, config.port)
+  logger.info({ listener: name, host: config.host, port }, 'listening (TLS-PSK)')
+  return { name, type: 'tls-psk', host: config.host, port, close: () => closeServer(server) }
+}

@@ -1,0 +1,23 @@
+/** A device message accepted by the LAN broker, handed to the bridge before the device is acknowledged. */
+export interface UplinkMessage {
+  topic: string
+  payload: Buffer
+  qos: 0 | 1
+  retain: boolean
+  deviceId: string
+  clientId: string
+  receivedAt: number
+}
+
+/**
+ * The seam between the LAN broker and the bridge. `offer` runs in the publish
+ * authorization step, so a QoS 1 PUBACK is sent only after it returned 'accepted'.
+ * - accepted: the bridge holds it and will deliver it.
+ * - ignored: no mapping sends this topic to the cloud; local delivery only.
+ * - full: the bridge cannot hold more; the caller refuses (QoS 1) or drops it (QoS 0).
+ */
+export type OfferResult = 'accepted' | 'ignored' | 'full'
+
+export interface UplinkSink {
+  offer(message: UplinkMessage): OfferResult
+}
