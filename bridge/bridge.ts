@@ -1,0 +1,86 @@
+import type { Subscription } from 'rxjs'
+import type { CloudConfig } from '../config/index.js'
+import type { Logger } from '../core/logger.js'
+import type { Metrics } from '../core/metrics.js'
+import type { OfferResult, UplinkMessage, UplinkSink } from '../gateway/uplink.js'
+import { CloudLink, type LinkState } from './cloud-link.js'
+import { uplinkPipeline } from './pipeline.js'
+import { MemoryQueue } from './queue/memory-queue.js'
+import type { UplinkQueue } from './queue/queue.js'
+import { mapTopic } from './topic-map.js'
+
+export interface BridgeOptions {
+  cloud: CloudConfig
+  gatewayId: string
+  logger: Logger
+  metrics: Metrics
+  /** Defaults to an in-memory queue bounded by cloud.queue.maxMessages. */
+  queue?: UplinkQueue
+}
+
+export interface BridgeStatus {
+  link: LinkState
+  queueDepth: number
+  queueCapacity: number
+  oldestAgeMs: number | null
+}
+
+/**
+ * The bridge: takes device messages from the LAN broker (`offer`), holds them
+ * in the queue, and forwards them to the cloud over the link.
+ */
+export class Bridge implements UplinkSink {
+  readonly queue: UplinkQueue
+  readonly link: CloudLink
+  private subscription: Subscription | undefined
+
+  constructor(private readonly options: BridgeOptions) {
+    const { cloud, metrics } = options
+    // Sequence numbers start from the clock so they keep rising across restarts of an in-memory queue.
+    this.queue = options.queue ?? new MemoryQueue(cloud.queue.maxMessages, Date.now() * 1000)
+    this.link = new CloudLink(cloud, cloud.clientId ?? `edge-gateway-${options.gatewayId}`, options.logger, metrics)
+    metrics.gauge('uplink_queue_depth', () => this.queue.size)
+    metrics.gauge('uplink_queue_capacity', () => this.queue.capacity)
+  }
+
+  offer(message: UplinkMessage): OfferResult {
+    if (mapTopic(this.options.cloud.topics, message.topic) === undefined) return 'ignored'
+    if (!this.queue.append(message)) {
+      this.options.metrics.increment(`uplink_dropped_total{reason="queue_full",qos="${message.qos}"}`)
+      return 'full'
+    }
+    this.options.metrics.increment('uplink_accepted_total')
+    return 'accepted'
+  }
+
+  async start(): Promise<void> {
+    const { logger, metrics, cloud, gatewayId } = this.options
+    this.subscription = uplinkPipeline({
+      queue: this.queue,
+      sessions: this.link.session$,
+      mappings: cloud.topics,
+      gatewayId,
+      inflight: cloud.inflight,
+      logger,
+      metrics,
+    }).subscribe({
+      error: (err: unknown) => logger.fatal({ err }, 'uplink pipeline stopped unexpectedly'),
+    })
+    await this.link.start()
+  }
+
+  status(): BridgeStatus {
+    const oldest = this.queue.oldestReceivedAt()
+    return {
+      link: this.link.state$.value,
+      queueDepth: this.queue.size,
+      queueCapacity: this.queue.capacity,
+      oldestAgeMs: oldest === undefined ? null : Date.now() - oldest,
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.subscription?.unsubscribe()
+    await this.link.stop()
+  }
+}

@@ -1,0 +1,8 @@
+export { Backoff } from './backoff.js'
+export { Bridge, type BridgeOptions, type BridgeStatus } from './bridge.js'
+export { CloudLink, type LinkState } from './cloud-link.js'
+export { BridgeError, type BridgeErrorCode } from './errors.js'
+export { describeLinkError } from './link-errors.js'
+export { MemoryQueue } from './queue/memory-queue.js'
+export type { QueueEntry, UplinkQueue } from './queue/queue.js'
+export { mapTopic } from './topic-map.js'

@@ -1,0 +1,24 @@
+/**
+ * Turns what mqtt.js and OpenSSL report about a failed cloud connection into a
+ * cause an operator can act on. The raw message is kept beside it in logs.
+ */
+export function describeLinkError(err: Error & { code?: string | number }, target: string): string {
+  const text = `${err.message} ${err.code ?? ''}`
+  if (/unknown ca|bad certificate|certificate unknown|certificate required|unsupported certificate|revoked/i.test(text)) {
+    return `the cloud broker at ${target} refused the gateway's client certificate (TLS alert: ${err.message.trim()}); is it signed by a CA the cloud trusts, and still valid?`
+  }
+  if (
+    /self[- ]signed|unable to (get|verify)|UNABLE_TO_VERIFY|CERT_HAS_EXPIRED|CERT_NOT_YET_VALID|ERR_TLS_CERT_ALTNAME_INVALID|certificate has expired/i.test(
+      text,
+    )
+  ) {
+    return `the gateway does not trust the certificate of the cloud broker at ${target} (${err.message.trim()}); check cloud.caFile and cloud.servername`
+  }
+  if (/ECONNREFUSED/.test(text)) return `the cloud broker at ${target} refused the connection (nothing listening?)`
+  if (/ETIMEDOUT|connack timeout|timed? ?out/i.test(text)) return `the cloud broker at ${target} did not answer in time`
+  if (/ECONNRESET|socket hang up|EPIPE/i.test(text)) {
+    return `the cloud broker at ${target} closed the connection during set-up (${err.message.trim()}); under TLS 1.3 a refused client certificate shows this way`
+  }
+  if (/not authori[sz]ed|bad user/i.test(text)) return `the cloud broker at ${target} refused the gateway: ${err.message}`
+  return `cloud connection to ${target} failed: ${err.message}`
+}
