@@ -116,7 +116,7 @@ export class CloudLink {
     client.on('close', () => {
       if (closed) return
       closed = true
-      if (session) {
+      if (session && !this.stopped) {
         this.metrics.increment('cloud_disconnects_total')
         this.logger.warn({ cloud: this.target }, 'cloud link down')
         this.session$.next(null)

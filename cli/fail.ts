@@ -1,0 +1,21 @@
+import { EdgeGatewayError } from '../core/errors.js'
+
+/** Exit codes: 1 runtime failure, 2 bad configuration or usage. */
+export const EXIT_RUNTIME = 1
+export const EXIT_CONFIG = 2
+
+/**
+ * Prints an error as one line, without a stack trace (set EDGE_GATEWAY_DEBUG=1
+ * for one), and returns the exit code to use.
+ */
+export function reportFatal(err: unknown, stderr: NodeJS.WritableStream, debug: boolean): number {
+  if (err instanceof EdgeGatewayError) {
+    stderr.write(`edge-gateway: ${err.message.replaceAll('\n', ' ')} [${err.code}]\n`)
+    if (debug && err.stack) stderr.write(`${err.stack}\n`)
+    return err.code.startsWith('CONFIG_') ? EXIT_CONFIG : EXIT_RUNTIME
+  }
+  const message = err instanceof Error ? err.message : String(err)
+  stderr.write(`edge-gateway: unexpected error: ${message.replaceAll('\n', ' ')}\n`)
+  if (debug && err instanceof Error && err.stack) stderr.write(`${err.stack}\n`)
+  return EXIT_RUNTIME
+}

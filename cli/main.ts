@@ -1,0 +1,29 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander'
+import { registerDevice } from './commands/device.js'
+import { registerLab } from './commands/lab.js'
+import { registerStart } from './commands/start.js'
+import { EXIT_CONFIG, reportFatal } from './fail.js'
+
+const program = new Command()
+program
+  .name('edge-gateway')
+  .description('MQTT edge security gateway: authenticated LAN broker bridged to a cloud broker over mutual TLS')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride()
+
+registerStart(program)
+registerLab(program)
+registerDevice(program)
+
+try {
+  await program.parseAsync(process.argv)
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // commander printed its own message (or the help/version) already.
+    process.exitCode = err.exitCode === 0 ? 0 : EXIT_CONFIG
+  } else {
+    process.exitCode = reportFatal(err, process.stderr, process.env.EDGE_GATEWAY_DEBUG === '1')
+  }
+}
