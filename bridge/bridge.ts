@@ -38,7 +38,12 @@ export class Bridge implements UplinkSink {
     const { cloud, metrics } = options
     // Sequence numbers start from the clock so they keep rising across restarts of an in-memory queue.
     this.queue = options.queue ?? new MemoryQueue(cloud.queue.maxMessages, Date.now() * 1000)
-    this.link = new CloudLink(cloud, cloud.clientId ?? `edge-gateway-${options.gatewayId}`, options.logger, metrics)
+    this.link = new CloudLink(
+      cloud,
+      cloud.clientId ?? `edge-gateway-${options.gatewayId}`,
+      options.logger,
+      metrics,
+    )
     metrics.gauge('uplink_queue_depth', () => this.queue.size)
     metrics.gauge('uplink_queue_capacity', () => this.queue.capacity)
   }

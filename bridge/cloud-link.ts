@@ -111,7 +111,10 @@ export class CloudLink {
     })
     client.on('error', (err) => {
       this.lastCause = describeLinkError(err, this.target)
-      this.logger.warn({ cloud: this.target, err: err.message, code: (err as { code?: unknown }).code }, this.lastCause)
+      this.logger.warn(
+        { cloud: this.target, err: err.message, code: (err as { code?: unknown }).code },
+        this.lastCause,
+      )
     })
     client.on('close', () => {
       if (closed) return
@@ -127,7 +130,10 @@ export class CloudLink {
       const delay = this.backoff.next()
       const cause = this.lastCause ?? `the cloud broker at ${this.target} closed the connection`
       this.state$.next({ status: 'waiting', retryInMs: delay, cause })
-      this.logger.info({ cloud: this.target, retryInMs: delay, attempt: this.attempt }, 'cloud link: retrying')
+      this.logger.info(
+        { cloud: this.target, retryInMs: delay, attempt: this.attempt },
+        'cloud link: retrying',
+      )
       this.timer = setTimeout(() => this.connect(tls), delay)
     })
   }

@@ -4,7 +4,11 @@
  */
 export function describeLinkError(err: Error & { code?: string | number }, target: string): string {
   const text = `${err.message} ${err.code ?? ''}`
-  if (/unknown ca|bad certificate|certificate unknown|certificate required|unsupported certificate|revoked/i.test(text)) {
+  if (
+    /unknown ca|bad certificate|certificate unknown|certificate required|unsupported certificate|revoked/i.test(
+      text,
+    )
+  ) {
     return `the cloud broker at ${target} refused the gateway's client certificate (TLS alert: ${err.message.trim()}); is it signed by a CA the cloud trusts, and still valid?`
   }
   if (
@@ -14,11 +18,14 @@ export function describeLinkError(err: Error & { code?: string | number }, targe
   ) {
     return `the gateway does not trust the certificate of the cloud broker at ${target} (${err.message.trim()}); check cloud.caFile and cloud.servername`
   }
-  if (/ECONNREFUSED/.test(text)) return `the cloud broker at ${target} refused the connection (nothing listening?)`
-  if (/ETIMEDOUT|connack timeout|timed? ?out/i.test(text)) return `the cloud broker at ${target} did not answer in time`
+  if (/ECONNREFUSED/.test(text))
+    return `the cloud broker at ${target} refused the connection (nothing listening?)`
+  if (/ETIMEDOUT|connack timeout|timed? ?out/i.test(text))
+    return `the cloud broker at ${target} did not answer in time`
   if (/ECONNRESET|socket hang up|EPIPE/i.test(text)) {
     return `the cloud broker at ${target} closed the connection during set-up (${err.message.trim()}); under TLS 1.3 a refused client certificate shows this way`
   }
-  if (/not authori[sz]ed|bad user/i.test(text)) return `the cloud broker at ${target} refused the gateway: ${err.message}`
+  if (/not authori[sz]ed|bad user/i.test(text))
+    return `the cloud broker at ${target} refused the gateway: ${err.message}`
   return `cloud connection to ${target} failed: ${err.message}`
 }

@@ -17,7 +17,10 @@ export interface EdgeGateway {
  * Starts the whole gateway from a validated config: the bridge first (so the
  * LAN broker has somewhere to put messages), then the LAN listeners.
  */
-export async function startEdgeGateway(config: Readonly<GatewayConfig>, logger: Logger): Promise<EdgeGateway> {
+export async function startEdgeGateway(
+  config: Readonly<GatewayConfig>,
+  logger: Logger,
+): Promise<EdgeGateway> {
   const metrics = new Metrics()
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
   const registry = await DeviceRegistry.fromConfig(config.devices)

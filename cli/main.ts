@@ -8,7 +8,9 @@ import { EXIT_CONFIG, reportFatal } from './fail.js'
 const program = new Command()
 program
   .name('edge-gateway')
-  .description('MQTT edge security gateway: authenticated LAN broker bridged to a cloud broker over mutual TLS')
+  .description(
+    'MQTT edge security gateway: authenticated LAN broker bridged to a cloud broker over mutual TLS',
+  )
   .version('0.1.0')
   .showHelpAfterError()
   .exitOverride()

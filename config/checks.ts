@@ -35,7 +35,8 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
     if (d.username && !d.passwordHash && !d.psk) {
       problems.push(`${at}: username "${d.username}" needs a passwordHash (or a psk to authenticate with)`)
     }
-    if (!d.passwordHash && !d.psk) problems.push(`${at}: device "${d.id}" has no credential (passwordHash or psk)`)
+    if (!d.passwordHash && !d.psk)
+      problems.push(`${at}: device "${d.id}" has no credential (passwordHash or psk)`)
   })
 
   const hasPsk = config.lan.listeners.some((l) => l.type === 'tls-psk')

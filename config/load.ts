@@ -16,13 +16,19 @@ export const MAX_CONFIG_BYTES = 1024 * 1024
  * errors), then cross-field rules. Relative paths are resolved against baseDir.
  * Returns a frozen config. Throws ConfigError with a one-line message.
  */
-export function parseConfig(text: string, source: { file: string; baseDir: string }): Readonly<GatewayConfig> {
+export function parseConfig(
+  text: string,
+  source: { file: string; baseDir: string },
+): Readonly<GatewayConfig> {
   const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: true, lineCounter: new LineCounter() })
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!
     const line = first.linePos?.[0]
     const where = line ? `line ${line.line}, column ${line.col}: ` : ''
-    throw new ConfigError('CONFIG_ERR_YAML', `${source.file}: ${where}${first.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`)
+    throw new ConfigError(
+      'CONFIG_ERR_YAML',
+      `${source.file}: ${where}${first.message.split('\n')[0]?.replace(/ at line \d+, column \d+:?$/, '')}`,
+    )
   }
   const input: unknown = doc.toJS({ maxAliasCount: 100 })
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
@@ -85,7 +91,9 @@ export async function loadConfig(file: string): Promise<Readonly<GatewayConfig>>
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOENT') throw new ConfigError('CONFIG_ERR_NOT_FOUND', `${path}: config file not found`)
-    throw new ConfigError('CONFIG_ERR_UNREADABLE', `${path}: cannot read config file (${code})`, { cause: err })
+    throw new ConfigError('CONFIG_ERR_UNREADABLE', `${path}: cannot read config file (${code})`, {
+      cause: err,
+    })
   }
   if (size > MAX_CONFIG_BYTES) {
     throw new ConfigError(
@@ -98,7 +106,9 @@ export async function loadConfig(file: string): Promise<Readonly<GatewayConfig>>
     text = await readFile(path, 'utf8')
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    throw new ConfigError('CONFIG_ERR_UNREADABLE', `${path}: cannot read config file (${code})`, { cause: err })
+    throw new ConfigError('CONFIG_ERR_UNREADABLE', `${path}: cannot read config file (${code})`, {
+      cause: err,
+    })
   }
   const config = parseConfig(text, { file: path, baseDir: dirname(path) })
   await checkConfigFiles(config, path)

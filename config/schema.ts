@@ -34,13 +34,17 @@ const clientIdPattern = z
   .string()
   .min(1)
   .max(128)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   .refine((s) => !/[+#/\u0000-\u001f]/.test(s), 'no "+", "#", "/" or control characters')
 
 export const deviceSchema = z.strictObject({
   id: name,
   username: z.string().min(1).max(128).optional(),
   /** `$scrypt$...` as written by `edge-gateway device hash-password`. */
-  passwordHash: z.string().startsWith('$', 'a hash written by `edge-gateway device hash-password`').optional(),
+  passwordHash: z
+    .string()
+    .startsWith('$', 'a hash written by `edge-gateway device hash-password`')
+    .optional(),
   psk: z
     .strictObject({
       identity: z.string().min(1).max(128),
@@ -55,6 +59,7 @@ export const deviceSchema = z.strictObject({
 const topicPrefix = z
   .string()
   .max(256)
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   .refine((s) => !/[+#\u0000]/.test(s), 'a topic prefix without wildcards')
 
 export const topicMappingSchema = z.strictObject({

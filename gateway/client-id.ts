@@ -1,4 +1,5 @@
 /** Client ids never allowed: wildcards, topic separators, control characters. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
 const FORBIDDEN = /[+#/\u0000-\u001f\u007f]/
 
 export function isAcceptableClientId(clientId: string): boolean {

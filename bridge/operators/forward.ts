@@ -28,7 +28,12 @@ export function forward(
         catchError((err: unknown) => {
           if (err instanceof CloudRefusal) {
             logger.error(
-              { seq: entry.seq, device: entry.message.deviceId, topic: message.topic, reasonCode: err.reasonCode },
+              {
+                seq: entry.seq,
+                device: entry.message.deviceId,
+                topic: message.topic,
+                reasonCode: err.reasonCode,
+              },
               'cloud broker refused a message; dropped and counted',
             )
             return [{ entry, outcome: 'refused' } as Settled]

@@ -47,7 +47,9 @@ export function registerLab(program: Command): void {
         certFile: lab.pki.serverCertFile,
         keyFile: lab.pki.serverKeyFile,
         onMessage: (packet, clientId) =>
-          out(`cloud <- ${packet.topic} ${packet.payload.toString('utf8').slice(0, 200)} (qos ${packet.qos}, from ${clientId})`),
+          out(
+            `cloud <- ${packet.topic} ${packet.payload.toString('utf8').slice(0, 200)} (qos ${packet.qos}, from ${clientId})`,
+          ),
         onRefused: (reason) => out(`cloud: refused a TLS client: ${reason}`),
       })
       const config = await loadConfig(lab.configFile)

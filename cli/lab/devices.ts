@@ -53,7 +53,11 @@ export function startSimulatedDevice(
   const timer = setInterval(() => {
     if (!client.connected) return
     reading++
-    const payload = JSON.stringify({ n: reading, t: Date.now(), temp: +(20 + Math.sin(reading / 5) * 3).toFixed(2) })
+    const payload = JSON.stringify({
+      n: reading,
+      t: Date.now(),
+      temp: +(20 + Math.sin(reading / 5) * 3).toFixed(2),
+    })
     client.publish(`devices/${id}/telemetry`, payload, { qos: 1 })
   }, intervalMs)
   return {

@@ -45,7 +45,11 @@ export async function prepareLab(
       ],
     },
     devices: [
-      { id: LAB_PSK_DEVICE, psk: { identity: LAB_PSK_DEVICE, keyFile: pskFile }, clientIds: [`${LAB_PSK_DEVICE}*`] },
+      {
+        id: LAB_PSK_DEVICE,
+        psk: { identity: LAB_PSK_DEVICE, keyFile: pskFile },
+        clientIds: [`${LAB_PSK_DEVICE}*`],
+      },
       {
         id: LAB_PASSWORD_DEVICE,
         username: LAB_PASSWORD_DEVICE,
@@ -67,7 +71,10 @@ export async function prepareLab(
     },
   }
   const configFile = join(root, 'gateway.yaml')
-  await writeSecretFile(configFile, `# Written by \`edge-gateway lab\`; re-written at every lab start.\n${stringify(config)}`)
+  await writeSecretFile(
+    configFile,
+    `# Written by \`edge-gateway lab\`; re-written at every lab start.\n${stringify(config)}`,
+  )
   return {
     dir: root,
     configFile,

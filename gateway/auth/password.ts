@@ -56,7 +56,8 @@ export function parsePasswordHash(encoded: string): ParsedHash {
   }
   const salt = Buffer.from(parts[3] ?? '', 'base64url')
   const hash = Buffer.from(parts[4] ?? '', 'base64url')
-  if (salt.length < 8 || hash.length < 16 || hash.length > 64) throw fail('has a salt or hash of the wrong size')
+  if (salt.length < 8 || hash.length < 16 || hash.length > 64)
+    throw fail('has a salt or hash of the wrong size')
   return { params, salt, hash }
 }
 

@@ -24,12 +24,13 @@ type Verdict =
   | { ok: true; device: Device }
   | { ok: false; returnCode: number; event: SecurityEventName; message: string; device?: string }
 
-const refuse = (
-  returnCode: number,
-  event: SecurityEventName,
-  message: string,
-  device?: string,
-): Verdict => ({ ok: false, returnCode, event, message, ...(device !== undefined && { device }) })
+const refuse = (returnCode: number, event: SecurityEventName, message: string, device?: string): Verdict => ({
+  ok: false,
+  returnCode,
+  event,
+  message,
+  ...(device !== undefined && { device }),
+})
 
 /**
  * Decides who a connecting client is. The transport identity (PSK identity) and
@@ -59,7 +60,12 @@ export async function decide(
         : await verifyAgainstDummy(password)
       if (!ok) return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_bad_password', 'wrong password', userDevice.id)
     } else if (!pskDevice) {
-      return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_missing_credentials', 'username without password', userDevice.id)
+      return refuse(
+        BAD_USERNAME_OR_PASSWORD,
+        'auth_missing_credentials',
+        'username without password',
+        userDevice.id,
+      )
     }
   }
   if (pskDevice && userDevice && pskDevice !== userDevice) {
@@ -73,7 +79,12 @@ export async function decide(
   const device = pskDevice ?? userDevice
   if (!device) return refuse(NOT_AUTHORIZED, 'auth_missing_credentials', 'no credentials presented')
   if (!isAcceptableClientId(clientId) || !device.clientIdAllowed(clientId)) {
-    return refuse(IDENTIFIER_REJECTED, 'client_id_refused', 'client id not allowed for this device', device.id)
+    return refuse(
+      IDENTIFIER_REJECTED,
+      'client_id_refused',
+      'client id not allowed for this device',
+      device.id,
+    )
   }
   return { ok: true, device }
 }

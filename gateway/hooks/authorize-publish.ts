@@ -38,7 +38,8 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       return callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'publish not authorized'))
     }
     const qos = packet.qos === 0 ? 0 : 1
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload)
+    const payload =
+      typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload)
     const result = deps.uplink.offer({
       topic: packet.topic,
       payload,

@@ -26,9 +26,13 @@ export function listen(server: Server, name: string, host: string, port: number)
   return new Promise((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException) => {
       reject(
-        new GatewayError('GW_ERR_LISTEN', `listener ${name}: cannot listen on ${host}:${port} (${err.code})`, {
-          cause: err,
-        }),
+        new GatewayError(
+          'GW_ERR_LISTEN',
+          `listener ${name}: cannot listen on ${host}:${port} (${err.code})`,
+          {
+            cause: err,
+          },
+        ),
       )
     }
     server.once('error', onError)

@@ -45,7 +45,11 @@ describe('parseConfig', () => {
   it('applies defaults, resolves paths against the config folder and freezes', () => {
     const config = parseConfig(valid, source)
     expect(config.lan.listeners[0]).toEqual({ type: 'tcp', host: '127.0.0.1', port: 1883 })
-    expect(config.lan.listeners[1]).toMatchObject({ type: 'tls-psk', minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' })
+    expect(config.lan.listeners[1]).toMatchObject({
+      type: 'tls-psk',
+      minVersion: 'TLSv1.2',
+      maxVersion: 'TLSv1.3',
+    })
     expect(config.devices[1]?.psk?.keyFile).toBe('/etc/edge-gateway/keys/valve-2.psk')
     expect(config.cloud.keyFile).toBe('/etc/edge-gateway/pki/client.key')
     expect(config.cloud.reconnect).toEqual({ initialDelayMs: 500, maxDelayMs: 30_000 })
@@ -61,7 +65,9 @@ describe('parseConfig', () => {
 
   it('refuses a wrong type, quoting the value and the expected type', () => {
     const err = errorOf(valid.replace('  port: 8884', '  port: "eighty"'))
-    expect(err.message).toBe('/etc/edge-gateway/gateway.yaml: cloud.port: expected number, got "eighty" (string)')
+    expect(err.message).toBe(
+      '/etc/edge-gateway/gateway.yaml: cloud.port: expected number, got "eighty" (string)',
+    )
   })
 
   it('refuses a missing required field', () => {
@@ -70,7 +76,9 @@ describe('parseConfig', () => {
   })
 
   it('refuses client id patterns with wildcards or slashes', () => {
-    const err = errorOf(valid.replace('    username: sensor-1\n', '    username: sensor-1\n    clientIds: ["a/b"]\n'))
+    const err = errorOf(
+      valid.replace('    username: sensor-1\n', '    username: sensor-1\n    clientIds: ["a/b"]\n'),
+    )
     expect(err.message).toContain('devices[0].clientIds[0]: no "+", "#", "/" or control characters')
   })
 
@@ -83,7 +91,9 @@ describe('parseConfig', () => {
 
   it('checks fields against each other', () => {
     const dup = valid.replace('  - id: valve-2', '  - id: sensor-1')
-    expect(errorOf(dup).message).toContain('devices[1].id: device id "sensor-1" is already used at devices[0].id')
+    expect(errorOf(dup).message).toContain(
+      'devices[1].id: device id "sensor-1" is already used at devices[0].id',
+    )
     const samePort = valid.replace('      port: 8883', '      port: 1883')
     expect(errorOf(samePort).message).toContain('lan.listeners[1]: address "127.0.0.1:1883" is already used')
     const noCredential = valid.replace(/ {4}psk:\n.*\n.*\n/, '')
@@ -91,6 +101,8 @@ describe('parseConfig', () => {
   })
 
   it('refuses a top level that is not a mapping', () => {
-    expect(errorOf('- 1\n- 2\n').message).toBe('/etc/edge-gateway/gateway.yaml: expected a mapping at the top level')
+    expect(errorOf('- 1\n- 2\n').message).toBe(
+      '/etc/edge-gateway/gateway.yaml: expected a mapping at the top level',
+    )
   })
 })

@@ -1,0 +1,182 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { stringify } from 'yaml'
+import { type EdgeGateway, startEdgeGateway } from '../../cli/app.js'
+import { type ConfigInput, loadConfig } from '../../config/index.js'
+import { createLogger } from '../../core/logger.js'
+import { hashPassword } from '../../gateway/index.js'
+import { type LabPki, mintLabPki, writeSecretFile } from '../../pki/index.js'
+import { CloudMosquitto } from '../helpers/mosquitto.js'
+import { makeTempDir, removeDir } from '../helpers/tmp.js'
+
+export const GATEWAY_ID = 'gw-test'
+export const PSK_DEVICE = { id: 'psk-dev', identity: 'psk-dev', keyHex: '1f2e3d4c5b6a79880716253443526170' }
+export const PASSWORD_DEVICE = {
+  id: 'pass-dev',
+  username: 'pass-dev',
+  password: 'correct horse battery staple',
+}
+export const CLOUD_PREFIX = `gateways/${GATEWAY_ID}/devices/`
+
+/** Collects the gateway's JSON log lines so tests can assert on security events. */
+export class LogCapture extends Writable {
+  readonly records: Array<Record<string, unknown>> = []
+
+  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) {
+      if (line.trim()) this.records.push(JSON.parse(line) as Record<string, unknown>)
+    }
+    done()
+  }
+
+  events(name: string): Array<Record<string, unknown>> {
+    return this.records.filter((r) => r.event === name)
+  }
+
+  /** Waits (bounded) until a record matches. */
+  async waitFor(
+    match: (r: Record<string, unknown>) => boolean,
+    timeoutMs = 10_000,
+  ): Promise<Record<string, unknown>> {
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      const found = this.records.find(match)
+      if (found) return found
+      if (Date.now() > deadline) {
+        const tail = this.records.slice(-10).map((r) => JSON.stringify(r))
+        throw new Error(`no matching log record within ${timeoutMs} ms; last records:\n${tail.join('\n')}`)
+      }
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+}
+
+export interface StackOptions {
+  /** Config overrides merged into the cloud section. */
+  cloud?: Partial<NonNullable<ConfigInput['cloud']>>
+  /** Use this PKI for the gateway's client certificate instead of the cloud's. */
+  gatewayPki?: LabPki
+  /** Start mosquitto with persistence (to keep persistent sessions across a restart). */
+  persistence?: boolean
+}
+
+/**
+ * A real stack on loopback: a lab PKI, mosquitto as the cloud broker with
+ * `require_certificate true`, and the gateway started from a config file
+ * through the same path as `edge-gateway start`.
+ */
+export class Stack {
+  private constructor(
+    readonly dir: string,
+    readonly pki: LabPki,
+    readonly cloud: CloudMosquitto,
+    readonly gateway: EdgeGateway,
+    readonly logs: LogCapture,
+  ) {}
+
+  static async start(options: StackOptions = {}): Promise<Stack> {
+    const dir = await makeTempDir('edge-gw-it-')
+    const pki = await mintLabPki(join(dir, 'pki'))
+    await mkdir(join(dir, 'cloud'), { mode: 0o700 })
+    const cloud = await CloudMosquitto.start({
+      dir: join(dir, 'cloud'),
+      caFile: pki.caFile,
+      certFile: pki.serverCertFile,
+      keyFile: pki.serverKeyFile,
+      persistence: options.persistence ?? false,
+    })
+    const gatewayPki = options.gatewayPki ?? pki
+    const pskFile = join(dir, 'keys', 'psk-dev.psk')
+    await writeSecretFile(pskFile, `${PSK_DEVICE.keyHex}\n`)
+    const config: ConfigInput = {
+      gateway: { id: GATEWAY_ID, stateDir: 'state' },
+      log: { level: 'debug' },
+      lan: {
+        listeners: [
+          { name: 'plain', type: 'tcp', host: '127.0.0.1', port: 0 },
+          { name: 'psk', type: 'tls-psk', host: '127.0.0.1', port: 0 },
+        ],
+      },
+      devices: [
+        {
+          id: PSK_DEVICE.id,
+          psk: { identity: PSK_DEVICE.identity, keyFile: pskFile },
+          clientIds: [`${PSK_DEVICE.id}*`],
+        },
+        {
+          id: PASSWORD_DEVICE.id,
+          username: PASSWORD_DEVICE.username,
+          passwordHash: await hashPassword(PASSWORD_DEVICE.password),
+          clientIds: [`${PASSWORD_DEVICE.id}*`],
+        },
+      ],
+      cloud: {
+        host: '127.0.0.1',
+        port: cloud.port,
+        servername: 'localhost',
+        caFile: pki.caFile,
+        certFile: gatewayPki.clientCertFile,
+        keyFile: gatewayPki.clientKeyFile,
+        keepaliveSeconds: 5,
+        reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
+        topics: [{ local: 'devices/', cloud: CLOUD_PREFIX }],
+        ...options.cloud,
+      },
+    }
+    const configFile = join(dir, 'gateway.yaml')
+    await writeFile(configFile, stringify(config), { mode: 0o600 })
+    await chmod(configFile, 0o600)
+    const logs = new LogCapture()
+    const gateway = await startEdgeGateway(
+      await loadConfig(configFile),
+      createLogger({ level: 'debug', destination: logs }),
+    )
+    return new Stack(dir, pki, cloud, gateway, logs)
+  }
+
+  port(type: 'tcp' | 'tls-psk'): number {
+    const listener = this.gateway.lan.listener(type)
+    if (!listener) throw new Error(`no ${type} listener`)
+    return listener.port
+  }
+
+  /** Cloud-side mTLS options for mosquitto_sub / mosquitto_pub. */
+  cloudClient(): { host: string; port: number; caFile: string; certFile: string; keyFile: string } {
+    return {
+      host: '127.0.0.1',
+      port: this.cloud.port,
+      caFile: this.pki.caFile,
+      certFile: this.pki.clientCertFile,
+      keyFile: this.pki.clientKeyFile,
+    }
+  }
+
+  async waitLinkUp(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    while (this.gateway.bridge.link.state$.value.status !== 'connected') {
+      if (Date.now() > deadline)
+        throw new Error(`cloud link not up: ${JSON.stringify(this.gateway.bridge.status())}`)
+      await new Promise((r) => setTimeout(r, 25))
+    }
+  }
+
+  async stop(): Promise<void> {
+    await this.gateway.close().catch(() => undefined)
+    await this.cloud.stop().catch(() => undefined)
+    await removeDir(this.dir)
+  }
+}
+
+/** Polls a condition (bounded); throws with the message when it does not come true in time. */
+export async function waitUntil(
+  condition: () => boolean,
+  timeoutMs = 10_000,
+  what = 'condition',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, 25))
+  }
+}
