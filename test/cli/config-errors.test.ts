@@ -1,0 +1,106 @@
+import { chmod, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { stringify } from 'yaml'
+import { writeSecretFile } from '../../pki/index.js'
+import { makeTempDir, removeDir } from '../helpers/tmp.js'
+import { runCli } from './run-cli.js'
+
+/** `edge-gateway start` with a bad config: one line naming the path, a non-zero exit, no stack trace. */
+describe('edge-gateway start refuses bad configuration', () => {
+  let dir: string
+  let base: Record<string, unknown>
+
+  beforeAll(async () => {
+    dir = await makeTempDir('edge-gw-cli-')
+    for (const name of ['ca.pem', 'client.pem'])
+      await writeFile(join(dir, name), 'not read before validation\n')
+    await writeSecretFile(join(dir, 'client.key'), 'not read before validation\n')
+    await writeSecretFile(join(dir, 'dev.psk'), `${'ab'.repeat(16)}\n`)
+    base = {
+      gateway: { id: 'gw-1' },
+      lan: { listeners: [{ type: 'tcp', port: 0 }] },
+      devices: [{ id: 'dev', psk: { identity: 'dev', keyFile: 'dev.psk' } }],
+      cloud: {
+        host: '127.0.0.1',
+        caFile: 'ca.pem',
+        certFile: 'client.pem',
+        keyFile: 'client.key',
+        topics: [{ local: 'devices/', cloud: 'gw/' }],
+      },
+    }
+  })
+
+  afterAll(async () => {
+    await removeDir(dir)
+  })
+
+  async function startWith(
+    name: string,
+    config: unknown,
+  ): Promise<{ code: number | null; stderr: string; file: string }> {
+    const file = join(dir, name)
+    await writeFile(file, stringify(config))
+    const result = await runCli(['start', '--config', file])
+    return { code: result.code, stderr: result.stderr, file }
+  }
+
+  function expectOneLine(stderr: string): string {
+    const lines = stderr.trimEnd().split('\n')
+    expect(lines).toHaveLength(1)
+    expect(stderr).not.toMatch(/^\s+at /m)
+    return lines[0]!
+  }
+
+  it('a missing file', async () => {
+    const file = join(dir, 'nowhere.yaml')
+    const result = await runCli(['start', '--config', file])
+    expect(result.code).toBe(2)
+    expect(expectOneLine(result.stderr)).toBe(
+      `edge-gateway: ${file}: config file not found [CONFIG_ERR_NOT_FOUND]`,
+    )
+  })
+
+  it('an unknown key', async () => {
+    const { code, stderr, file } = await startWith('unknown-key.yaml', { ...base, colour: 'blue' })
+    expect(code).toBe(2)
+    expect(expectOneLine(stderr)).toBe(
+      `edge-gateway: ${file}: colour: unknown key "colour" [CONFIG_ERR_SCHEMA]`,
+    )
+  })
+
+  it('a wrong type', async () => {
+    const config = { ...base, lan: { listeners: [{ type: 'tcp', port: 'eighteen-eighty-three' }] } }
+    const { code, stderr, file } = await startWith('wrong-type.yaml', config)
+    expect(code).toBe(2)
+    expect(expectOneLine(stderr)).toBe(
+      `edge-gateway: ${file}: lan.listeners[0].port: expected number, got "eighteen-eighty-three" (string) [CONFIG_ERR_SCHEMA]`,
+    )
+  })
+
+  it('a key file readable by others', async () => {
+    const keyFile = join(dir, 'dev.psk')
+    await chmod(keyFile, 0o644)
+    try {
+      const { code, stderr, file } = await startWith('open-key.yaml', base)
+      expect(code).toBe(2)
+      expect(expectOneLine(stderr)).toBe(
+        `edge-gateway: ${file}: devices[0].psk.keyFile: ${keyFile} has mode 0644; a key file must be 0600 or tighter (chmod 600 ${keyFile}) [CONFIG_ERR_SECRET_FILE]`,
+      )
+    } finally {
+      await chmod(keyFile, 0o600)
+    }
+  })
+
+  it('broken YAML', async () => {
+    const file = join(dir, 'broken.yaml')
+    await writeFile(file, 'gateway:\n  id: gw-1\n lan: [\n')
+    const result = await runCli(['start', '--config', file])
+    expect(result.code).toBe(2)
+    expect(expectOneLine(result.stderr)).toMatch(
+      new RegExp(
+        `^edge-gateway: ${file.replaceAll('/', '\\/')}: line \\d+, column \\d+: .+ \\[CONFIG_ERR_YAML\\]$`,
+      ),
+    )
+  })
+})
