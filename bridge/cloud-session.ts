@@ -1,4 +1,5 @@
 import type { MqttClient } from 'mqtt'
+import { BridgeError } from './errors.js'
 
 export interface OutboundMessage {
   topic: string
@@ -8,9 +9,12 @@ export interface OutboundMessage {
 }
 
 /** Raised when the cloud broker answered a PUBLISH with a failure reason code (MQTT 5). */
-export class CloudRefusal extends Error {
+export class CloudRefusal extends BridgeError {
   constructor(readonly reasonCode: number) {
-    super(`cloud broker refused the message (reason code 0x${reasonCode.toString(16)})`)
+    super(
+      'BRIDGE_ERR_CLOUD_REJECTED',
+      `cloud broker refused the message (reason code 0x${reasonCode.toString(16)})`,
+    )
   }
 }
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs: Debian packages (real mosquitto broker and
+# clients) when missing, then the npm dependencies from the lock file.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(mosquitto mosquitto-clients)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO=sudo; else
+      echo "install-test-deps: missing Debian packages: ${missing[*]}; run as root: apt-get install ${missing[*]}" >&2
+      exit 1
+    fi
+  else
+    SUDO=
+  fi
+  echo "install-test-deps: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The Debian package may start a system mosquitto on port 1883; the tests never use it (they start their own).
+
+npm ci --no-audit --no-fund --loglevel=error
