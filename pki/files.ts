@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto'
+import { chmod, mkdir, open, rename, rm } from 'node:fs/promises'
+import { basename, dirname, join } from 'node:path'
+import { PkiError } from './errors.js'
+
+/**
+ * Writes a private key (or any secret) atomically with mode 0600: parent
+ * directories are created 0700, the content goes to a temporary file in the same
+ * directory, which is fsynced, chmodded (the umask cannot loosen or tighten it)
+ * and renamed over `path`. An existing file is replaced, so it ends up 0600 too;
+ * a symlink at `path` is replaced, not followed.
+ */
+export async function writeSecretFile(path: string, content: string | Buffer): Promise<void> {
+  await writeAtomically(path, content, 0o600, 0o700)
+}
+
+/** Like `writeSecretFile` for certificates and other public material: mode 0644. */
+export async function writePublicFile(path: string, content: string): Promise<void> {
+  await writeAtomically(path, content, 0o644, 0o755)
+}
+
+async function writeAtomically(path: string, content: string | Buffer, mode: number, dirMode: number) {
+  const dir = dirname(path)
+  const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
+  try {
+    await mkdir(dir, { recursive: true, mode: dirMode })
+    const handle = await open(temp, 'wx', mode)
+    try {
+      await handle.writeFile(content)
+      await handle.chmod(mode)
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, path)
+    await chmod(path, mode)
+  } catch (cause) {
+    await rm(temp, { force: true })
+    throw new PkiError(
+      'PKI_ERR_WRITE_FILE',
+      `Could not write \`${path}\` (mode ${mode.toString(8)}): ${errorCode(cause)}`,
+      {
+        cause,
+      },
+    )
+  }
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)
+}
