@@ -3,13 +3,15 @@ import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
-import { DeviceRegistry, LanGateway } from '../gateway/index.js'
+import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
 
 export interface EdgeGateway {
   readonly config: Readonly<GatewayConfig>
   readonly lan: LanGateway
   readonly bridge: Bridge
   readonly metrics: Metrics
+  /** Applies the devices and policies of a new config; other sections need a restart. */
+  reload(next: Readonly<GatewayConfig>): Promise<ReloadReport>
   close(): Promise<void>
 }
 
@@ -17,13 +19,11 @@ export interface EdgeGateway {
  * Starts the whole gateway from a validated config: the bridge first (so the
  * LAN broker has somewhere to put messages), then the LAN listeners.
  */
-export async function startEdgeGateway(
-  config: Readonly<GatewayConfig>,
-  logger: Logger,
-): Promise<EdgeGateway> {
+export async function startEdgeGateway(config: Readonly<GatewayConfig>, logger: Logger): Promise<EdgeGateway> {
   const metrics = new Metrics()
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
-  const registry = await DeviceRegistry.fromConfig(config.devices)
+  const access = await loadAccess(config)
+  for (const warning of access.warnings) logger.warn({ module: 'policies' }, warning)
   const bridge = new Bridge({
     cloud: config.cloud,
     gatewayId: config.gateway.id,
@@ -35,7 +35,7 @@ export async function startEdgeGateway(
   try {
     lan = await LanGateway.start({
       lan: config.lan,
-      registry,
+      access,
       uplink: bridge,
       logger: logger.child({ module: 'gateway' }),
       metrics,
@@ -45,12 +45,22 @@ export async function startEdgeGateway(
     await bridge.stop()
     throw err
   }
-  logger.info({ gateway: config.gateway.id, devices: registry.size }, 'edge gateway started')
+  logger.info({ gateway: config.gateway.id, devices: access.registry.size, rules: access.engine.rules.length }, 'edge gateway started')
+  let current = config
   return {
-    config,
+    get config() {
+      return current
+    },
     lan,
     bridge,
     metrics,
+    async reload(next) {
+      const loaded = await loadAccess(next)
+      for (const warning of loaded.warnings) logger.warn({ module: 'policies' }, warning)
+      const report = await lan.reload(loaded)
+      current = next
+      return report
+    },
     async close() {
       await lan.close()
       await bridge.stop()

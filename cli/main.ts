@@ -2,6 +2,7 @@
 import { Command, CommanderError } from 'commander'
 import { registerDevice } from './commands/device.js'
 import { registerLab } from './commands/lab.js'
+import { registerPolicy } from './commands/policy.js'
 import { registerStart } from './commands/start.js'
 import { EXIT_CONFIG, reportFatal } from './fail.js'
 
@@ -18,6 +19,7 @@ program
 registerStart(program)
 registerLab(program)
 registerDevice(program)
+registerPolicy(program)
 
 try {
   await program.parseAsync(process.argv)

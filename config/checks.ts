@@ -26,6 +26,7 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
   const deviceId = seen('device id')
   const username = seen('username')
   const pskIdentity = seen('PSK identity')
+  const commonName = seen('certificate common name')
   config.devices.forEach((d, i) => {
     const at = `devices[${i}]`
     deviceId(d.id, `${at}.id`)

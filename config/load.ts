@@ -52,6 +52,20 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
   return {
     ...config,
     gateway: { ...config.gateway, stateDir: at(config.gateway.stateDir) },
+    lan: {
+      ...config.lan,
+      listeners: config.lan.listeners.map((l) =>
+        l.type === 'tls' ? { ...l, certFile: at(l.certFile), keyFile: at(l.keyFile), caFile: at(l.caFile) } : l,
+      ),
+    },
+    ...(config.policies && {
+      policies: { ...config.policies, ...(config.policies.file && { file: at(config.policies.file) }) },
+    }),
+    ...(config.mosquitto && {
+      mosquitto: Object.fromEntries(
+        Object.entries(config.mosquitto).map(([k, v]) => [k, typeof v === 'string' ? at(v) : v]),
+      ),
+    }),
     devices: config.devices.map((d) => (d.psk ? { ...d, psk: { ...d.psk, keyFile: at(d.psk.keyFile) } } : d)),
     cloud: {
       ...config.cloud,
@@ -72,6 +86,18 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   config.devices.forEach((d, i) => {
     if (d.psk) checks.push([`devices[${i}].psk.keyFile`, secretFileProblem(d.psk.keyFile)])
   })
+  config.lan.listeners.forEach((l, i) => {
+    if (l.type !== 'tls') return
+    checks.push([`lan.listeners[${i}].certFile`, publicFileProblem(l.certFile)])
+    checks.push([`lan.listeners[${i}].caFile`, publicFileProblem(l.caFile)])
+    checks.push([`lan.listeners[${i}].keyFile`, secretFileProblem(l.keyFile)])
+  })
+  if (config.policies?.file) checks.push(['policies.file', publicFileProblem(config.policies.file)])
+  if (config.mosquitto?.aclFile) checks.push(['mosquitto.aclFile', publicFileProblem(config.mosquitto.aclFile)])
+  if (config.mosquitto?.passwordFile) {
+    checks.push(['mosquitto.passwordFile', secretFileProblem(config.mosquitto.passwordFile)])
+  }
+  if (config.mosquitto?.pskFile) checks.push(['mosquitto.pskFile', secretFileProblem(config.mosquitto.pskFile)])
   const problems: string[] = []
   for (const [path, check] of checks) {
     const problem = await check

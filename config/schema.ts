@@ -28,7 +28,20 @@ const tlsPskListener = z.strictObject({
   identityHint: z.string().max(128).optional(),
 })
 
-export const listenerSchema = z.discriminatedUnion('type', [tcpListener, tlsPskListener])
+const tlsListener = z.strictObject({
+  name: name.optional(),
+  type: z.literal('tls'),
+  host: host.default('127.0.0.1'),
+  port,
+  minVersion: tlsVersion.default('TLSv1.2'),
+  /** The listener's certificate and key (key 0600). */
+  certFile: z.string().min(1),
+  keyFile: z.string().min(1),
+  /** CA that signs device certificates; with it, devices must present a certificate. */
+  caFile: z.string().min(1),
+})
+
+export const listenerSchema = z.discriminatedUnion('type', [tcpListener, tlsPskListener, tlsListener])
 
 const clientIdPattern = z
   .string()
@@ -54,6 +67,10 @@ export const deviceSchema = z.strictObject({
     .optional(),
   /** Client ids this device may use: exact, or with `*` for any run of characters. Default: the device id. */
   clientIds: z.array(clientIdPattern).min(1).optional(),
+  /** Certificate identity on a `tls` listener: the subject common name of the device's certificate. */
+  certificate: z.strictObject({ commonName: z.string().min(1).max(256) }).optional(),
+  /** Groups the device belongs to; policy rules may name them. */
+  groups: z.array(name).max(64).default([]),
 })
 
 const topicPrefix = z
@@ -114,13 +131,40 @@ export const configSchema = z.strictObject({
     .prefault({}),
   lan: z.strictObject({
     listeners: z.array(listenerSchema).min(1),
-    /** Topic prefix each device may use until policies land; `%d` is the device id. */
-    devicePrefix: z
-      .string()
-      .default('devices/%d/')
-      .refine((s) => s.includes('%d') && !/[+#]/.test(s), 'a prefix containing %d and no wildcards'),
+    lockout: z
+      .strictObject({
+        /** Failed authentications per identity or per address before the lock. */
+        maxFailures: z.number().int().min(1).max(1000).default(5),
+        /** Failures older than this are forgotten. */
+        windowSeconds: z.number().int().min(1).max(86_400).default(300),
+        /** How long a locked identity or address is refused, correct credentials or not. */
+        lockSeconds: z.number().int().min(1).max(86_400).default(300),
+        /** Identities and addresses remembered at most (oldest forgotten first). */
+        maxEntries: z.number().int().min(100).max(10_000_000).default(10_000),
+      })
+      .prefault({}),
   }),
   devices: z.array(deviceSchema).default([]),
+  /**
+   * Topic policies: `file` names a policy file (YAML, see docs/policies.md), or the
+   * rules are given inline. Without this section each device may use `devices/<id>/#` only.
+   */
+  policies: z
+    .strictObject({
+      file: z.string().min(1).optional(),
+      deniedPublish: z.enum(['disconnect', 'drop']).optional(),
+      floodDisconnectAfter: z.number().int().min(1).optional(),
+      rules: z.array(z.unknown()).optional(),
+    })
+    .optional(),
+  /** Mosquitto files used as they are: users and PSK identities become devices, the ACL becomes rules. */
+  mosquitto: z
+    .strictObject({
+      passwordFile: z.string().min(1).optional(),
+      pskFile: z.string().min(1).optional(),
+      aclFile: z.string().min(1).optional(),
+    })
+    .optional(),
   cloud: cloudSchema,
 })
 

@@ -1,6 +1,6 @@
 /**
  * Base class for every error the project throws on purpose. `code` is stable
- * (documented in docs/errors.md); `message` quotes the bad value and what was
+ * (documented in docs/security.md); `message` quotes the bad value and what was
  * expected, never a secret.
  */
 export class EdgeGatewayError extends Error {

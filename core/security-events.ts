@@ -14,6 +14,14 @@ export type SecurityEventName =
   | 'subscribe_denied'
   | 'forward_denied'
   | 'uplink_queue_full'
+  | 'auth_unknown_certificate'
+  | 'auth_locked_out'
+  | 'will_denied'
+  | 'rate_limited'
+  | 'flood_disconnect'
+  | 'subscriber_limit'
+  | 'device_removed'
+  | 'subscription_revoked'
 
 export interface SecurityEventFields {
   /** Device id when known; otherwise the claimed identity (username, PSK identity). */

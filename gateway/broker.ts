@@ -1,20 +1,22 @@
-import { Aedes } from 'aedes'
+import { Aedes, type Client } from 'aedes'
 import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
+import { AccessControl, type AccessSnapshot } from './access-control.js'
 import { sessionOf, transportOf } from './connection-context.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
+import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
-import type { DeviceRegistry } from './registry.js'
+import { applyAccess, type ReloadReport } from './reload.js'
 import type { UplinkSink } from './uplink.js'
 
 export interface LanGatewayOptions {
   lan: GatewayConfig['lan']
-  registry: DeviceRegistry
+  access: AccessSnapshot
   uplink: UplinkSink
   logger: Logger
   metrics: Metrics
@@ -26,29 +28,26 @@ export class LanGateway {
   private constructor(
     readonly broker: Aedes,
     readonly listeners: ReadonlyArray<Listener>,
+    readonly access: AccessControl,
+    private readonly security: SecurityEvents,
     private readonly logger: Logger,
   ) {}
 
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
     const { logger, security, metrics } = options
+    const access = new AccessControl(options.access, options.lan.lockout)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
-      authenticate: createAuthenticate({
-        registry: options.registry,
-        security,
-        logger,
-        devicePrefixTemplate: options.lan.devicePrefix,
-      }),
-      authorizePublish: createAuthorizePublish({ security, logger, uplink: options.uplink }),
-      authorizeSubscribe: createAuthorizeSubscribe({ security }),
-      authorizeForward: createAuthorizeForward({ security }),
+      preConnect: createPreConnect(),
+      authenticate: createAuthenticate({ access, security, logger }),
+      authorizePublish: createAuthorizePublish({ access, security, logger, uplink: options.uplink }),
+      authorizeSubscribe: createAuthorizeSubscribe({ access, security }),
+      authorizeForward: createAuthorizeForward({ access, security }),
     })
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
+    metrics.gauge('lan_lockout_entries', () => access.lockout.size)
     broker.on('clientError', (client, err) => {
-      logger.debug(
-        { device: sessionOf(client)?.device.id, clientId: client.id, err: err.message },
-        'client connection error',
-      )
+      logger.debug({ device: sessionOf(client)?.device.id, clientId: client.id, err: err.message }, 'client error')
     })
     broker.on('connectionError', (client, err) => {
       metrics.increment('lan_protocol_errors_total')
@@ -57,26 +56,39 @@ export class LanGateway {
         'connection closed before CONNECT completed',
       )
     })
+    broker.on('unsubscribe', (topics, client) => {
+      for (const topic of topics) access.subscriberLimits.remove(client.id, topic)
+    })
     broker.on('clientDisconnect', (client) => {
+      access.subscriberLimits.remove(client.id)
       const session = sessionOf(client)
       if (session) logger.info({ device: session.device.id, clientId: client.id }, 'device disconnected')
     })
 
     const listeners: Listener[] = []
+    const context = { broker, access, logger, security }
     try {
-      for (const config of options.lan.listeners) {
-        listeners.push(await startListener(config, { broker, registry: options.registry, logger, security }))
-      }
+      for (const config of options.lan.listeners) listeners.push(await startListener(config, context))
     } catch (err) {
       await Promise.all(listeners.map((l) => l.close()))
       await new Promise<void>((resolve) => broker.close(() => resolve()))
       throw err
     }
-    return new LanGateway(broker, listeners, logger)
+    return new LanGateway(broker, listeners, access, security, logger)
   }
 
   listener(type: string): Listener | undefined {
     return this.listeners.find((l) => l.type === type)
+  }
+
+  /** Clients currently connected, with their sessions. */
+  clients(): Client[] {
+    return Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)
+  }
+
+  /** Applies a new registry and policy without dropping connections that remain allowed. */
+  reload(next: AccessSnapshot): Promise<ReloadReport> {
+    return applyAccess(this.access, next, this.clients(), this.security, this.logger)
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ export type GatewayErrorCode =
   | 'GW_ERR_LISTEN'
   | 'GW_ERR_PUBLISH_DENIED'
   | 'GW_ERR_UPLINK_FULL'
+  | 'GW_ERR_POLICY_FILE'
 
 export class GatewayError extends EdgeGatewayError {
   declare readonly code: GatewayErrorCode

@@ -1,14 +1,29 @@
 import { readFile } from 'node:fs/promises'
-import type { DeviceConfig } from '../config/index.js'
-import { parsePasswordHash } from './auth/password.js'
 import { compileClientIdPatterns } from './client-id.js'
 import { GatewayError } from './errors.js'
+
+/** Checks a presented password; built once per device from its stored hash. */
+export type PasswordVerifier = (password: Buffer) => Promise<boolean>
+
+/** What the registry is built from: the config's devices and Mosquitto's files, resolved. */
+export interface DeviceSpec {
+  id: string
+  username?: string
+  password?: PasswordVerifier
+  psk?: { identity: string; key: Buffer }
+  certificateCommonName?: string
+  /** Exact or with `*`; default: the device id. */
+  clientIds?: ReadonlyArray<string>
+  groups?: ReadonlyArray<string>
+}
 
 export interface Device {
   readonly id: string
   readonly username?: string
-  readonly passwordHash?: ReturnType<typeof parsePasswordHash>
+  readonly password?: PasswordVerifier
   readonly pskIdentity?: string
+  readonly certificateCommonName?: string
+  readonly groups: ReadonlyArray<string>
   readonly clientIdAllowed: (clientId: string) => boolean
 }
 
@@ -17,10 +32,7 @@ const MAX_PSK_FILE_BYTES = 1024
 /** Reads a PSK file: hex, 16 to 64 bytes, surrounding white space ignored (as mosquitto's psk_file). */
 export async function readPskFile(file: string): Promise<Buffer> {
   const raw = await readFile(file)
-  const text = raw
-    .subarray(0, MAX_PSK_FILE_BYTES + 1)
-    .toString('utf8')
-    .trim()
+  const text = raw.subarray(0, MAX_PSK_FILE_BYTES + 1).toString('utf8').trim()
   if (raw.length > MAX_PSK_FILE_BYTES || !/^([0-9a-fA-F]{2}){16,64}$/.test(text)) {
     throw new GatewayError(
       'GW_ERR_BAD_PSK_FILE',
@@ -33,41 +45,44 @@ export async function readPskFile(file: string): Promise<Buffer> {
 /**
  * The devices the gateway knows, indexed by every identity they can present.
  * PSK keys are kept here, out of the device records, so a device record can be
- * logged without thought.
+ * logged without thought. Immutable once built: a reload builds a new one.
  */
 export class DeviceRegistry {
   private readonly byId = new Map<string, Device>()
   private readonly byUsername = new Map<string, Device>()
   private readonly byPskIdentity = new Map<string, Device>()
+  private readonly byCommonName = new Map<string, Device>()
   private readonly pskKeys = new Map<string, Buffer>()
 
-  static async fromConfig(devices: ReadonlyArray<DeviceConfig>): Promise<DeviceRegistry> {
-    const registry = new DeviceRegistry()
-    for (const d of devices) {
-      const key = d.psk ? await readPskFile(d.psk.keyFile) : undefined
-      registry.add(d, key)
-    }
-    return registry
+  constructor(specs: Iterable<DeviceSpec> = []) {
+    for (const spec of specs) this.add(spec)
   }
 
-  add(config: DeviceConfig, pskKey?: Buffer): void {
+  private add(spec: DeviceSpec): void {
     const device: Device = {
-      id: config.id,
-      ...(config.username !== undefined && { username: config.username }),
-      ...(config.passwordHash !== undefined && { passwordHash: parsePasswordHash(config.passwordHash) }),
-      ...(config.psk && { pskIdentity: config.psk.identity }),
-      clientIdAllowed: compileClientIdPatterns(config.clientIds ?? [config.id]),
+      id: spec.id,
+      ...(spec.username !== undefined && { username: spec.username }),
+      ...(spec.password !== undefined && { password: spec.password }),
+      ...(spec.psk && { pskIdentity: spec.psk.identity }),
+      ...(spec.certificateCommonName !== undefined && { certificateCommonName: spec.certificateCommonName }),
+      groups: [...(spec.groups ?? [])],
+      clientIdAllowed: compileClientIdPatterns(spec.clientIds ?? [spec.id]),
     }
     this.byId.set(device.id, device)
     if (device.username !== undefined) this.byUsername.set(device.username, device)
-    if (config.psk && pskKey) {
-      this.byPskIdentity.set(config.psk.identity, device)
-      this.pskKeys.set(config.psk.identity, pskKey)
+    if (spec.psk) {
+      this.byPskIdentity.set(spec.psk.identity, device)
+      this.pskKeys.set(spec.psk.identity, spec.psk.key)
     }
+    if (device.certificateCommonName !== undefined) this.byCommonName.set(device.certificateCommonName, device)
   }
 
   get size(): number {
     return this.byId.size
+  }
+
+  devices(): IterableIterator<Device> {
+    return this.byId.values()
   }
 
   byDeviceId(id: string): Device | undefined {
@@ -80,6 +95,10 @@ export class DeviceRegistry {
 
   byPsk(identity: string): Device | undefined {
     return this.byPskIdentity.get(identity)
+  }
+
+  byCertificate(commonName: string): Device | undefined {
+    return this.byCommonName.get(commonName)
   }
 
   /** The key for a PSK identity, for the TLS handshake only. */

@@ -1,17 +1,25 @@
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { AuthenticateError, AuthenticateHandler, Client } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import type { SecurityEventName, SecurityEvents } from '../../core/security-events.js'
-import { verifyAgainstDummy, verifyPassword } from '../auth/password.js'
+import type { AccessControl } from '../access-control.js'
+import { addressKey, identityKey } from '../auth/lockout.js'
+import { verifyAgainstDummy } from '../auth/password.js'
 import { isAcceptableClientId } from '../client-id.js'
-import { setSession, type TransportContext, transportOf } from '../connection-context.js'
+import {
+  type ConnectFacts,
+  connectFactsOf,
+  principalFor,
+  setSession,
+  type TransportContext,
+  transportOf,
+} from '../connection-context.js'
 import type { Device, DeviceRegistry } from '../registry.js'
-import { devicePrefix } from '../topic-scope.js'
 
 export interface AuthenticateDeps {
-  registry: DeviceRegistry
+  access: AccessControl
   security: SecurityEvents
   logger: Logger
-  devicePrefixTemplate: string
 }
 
 /** CONNACK return codes used here (MQTT 3.1.1 §3.2.2.3). */
@@ -20,7 +28,7 @@ const SERVER_UNAVAILABLE = 3
 const BAD_USERNAME_OR_PASSWORD = 4
 const NOT_AUTHORIZED = 5
 
-type Verdict =
+export type Verdict =
   | { ok: true; device: Device }
   | { ok: false; returnCode: number; event: SecurityEventName; message: string; device?: string }
 
@@ -33,9 +41,10 @@ const refuse = (returnCode: number, event: SecurityEventName, message: string, d
 })
 
 /**
- * Decides who a connecting client is. The transport identity (PSK identity) and
- * the CONNECT username must name the same device; the client id must be one the
- * device may use. Anything else is refused: there is no anonymous access.
+ * Decides who a connecting client is. The transport identity (PSK identity or
+ * certificate) and the CONNECT username must name the same device; the client
+ * id must be one the device may use. Anything else is refused: there is no
+ * anonymous access.
  */
 export async function decide(
   registry: DeviceRegistry,
@@ -43,62 +52,127 @@ export async function decide(
   clientId: string,
   username: string | undefined,
   password: Buffer | undefined,
+  facts: Pick<ConnectFacts, 'emptyClientId' | 'clean'> = { emptyClientId: false, clean: true },
 ): Promise<Verdict> {
-  const pskDevice = transport.pskIdentity !== undefined ? registry.byPsk(transport.pskIdentity) : undefined
+  if (facts.emptyClientId && !facts.clean) {
+    return refuse(IDENTIFIER_REJECTED, 'client_id_refused', 'empty client id with a persistent session (MQTT-3.1.3-8)')
+  }
+  const transportDevice =
+    transport.pskIdentity !== undefined
+      ? registry.byPsk(transport.pskIdentity)
+      : transport.certificateCommonName !== undefined
+        ? registry.byCertificate(transport.certificateCommonName)
+        : undefined
+  if (transport.certificateCommonName !== undefined && !transportDevice) {
+    return refuse(NOT_AUTHORIZED, 'auth_unknown_certificate', 'certificate names no device')
+  }
   let userDevice: Device | undefined
   if (username !== undefined) {
     userDevice = registry.byUser(username)
     if (!userDevice) {
       if (password) await verifyAgainstDummy(password)
-      return pskDevice
-        ? refuse(NOT_AUTHORIZED, 'auth_identity_mismatch', 'username names no device', pskDevice.id)
+      return transportDevice
+        ? refuse(NOT_AUTHORIZED, 'auth_identity_mismatch', 'username names no device', transportDevice.id)
         : refuse(BAD_USERNAME_OR_PASSWORD, 'auth_unknown_user', 'unknown username')
     }
     if (password !== undefined) {
-      const ok = userDevice.passwordHash
-        ? await verifyPassword(password, userDevice.passwordHash)
-        : await verifyAgainstDummy(password)
+      const ok = userDevice.password ? await userDevice.password(password) : await verifyAgainstDummy(password)
       if (!ok) return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_bad_password', 'wrong password', userDevice.id)
-    } else if (!pskDevice) {
-      return refuse(
-        BAD_USERNAME_OR_PASSWORD,
-        'auth_missing_credentials',
-        'username without password',
-        userDevice.id,
-      )
+    } else if (!transportDevice) {
+      return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_missing_credentials', 'username without password', userDevice.id)
     }
   }
-  if (pskDevice && userDevice && pskDevice !== userDevice) {
+  if (transportDevice && userDevice && transportDevice !== userDevice) {
     return refuse(
       NOT_AUTHORIZED,
       'auth_identity_mismatch',
-      `PSK identity of device ${pskDevice.id} used with the username of device ${userDevice.id}`,
-      pskDevice.id,
+      `transport identity of device ${transportDevice.id} used with the username of device ${userDevice.id}`,
+      transportDevice.id,
     )
   }
-  const device = pskDevice ?? userDevice
+  const device = transportDevice ?? userDevice
   if (!device) return refuse(NOT_AUTHORIZED, 'auth_missing_credentials', 'no credentials presented')
-  if (!isAcceptableClientId(clientId) || !device.clientIdAllowed(clientId)) {
-    return refuse(
-      IDENTIFIER_REJECTED,
-      'client_id_refused',
-      'client id not allowed for this device',
-      device.id,
-    )
+  // A server-assigned id (empty client id, clean session) cannot collide with anyone's session.
+  if (!facts.emptyClientId && (!isAcceptableClientId(clientId) || !device.clientIdAllowed(clientId))) {
+    return refuse(IDENTIFIER_REJECTED, 'client_id_refused', 'client id not allowed for this device', device.id)
   }
   return { ok: true, device }
+}
+
+function refusal(returnCode: number, message: string): AuthenticateError {
+  const err = new Error(message) as AuthenticateError
+  err.returnCode = returnCode
+  return err
+}
+
+async function authenticate(
+  deps: AuthenticateDeps,
+  client: Client,
+  username: string | undefined,
+  password: Buffer | undefined,
+): Promise<Verdict> {
+  const { access } = deps
+  const transport = transportOf(client)
+  const facts = connectFactsOf(client) ?? { emptyClientId: false, clean: true }
+  const claimed = username ?? transport.pskIdentity ?? transport.certificateCommonName ?? client.id
+  const keys = [identityKey(claimed), addressKey(transport.remoteAddress)]
+
+  const lock = access.lockout.check(keys)
+  if (lock.locked) {
+    return refuse(
+      NOT_AUTHORIZED,
+      'auth_locked_out',
+      `locked out after repeated failures (${lock.key.startsWith('addr:') ? 'address' : 'identity'}), ${Math.ceil(lock.retryAfterMs / 1000)} s left`,
+    )
+  }
+  if (lock.delayMs > 0) await sleep(lock.delayMs)
+
+  const verdict = await decide(access.registry, transport, client.id, username, password, facts)
+  if (!verdict.ok) {
+    for (const key of access.lockout.fail(keys)) {
+      deps.security.report(
+        'auth_locked_out',
+        {
+          ...(verdict.device !== undefined && { device: verdict.device }),
+          lockKey: key.startsWith('addr:') ? 'address' : 'identity',
+          clientId: client.id.slice(0, 128),
+          remoteAddress: transport.remoteAddress,
+        },
+        'too many failed authentications: locked',
+      )
+    }
+    return verdict
+  }
+  access.lockout.succeed(keys[0]!)
+
+  // A Will is a PUBLISH the device asks for in advance: the same policy applies, at CONNECT.
+  if (facts.will) {
+    const principal = principalFor(verdict.device, client.id, username)
+    const will = facts.will
+    const decision = access.engine.decide(principal, {
+      action: 'publish',
+      topic: will.topic,
+      qos: will.qos ?? 0,
+      retain: will.retain ?? false,
+      payloadBytes: will.payload?.length ?? 0,
+    })
+    if (!decision.allowed) {
+      return refuse(NOT_AUTHORIZED, 'will_denied', `Will on a topic the device may not publish to (${decision.reason})`, verdict.device.id)
+    }
+  }
+  return verdict
 }
 
 export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler {
   return (client: Client, username, password, done) => {
     const transport = transportOf(client)
-    decide(deps.registry, transport, client.id, username, password).then(
+    authenticate(deps, client, username, password).then(
       (verdict) => {
         if (verdict.ok) {
           setSession(client, {
             device: verdict.device,
             transport,
-            topicPrefix: devicePrefix(deps.devicePrefixTemplate, verdict.device.id),
+            principal: principalFor(verdict.device, client.id, username),
           })
           deps.logger.info(
             { device: verdict.device.id, clientId: client.id, listener: transport.listener },
@@ -106,6 +180,7 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
           )
           return done(null, true)
         }
+        const will = connectFactsOf(client)?.will
         deps.security.report(
           verdict.event,
           {
@@ -113,21 +188,19 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
             clientId: client.id.slice(0, 128),
             ...(username !== undefined && { username: username.slice(0, 128) }),
             ...(transport.pskIdentity !== undefined && { pskIdentity: transport.pskIdentity }),
+            ...(transport.certificateCommonName !== undefined && { certificate: transport.certificateCommonName }),
+            ...(verdict.event === 'will_denied' && will && { topic: will.topic }),
             listener: transport.listener,
             remoteAddress: transport.remoteAddress,
             returnCode: verdict.returnCode,
           },
           `CONNECT refused: ${verdict.message}`,
         )
-        const err = new Error(verdict.message) as AuthenticateError
-        err.returnCode = verdict.returnCode
-        done(err, false)
+        done(refusal(verdict.returnCode, verdict.message), false)
       },
       (cause: unknown) => {
         deps.logger.error({ err: cause, clientId: client.id }, 'authentication failed internally')
-        const err = new Error('authentication unavailable') as AuthenticateError
-        err.returnCode = SERVER_UNAVAILABLE
-        done(err, false)
+        done(refusal(SERVER_UNAVAILABLE, 'authentication unavailable'), false)
       },
     )
   }

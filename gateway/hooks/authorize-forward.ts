@@ -1,13 +1,26 @@
 import type { AuthorizeForwardHandler } from 'aedes'
 import type { SecurityEvents } from '../../core/security-events.js'
+import type { AccessControl } from '../access-control.js'
 import { sessionOf } from '../connection-context.js'
-import { isUnderPrefix } from '../topic-scope.js'
+import { isDropped } from '../dropped.js'
 
-/** Re-checks read permission at delivery, so nothing reaches a device outside its scope. */
-export function createAuthorizeForward(deps: { security: SecurityEvents }): AuthorizeForwardHandler {
+/**
+ * Re-checks read permission at delivery, so a subscription made under an older
+ * policy stops receiving the moment the policy changes, and a message the
+ * gateway acknowledged-and-dropped reaches nobody.
+ */
+export function createAuthorizeForward(deps: { access: AccessControl; security: SecurityEvents }): AuthorizeForwardHandler {
   return (client, packet) => {
+    if (isDropped(packet.payload)) return null
     const session = sessionOf(client)
-    if (session && isUnderPrefix(packet.topic, session.topicPrefix)) return packet
+    const decision = session
+      ? deps.access.engine.decide(session.principal, {
+          action: 'subscribe',
+          topic: packet.topic,
+          qos: packet.qos as 0 | 1 | 2,
+        })
+      : undefined
+    if (decision?.allowed) return packet
     deps.security.report(
       'forward_denied',
       {
@@ -15,8 +28,9 @@ export function createAuthorizeForward(deps: { security: SecurityEvents }): Auth
         clientId: client.id,
         topic: packet.topic,
         bytes: packet.payload?.length ?? 0,
+        reason: decision && !decision.allowed ? decision.reason : 'no_session',
       },
-      'delivery withheld: topic outside the device scope',
+      'delivery withheld: the device may not read this topic',
     )
     return null
   }

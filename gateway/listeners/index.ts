@@ -1,6 +1,7 @@
 import type { ListenerConfig } from '../../config/index.js'
 import type { Listener, ListenerContext } from './listener.js'
 import { startTcpListener } from './tcp.js'
+import { startTlsListener } from './tls.js'
 import { startTlsPskListener } from './tls-psk.js'
 
 export type { Listener, ListenerContext } from './listener.js'
@@ -11,5 +12,7 @@ export function startListener(config: ListenerConfig, context: ListenerContext):
       return startTcpListener(config, context)
     case 'tls-psk':
       return startTlsPskListener(config, context)
+    case 'tls':
+      return startTlsListener(config, context)
   }
 }

@@ -3,11 +3,11 @@ import type { Aedes } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import type { SecurityEvents } from '../../core/security-events.js'
 import { GatewayError } from '../errors.js'
-import type { DeviceRegistry } from '../registry.js'
+import type { AccessControl } from '../access-control.js'
 
 export interface ListenerContext {
   broker: Aedes
-  registry: DeviceRegistry
+  access: AccessControl
   logger: Logger
   security: SecurityEvents
 }

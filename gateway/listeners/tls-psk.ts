@@ -1,6 +1,7 @@
 import type { TLSSocket } from 'node:tls'
 import { createServer } from 'node:tls'
 import type { ListenerConfig } from '../../config/index.js'
+import { addressKey, identityKey } from '../auth/lockout.js'
 import { setTransport } from '../connection-context.js'
 import { closeServer, type Listener, type ListenerContext, listen } from './listener.js'
 
@@ -26,7 +27,7 @@ export const PSK_CIPHERS = [
  */
 export async function startTlsPskListener(config: TlsPskConfig, context: ListenerContext): Promise<Listener> {
   const name = config.name ?? `tls-psk:${config.port}`
-  const { registry, security, logger } = context
+  const { access, security, logger } = context
   const claimed = new WeakMap<TLSSocket, string>()
   const unknown = new WeakSet<TLSSocket>()
 
@@ -36,8 +37,19 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     ciphers: PSK_CIPHERS,
     ...(config.identityHint !== undefined && { pskIdentityHint: config.identityHint }),
     pskCallback: (socket, identity) => {
-      const key = registry.pskKey(identity)
+      const lock = access.lockout.check([identityKey(identity), addressKey(socket.remoteAddress ?? 'unknown')])
+      if (lock.locked) {
+        security.report(
+          'auth_locked_out',
+          { pskIdentity: identity.slice(0, 128), listener: name, remoteAddress: socket.remoteAddress },
+          'TLS-PSK handshake refused: locked out after repeated failures',
+        )
+        unknown.add(socket)
+        return null
+      }
+      const key = access.registry.pskKey(identity)
       if (!key) {
+        access.lockout.fail([identityKey(identity), addressKey(socket.remoteAddress ?? 'unknown')])
         security.report(
           'psk_unknown_identity',
           { pskIdentity: identity.slice(0, 128), listener: name, remoteAddress: socket.remoteAddress },
@@ -66,7 +78,8 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     // An unknown identity was reported by the callback already; what OpenSSL says next adds nothing.
     if (unknown.has(socket)) return
     const pskIdentity = claimed.get(socket)
-    const device = pskIdentity ? registry.byPsk(pskIdentity)?.id : undefined
+    const device = pskIdentity ? access.registry.byPsk(pskIdentity)?.id : undefined
+    if (pskIdentity) access.lockout.fail([identityKey(pskIdentity), addressKey(socket.remoteAddress ?? 'unknown')])
     security.report(
       'tls_handshake_failed',
       {

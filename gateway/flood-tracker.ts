@@ -1,0 +1,20 @@
+const WINDOW_MS = 10_000
+
+/** Counts over-limit messages per client in a sliding 10 s window, to disconnect persistent flooders. */
+export class FloodTracker {
+  private readonly counts = new WeakMap<object, { since: number; count: number }>()
+
+  constructor(private readonly now: () => number = Date.now) {}
+
+  /** Records one over-limit message; true when the client passed `limit` within the window. */
+  record(client: object, limit: number): boolean {
+    const t = this.now()
+    let entry = this.counts.get(client)
+    if (!entry || t - entry.since > WINDOW_MS) {
+      entry = { since: t, count: 0 }
+      this.counts.set(client, entry)
+    }
+    entry.count++
+    return entry.count > limit
+  }
+}
