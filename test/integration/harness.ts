@@ -19,6 +19,7 @@ export const PASSWORD_DEVICE = {
 }
 export const CLOUD_PREFIX = `gateways/${GATEWAY_ID}/devices/`
 
+
 /** Collects the gateway's JSON log lines so tests can assert on security events. */
 export class LogCapture extends Writable {
   readonly records: Array<Record<string, unknown>> = []
@@ -59,6 +60,14 @@ export interface StackOptions {
   gatewayPki?: LabPki
   /** Start mosquitto with persistence (to keep persistent sessions across a restart). */
   persistence?: boolean
+  /** Lockout settings; by default high enough that tests full of deliberate failures are not locked out. */
+  lockout?: { maxFailures?: number; windowSeconds?: number; lockSeconds?: number; maxEntries?: number }
+  /** A `policies` section for the config. */
+  policies?: ConfigInput['policies']
+  /** More devices, beside the PSK and the password device. */
+  devices?: NonNullable<ConfigInput['devices']>
+  /** More listeners (for example a `tls` one), beside plain and PSK. */
+  listeners?: NonNullable<ConfigInput['lan']>['listeners']
 }
 
 /**
@@ -73,6 +82,8 @@ export class Stack {
     readonly cloud: CloudMosquitto,
     readonly gateway: EdgeGateway,
     readonly logs: LogCapture,
+    /** The config file the gateway was started from (tests edit it and reload). */
+    readonly configFile: string,
   ) {}
 
   static async start(options: StackOptions = {}): Promise<Stack> {
@@ -96,8 +107,11 @@ export class Stack {
         listeners: [
           { name: 'plain', type: 'tcp', host: '127.0.0.1', port: 0 },
           { name: 'psk', type: 'tls-psk', host: '127.0.0.1', port: 0 },
+          ...(options.listeners ?? []),
         ],
+        lockout: { maxFailures: 1000, ...options.lockout },
       },
+      ...(options.policies && { policies: options.policies }),
       devices: [
         {
           id: PSK_DEVICE.id,
@@ -110,6 +124,7 @@ export class Stack {
           passwordHash: await hashPassword(PASSWORD_DEVICE.password),
           clientIds: [`${PASSWORD_DEVICE.id}*`],
         },
+        ...(options.devices ?? []),
       ],
       cloud: {
         host: '127.0.0.1',
@@ -132,10 +147,10 @@ export class Stack {
       await loadConfig(configFile),
       createLogger({ level: 'debug', destination: logs }),
     )
-    return new Stack(dir, pki, cloud, gateway, logs)
+    return new Stack(dir, pki, cloud, gateway, logs, configFile)
   }
 
-  port(type: 'tcp' | 'tls-psk'): number {
+  port(type: 'tcp' | 'tls-psk' | 'tls'): number {
     const listener = this.gateway.lan.listener(type)
     if (!listener) throw new Error(`no ${type} listener`)
     return listener.port
