@@ -19,7 +19,10 @@ export interface EdgeGateway {
  * Starts the whole gateway from a validated config: the bridge first (so the
  * LAN broker has somewhere to put messages), then the LAN listeners.
  */
-export async function startEdgeGateway(config: Readonly<GatewayConfig>, logger: Logger): Promise<EdgeGateway> {
+export async function startEdgeGateway(
+  config: Readonly<GatewayConfig>,
+  logger: Logger,
+): Promise<EdgeGateway> {
   const metrics = new Metrics()
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
   const access = await loadAccess(config)
@@ -45,7 +48,10 @@ export async function startEdgeGateway(config: Readonly<GatewayConfig>, logger: 
     await bridge.stop()
     throw err
   }
-  logger.info({ gateway: config.gateway.id, devices: access.registry.size, rules: access.engine.rules.length }, 'edge gateway started')
+  logger.info(
+    { gateway: config.gateway.id, devices: access.registry.size, rules: access.engine.rules.length },
+    'edge gateway started',
+  )
   let current = config
   return {
     get config() {

@@ -18,7 +18,11 @@ export function reloadableFiles(configFile: string, config: Readonly<GatewayConf
  * Folders are watched rather than files, so editors that replace a file by
  * renaming a new one over it are seen too. Returns a function that stops watching.
  */
-export function watchForReload(files: ReadonlyArray<string>, onChange: (why: string) => void, debounceMs = 250): () => void {
+export function watchForReload(
+  files: ReadonlyArray<string>,
+  onChange: (why: string) => void,
+  debounceMs = 250,
+): () => void {
   const wanted = new Set(files)
   const watchers: FSWatcher[] = []
   let timer: NodeJS.Timeout | undefined

@@ -38,7 +38,7 @@ export class LanGateway {
     const access = new AccessControl(options.access, options.lan.lockout)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
-      preConnect: createPreConnect(),
+      preConnect: createPreConnect({ access }),
       authenticate: createAuthenticate({ access, security, logger }),
       authorizePublish: createAuthorizePublish({ access, security, logger, uplink: options.uplink }),
       authorizeSubscribe: createAuthorizeSubscribe({ access, security }),
@@ -47,7 +47,10 @@ export class LanGateway {
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
     metrics.gauge('lan_lockout_entries', () => access.lockout.size)
     broker.on('clientError', (client, err) => {
-      logger.debug({ device: sessionOf(client)?.device.id, clientId: client.id, err: err.message }, 'client error')
+      logger.debug(
+        { device: sessionOf(client)?.device.id, clientId: client.id, err: err.message },
+        'client error',
+      )
     })
     broker.on('connectionError', (client, err) => {
       metrics.increment('lan_protocol_errors_total')

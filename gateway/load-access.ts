@@ -6,7 +6,7 @@ import type { PolicyInput } from '../policies/schema.js'
 import type { AccessSnapshot } from './access-control.js'
 import { passwordVerifier } from './auth/password-verifier.js'
 import { GatewayError } from './errors.js'
-import { type DeviceSpec, DeviceRegistry, readPskFile } from './registry.js'
+import { DeviceRegistry, type DeviceSpec, readPskFile } from './registry.js'
 
 /** The policy in force when the config has no `policies` section: each device owns `devices/<id>/#`. */
 export const DEFAULT_POLICY: PolicyInput = {
@@ -44,13 +44,20 @@ async function policyInput(config: Readonly<GatewayConfig>): Promise<PolicyInput
   if (section.file) {
     const text = await readFile(section.file, 'utf8')
     if (text.length > MAX_POLICY_FILE_BYTES) {
-      throw new GatewayError('GW_ERR_POLICY_FILE', `${section.file}: policy file larger than ${MAX_POLICY_FILE_BYTES} bytes`)
+      throw new GatewayError(
+        'GW_ERR_POLICY_FILE',
+        `${section.file}: policy file larger than ${MAX_POLICY_FILE_BYTES} bytes`,
+      )
     }
     let parsed: unknown
     try {
       parsed = parse(text, { uniqueKeys: true })
     } catch (err) {
-      throw new GatewayError('GW_ERR_POLICY_FILE', `${section.file}: ${(err as Error).message.split('\n')[0]}`, { cause: err })
+      throw new GatewayError(
+        'GW_ERR_POLICY_FILE',
+        `${section.file}: ${(err as Error).message.split('\n')[0]}`,
+        { cause: err },
+      )
     }
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new GatewayError('GW_ERR_POLICY_FILE', `${section.file}: expected a mapping with a "rules" list`)

@@ -32,7 +32,10 @@ const MAX_PSK_FILE_BYTES = 1024
 /** Reads a PSK file: hex, 16 to 64 bytes, surrounding white space ignored (as mosquitto's psk_file). */
 export async function readPskFile(file: string): Promise<Buffer> {
   const raw = await readFile(file)
-  const text = raw.subarray(0, MAX_PSK_FILE_BYTES + 1).toString('utf8').trim()
+  const text = raw
+    .subarray(0, MAX_PSK_FILE_BYTES + 1)
+    .toString('utf8')
+    .trim()
   if (raw.length > MAX_PSK_FILE_BYTES || !/^([0-9a-fA-F]{2}){16,64}$/.test(text)) {
     throw new GatewayError(
       'GW_ERR_BAD_PSK_FILE',
@@ -74,7 +77,8 @@ export class DeviceRegistry {
       this.byPskIdentity.set(spec.psk.identity, device)
       this.pskKeys.set(spec.psk.identity, spec.psk.key)
     }
-    if (device.certificateCommonName !== undefined) this.byCommonName.set(device.certificateCommonName, device)
+    if (device.certificateCommonName !== undefined)
+      this.byCommonName.set(device.certificateCommonName, device)
   }
 
   get size(): number {

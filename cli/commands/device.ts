@@ -13,7 +13,9 @@ async function readStdin(): Promise<string> {
     if (size > 4096) throw new Error('password on standard input is longer than 4096 bytes')
     chunks.push(chunk as Buffer)
   }
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '')
 }
 
 interface AddOptions {
@@ -30,7 +32,9 @@ export function registerDevice(program: Command): void {
   const device = program.command('device').description('manage devices')
   device
     .command('hash-password')
-    .description('read a password on standard input and print its scrypt hash for `passwordHash` in the config')
+    .description(
+      'read a password on standard input and print its scrypt hash for `passwordHash` in the config',
+    )
     .action(async () => {
       const password = await readStdin()
       if (password.length === 0) throw new Error('no password on standard input')
@@ -45,17 +49,23 @@ export function registerDevice(program: Command): void {
     .option('--username <name>', 'give the device a username; its password is read on standard input')
     .option('--psk', 'give the device a TLS-PSK identity and a new random key (written 0600 into --key-dir)')
     .option('--key-dir <dir>', 'where PSK key files go', 'keys')
-    .option('--client-id <pattern>', 'a client id the device may use (repeatable; `*` matches any run)', collect)
+    .option(
+      '--client-id <pattern>',
+      'a client id the device may use (repeatable; `*` matches any run)',
+      collect,
+    )
     .option('--group <name>', 'a group for policy rules (repeatable)', collect)
     .action(async (id: string, options: AddOptions) => {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
         throw new Error(`Expected a device id of letters, digits, ".", "_" or "-", got \`${id}\``)
       }
-      if (!options.username && !options.psk) throw new Error('Expected --username and/or --psk: a device needs a credential')
+      if (!options.username && !options.psk)
+        throw new Error('Expected --username and/or --psk: a device needs a credential')
       const entry: Record<string, unknown> = { id }
       if (options.username) {
         const password = await readStdin()
-        if (password.length < 8) throw new Error('Expected a password of at least 8 characters on standard input')
+        if (password.length < 8)
+          throw new Error('Expected a password of at least 8 characters on standard input')
         entry.username = options.username
         entry.passwordHash = await hashPassword(password)
       }
@@ -63,7 +73,9 @@ export function registerDevice(program: Command): void {
         const keyFile = resolve(join(options.keyDir, `${id}.psk`))
         await writeSecretFile(keyFile, `${randomBytes(16).toString('hex')}\n`)
         entry.psk = { identity: id, keyFile }
-        process.stderr.write(`PSK key written to ${keyFile} (mode 0600); give it to the device, never log it\n`)
+        process.stderr.write(
+          `PSK key written to ${keyFile} (mode 0600); give it to the device, never log it\n`,
+        )
       }
       if (options.clientId) entry.clientIds = options.clientId
       if (options.group) entry.groups = options.group

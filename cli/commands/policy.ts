@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { loadConfig } from '../../config/index.js'
 import { loadAccess } from '../../gateway/index.js'
 import { explain } from '../../policies/explain.js'
-import type { Principal, PolicyRequest } from '../../policies/types.js'
+import type { PolicyRequest, Principal } from '../../policies/types.js'
 
 interface ExplainOptions {
   config: string
@@ -18,9 +18,11 @@ interface ExplainOptions {
 
 function requestFrom(options: ExplainOptions): PolicyRequest {
   const qos = Number(options.qos)
-  if (qos !== 0 && qos !== 1 && qos !== 2) throw new Error(`Expected --qos to be 0, 1 or 2, got \`${options.qos}\``)
+  if (qos !== 0 && qos !== 1 && qos !== 2)
+    throw new Error(`Expected --qos to be 0, 1 or 2, got \`${options.qos}\``)
   const bytes = Number(options.bytes)
-  if (!Number.isInteger(bytes) || bytes < 0) throw new Error(`Expected --bytes to be a whole number, got \`${options.bytes}\``)
+  if (!Number.isInteger(bytes) || bytes < 0)
+    throw new Error(`Expected --bytes to be a whole number, got \`${options.bytes}\``)
   if ((options.publish === undefined) === (options.subscribe === undefined)) {
     throw new Error('Expected exactly one of --publish <topic> or --subscribe <filter>')
   }
@@ -49,7 +51,9 @@ export function registerPolicy(program: Command): void {
       const access = await loadAccess(config)
       const device = access.registry.byDeviceId(options.device)
       if (!device) {
-        process.stdout.write(`DENY: no device "${options.device}" in ${options.config}; unknown devices cannot connect\n`)
+        process.stdout.write(
+          `DENY: no device "${options.device}" in ${options.config}; unknown devices cannot connect\n`,
+        )
         process.exitCode = 1
         return
       }

@@ -9,7 +9,9 @@ import { untilSignal } from '../shutdown.js'
 export function registerStart(program: Command): void {
   program
     .command('start')
-    .description('run the gateway from a config file (reloads devices and policies on SIGHUP or when their files change)')
+    .description(
+      'run the gateway from a config file (reloads devices and policies on SIGHUP or when their files change)',
+    )
     .requiredOption('-c, --config <file>', 'the YAML config file')
     .action(async (options: { config: string }) => {
       const config = await loadConfig(options.config)
@@ -26,7 +28,10 @@ export function registerStart(program: Command): void {
             const report = await gateway.reload(next)
             logger.info({ why, ...report }, 'reloaded devices and policies')
           } catch (err) {
-            logger.error({ why, err: describeError(err) }, 'reload refused: the old devices and policies stay in force')
+            logger.error(
+              { why, err: describeError(err) },
+              'reload refused: the old devices and policies stay in force',
+            )
           }
         })
       }

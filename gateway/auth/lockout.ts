@@ -12,7 +12,9 @@ interface Entry {
   lockedUntil: number
 }
 
-export type LockoutVerdict = { locked: true; key: string; retryAfterMs: number } | { locked: false; delayMs: number }
+export type LockoutVerdict =
+  | { locked: true; key: string; retryAfterMs: number }
+  | { locked: false; delayMs: number }
 
 /** Longest pause before answering a client that has been failing. */
 const MAX_DELAY_MS = 2000
@@ -67,7 +69,10 @@ export class Lockout {
         entry.failures = 0
         locked.push(key)
       }
-      this.table.set(key, entry, { ttl: (entry.lockedUntil > this.now() ? this.settings.lockSeconds : this.settings.windowSeconds) * 1000 })
+      this.table.set(key, entry, {
+        ttl:
+          (entry.lockedUntil > this.now() ? this.settings.lockSeconds : this.settings.windowSeconds) * 1000,
+      })
     }
     return locked
   }

@@ -15,6 +15,7 @@ import {
   transportOf,
 } from '../connection-context.js'
 import type { Device, DeviceRegistry } from '../registry.js'
+import { capPendingSubscribes } from './subscribe-qos-cap.js'
 
 export interface AuthenticateDeps {
   access: AccessControl
@@ -55,7 +56,11 @@ export async function decide(
   facts: Pick<ConnectFacts, 'emptyClientId' | 'clean'> = { emptyClientId: false, clean: true },
 ): Promise<Verdict> {
   if (facts.emptyClientId && !facts.clean) {
-    return refuse(IDENTIFIER_REJECTED, 'client_id_refused', 'empty client id with a persistent session (MQTT-3.1.3-8)')
+    return refuse(
+      IDENTIFIER_REJECTED,
+      'client_id_refused',
+      'empty client id with a persistent session (MQTT-3.1.3-8)',
+    )
   }
   const transportDevice =
     transport.pskIdentity !== undefined
@@ -76,10 +81,17 @@ export async function decide(
         : refuse(BAD_USERNAME_OR_PASSWORD, 'auth_unknown_user', 'unknown username')
     }
     if (password !== undefined) {
-      const ok = userDevice.password ? await userDevice.password(password) : await verifyAgainstDummy(password)
+      const ok = userDevice.password
+        ? await userDevice.password(password)
+        : await verifyAgainstDummy(password)
       if (!ok) return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_bad_password', 'wrong password', userDevice.id)
     } else if (!transportDevice) {
-      return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_missing_credentials', 'username without password', userDevice.id)
+      return refuse(
+        BAD_USERNAME_OR_PASSWORD,
+        'auth_missing_credentials',
+        'username without password',
+        userDevice.id,
+      )
     }
   }
   if (transportDevice && userDevice && transportDevice !== userDevice) {
@@ -94,7 +106,12 @@ export async function decide(
   if (!device) return refuse(NOT_AUTHORIZED, 'auth_missing_credentials', 'no credentials presented')
   // A server-assigned id (empty client id, clean session) cannot collide with anyone's session.
   if (!facts.emptyClientId && (!isAcceptableClientId(clientId) || !device.clientIdAllowed(clientId))) {
-    return refuse(IDENTIFIER_REJECTED, 'client_id_refused', 'client id not allowed for this device', device.id)
+    return refuse(
+      IDENTIFIER_REJECTED,
+      'client_id_refused',
+      'client id not allowed for this device',
+      device.id,
+    )
   }
   return { ok: true, device }
 }
@@ -157,7 +174,12 @@ async function authenticate(
       payloadBytes: will.payload?.length ?? 0,
     })
     if (!decision.allowed) {
-      return refuse(NOT_AUTHORIZED, 'will_denied', `Will on a topic the device may not publish to (${decision.reason})`, verdict.device.id)
+      return refuse(
+        NOT_AUTHORIZED,
+        'will_denied',
+        `Will on a topic the device may not publish to (${decision.reason})`,
+        verdict.device.id,
+      )
     }
   }
   return verdict
@@ -174,6 +196,7 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
             transport,
             principal: principalFor(verdict.device, client.id, username),
           })
+          capPendingSubscribes(deps.access, client)
           deps.logger.info(
             { device: verdict.device.id, clientId: client.id, listener: transport.listener },
             'device connected',
@@ -188,7 +211,9 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
             clientId: client.id.slice(0, 128),
             ...(username !== undefined && { username: username.slice(0, 128) }),
             ...(transport.pskIdentity !== undefined && { pskIdentity: transport.pskIdentity }),
-            ...(transport.certificateCommonName !== undefined && { certificate: transport.certificateCommonName }),
+            ...(transport.certificateCommonName !== undefined && {
+              certificate: transport.certificateCommonName,
+            }),
             ...(verdict.event === 'will_denied' && will && { topic: will.topic }),
             listener: transport.listener,
             remoteAddress: transport.remoteAddress,

@@ -9,7 +9,10 @@ import { isDropped } from '../dropped.js'
  * policy stops receiving the moment the policy changes, and a message the
  * gateway acknowledged-and-dropped reaches nobody.
  */
-export function createAuthorizeForward(deps: { access: AccessControl; security: SecurityEvents }): AuthorizeForwardHandler {
+export function createAuthorizeForward(deps: {
+  access: AccessControl
+  security: SecurityEvents
+}): AuthorizeForwardHandler {
   return (client, packet) => {
     if (isDropped(packet.payload)) return null
     const session = sessionOf(client)

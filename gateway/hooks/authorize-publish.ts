@@ -44,7 +44,11 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       callback(null)
     }
     if (!session) {
-      security.report('publish_denied', { ...fields, reason: 'no_session' }, 'PUBLISH denied: not authenticated')
+      security.report(
+        'publish_denied',
+        { ...fields, reason: 'no_session' },
+        'PUBLISH denied: not authenticated',
+      )
       return callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'publish not authorized'))
     }
 
@@ -59,7 +63,12 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       const mode = access.engine.policy.deniedPublish
       security.report(
         'publish_denied',
-        { ...fields, reason: decision.reason, ...(decision.rule && { rule: decision.rule.label }), action: mode },
+        {
+          ...fields,
+          reason: decision.reason,
+          ...(decision.rule && { rule: decision.rule.label }),
+          action: mode,
+        },
         `PUBLISH denied (${decision.reason}): ${mode === 'drop' ? 'acknowledged and dropped' : 'connection closed'}`,
       )
       if (mode === 'drop') return drop()
@@ -84,7 +93,8 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
     }
 
     const qos = packet.qos === 0 ? 0 : 1
-    const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload)
+    const payload =
+      typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload)
     const result = deps.uplink.offer({
       topic: packet.topic,
       payload,

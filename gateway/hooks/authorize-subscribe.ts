@@ -23,7 +23,11 @@ export function createAuthorizeSubscribe(deps: {
       qos: subscription.qos,
     }
     if (!session) {
-      security.report('subscribe_denied', { ...fields, reason: 'no_session' }, 'SUBSCRIBE denied: not authenticated')
+      security.report(
+        'subscribe_denied',
+        { ...fields, reason: 'no_session' },
+        'SUBSCRIBE denied: not authenticated',
+      )
       return callback(null, null)
     }
     const decision = access.engine.decide(session.principal, {
@@ -40,7 +44,10 @@ export function createAuthorizeSubscribe(deps: {
       return callback(null, null)
     }
     const max = decision.rule.maxSubscribers
-    if (max !== undefined && !access.subscriberLimits.tryAdd(decision.rule.index, subscription.topic, client.id, max)) {
+    if (
+      max !== undefined &&
+      !access.subscriberLimits.tryAdd(decision.rule.index, subscription.topic, client.id, max)
+    ) {
       security.report(
         'subscriber_limit',
         { ...fields, rule: decision.rule.label, maxSubscribers: max },

@@ -2,8 +2,8 @@ import type { Server } from 'node:net'
 import type { Aedes } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import type { SecurityEvents } from '../../core/security-events.js'
-import { GatewayError } from '../errors.js'
 import type { AccessControl } from '../access-control.js'
+import { GatewayError } from '../errors.js'
 
 export interface ListenerContext {
   broker: Aedes

@@ -37,7 +37,10 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     ciphers: PSK_CIPHERS,
     ...(config.identityHint !== undefined && { pskIdentityHint: config.identityHint }),
     pskCallback: (socket, identity) => {
-      const lock = access.lockout.check([identityKey(identity), addressKey(socket.remoteAddress ?? 'unknown')])
+      const lock = access.lockout.check([
+        identityKey(identity),
+        addressKey(socket.remoteAddress ?? 'unknown'),
+      ])
       if (lock.locked) {
         security.report(
           'auth_locked_out',
@@ -79,7 +82,8 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     if (unknown.has(socket)) return
     const pskIdentity = claimed.get(socket)
     const device = pskIdentity ? access.registry.byPsk(pskIdentity)?.id : undefined
-    if (pskIdentity) access.lockout.fail([identityKey(pskIdentity), addressKey(socket.remoteAddress ?? 'unknown')])
+    if (pskIdentity)
+      access.lockout.fail([identityKey(pskIdentity), addressKey(socket.remoteAddress ?? 'unknown')])
     security.report(
       'tls_handshake_failed',
       {

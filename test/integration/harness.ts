@@ -19,7 +19,6 @@ export const PASSWORD_DEVICE = {
 }
 export const CLOUD_PREFIX = `gateways/${GATEWAY_ID}/devices/`
 
-
 /** Collects the gateway's JSON log lines so tests can assert on security events. */
 export class LogCapture extends Writable {
   readonly records: Array<Record<string, unknown>> = []
