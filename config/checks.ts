@@ -32,17 +32,19 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
     deviceId(d.id, `${at}.id`)
     username(d.username, `${at}.username`)
     pskIdentity(d.psk?.identity, `${at}.psk.identity`)
+    commonName(d.certificate?.commonName, `${at}.certificate.commonName`)
     if (d.passwordHash && !d.username) problems.push(`${at}: passwordHash needs a username`)
-    if (d.username && !d.passwordHash && !d.psk) {
-      problems.push(`${at}: username "${d.username}" needs a passwordHash (or a psk to authenticate with)`)
+    if (d.username && !d.passwordHash && !d.psk && !d.certificate) {
+      problems.push(
+        `${at}: username "${d.username}" needs a passwordHash (or a psk or certificate to authenticate with)`,
+      )
     }
-    if (!d.passwordHash && !d.psk)
-      problems.push(`${at}: device "${d.id}" has no credential (passwordHash or psk)`)
+    if (!d.passwordHash && !d.psk && !d.certificate) {
+      problems.push(`${at}: device "${d.id}" has no credential (passwordHash, psk or certificate)`)
+    }
   })
-
-  const hasPsk = config.lan.listeners.some((l) => l.type === 'tls-psk')
-  if (hasPsk && !config.devices.some((d) => d.psk)) {
-    // Not an error: devices may be added later. Kept silent on purpose.
+  if (config.policies?.file && config.policies.rules) {
+    problems.push('policies: give either file or rules, not both')
   }
 
   const { reconnect } = config.cloud

@@ -55,7 +55,9 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
     lan: {
       ...config.lan,
       listeners: config.lan.listeners.map((l) =>
-        l.type === 'tls' ? { ...l, certFile: at(l.certFile), keyFile: at(l.keyFile), caFile: at(l.caFile) } : l,
+        l.type === 'tls'
+          ? { ...l, certFile: at(l.certFile), keyFile: at(l.keyFile), caFile: at(l.caFile) }
+          : l,
       ),
     },
     ...(config.policies && {
@@ -93,11 +95,13 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
     checks.push([`lan.listeners[${i}].keyFile`, secretFileProblem(l.keyFile)])
   })
   if (config.policies?.file) checks.push(['policies.file', publicFileProblem(config.policies.file)])
-  if (config.mosquitto?.aclFile) checks.push(['mosquitto.aclFile', publicFileProblem(config.mosquitto.aclFile)])
+  if (config.mosquitto?.aclFile)
+    checks.push(['mosquitto.aclFile', publicFileProblem(config.mosquitto.aclFile)])
   if (config.mosquitto?.passwordFile) {
     checks.push(['mosquitto.passwordFile', secretFileProblem(config.mosquitto.passwordFile)])
   }
-  if (config.mosquitto?.pskFile) checks.push(['mosquitto.pskFile', secretFileProblem(config.mosquitto.pskFile)])
+  if (config.mosquitto?.pskFile)
+    checks.push(['mosquitto.pskFile', secretFileProblem(config.mosquitto.pskFile)])
   const problems: string[] = []
   for (const [path, check] of checks) {
     const problem = await check

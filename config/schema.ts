@@ -48,7 +48,7 @@ const clientIdPattern = z
   .min(1)
   .max(128)
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
-  .refine((s) => !/[+#/\u0000-\u001f]/.test(s), 'no "+", "#", "/" or control characters')
+  .refine((s) => !/[+#/\u0000-\u001f\u007f]/.test(s), 'no "+", "#", "/" or control characters')
 
 export const deviceSchema = z.strictObject({
   id: name,

@@ -1,4 +1,4 @@
-import { catchError, EMPTY, from, map, mergeMap, type OperatorFunction } from 'rxjs'
+import { catchError, defer, EMPTY, map, mergeMap, type OperatorFunction } from 'rxjs'
 import type { Logger } from '../../core/logger.js'
 import type { Metrics } from '../../core/metrics.js'
 import { CloudRefusal, type CloudSession } from '../cloud-session.js'
@@ -23,7 +23,8 @@ export function forward(
 ): OperatorFunction<Outbound, Settled> {
   return mergeMap(
     ({ entry, message }) =>
-      from(session.publish(message)).pipe(
+      // defer: even a synchronous throw becomes an error of this message's stream, never of the pipeline.
+      defer(() => session.publish(message)).pipe(
         map((): Settled => ({ entry, outcome: 'delivered' })),
         catchError((err: unknown) => {
           if (err instanceof CloudRefusal) {

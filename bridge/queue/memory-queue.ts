@@ -39,12 +39,16 @@ export class MemoryQueue implements UplinkQueue {
     return entry
   }
 
-  ack(seq: number): void {
+  private slotOf(seq: number): Slot | undefined {
     const first = this.slots[this.head]
-    if (!first) return
-    const index = this.head + (seq - first.entry.seq)
-    const slot = this.slots[index]
-    if (!slot || slot.acked || slot.entry.seq !== seq) return
+    if (!first) return undefined
+    const slot = this.slots[this.head + (seq - first.entry.seq)]
+    return slot?.entry.seq === seq ? slot : undefined
+  }
+
+  ack(seq: number): void {
+    const slot = this.slotOf(seq)
+    if (!slot || slot.acked) return
     slot.acked = true
     this.held--
     while (this.slots[this.head]?.acked) this.head++
@@ -63,12 +67,16 @@ export class MemoryQueue implements UplinkQueue {
         if (replaying) live.push(entry)
         else subscriber.next(entry)
       })
+      // Walk by sequence number, not array index: an ack during emission may compact the array.
       let lastSeq = -Infinity
-      for (let i = this.head; i < this.slots.length && !subscriber.closed; i++) {
-        const slot = this.slots[i]!
-        if (slot.acked) continue
-        lastSeq = slot.entry.seq
-        subscriber.next(slot.entry)
+      const first = this.slots[this.head]?.entry.seq
+      if (first !== undefined) {
+        for (let seq = first; seq < this.nextSeq && !subscriber.closed; seq++) {
+          const slot = this.slotOf(seq)
+          if (!slot || slot.acked) continue
+          lastSeq = seq
+          subscriber.next(slot.entry)
+        }
       }
       replaying = false
       for (const entry of live) if (entry.seq > lastSeq && !subscriber.closed) subscriber.next(entry)

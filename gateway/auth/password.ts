@@ -15,8 +15,9 @@ export interface ScryptParams {
 export const DEFAULT_SCRYPT: ScryptParams = { ln: 14, r: 8, p: 1 }
 const SALT_BYTES = 16
 const HASH_BYTES = 32
-/** Bounds that keep a hostile or mistyped hash from costing gigabytes of memory. */
-const LIMITS = { ln: [10, 20], r: [1, 32], p: [1, 16] } as const
+/** Bounds that keep a hostile or mistyped hash from costing more than 256 MiB or seconds of work. */
+const LIMITS = { ln: [10, 18], r: [1, 16], p: [1, 4] } as const
+const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
 const MAX_PASSWORD_BYTES = 1024
 
 function derive(password: Buffer, salt: Buffer, params: ScryptParams, length: number): Promise<Buffer> {
@@ -54,6 +55,7 @@ export function parsePasswordHash(encoded: string): ParsedHash {
     const [lo, hi] = LIMITS[key]
     if (params[key] < lo || params[key] > hi) throw fail(`has ${key}=${params[key]} outside ${lo}..${hi}`)
   }
+  if (128 * 2 ** params.ln * params.r > MAX_SCRYPT_MEMORY) throw fail('needs more than 256 MiB of memory')
   const salt = Buffer.from(parts[3] ?? '', 'base64url')
   const hash = Buffer.from(parts[4] ?? '', 'base64url')
   if (salt.length < 8 || hash.length < 16 || hash.length > 64)

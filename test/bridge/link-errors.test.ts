@@ -1,0 +1,108 @@
+import { describe, expect, it } from 'vitest'
+import { describeLinkError } from '../../bridge/link-errors.js'
+
+const TARGET = 'cloud.example.com:8883'
+
+function error(message: string, code?: string | number): Error & { code?: string | number } {
+  return Object.assign(new Error(message), code === undefined ? {} : { code })
+}
+
+describe('describeLinkError', () => {
+  it('reads a TLS alert about the client certificate as the cloud refusing it', () => {
+    const expected = (alert: string) =>
+      `the cloud broker at ${TARGET} refused the gateway's client certificate (TLS alert: ${alert}); is it signed by a CA the cloud trusts, and still valid?`
+    const unknownCa = 'C0D2B1A5A27F0000:error:0A000418:SSL routines:ssl3_read_bytes:tlsv1 alert unknown ca'
+    expect(describeLinkError(error(`${unknownCa}\n`, 'ERR_SSL_TLSV1_ALERT_UNKNOWN_CA'), TARGET)).toBe(
+      expected(unknownCa),
+    )
+    expect(describeLinkError(error('tlsv13 alert certificate required'), TARGET)).toBe(
+      expected('tlsv13 alert certificate required'),
+    )
+    expect(describeLinkError(error('sslv3 alert bad certificate'), TARGET)).toBe(
+      expected('sslv3 alert bad certificate'),
+    )
+    expect(describeLinkError(error('sslv3 alert certificate revoked'), TARGET)).toBe(
+      expected('sslv3 alert certificate revoked'),
+    )
+  })
+
+  it("reads a self-signed, unverifiable, expired or misnamed server certificate as the gateway's distrust", () => {
+    const expected = (message: string) =>
+      `the gateway does not trust the certificate of the cloud broker at ${TARGET} (${message}); check cloud.caFile and cloud.servername`
+    const cases: Array<[string, string]> = [
+      ['self-signed certificate in certificate chain', 'SELF_SIGNED_CERT_IN_CHAIN'],
+      ['self signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'],
+      ['certificate has expired', 'CERT_HAS_EXPIRED'],
+      ['unable to verify the first certificate', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE'],
+      ['unable to get local issuer certificate', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY'],
+      [
+        "Hostname/IP does not match certificate's altnames: Host: x. is not in the cert's altnames",
+        'ERR_TLS_CERT_ALTNAME_INVALID',
+      ],
+      ['certificate is not yet valid', 'CERT_NOT_YET_VALID'],
+    ]
+    for (const [message, code] of cases) {
+      expect(describeLinkError(error(message, code), TARGET), code).toBe(expected(message))
+    }
+    // The code alone is enough.
+    expect(describeLinkError(error('verification failed', 'CERT_HAS_EXPIRED'), TARGET)).toBe(
+      expected('verification failed'),
+    )
+  })
+
+  it('reads ECONNREFUSED as nothing listening', () => {
+    expect(describeLinkError(error('connect ECONNREFUSED 127.0.0.1:8883', 'ECONNREFUSED'), TARGET)).toBe(
+      `the cloud broker at ${TARGET} refused the connection (nothing listening?)`,
+    )
+  })
+
+  it('reads a timeout as no answer in time', () => {
+    const expected = `the cloud broker at ${TARGET} did not answer in time`
+    expect(describeLinkError(error('connect ETIMEDOUT 203.0.113.1:8883', 'ETIMEDOUT'), TARGET)).toBe(expected)
+    expect(describeLinkError(error('connack timeout'), TARGET)).toBe(expected)
+  })
+
+  it('reads a reset during set-up as a closed connection, hinting at TLS 1.3', () => {
+    const expected = (message: string) =>
+      `the cloud broker at ${TARGET} closed the connection during set-up (${message}); under TLS 1.3 a refused client certificate shows this way`
+    expect(describeLinkError(error('read ECONNRESET', 'ECONNRESET'), TARGET)).toBe(
+      expected('read ECONNRESET'),
+    )
+    expect(describeLinkError(error('socket hang up'), TARGET)).toBe(expected('socket hang up'))
+    expect(describeLinkError(error('write EPIPE', 'EPIPE'), TARGET)).toBe(expected('write EPIPE'))
+  })
+
+  it('reads a CONNACK refusal as the cloud refusing the gateway', () => {
+    expect(describeLinkError(error('Connection refused: Not authorized', 5), TARGET)).toBe(
+      `the cloud broker at ${TARGET} refused the gateway: Connection refused: Not authorized`,
+    )
+    expect(describeLinkError(error('Connection refused: Bad User Name or Password', 4), TARGET)).toBe(
+      `the cloud broker at ${TARGET} refused the gateway: Connection refused: Bad User Name or Password`,
+    )
+  })
+
+  it('falls back to the raw message for anything else', () => {
+    expect(describeLinkError(error('Connection refused: Server unavailable', 3), TARGET)).toBe(
+      `cloud connection to ${TARGET} failed: Connection refused: Server unavailable`,
+    )
+    expect(describeLinkError(error('getaddrinfo ENOTFOUND cloud.example.com', 'ENOTFOUND'), TARGET)).toBe(
+      `cloud connection to ${TARGET} failed: getaddrinfo ENOTFOUND cloud.example.com`,
+    )
+    expect(describeLinkError(error(''), TARGET)).toBe(`cloud connection to ${TARGET} failed: `)
+  })
+
+  it('names the target in every branch', () => {
+    const samples = [
+      error('tlsv1 alert unknown ca'),
+      error('self signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'),
+      error('connect ECONNREFUSED', 'ECONNREFUSED'),
+      error('connack timeout'),
+      error('read ECONNRESET', 'ECONNRESET'),
+      error('Connection refused: Not authorized', 5),
+      error('something else'),
+    ]
+    const texts = samples.map((e) => describeLinkError(e, 'mqtts://other-target:9999'))
+    expect(new Set(texts).size).toBe(samples.length)
+    for (const text of texts) expect(text).toContain('mqtts://other-target:9999')
+  })
+})
