@@ -2,6 +2,14 @@ import { readFile } from 'node:fs/promises'
 import { parse } from 'yaml'
 import type { GatewayConfig } from '../config/index.js'
 import { compilePolicy } from '../policies/engine.js'
+import {
+  aclToPolicy,
+  MosquittoPasswordVerifier,
+  parseAclFile,
+  parsePasswordFile,
+  parsePskFile,
+  readMosquittoFile,
+} from '../policies/mosquitto/index.js'
 import type { PolicyInput } from '../policies/schema.js'
 import type { AccessSnapshot } from './access-control.js'
 import { passwordVerifier } from './auth/password-verifier.js'
@@ -36,9 +44,57 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
   return specs
 }
 
-async function policyInput(config: Readonly<GatewayConfig>): Promise<PolicyInput> {
+/**
+ * Devices from Mosquitto's files: each password_file user is a device of that
+ * name (any client id, as in Mosquitto), each psk_file identity too; a user
+ * and an identity of the same name are one device.
+ */
+async function mosquittoDevices(config: Readonly<GatewayConfig>, warnings: string[]): Promise<DeviceSpec[]> {
+  const files = config.mosquitto
+  const byId = new Map<string, DeviceSpec>()
+  if (files?.passwordFile) {
+    const parsed = parsePasswordFile(await readMosquittoFile(files.passwordFile))
+    for (const p of parsed.problems) warnings.push(`${files.passwordFile}:${p.line}: ${p.message}`)
+    const verifier = new MosquittoPasswordVerifier(parsed.entries)
+    for (const entry of parsed.entries) {
+      byId.set(entry.username, {
+        id: entry.username,
+        username: entry.username,
+        password: (password) => verifier.verify(entry.username, password),
+        clientIds: ['*'],
+      })
+    }
+  }
+  if (files?.pskFile) {
+    const parsed = parsePskFile(await readMosquittoFile(files.pskFile))
+    for (const p of parsed.problems) warnings.push(`${files.pskFile}:${p.line}: ${p.message}`)
+    for (const entry of parsed.entries) {
+      const existing = byId.get(entry.identity)
+      const psk = { identity: entry.identity, key: entry.key }
+      byId.set(
+        entry.identity,
+        existing ? { ...existing, psk } : { id: entry.identity, psk, clientIds: ['*'] },
+      )
+    }
+  }
+  return [...byId.values()]
+}
+
+async function mosquittoRules(
+  config: Readonly<GatewayConfig>,
+  warnings: string[],
+): Promise<PolicyInput['rules']> {
+  const aclFile = config.mosquitto?.aclFile
+  if (!aclFile) return []
+  const conversion = aclToPolicy(parseAclFile(await readMosquittoFile(aclFile)))
+  for (const u of conversion.unmapped) warnings.push(`${aclFile}:${u.line}: ${u.reason} (${u.outcome})`)
+  return conversion.policy.rules
+}
+
+async function policyInput(config: Readonly<GatewayConfig>, warnings: string[]): Promise<PolicyInput> {
   const section = config.policies
-  if (!section) return DEFAULT_POLICY
+  const imported = await mosquittoRules(config, warnings)
+  if (!section) return imported.length > 0 || config.mosquitto?.aclFile ? { rules: imported } : DEFAULT_POLICY
   let rules: unknown[] = []
   let fromFile: Record<string, unknown> = {}
   if (section.file) {
@@ -71,7 +127,7 @@ async function policyInput(config: Readonly<GatewayConfig>): Promise<PolicyInput
     ...fromFile,
     ...(section.deniedPublish !== undefined && { deniedPublish: section.deniedPublish }),
     ...(section.floodDisconnectAfter !== undefined && { floodDisconnectAfter: section.floodDisconnectAfter }),
-    rules: rules as PolicyInput['rules'],
+    rules: [...(rules as PolicyInput['rules']), ...imported],
   }
 }
 
@@ -84,7 +140,17 @@ async function policyInput(config: Readonly<GatewayConfig>): Promise<PolicyInput
 export async function loadAccess(config: Readonly<GatewayConfig>): Promise<LoadedAccess> {
   const warnings: string[] = []
   const specs = await deviceSpecs(config)
-  const input = await policyInput(config)
+  const configured = new Set(specs.map((s) => s.id))
+  for (const spec of await mosquittoDevices(config, warnings)) {
+    if (configured.has(spec.id)) {
+      throw new GatewayError(
+        'GW_ERR_POLICY_FILE',
+        `device "${spec.id}" is both in the config and in a Mosquitto file; keep one`,
+      )
+    }
+    specs.push(spec)
+  }
+  const input = await policyInput(config, warnings)
   let engine: ReturnType<typeof compilePolicy>
   try {
     engine = compilePolicy(input)

@@ -3,6 +3,7 @@ import { loadConfig } from '../../config/index.js'
 import { loadAccess } from '../../gateway/index.js'
 import { explain } from '../../policies/explain.js'
 import type { PolicyRequest, Principal } from '../../policies/types.js'
+import { registerImportMosquitto } from './import-mosquitto.js'
 
 interface ExplainOptions {
   config: string
@@ -33,6 +34,7 @@ function requestFrom(options: ExplainOptions): PolicyRequest {
 
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('inspect and check topic policies')
+  registerImportMosquitto(policy)
 
   policy
     .command('explain')

@@ -19,11 +19,11 @@ describe('error codes', () => {
   it('every code declared in an errors.ts is documented in docs/security.md', async () => {
     const docs = await readFile(join(root, 'docs/security.md'), 'utf8')
     const codes = new Set<string>()
-    for (const dir of ['config', 'gateway', 'bridge', 'pki', 'core', 'cli']) {
+    for (const dir of ['config', 'gateway', 'bridge', 'pki', 'policies', 'core', 'cli']) {
       for (const file of await sourceFiles(dir)) {
         if (!file.endsWith('errors.ts')) continue
         const text = await readFile(join(root, file), 'utf8')
-        for (const m of text.matchAll(/'([A-Z]+_ERR_[A-Z_]+)'/g)) codes.add(m[1]!)
+        for (const m of text.matchAll(/'([A-Z]+_ERR_[A-Z0-9_]+)'/g)) codes.add(m[1]!)
       }
     }
     expect(codes.size).toBeGreaterThan(10)
