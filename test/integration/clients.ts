@@ -89,9 +89,13 @@ export function collect(client: MqttClient): Array<{ topic: string; payload: str
  * Sends one raw CONNECT (for what mqtt.js refuses to send, like an empty client
  * id with a persistent session) and resolves with the CONNACK return code.
  */
-export function rawConnack(port: number, connect: Partial<mqttPacket.IConnectPacket>): Promise<number> {
+export function rawConnack(
+  port: number,
+  connect: Partial<mqttPacket.IConnectPacket>,
+  localAddress?: string,
+): Promise<number> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({ host: '127.0.0.1', port })
+    const socket = netConnect({ host: '127.0.0.1', port, ...(localAddress && { localAddress }) })
     const parser = mqttPacket.parser({ protocolVersion: 4 })
     const timer = setTimeout(() => {
       socket.destroy()

@@ -65,6 +65,8 @@ export interface StackOptions {
   policies?: ConfigInput['policies']
   /** More devices, beside the PSK and the password device. */
   devices?: NonNullable<ConfigInput['devices']>
+  /** Mosquitto files used directly. */
+  mosquitto?: ConfigInput['mosquitto']
   /** More listeners (for example a `tls` one), beside plain and PSK. */
   listeners?: NonNullable<ConfigInput['lan']>['listeners']
 }
@@ -111,6 +113,7 @@ export class Stack {
         lockout: { maxFailures: 1000, ...options.lockout },
       },
       ...(options.policies && { policies: options.policies }),
+      ...(options.mosquitto && { mosquitto: options.mosquitto }),
       devices: [
         {
           id: PSK_DEVICE.id,

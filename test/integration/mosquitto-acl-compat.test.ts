@@ -8,9 +8,9 @@ import { parseAclFile } from '../../policies/mosquitto/acl-file.js'
 import { aclToPolicy } from '../../policies/mosquitto/to-policy.js'
 import { policySchema } from '../../policies/schema.js'
 import type { Principal } from '../../policies/types.js'
+import { mosquittoPasswd } from '../helpers/mosquitto-passwd.js'
+import { PlainMosquitto } from '../helpers/plain-mosquitto.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { mosquittoPasswd } from '../policies/mosquitto/mosquitto-passwd.js'
-import { PlainMosquitto } from '../policies/mosquitto/plain-mosquitto.js'
 
 /**
  * Differential test: the same acl_file decides in the real Mosquitto 2.0 and,

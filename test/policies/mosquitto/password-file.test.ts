@@ -9,8 +9,8 @@ import {
   verifyMosquittoPassword,
 } from '../../../policies/mosquitto/password-hash.js'
 import { thrownBy } from '../../helpers/catch.js'
+import { mosquittoPasswd } from '../../helpers/mosquitto-passwd.js'
 import { makeTempDir, removeDir } from '../../helpers/tmp.js'
-import { mosquittoPasswd } from './mosquitto-passwd.js'
 
 const USERS = [
   { username: 'alice', password: 'correct horse battery staple' },

@@ -5,9 +5,9 @@ import { connect } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { findBinary } from '../../helpers/binaries.js'
-import { freePort } from '../../helpers/ports.js'
-import { hasExited, killOnExit, LineTail, onLines, terminate } from '../../helpers/processes.js'
+import { findBinary } from './binaries.js'
+import { freePort } from './ports.js'
+import { hasExited, killOnExit, LineTail, onLines, terminate } from './processes.js'
 
 export const MOSQUITTO_HINT = 'install it with `apt-get install mosquitto`'
 const PORT_ATTEMPTS = 3

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { findBinary } from '../../helpers/binaries.js'
+import { findBinary } from './binaries.js'
 
 export const MOSQUITTO_PASSWD_HINT = 'install it with `apt-get install mosquitto`'
 
