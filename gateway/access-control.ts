@@ -13,12 +13,13 @@ export interface AccessSnapshot {
 /**
  * The gateway's access state: the current registry and policy (swapped
  * atomically on reload) and the stateful limits that outlive a reload
- * (lockout, rate buckets) or are rebuilt with it (subscriber counts).
+ * (lockout) or are rebuilt with it (rate buckets, subscriber counts).
  */
 export class AccessControl {
   private snapshot: AccessSnapshot
   readonly lockout: Lockout
-  readonly rateLimiter = new RateLimiter()
+  /** Keyed by device and rule index: a new policy renumbers rules, so it gets new buckets. */
+  rateLimiter = new RateLimiter()
   subscriberLimits = new SubscriberLimits()
 
   constructor(initial: AccessSnapshot, lockout: LockoutSettings) {
@@ -36,5 +37,6 @@ export class AccessControl {
 
   replace(next: AccessSnapshot): void {
     this.snapshot = next
+    this.rateLimiter = new RateLimiter()
   }
 }

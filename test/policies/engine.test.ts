@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { compilePolicy } from '../../policies/engine.js'
+import { compilePolicy, PolicyEngine } from '../../policies/engine.js'
+import { policySchema } from '../../policies/schema.js'
 import { policy, principal, pub, sub } from './fixtures.js'
 
 describe('PolicyEngine: deny unless allowed', () => {
@@ -150,192 +151,6 @@ describe('PolicyEngine: deny wins, first allow wins', () => {
   })
 })
 
-describe('PolicyEngine: publish limits', () => {
-  const engine = compilePolicy(
-    policy({
-      who: 'everyone',
-      topic: 't/#',
-      action: 'publish',
-      maxQos: 1,
-      retain: false,
-      maxPayloadBytes: 100,
-    }),
-  )
-  const rule = engine.rules[0]
-  const p = principal()
-
-  it('qos: at maxQos allowed, above refused', () => {
-    expect(engine.decide(p, pub('t/a', { qos: 1 }))).toMatchObject({ allowed: true, grantedQos: 1 })
-    expect(engine.decide(p, pub('t/a', { qos: 2 }))).toEqual({ allowed: false, reason: 'qos', rule })
-  })
-
-  it('retain: refused where the rule forbids it, allowed where it permits it', () => {
-    expect(engine.decide(p, pub('t/a', { retain: true }))).toEqual({ allowed: false, reason: 'retain', rule })
-    const permissive = compilePolicy(policy({ who: 'everyone', topic: 't/#', action: 'publish' }))
-    expect(permissive.decide(p, pub('t/a', { retain: true })).allowed).toBe(true)
-  })
-
-  it('size: at maxPayloadBytes allowed, one byte over refused', () => {
-    expect(engine.decide(p, pub('t/a', { payloadBytes: 100 })).allowed).toBe(true)
-    expect(engine.decide(p, pub('t/a', { payloadBytes: 101 }))).toEqual({
-      allowed: false,
-      reason: 'size',
-      rule,
-    })
-    expect(engine.decide(p, pub('t/a', { payloadBytes: 0 })).allowed).toBe(true)
-  })
-
-  it('defaults: qos 2, retain and any size allowed', () => {
-    const open = compilePolicy(policy({ who: 'everyone', topic: 't/#', action: 'publish' }))
-    expect(open.decide(p, pub('t/a', { qos: 2, retain: true, payloadBytes: 268_435_455 }))).toMatchObject({
-      allowed: true,
-      grantedQos: 2,
-    })
-  })
-})
-
-describe('PolicyEngine: subscribe', () => {
-  const engine = compilePolicy(
-    policy(
-      { who: 'everyone', topic: 'a/+/c', action: 'subscribe', maxQos: 1 },
-      { who: 'everyone', topic: 'b/#', action: 'subscribe' },
-    ),
-  )
-  const p = principal()
-
-  it('grants the lower of the requested QoS and maxQos', () => {
-    expect(engine.decide(p, sub('a/b/c', 0))).toMatchObject({ allowed: true, grantedQos: 0 })
-    expect(engine.decide(p, sub('a/b/c', 1))).toMatchObject({ allowed: true, grantedQos: 1 })
-    expect(engine.decide(p, sub('a/b/c', 2))).toMatchObject({ allowed: true, grantedQos: 1 })
-    expect(engine.decide(p, sub('b/x', 2))).toMatchObject({ allowed: true, grantedQos: 2 })
-  })
-
-  it('allows only a filter the rule covers', () => {
-    expect(engine.decide(p, sub('a/+/c')).allowed).toBe(true)
-    expect(engine.decide(p, sub('a/#'))).toEqual({ allowed: false, reason: 'no_rule' })
-    expect(engine.decide(p, sub('a/b/+'))).toEqual({ allowed: false, reason: 'no_rule' })
-    expect(engine.decide(p, sub('b'))).toMatchObject({ allowed: true, ruleFilter: 'b/#' })
-    expect(engine.decide(p, sub('b/+/#'))).toMatchObject({ allowed: true })
-    expect(engine.decide(p, sub('#'))).toEqual({ allowed: false, reason: 'no_rule' })
-  })
-
-  it('ignores publish limits', () => {
-    const limited = compilePolicy(
-      policy({ who: 'everyone', topic: 'x', action: 'both', retain: false, maxPayloadBytes: 0 }),
-    )
-    expect(limited.decide(p, sub('x'))).toMatchObject({ allowed: true })
-  })
-})
-
-describe('PolicyEngine: substitutions', () => {
-  const engine = compilePolicy(
-    policy(
-      { who: 'everyone', topic: 'devices/%d/#', action: 'both' },
-      { who: 'everyone', topic: 'clients/%c/inbox', action: 'subscribe' },
-      { who: 'everyone', topic: 'users/%u/+', action: 'publish' },
-    ),
-  )
-
-  it('%d matches only the device id and is substituted in ruleFilter', () => {
-    expect(engine.decide(principal(), pub('devices/dev-1/temp'))).toMatchObject({
-      allowed: true,
-      ruleFilter: 'devices/dev-1/#',
-    })
-    expect(engine.decide(principal(), pub('devices/dev-2/temp'))).toEqual({
-      allowed: false,
-      reason: 'no_rule',
-    })
-    expect(engine.decide(principal(), sub('devices/+/temp'))).toEqual({ allowed: false, reason: 'no_rule' })
-    expect(engine.decide(principal(), sub('devices/dev-1/#'))).toMatchObject({ allowed: true })
-  })
-
-  it('%c matches only the client id', () => {
-    expect(engine.decide(principal(), sub('clients/cl-1/inbox'))).toMatchObject({
-      allowed: true,
-      ruleFilter: 'clients/cl-1/inbox',
-    })
-    expect(engine.decide(principal(), sub('clients/cl-2/inbox'))).toEqual({
-      allowed: false,
-      reason: 'no_rule',
-    })
-  })
-
-  it('%u matches only the username, and never when there is none', () => {
-    expect(engine.decide(principal(), pub('users/alice/x'))).toMatchObject({
-      allowed: true,
-      ruleFilter: 'users/alice/+',
-    })
-    expect(engine.decide(principal(), pub('users/bob/x'))).toEqual({ allowed: false, reason: 'no_rule' })
-    const anonymous = principal({ username: undefined })
-    expect(engine.decide(anonymous, pub('users/%u/x'))).toEqual({ allowed: false, reason: 'no_rule' })
-    expect(engine.decide(anonymous, pub('users//x'))).toEqual({ allowed: false, reason: 'no_rule' })
-  })
-
-  it('a value that is not one level (contains /, + or #) matches nothing', () => {
-    expect(engine.decide(principal({ deviceId: 'a/b' }), pub('devices/a/b/x'))).toEqual({
-      allowed: false,
-      reason: 'no_rule',
-    })
-    expect(engine.decide(principal({ clientId: '+' }), sub('clients/+/inbox'))).toEqual({
-      allowed: false,
-      reason: 'no_rule',
-    })
-  })
-})
-
-describe('PolicyEngine: who', () => {
-  const engine = compilePolicy(
-    policy(
-      { who: { device: 'dev-1' }, topic: 'device', action: 'publish' },
-      { who: { username: 'alice' }, topic: 'username', action: 'publish' },
-      { who: { clientId: 'cl-1' }, topic: 'client', action: 'publish' },
-      { who: { group: 'cams' }, topic: 'group', action: 'publish' },
-      { who: 'anonymous', topic: 'anonymous', action: 'publish' },
-      { who: 'everyone', topic: 'everyone', action: 'publish' },
-    ),
-  )
-  const alice = principal({ groups: ['cams'] })
-  const other = principal({ deviceId: 'dev-2', clientId: 'cl-2', username: 'bob', groups: ['lights'] })
-  const anonymous = principal({ deviceId: 'dev-3', clientId: 'cl-3', username: undefined })
-
-  it.each([
-    ['device', 0],
-    ['username', 1],
-    ['client', 2],
-    ['group', 3],
-    ['everyone', 5],
-  ])('%s rule applies to its principal', (topic, index) => {
-    expect(engine.decide(alice, pub(topic))).toMatchObject({ allowed: true, rule: engine.rules[index] })
-  })
-
-  it.each(['device', 'username', 'client', 'group', 'anonymous'])(
-    '%s rule ignores another principal',
-    (topic) => {
-      expect(engine.decide(other, pub(topic))).toEqual({ allowed: false, reason: 'no_rule' })
-    },
-  )
-
-  it('anonymous applies only without a username; everyone applies to all', () => {
-    expect(engine.decide(alice, pub('anonymous'))).toEqual({ allowed: false, reason: 'no_rule' })
-    expect(engine.decide(anonymous, pub('anonymous'))).toMatchObject({ allowed: true, rule: engine.rules[4] })
-    expect(engine.decide(anonymous, pub('everyone'))).toMatchObject({ allowed: true, rule: engine.rules[5] })
-    expect(engine.decide(other, pub('everyone'))).toMatchObject({ allowed: true, rule: engine.rules[5] })
-  })
-
-  it('a principal in several groups gets each group rule', () => {
-    const multi = compilePolicy(
-      policy(
-        { who: { group: 'a' }, topic: 'a', action: 'publish' },
-        { who: { group: 'b' }, topic: 'b', action: 'publish' },
-      ),
-    )
-    const p = principal({ groups: ['b', 'a', 'b'] })
-    expect(multi.decide(p, pub('a'))).toMatchObject({ allowed: true, rule: multi.rules[0] })
-    expect(multi.decide(p, pub('b'))).toMatchObject({ allowed: true, rule: multi.rules[1] })
-    expect(multi.decide(principal({ groups: [] }), pub('a'))).toEqual({ allowed: false, reason: 'no_rule' })
-  })
-})
-
 describe('PolicyEngine: compiled state', () => {
   it('labels rules, keeps file order and freezes', () => {
     const engine = compilePolicy(
@@ -352,5 +167,16 @@ describe('PolicyEngine: compiled state', () => {
     expect(Object.isFrozen(engine.rules[0])).toBe(true)
     expect(Object.isFrozen(engine.policy.rules)).toBe(true)
     expect(engine.policy.deniedPublish).toBe('disconnect')
+  })
+})
+
+describe('PolicyEngine.compile', () => {
+  it("keeps a frozen copy and leaves the caller's policy unfrozen", () => {
+    const parsed = policySchema.parse(policy({ who: 'everyone', topic: 'a', action: 'publish' }))
+    const engine = PolicyEngine.compile(parsed)
+    expect(Object.isFrozen(parsed)).toBe(false)
+    expect(Object.isFrozen(engine.policy.rules[0])).toBe(true)
+    parsed.rules[0]!.topic = 'b'
+    expect(engine.decide(principal(), pub('a')).allowed).toBe(true)
   })
 })

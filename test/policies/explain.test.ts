@@ -91,6 +91,15 @@ describe('explain', () => {
     )
   })
 
+  it('says when the topic itself is malformed', () => {
+    expect(explain(engine, cam, pub('devices/+/t'))).toContain(
+      'Reason: the topic is not a valid topic name (empty, or with +, # or NUL)',
+    )
+    expect(explain(engine, cam, sub('devices/#/t'))).toContain(
+      'Reason: the topic filter is not valid (+ and # must fill a level, # must be last)',
+    )
+  })
+
   it('lists at most 5 other rules of each effect', () => {
     const rules = Array.from({ length: 8 }, (_, i) => ({
       who: 'everyone' as const,
