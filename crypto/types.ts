@@ -16,7 +16,11 @@ export const Alg = {
   ES256: -7,
 } as const
 
-export type AeadAlg = typeof Alg.AES_CCM_16_64_128 | typeof Alg.A128GCM | typeof Alg.A256GCM | typeof Alg.CHACHA20_POLY1305
+export type AeadAlg =
+  | typeof Alg.AES_CCM_16_64_128
+  | typeof Alg.A128GCM
+  | typeof Alg.A256GCM
+  | typeof Alg.CHACHA20_POLY1305
 export type MacAlg = typeof Alg.HMAC_256_64 | typeof Alg.HMAC_256_256
 export type SignAlg = typeof Alg.EDDSA | typeof Alg.ES256
 
