@@ -38,6 +38,7 @@ export async function startEdgeGateway(
   try {
     lan = await LanGateway.start({
       lan: config.lan,
+      stateDir: config.gateway.stateDir,
       access,
       uplink: bridge,
       logger: logger.child({ module: 'gateway' }),

@@ -27,20 +27,24 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
   const username = seen('username')
   const pskIdentity = seen('PSK identity')
   const commonName = seen('certificate common name')
+  const kid = seen('payload key id')
   config.devices.forEach((d, i) => {
     const at = `devices[${i}]`
     deviceId(d.id, `${at}.id`)
     username(d.username, `${at}.username`)
     pskIdentity(d.psk?.identity, `${at}.psk.identity`)
     commonName(d.certificate?.commonName, `${at}.certificate.commonName`)
+    kid(d.payloadKey?.kid.toLowerCase(), `${at}.payloadKey.kid`)
     if (d.passwordHash && !d.username) problems.push(`${at}: passwordHash needs a username`)
-    if (d.username && !d.passwordHash && !d.psk && !d.certificate) {
+    if (d.username && !d.passwordHash && !d.psk && !d.certificate && !d.payloadKey) {
       problems.push(
-        `${at}: username "${d.username}" needs a passwordHash (or a psk or certificate to authenticate with)`,
+        `${at}: username "${d.username}" needs a passwordHash (or a psk, certificate or payloadKey for tokens)`,
       )
     }
-    if (!d.passwordHash && !d.psk && !d.certificate) {
-      problems.push(`${at}: device "${d.id}" has no credential (passwordHash, psk or certificate)`)
+    if (!d.passwordHash && !d.psk && !d.certificate && !d.payloadKey) {
+      problems.push(
+        `${at}: device "${d.id}" has no credential (passwordHash, psk, certificate or payloadKey)`,
+      )
     }
   })
   if (config.policies?.file && config.policies.rules) {

@@ -68,7 +68,12 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
         Object.entries(config.mosquitto).map(([k, v]) => [k, typeof v === 'string' ? at(v) : v]),
       ),
     }),
-    devices: config.devices.map((d) => (d.psk ? { ...d, psk: { ...d.psk, keyFile: at(d.psk.keyFile) } } : d)),
+    devices: config.devices.map((d) => ({
+      ...d,
+      ...(d.psk && { psk: { ...d.psk, keyFile: at(d.psk.keyFile) } }),
+      ...(d.payloadKey && { payloadKey: { ...d.payloadKey, secretFile: at(d.payloadKey.secretFile) } }),
+      ...(d.signingKeyFile && { signingKeyFile: at(d.signingKeyFile) }),
+    })),
     cloud: {
       ...config.cloud,
       caFile: at(config.cloud.caFile),
@@ -87,6 +92,9 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   ]
   config.devices.forEach((d, i) => {
     if (d.psk) checks.push([`devices[${i}].psk.keyFile`, secretFileProblem(d.psk.keyFile)])
+    if (d.payloadKey)
+      checks.push([`devices[${i}].payloadKey.secretFile`, secretFileProblem(d.payloadKey.secretFile)])
+    if (d.signingKeyFile) checks.push([`devices[${i}].signingKeyFile`, publicFileProblem(d.signingKeyFile)])
   })
   config.lan.listeners.forEach((l, i) => {
     if (l.type !== 'tls') return

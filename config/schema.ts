@@ -71,6 +71,21 @@ export const deviceSchema = z.strictObject({
   certificate: z.strictObject({ commonName: z.string().min(1).max(256) }).optional(),
   /** Groups the device belongs to; policy rules may name them. */
   groups: z.array(name).max(64).default([]),
+  /** Payload protection (COSE) for devices that cannot run TLS; see docs/wire-format.md. */
+  payloadKey: z
+    .strictObject({
+      /** Key id as hex, 1 to 6 bytes (the device's OSCORE Sender ID). */
+      kid: z.string().regex(/^([0-9a-fA-F]{2}){1,6}$/, '1 to 6 bytes as hex'),
+      /** File holding the master secret as hex (16 or 32 bytes); mode 0600 or tighter. */
+      secretFile: z.string().min(1),
+      aead: z
+        .enum(['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305'])
+        .default('AES-CCM-16-64-128'),
+      mac: z.enum(['HMAC 256/64', 'HMAC 256/256']).default('HMAC 256/64'),
+    })
+    .optional(),
+  /** Public key (PEM, Ed25519 or P-256) that verifies the device's COSE_Sign1 payloads on `signed` topics. */
+  signingKeyFile: z.string().min(1).optional(),
 })
 
 const topicPrefix = z
@@ -131,6 +146,25 @@ export const configSchema = z.strictObject({
     .prefault({}),
   lan: z.strictObject({
     listeners: z.array(listenerSchema).min(1),
+    /** Payload protection required per topic: the first entry whose filter matches decides; default none. */
+    protection: z
+      .array(
+        z.strictObject({
+          topic: z.string().min(1).max(1024),
+          mode: z.enum(['none', 'mac', 'sealed', 'signed']),
+        }),
+      )
+      .default([]),
+    payload: z
+      .strictObject({
+        /** Protected payloads larger than this are refused before any parsing. */
+        maxBytes: z.number().int().min(64).max(268_435_455).default(65_536),
+        /** A one-time CONNECT token is accepted this many seconds either side of the gateway's clock. */
+        tokenWindowSeconds: z.number().int().min(5).max(3600).default(120),
+        /** Failed payloads from one connection within 10 s before it is closed. */
+        failuresBeforeDisconnect: z.number().int().min(1).max(100_000).default(20),
+      })
+      .prefault({}),
     lockout: z
       .strictObject({
         /** Failed authentications per identity or per address before the lock. */

@@ -22,6 +22,9 @@ export type SecurityEventName =
   | 'subscriber_limit'
   | 'device_removed'
   | 'subscription_revoked'
+  | 'payload_rejected'
+  | 'auth_bad_token'
+  | 'will_rejected'
 
 export interface SecurityEventFields {
   /** Device id when known; otherwise the claimed identity (username, PSK identity). */

@@ -11,11 +11,14 @@ import { createAuthorizePublish } from './hooks/authorize-publish.js'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
 import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
+import { createProtectionRuntime, type ProtectionRuntime } from './protection/runtime.js'
 import { applyAccess, type ReloadReport } from './reload.js'
 import type { UplinkSink } from './uplink.js'
 
 export interface LanGatewayOptions {
   lan: GatewayConfig['lan']
+  /** Where the replay windows and the gateway's sequence number are kept. */
+  stateDir: string
   access: AccessSnapshot
   uplink: UplinkSink
   logger: Logger
@@ -29,6 +32,7 @@ export class LanGateway {
     readonly broker: Aedes,
     readonly listeners: ReadonlyArray<Listener>,
     readonly access: AccessControl,
+    private readonly protection: ProtectionRuntime,
     private readonly security: SecurityEvents,
     private readonly logger: Logger,
   ) {}
@@ -36,13 +40,21 @@ export class LanGateway {
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
     const { logger, security, metrics } = options
     const access = new AccessControl(options.access, options.lan.lockout)
+    const protection = await createProtectionRuntime(options.lan, options.stateDir)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
       preConnect: createPreConnect({ access }),
-      authenticate: createAuthenticate({ access, security, logger }),
-      authorizePublish: createAuthorizePublish({ access, security, logger, uplink: options.uplink }),
+      authenticate: createAuthenticate({ access, security, logger, protection }),
+      authorizePublish: createAuthorizePublish({
+        access,
+        security,
+        logger,
+        metrics,
+        uplink: options.uplink,
+        protection,
+      }),
       authorizeSubscribe: createAuthorizeSubscribe({ access, security }),
-      authorizeForward: createAuthorizeForward({ access, security }),
+      authorizeForward: createAuthorizeForward({ access, security, metrics, protection }),
     })
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
     metrics.gauge('lan_lockout_entries', () => access.lockout.size)
@@ -75,9 +87,10 @@ export class LanGateway {
     } catch (err) {
       await Promise.all(listeners.map((l) => l.close()))
       await new Promise<void>((resolve) => broker.close(() => resolve()))
+      await protection.close()
       throw err
     }
-    return new LanGateway(broker, listeners, access, security, logger)
+    return new LanGateway(broker, listeners, access, protection, security, logger)
   }
 
   listener(type: string): Listener | undefined {
@@ -98,6 +111,7 @@ export class LanGateway {
     const closing = this.listeners.map((l) => l.close())
     await new Promise<void>((resolve) => this.broker.close(() => resolve()))
     await Promise.all(closing)
+    await this.protection.close()
     this.logger.info('LAN broker closed')
   }
 }

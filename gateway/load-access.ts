@@ -1,6 +1,9 @@
+import { createPublicKey } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { parse } from 'yaml'
 import type { GatewayConfig } from '../config/index.js'
+import { deriveContext } from '../crypto/context.js'
+import { Alg } from '../crypto/types.js'
 import { compilePolicy } from '../policies/engine.js'
 import {
   aclToPolicy,
@@ -14,7 +17,7 @@ import type { PolicyInput } from '../policies/schema.js'
 import type { AccessSnapshot } from './access-control.js'
 import { passwordVerifier } from './auth/password-verifier.js'
 import { GatewayError } from './errors.js'
-import { DeviceRegistry, type DeviceSpec, readPskFile } from './registry.js'
+import { DeviceRegistry, type DeviceSpec, type PayloadKeys, readPskFile } from './registry.js'
 
 /** The policy in force when the config has no `policies` section: each device owns `devices/<id>/#`. */
 export const DEFAULT_POLICY: PolicyInput = {
@@ -28,6 +31,36 @@ export interface LoadedAccess extends AccessSnapshot {
   warnings: string[]
 }
 
+const AEAD = {
+  'AES-CCM-16-64-128': Alg.AES_CCM_16_64_128,
+  A128GCM: Alg.A128GCM,
+  A256GCM: Alg.A256GCM,
+  'ChaCha20/Poly1305': Alg.CHACHA20_POLY1305,
+} as const
+const MAC = { 'HMAC 256/64': Alg.HMAC_256_64, 'HMAC 256/256': Alg.HMAC_256_256 } as const
+
+async function readPayloadKeys(
+  key: NonNullable<GatewayConfig['devices'][number]['payloadKey']>,
+): Promise<PayloadKeys> {
+  const text = (await readFile(key.secretFile, 'utf8')).trim()
+  if (!/^([0-9a-fA-F]{2}){16}$|^([0-9a-fA-F]{2}){32}$/.test(text)) {
+    throw new GatewayError(
+      'GW_ERR_BAD_PSK_FILE',
+      `${key.secretFile}: expected a master secret of 16 or 32 bytes as hex`,
+    )
+  }
+  const kid = Buffer.from(key.kid, 'hex')
+  return {
+    kid,
+    context: deriveContext({
+      kid,
+      masterSecret: Buffer.from(text, 'hex'),
+      aead: AEAD[key.aead],
+      mac: MAC[key.mac],
+    }),
+  }
+}
+
 async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[]> {
   const specs: DeviceSpec[] = []
   for (const d of config.devices) {
@@ -39,6 +72,8 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
       ...(d.certificate && { certificateCommonName: d.certificate.commonName }),
       ...(d.clientIds && { clientIds: d.clientIds }),
       groups: d.groups,
+      ...(d.payloadKey && { payload: await readPayloadKeys(d.payloadKey) }),
+      ...(d.signingKeyFile && { signingKey: createPublicKey(await readFile(d.signingKeyFile)) }),
     })
   }
   return specs

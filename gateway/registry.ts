@@ -1,4 +1,6 @@
+import type { KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import type { DerivedContext } from '../crypto/types.js'
 import { compileClientIdPatterns } from './client-id.js'
 import { GatewayError } from './errors.js'
 
@@ -15,6 +17,15 @@ export interface DeviceSpec {
   /** Exact or with `*`; default: the device id. */
   clientIds?: ReadonlyArray<string>
   groups?: ReadonlyArray<string>
+  /** COSE payload keys derived from the device's master secret. */
+  payload?: PayloadKeys
+  /** Verifies the device's COSE_Sign1 payloads. */
+  signingKey?: KeyObject
+}
+
+export interface PayloadKeys {
+  kid: Buffer
+  context: DerivedContext
 }
 
 export interface Device {
@@ -25,6 +36,8 @@ export interface Device {
   readonly certificateCommonName?: string
   readonly groups: ReadonlyArray<string>
   readonly clientIdAllowed: (clientId: string) => boolean
+  readonly payload?: PayloadKeys
+  readonly signingKey?: KeyObject
 }
 
 const MAX_PSK_FILE_BYTES = 1024
@@ -56,6 +69,7 @@ export class DeviceRegistry {
   private readonly byPskIdentity = new Map<string, Device>()
   private readonly byCommonName = new Map<string, Device>()
   private readonly pskKeys = new Map<string, Buffer>()
+  private readonly byKeyId = new Map<string, Device>()
 
   constructor(specs: Iterable<DeviceSpec> = []) {
     for (const spec of specs) this.add(spec)
@@ -70,6 +84,8 @@ export class DeviceRegistry {
       ...(spec.certificateCommonName !== undefined && { certificateCommonName: spec.certificateCommonName }),
       groups: [...(spec.groups ?? [])],
       clientIdAllowed: compileClientIdPatterns(spec.clientIds ?? [spec.id]),
+      ...(spec.payload && { payload: spec.payload }),
+      ...(spec.signingKey && { signingKey: spec.signingKey }),
     }
     this.byId.set(device.id, device)
     if (device.username !== undefined) this.byUsername.set(device.username, device)
@@ -79,6 +95,7 @@ export class DeviceRegistry {
     }
     if (device.certificateCommonName !== undefined)
       this.byCommonName.set(device.certificateCommonName, device)
+    if (device.payload) this.byKeyId.set(device.payload.kid.toString('hex'), device)
   }
 
   get size(): number {
@@ -103,6 +120,11 @@ export class DeviceRegistry {
 
   byCertificate(commonName: string): Device | undefined {
     return this.byCommonName.get(commonName)
+  }
+
+  /** The device whose payload key id (hex, lower case) this is. */
+  byKid(kidHex: string): Device | undefined {
+    return this.byKeyId.get(kidHex)
   }
 
   /** The key for a PSK identity, for the TLS handshake only. */

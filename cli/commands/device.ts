@@ -21,6 +21,9 @@ async function readStdin(): Promise<string> {
 interface AddOptions {
   username?: string
   psk?: boolean
+  sealed?: boolean
+  kid?: string
+  aead: string
   keyDir: string
   clientId?: string[]
   group?: string[]
@@ -48,7 +51,13 @@ export function registerDevice(program: Command): void {
     )
     .option('--username <name>', 'give the device a username; its password is read on standard input')
     .option('--psk', 'give the device a TLS-PSK identity and a new random key (written 0600 into --key-dir)')
-    .option('--key-dir <dir>', 'where PSK key files go', 'keys')
+    .option(
+      '--sealed',
+      'give the device a payload master secret (COSE sealing, MAC, one-time tokens); printed once for the firmware',
+    )
+    .option('--kid <hex>', 'payload key id, 1 to 6 bytes as hex (default: 1 random byte; must be unique)')
+    .option('--aead <alg>', 'AES-CCM-16-64-128, A128GCM, A256GCM or ChaCha20/Poly1305', 'AES-CCM-16-64-128')
+    .option('--key-dir <dir>', 'where key files go', 'keys')
     .option(
       '--client-id <pattern>',
       'a client id the device may use (repeatable; `*` matches any run)',
@@ -75,6 +84,30 @@ export function registerDevice(program: Command): void {
         entry.psk = { identity: id, keyFile }
         process.stderr.write(
           `PSK key written to ${keyFile} (mode 0600); give it to the device, never log it\n`,
+        )
+      }
+      if (options.sealed) {
+        const kid = options.kid ?? randomBytes(1).toString('hex')
+        if (!/^([0-9a-fA-F]{2}){1,6}$/.test(kid))
+          throw new Error(`Expected --kid to be 1 to 6 bytes as hex, got \`${kid}\``)
+        const aeads = ['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305']
+        if (!aeads.includes(options.aead))
+          throw new Error(`Expected --aead to be one of ${aeads.join(', ')}, got \`${options.aead}\``)
+        const secret = randomBytes(16)
+        const secretFile = resolve(join(options.keyDir, `${id}.secret`))
+        await writeSecretFile(secretFile, `${secret.toString('hex')}\n`)
+        entry.payloadKey = { kid: kid.toLowerCase(), secretFile, aead: options.aead }
+        const bytes = (b: Buffer) => [...b].map((x) => `0x${x.toString(16).padStart(2, '0')}`).join(', ')
+        process.stderr.write(
+          [
+            `payload master secret written to ${secretFile} (mode 0600). For the device firmware (shown once):`,
+            `  key id (kid):   ${kid.toLowerCase()}   { ${bytes(Buffer.from(kid, 'hex'))} }`,
+            `  master secret:  ${secret.toString('hex')}`,
+            `                  { ${bytes(secret)} }`,
+            `  master salt:    (none)`,
+            `  algorithm:      ${options.aead}; MAC HMAC 256/64; key derivation HKDF-SHA256 as RFC 8613 (see docs/wire-format.md)`,
+            '',
+          ].join('\n'),
         )
       }
       if (options.clientId) entry.clientIds = options.clientId

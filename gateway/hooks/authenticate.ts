@@ -14,6 +14,9 @@ import {
   type TransportContext,
   transportOf,
 } from '../connection-context.js'
+import { checkConnectToken } from '../protection/connect-token.js'
+import { markOpened } from '../protection/opened.js'
+import type { ProtectionRuntime } from '../protection/runtime.js'
 import type { Device, DeviceRegistry } from '../registry.js'
 import { capPendingSubscribes } from './subscribe-qos-cap.js'
 
@@ -21,7 +24,14 @@ export interface AuthenticateDeps {
   access: AccessControl
   security: SecurityEvents
   logger: Logger
+  protection: ProtectionRuntime
 }
+
+/** Checks a one-time CONNECT token for a device; 'ok' or why not. */
+export type TokenCheck = (device: Device, token: Buffer, clientId: string) => 'ok' | string
+
+/** A COSE_Mac0 token is a 4-element CBOR array (0x84); no UTF-8 text password starts with that byte. */
+const looksLikeToken = (password: Buffer) => password[0] === 0x84
 
 /** CONNACK return codes used here (MQTT 3.1.1 §3.2.2.3). */
 const IDENTIFIER_REJECTED = 2
@@ -54,6 +64,7 @@ export async function decide(
   username: string | undefined,
   password: Buffer | undefined,
   facts: Pick<ConnectFacts, 'emptyClientId' | 'clean'> = { emptyClientId: false, clean: true },
+  tokenCheck?: TokenCheck,
 ): Promise<Verdict> {
   if (facts.emptyClientId && !facts.clean) {
     return refuse(
@@ -80,7 +91,17 @@ export async function decide(
         ? refuse(NOT_AUTHORIZED, 'auth_identity_mismatch', 'username names no device', transportDevice.id)
         : refuse(BAD_USERNAME_OR_PASSWORD, 'auth_unknown_user', 'unknown username')
     }
-    if (password !== undefined) {
+    if (password !== undefined && userDevice.payload && tokenCheck && looksLikeToken(password)) {
+      const outcome = tokenCheck(userDevice, password, clientId)
+      if (outcome !== 'ok') {
+        return refuse(
+          BAD_USERNAME_OR_PASSWORD,
+          'auth_bad_token',
+          `one-time token refused (${outcome})`,
+          userDevice.id,
+        )
+      }
+    } else if (password !== undefined) {
       const ok = userDevice.password
         ? await userDevice.password(password)
         : await verifyAgainstDummy(password)
@@ -144,7 +165,15 @@ async function authenticate(
   }
   if (lock.delayMs > 0) await sleep(lock.delayMs)
 
-  const verdict = await decide(access.registry, transport, client.id, username, password, facts)
+  const verdict = await decide(
+    access.registry,
+    transport,
+    client.id,
+    username,
+    password,
+    facts,
+    (device, token, id) => checkConnectToken(deps.protection, device, token, id),
+  )
   if (!verdict.ok) {
     for (const key of access.lockout.fail(keys)) {
       deps.security.report(
@@ -181,6 +210,28 @@ async function authenticate(
         verdict.device.id,
       )
     }
+    // A Will on a protected topic is opened now: one that fails to open refuses the CONNECT.
+    const mode = deps.protection.requirements.modeFor(will.topic)
+    if (mode !== 'none') {
+      const payload = Buffer.from(will.payload ?? Buffer.alloc(0))
+      const opened = await deps.protection.opener.open(
+        access.registry,
+        verdict.device,
+        mode,
+        payload,
+        will.topic,
+      )
+      if (!opened.ok) {
+        return refuse(
+          NOT_AUTHORIZED,
+          'will_rejected',
+          `Will payload refused (${opened.failure})`,
+          verdict.device.id,
+        )
+      }
+      will.payload = opened.plaintext
+      markOpened(opened.plaintext)
+    }
   }
   return verdict
 }
@@ -214,7 +265,8 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
             ...(transport.certificateCommonName !== undefined && {
               certificate: transport.certificateCommonName,
             }),
-            ...(verdict.event === 'will_denied' && will && { topic: will.topic }),
+            ...((verdict.event === 'will_denied' || verdict.event === 'will_rejected') &&
+              will && { topic: will.topic }),
             listener: transport.listener,
             remoteAddress: transport.remoteAddress,
             returnCode: verdict.returnCode,

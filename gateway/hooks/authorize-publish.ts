@@ -1,63 +1,58 @@
-import type { AuthorizePublishHandler } from 'aedes'
+import type { AuthorizePublishHandler, Client, PublishPacket } from 'aedes'
 import type { Logger } from '../../core/logger.js'
+import type { Metrics } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
 import type { AccessControl } from '../access-control.js'
-import { sessionOf, transportOf } from '../connection-context.js'
+import { type DeviceSession, sessionOf, transportOf } from '../connection-context.js'
 import { markDropped } from '../dropped.js'
-import { GatewayError } from '../errors.js'
+import { GatewayError, type GatewayErrorCode } from '../errors.js'
 import { FloodTracker } from '../flood-tracker.js'
+import { isOpened, markOpened } from '../protection/opened.js'
+import type { ProtectionRuntime } from '../protection/runtime.js'
 import type { UplinkSink } from '../uplink.js'
 
 export interface AuthorizePublishDeps {
   access: AccessControl
   security: SecurityEvents
   logger: Logger
+  metrics: Metrics
   uplink: UplinkSink
+  protection: ProtectionRuntime
 }
+
+type Outcome = 'forward' | 'drop' | { disconnect: string; code?: GatewayErrorCode }
 
 /**
  * Runs before aedes acknowledges a PUBLISH (aedes 1.x writes the QoS 1 PUBACK
- * only after this callback): policy, rate limits, then the hand-over to the
- * bridge, so a PUBACK means "held". A denied PUBLISH either closes the
- * connection or is acknowledged and dropped, as the policy says (MQTT-3.3.5-2).
+ * only after this callback), as named steps: policy, rate limits, payload
+ * protection, hand-over to the bridge. A PUBACK therefore means "allowed,
+ * opened, fresh, and held". A denied PUBLISH either closes the connection or
+ * is acknowledged and dropped, as the policy says (MQTT-3.3.5-2).
  */
 export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePublishHandler {
-  const flood = new FloodTracker()
-  return (client, packet, callback) => {
-    // Messages the gateway itself publishes (no client) are authorized where they are made.
-    if (!client) return callback(null)
-    const { access, security } = deps
-    const session = sessionOf(client)
-    const bytes = packet.payload?.length ?? 0
-    const fields = {
+  const rateFlood = new FloodTracker()
+  const payloadFlood = new FloodTracker()
+
+  function fieldsOf(client: Client, session: DeviceSession | undefined, packet: PublishPacket) {
+    return {
       ...(session && { device: session.device.id }),
       clientId: client.id,
       listener: transportOf(client).listener,
       topic: packet.topic,
-      bytes,
+      bytes: packet.payload?.length ?? 0,
       qos: packet.qos,
     }
-    const drop = () => {
-      markDropped(packet.payload)
-      // A dropped message must not become the retained one either.
-      packet.retain = false
-      callback(null)
-    }
-    if (!session) {
-      security.report(
-        'publish_denied',
-        { ...fields, reason: 'no_session' },
-        'PUBLISH denied: not authenticated',
-      )
-      return callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'publish not authorized'))
-    }
+  }
 
+  function applyPolicy(client: Client, session: DeviceSession, packet: PublishPacket): Outcome {
+    const { access, security } = deps
+    const fields = fieldsOf(client, session, packet)
     const decision = access.engine.decide(session.principal, {
       action: 'publish',
       topic: packet.topic,
       qos: packet.qos,
       retain: packet.retain,
-      payloadBytes: bytes,
+      payloadBytes: fields.bytes,
     })
     if (!decision.allowed) {
       const mode = access.engine.policy.deniedPublish
@@ -71,15 +66,13 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
         },
         `PUBLISH denied (${decision.reason}): ${mode === 'drop' ? 'acknowledged and dropped' : 'connection closed'}`,
       )
-      if (mode === 'drop') return drop()
-      return callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'publish not authorized'))
+      return mode === 'drop' ? 'drop' : { disconnect: 'publish not authorized' }
     }
-
     if (decision.rule.rate) {
-      const over = access.rateLimiter.check(session.device.id, decision.rule, bytes)
+      const over = access.rateLimiter.check(session.device.id, decision.rule, fields.bytes)
       if (over !== 'ok') {
         const limit = access.engine.policy.floodDisconnectAfter
-        const flooding = flood.record(client, limit)
+        const flooding = rateFlood.record(client, limit)
         security.report(
           flooding ? 'flood_disconnect' : 'rate_limited',
           { ...fields, rule: decision.rule.label, limit: over },
@@ -87,14 +80,50 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
             ? `device kept flooding (${limit} messages over its ${over} rate in 10 s): disconnected`
             : `PUBLISH over the ${over} rate limit: dropped`,
         )
-        if (flooding) return callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'flooding'))
-        return drop()
+        return flooding ? { disconnect: 'flooding' } : 'drop'
       }
     }
+    return 'forward'
+  }
 
+  async function openPayload(
+    client: Client,
+    session: DeviceSession,
+    packet: PublishPacket,
+  ): Promise<Outcome> {
+    const mode = deps.protection.requirements.modeFor(packet.topic)
+    if (mode === 'none' || isOpened(packet.payload)) return 'forward'
+    const bytes = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
+    const result = await deps.protection.opener.open(
+      deps.access.registry,
+      session.device,
+      mode,
+      bytes,
+      packet.topic,
+    )
+    if (result.ok) {
+      packet.payload = result.plaintext
+      markOpened(result.plaintext)
+      return 'forward'
+    }
+    deps.metrics.increment(`payload_rejected_total{reason="${result.failure}"}`)
+    const limit = deps.protection.failuresBeforeDisconnect
+    const persistent = payloadFlood.record(client, limit)
+    deps.security.report(
+      'payload_rejected',
+      { ...fieldsOf(client, session, packet), mode, reason: result.failure },
+      persistent
+        ? `${mode} payload refused (${result.failure}), ${limit} failures in 10 s: disconnected`
+        : `${mode} payload refused (${result.failure}): dropped`,
+    )
+    return persistent ? { disconnect: 'payload failures' } : 'drop'
+  }
+
+  function handOver(client: Client, session: DeviceSession, packet: PublishPacket): Outcome {
     const qos = packet.qos === 0 ? 0 : 1
-    const payload =
-      typeof packet.payload === 'string' ? Buffer.from(packet.payload) : Buffer.from(packet.payload)
+    const payload = Buffer.isBuffer(packet.payload)
+      ? Buffer.from(packet.payload)
+      : Buffer.from(packet.payload)
     const result = deps.uplink.offer({
       topic: packet.topic,
       payload,
@@ -104,16 +133,55 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       clientId: client.id,
       receivedAt: Date.now(),
     })
-    if (result === 'full') {
-      security.report(
-        'uplink_queue_full',
-        fields,
-        qos === 0
-          ? 'uplink queue full: QoS 0 message not forwarded to the cloud'
-          : 'uplink queue full: QoS 1 message refused, connection closed so the device keeps and resends it',
+    if (result !== 'full') return 'forward'
+    deps.security.report(
+      'uplink_queue_full',
+      fieldsOf(client, session, packet),
+      qos === 0
+        ? 'uplink queue full: QoS 0 message not forwarded to the cloud'
+        : 'uplink queue full: QoS 1 message refused, connection closed so the device keeps and resends it',
+    )
+    return qos === 1 ? { disconnect: 'uplink queue full', code: 'GW_ERR_UPLINK_FULL' } : 'forward'
+  }
+
+  async function authorize(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
+    const policy = applyPolicy(client, session, packet)
+    if (policy !== 'forward') return policy
+    const opened = await openPayload(client, session, packet)
+    if (opened !== 'forward') return opened
+    return handOver(client, session, packet)
+  }
+
+  return (client, packet, callback) => {
+    // Messages the gateway itself publishes (no client) are authorized where they are made.
+    if (!client) return callback(null)
+    const session = sessionOf(client)
+    if (!session) {
+      deps.security.report(
+        'publish_denied',
+        { ...fieldsOf(client, undefined, packet), reason: 'no_session' },
+        'PUBLISH denied: not authenticated',
       )
-      if (qos === 1) return callback(new GatewayError('GW_ERR_UPLINK_FULL', 'uplink queue full'))
+      return callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'publish not authorized'))
     }
-    callback(null)
+    authorize(client, session, packet).then(
+      (outcome) => {
+        if (outcome === 'forward') return callback(null)
+        if (outcome === 'drop') {
+          markDropped(packet.payload)
+          // A dropped message must not become the retained one either.
+          packet.retain = false
+          return callback(null)
+        }
+        callback(new GatewayError(outcome.code ?? 'GW_ERR_PUBLISH_DENIED', outcome.disconnect))
+      },
+      (err: unknown) => {
+        deps.logger.error(
+          { err, clientId: client.id },
+          'publish authorization failed internally; connection closed',
+        )
+        callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'internal error'))
+      },
+    )
   }
 }

@@ -65,6 +65,10 @@ export interface StackOptions {
   policies?: ConfigInput['policies']
   /** More devices, beside the PSK and the password device. */
   devices?: NonNullable<ConfigInput['devices']>
+  /** Other `lan` settings (payload limits). */
+  lan?: { payload?: NonNullable<ConfigInput['lan']>['payload'] }
+  /** Payload protection per topic (`lan.protection`). */
+  protection?: NonNullable<ConfigInput['lan']>['protection']
   /** Mosquitto files used directly. */
   mosquitto?: ConfigInput['mosquitto']
   /** More listeners (for example a `tls` one), beside plain and PSK. */
@@ -81,7 +85,7 @@ export class Stack {
     readonly dir: string,
     readonly pki: LabPki,
     readonly cloud: CloudMosquitto,
-    readonly gateway: EdgeGateway,
+    public gateway: EdgeGateway,
     readonly logs: LogCapture,
     /** The config file the gateway was started from (tests edit it and reload). */
     readonly configFile: string,
@@ -111,6 +115,8 @@ export class Stack {
           ...(options.listeners ?? []),
         ],
         lockout: { maxFailures: 1000, ...options.lockout },
+        ...(options.protection && { protection: options.protection }),
+        ...(options.lan?.payload && { payload: options.lan.payload }),
       },
       ...(options.policies && { policies: options.policies }),
       ...(options.mosquitto && { mosquitto: options.mosquitto }),
@@ -176,6 +182,15 @@ export class Stack {
         throw new Error(`cloud link not up: ${JSON.stringify(this.gateway.bridge.status())}`)
       await new Promise((r) => setTimeout(r, 25))
     }
+  }
+
+  /** Stops the gateway and starts it again from the same config and state folder (a restart, not a crash). */
+  async restartGateway(): Promise<void> {
+    await this.gateway.close()
+    this.gateway = await startEdgeGateway(
+      await loadConfig(this.configFile),
+      createLogger({ level: 'debug', destination: this.logs }),
+    )
   }
 
   async stop(): Promise<void> {
