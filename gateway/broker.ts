@@ -40,7 +40,7 @@ export class LanGateway {
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
     const { logger, security, metrics } = options
     const access = new AccessControl(options.access, options.lan.lockout)
-    const protection = await createProtectionRuntime(options.lan, options.stateDir)
+    const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
       preConnect: createPreConnect({ access }),

@@ -4,6 +4,7 @@ import type { Command } from 'commander'
 import { stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
 import { writeSecretFile } from '../../pki/index.js'
+import { registerSimulate } from './simulate.js'
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
@@ -33,6 +34,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 export function registerDevice(program: Command): void {
   const device = program.command('device').description('manage devices')
+  registerSimulate(device)
   device
     .command('hash-password')
     .description(

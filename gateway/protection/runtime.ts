@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import type { GatewayConfig } from '../../config/index.js'
+import type { Logger } from '../../core/logger.js'
 import { ReplayGuard } from '../../crypto/replay-guard.js'
 import { FileReplayStore } from '../../crypto/replay-store.js'
 import { GatewaySequence } from './gateway-sequence.js'
@@ -23,8 +24,11 @@ export interface ProtectionRuntime {
 export async function createProtectionRuntime(
   lan: GatewayConfig['lan'],
   stateDir: string,
+  logger: Logger,
 ): Promise<ProtectionRuntime> {
-  const store = new FileReplayStore(join(stateDir, 'replay-windows'))
+  const store = new FileReplayStore(join(stateDir, 'replay-windows'), {
+    logger: logger.child({ module: 'replay' }),
+  })
   const guard = await ReplayGuard.open(store)
   return {
     requirements: new ProtectionRequirements(lan.protection),

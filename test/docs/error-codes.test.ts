@@ -19,9 +19,9 @@ describe('error codes', () => {
   it('every code declared in an errors.ts is documented in docs/security.md', async () => {
     const docs = await readFile(join(root, 'docs/security.md'), 'utf8')
     const codes = new Set<string>()
-    for (const dir of ['config', 'gateway', 'bridge', 'pki', 'policies', 'core', 'cli']) {
+    for (const dir of ['config', 'gateway', 'bridge', 'pki', 'policies', 'crypto', 'device', 'core', 'cli']) {
       for (const file of await sourceFiles(dir)) {
-        if (!file.endsWith('errors.ts')) continue
+        if (!/errors\.ts$/.test(file)) continue
         const text = await readFile(join(root, file), 'utf8')
         for (const m of text.matchAll(/'([A-Z]+_ERR_[A-Z0-9_]+)'/g)) codes.add(m[1]!)
       }
