@@ -76,6 +76,21 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
       ...(d.signingKeyFile && { signingKey: createPublicKey(await readFile(d.signingKeyFile)) }),
     })
   }
+  // The gateway's Sender ID is the same for every device (OSCORE): two devices sharing a master
+  // secret would share its sending key and nonces, so that is refused.
+  const secrets = new Map<string, string>()
+  for (const d of config.devices) {
+    if (!d.payloadKey) continue
+    const secret = (await readFile(d.payloadKey.secretFile, 'utf8')).trim().toLowerCase()
+    const other = secrets.get(secret)
+    if (other) {
+      throw new GatewayError(
+        'GW_ERR_POLICY_FILE',
+        `devices ${other} and ${d.id} have the same payload master secret`,
+      )
+    }
+    secrets.set(secret, d.id)
+  }
   return specs
 }
 

@@ -1,9 +1,12 @@
+import { generateKeyPairSync } from 'node:crypto'
+import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { deriveContext } from '../../crypto/context.js'
 import { open, seal } from '../../crypto/encrypt0.js'
 import { macProtect } from '../../crypto/mac0.js'
+import { sign1 } from '../../crypto/sign1.js'
 import { makeToken } from '../../crypto/token.js'
 import { Alg, type DerivedContext } from '../../crypto/types.js'
 import { hashPassword } from '../../gateway/index.js'
@@ -17,6 +20,7 @@ const SECRET_A = Buffer.from('000102030405060708090a0b0c0d0e0f', 'hex')
 const SECRET_B = Buffer.from('f0e0d0c0b0a090807060504030201000', 'hex')
 const TOPIC = 'devices/meter-a/sealed/kwh'
 const PASSWORD = 'meter-password'
+const signing = generateKeyPairSync('ed25519')
 
 describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
   let stack: Stack
@@ -31,6 +35,7 @@ describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
     dir = await makeTempDir('edge-gw-sealed-')
     await writeSecretFile(join(dir, 'a.key'), SECRET_A.toString('hex'))
     await writeSecretFile(join(dir, 'b.key'), SECRET_B.toString('hex'))
+    await writeFile(join(dir, 'a-signing.pem'), signing.publicKey.export({ type: 'spki', format: 'pem' }))
     const passwordHash = await hashPassword(PASSWORD)
     stack = await Stack.start({
       devices: [
@@ -39,6 +44,7 @@ describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
           username: 'meter-a',
           passwordHash,
           clientIds: ['meter-a*'],
+          signingKeyFile: join(dir, 'a-signing.pem'),
           payloadKey: { kid: '0a', secretFile: join(dir, 'a.key') },
         },
         {
@@ -51,6 +57,7 @@ describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
       protection: [
         { topic: 'devices/+/sealed/#', mode: 'sealed' },
         { topic: 'devices/+/mac/#', mode: 'mac' },
+        { topic: 'devices/+/signed/#', mode: 'signed' },
       ],
       lan: { payload: { maxBytes: 256, failuresBeforeDisconnect: 1000 } },
     })
@@ -100,6 +107,7 @@ describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
   it('every kind of bad payload is dropped, counted and logged, and the next good one still goes through', async () => {
     const client = await meter()
     const good = (text: string) => seal(ctxA, 'device-to-gateway', ++seq, Buffer.from(text), TOPIC)
+    const before = sub.messages.length
     const captured = good('captured')
     expect(await publishOutcome(client, TOPIC, captured)).toBe('acked')
 
@@ -125,7 +133,6 @@ describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
     cases.push(['oversize', Buffer.concat([original, Buffer.alloc(300)]), 'oversize'])
     cases.push(['not CBOR at all', Buffer.from('plain text'), 'malformed'])
 
-    const before = sub.messages.length
     const eventsBefore = stack.logs.events('payload_rejected').length
     for (const [name, bytes, reason] of cases) {
       // Acknowledged (the device must not resend garbage), then dropped.
@@ -142,8 +149,8 @@ describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
     expect(JSON.stringify(events)).not.toContain('to tamper')
 
     expect(await publishOutcome(client, TOPIC, good('after the storm'))).toBe('acked')
-    await sub.waitFor(before + 1)
-    expect(sub.messages.slice(before).map((m) => m.payload)).toEqual(['after the storm'])
+    await sub.waitFor(before + 2)
+    expect(sub.messages.slice(before).map((m) => m.payload)).toEqual(['captured', 'after the storm'])
     expect(client.connected).toBe(true)
   })
 
@@ -163,6 +170,26 @@ describe('sealed and MAC-protected payloads from plain-TCP devices', () => {
     expect(await publishOutcome(client, topic, forged)).toBe('acked')
     await sub.waitFor(before + 1)
     expect(sub.messages.slice(before).map((m) => m.payload)).toEqual(['open'])
+  })
+
+  it('signed payloads (COSE_Sign1, Ed25519): verified with the device key; a changed byte is refused', async () => {
+    const client = await meter()
+    const topic = 'devices/meter-a/signed/setpoint'
+    const before = sub.messages.length
+    const signed = sign1(
+      signing.privateKey,
+      Alg.EDDSA,
+      Buffer.from([0x0a]),
+      Buffer.from('21.5'),
+      Buffer.from(topic),
+    )
+    expect(await publishOutcome(client, topic, signed)).toBe('acked')
+    const forged = Buffer.from(signed)
+    forged[forged.length - 70] = forged[forged.length - 70]! ^ 0x01
+    expect(await publishOutcome(client, topic, forged)).toBe('acked')
+    await sub.waitFor(before + 1)
+    expect(sub.messages.slice(before).map((m) => m.payload)).toEqual(['21.5'])
+    await stack.logs.waitFor((r) => r.event === 'payload_rejected' && r.mode === 'signed')
   })
 
   it('downlink on a sealed topic is sealed for the receiving device with the gateway-to-device key', async () => {
