@@ -45,12 +45,25 @@ export class Bridge implements UplinkSink {
       metrics,
     )
     metrics.gauge('uplink_queue_depth', () => this.queue.size)
+    metrics.gauge('uplink_queue_bytes', () => this.queue.stats().bytes)
     metrics.gauge('uplink_queue_capacity', () => this.queue.capacity)
   }
 
-  offer(message: UplinkMessage): OfferResult {
+  /**
+   * Holds a device message for the cloud. Resolves once the queue has it
+   * durably (the device's PUBACK waits for this), or 'full' when the queue's
+   * stated policy refuses it, or 'ignored' when no mapping sends its topic up.
+   */
+  async offer(message: UplinkMessage): Promise<OfferResult> {
     if (mapTopic(this.options.cloud.topics, message.topic) === undefined) return 'ignored'
-    if (!this.queue.append(message)) {
+    const entry = await this.queue.append(message).catch((err: unknown) => {
+      this.options.logger.error(
+        { err, device: message.deviceId },
+        'queue append failed; message not acknowledged',
+      )
+      return undefined
+    })
+    if (!entry) {
       this.options.metrics.increment(`uplink_dropped_total{reason="queue_full",qos="${message.qos}"}`)
       return 'full'
     }
@@ -75,7 +88,7 @@ export class Bridge implements UplinkSink {
   }
 
   status(): BridgeStatus {
-    const oldest = this.queue.oldestReceivedAt()
+    const oldest = this.queue.stats().oldestReceivedAt
     return {
       link: this.link.state$.value,
       queueDepth: this.queue.size,
@@ -87,5 +100,6 @@ export class Bridge implements UplinkSink {
   async stop(): Promise<void> {
     this.subscription?.unsubscribe()
     await this.link.stop()
+    await this.queue.close()
   }
 }

@@ -1,9 +1,27 @@
-import { Bridge } from '../bridge/index.js'
+import { join } from 'node:path'
+import { Bridge, MemoryQueue, type UplinkQueue } from '../bridge/index.js'
+import { FileQueue } from '../bridge/queue/file-queue.js'
 import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
 import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
+
+/** The uplink queue: on disk (crash-safe) unless the config asks for memory. */
+async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promise<UplinkQueue> {
+  const settings = config.cloud.queue
+  if (settings.store === 'memory') return new MemoryQueue(settings.maxMessages, Date.now() * 1000)
+  const { queue, recovery } = await FileQueue.open(join(config.gateway.stateDir, 'queue'), {
+    quotaBytes: settings.quotaBytes,
+    maxMessages: settings.maxMessages,
+  })
+  const level = recovery.corrupted > 0 || recovery.tornBytes > 0 ? 'warn' : 'info'
+  logger[level](
+    { module: 'queue', ...recovery },
+    `uplink queue opened: ${recovery.held} message(s) held for the cloud`,
+  )
+  return queue
+}
 
 export interface EdgeGateway {
   readonly config: Readonly<GatewayConfig>
@@ -27,11 +45,13 @@ export async function startEdgeGateway(
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
   const access = await loadAccess(config)
   for (const warning of access.warnings) logger.warn({ module: 'policies' }, warning)
+  const queue = await openQueue(config, logger)
   const bridge = new Bridge({
     cloud: config.cloud,
     gatewayId: config.gateway.id,
     logger: logger.child({ module: 'bridge' }),
     metrics,
+    queue,
   })
   await bridge.start()
   let lan: LanGateway

@@ -125,8 +125,12 @@ export const cloudSchema = z.strictObject({
   inflight: z.number().int().min(1).max(65_535).default(100),
   queue: z
     .strictObject({
-      /** Messages held for the cloud (in memory until the durable queue lands). */
-      maxMessages: z.number().int().min(1).max(10_000_000).default(100_000),
+      /** Messages held for the cloud at most. */
+      maxMessages: z.number().int().min(1).max(100_000_000).default(1_000_000),
+      /** Disk the queue may use: QoS 0 is refused above 90 % of it, QoS 1 above 100 % (docs/bridge.md). */
+      quotaBytes: z.number().int().min(65_536).max(1_099_511_627_776).default(268_435_456),
+      /** `disk` (default): durable, survives crashes and power loss. `memory`: for tests and labs only. */
+      store: z.enum(['disk', 'memory']).default('disk'),
     })
     .prefault({}),
   topics: z.array(topicMappingSchema).min(1),

@@ -19,5 +19,6 @@ export interface UplinkMessage {
 export type OfferResult = 'accepted' | 'ignored' | 'full'
 
 export interface UplinkSink {
-  offer(message: UplinkMessage): OfferResult
+  /** Resolves when the message is held durably (or refused); the PUBACK waits for it. */
+  offer(message: UplinkMessage): OfferResult | Promise<OfferResult>
 }

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(mosquitto mosquitto-clients)
+# mosquitto: the real cloud broker and clients; wireguard-*, iproute2, tcpdump: the tunnel tests in network namespaces.
+packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

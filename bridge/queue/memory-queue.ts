@@ -1,9 +1,12 @@
 import { Observable, Subject } from 'rxjs'
 import type { UplinkMessage } from '../../gateway/uplink.js'
-import type { QueueEntry, UplinkQueue } from './queue.js'
+import { QueueError } from './errors.js'
+import { noDrops, type QueueEntry, type QueueStats, type UplinkQueue } from './queue.js'
+import { recordSize } from './record.js'
 
 interface Slot {
   entry: QueueEntry
+  bytes: number
   acked: boolean
 }
 
@@ -11,12 +14,19 @@ interface Slot {
  * A bounded in-memory queue: an array of slots in sequence order with a moving
  * head. Acknowledged slots at the head are dropped; the array is compacted now
  * and then so memory follows the number held, not the number ever seen.
+ * Nothing is durable: append resolves at once (its work is done before it
+ * returns), and everything is lost with the process. At capacity every append
+ * is refused (`qos0_capacity` / `qos1_capacity`); `bytes` counts what the
+ * messages would take in a file queue.
  */
 export class MemoryQueue implements UplinkQueue {
   private slots: Slot[] = []
   private head = 0
   private held = 0
+  private bytes = 0
   private nextSeq: number
+  private closed = false
+  private readonly dropped = noDrops()
   private readonly appended = new Subject<QueueEntry>()
 
   constructor(
@@ -30,13 +40,25 @@ export class MemoryQueue implements UplinkQueue {
     return this.held
   }
 
-  append(message: UplinkMessage): QueueEntry | undefined {
-    if (this.held >= this.capacity) return undefined
+  append(message: UplinkMessage): Promise<QueueEntry | undefined> {
+    if (this.closed)
+      return Promise.reject(new QueueError('QUEUE_ERR_CLOSED', 'The in-memory queue is closed'))
+    let bytes: number
+    try {
+      bytes = recordSize(message)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    if (this.held >= this.capacity) {
+      this.dropped[message.qos === 0 ? 'qos0_capacity' : 'qos1_capacity']++
+      return Promise.resolve(undefined)
+    }
     const entry: QueueEntry = { seq: this.nextSeq++, message }
-    this.slots.push({ entry, acked: false })
+    this.slots.push({ entry, bytes, acked: false })
     this.held++
+    this.bytes += bytes
     this.appended.next(entry)
-    return entry
+    return Promise.resolve(entry)
   }
 
   private slotOf(seq: number): Slot | undefined {
@@ -51,6 +73,7 @@ export class MemoryQueue implements UplinkQueue {
     if (!slot || slot.acked) return
     slot.acked = true
     this.held--
+    this.bytes -= slot.bytes
     while (this.slots[this.head]?.acked) this.head++
     if (this.head > 1024 && this.head * 2 > this.slots.length) {
       this.slots = this.slots.slice(this.head)
@@ -60,12 +83,19 @@ export class MemoryQueue implements UplinkQueue {
 
   read(): Observable<QueueEntry> {
     return new Observable<QueueEntry>((subscriber) => {
+      if (this.closed) {
+        subscriber.complete()
+        return
+      }
       // Live entries appended while the backlog is being emitted are buffered, then follow in order.
       let replaying = true
       const live: QueueEntry[] = []
-      const subscription = this.appended.subscribe((entry) => {
-        if (replaying) live.push(entry)
-        else subscriber.next(entry)
+      const subscription = this.appended.subscribe({
+        next: (entry) => {
+          if (replaying) live.push(entry)
+          else subscriber.next(entry)
+        },
+        complete: () => subscriber.complete(),
       })
       // Walk by sequence number, not array index: an ack during emission may compact the array.
       let lastSeq = -Infinity
@@ -84,11 +114,28 @@ export class MemoryQueue implements UplinkQueue {
     })
   }
 
-  oldestReceivedAt(): number | undefined {
+  stats(): QueueStats {
+    let oldest: number | undefined
     for (let i = this.head; i < this.slots.length; i++) {
       const slot = this.slots[i]!
-      if (!slot.acked) return slot.entry.message.receivedAt
+      if (!slot.acked) {
+        oldest = slot.entry.message.receivedAt
+        break
+      }
     }
-    return undefined
+    return {
+      depth: this.held,
+      bytes: this.bytes,
+      ...(oldest !== undefined && { oldestReceivedAt: oldest }),
+      dropped: { ...this.dropped },
+    }
+  }
+
+  close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true
+      this.appended.complete()
+    }
+    return Promise.resolve()
   }
 }

@@ -7,23 +7,59 @@ export interface QueueEntry {
   readonly message: UplinkMessage
 }
 
+/** Why an append was refused (see quota.ts for the policy). */
+export type DropReason = 'qos0_quota' | 'qos1_quota' | 'qos0_capacity' | 'qos1_capacity'
+
+export interface QueueStats {
+  /** Messages held: appended and not yet acknowledged. */
+  depth: number
+  /** Bytes the queue takes against its quota: for a file queue, its files plus appends being written. */
+  bytes: number
+  /** When the oldest held message was received; absent when the queue is empty. */
+  oldestReceivedAt?: number
+  /** Appends refused since the queue was made or opened, by reason; every reason is present. */
+  dropped: Record<DropReason, number>
+}
+
 /**
  * Messages accepted from devices and not yet acknowledged by the cloud. The
  * queue is the source of truth for delivery: an entry leaves only on `ack`.
  * Every implementation passes test/bridge/queue/contract.ts.
  */
 export interface UplinkQueue {
+  /** Messages held (the same as stats().depth). */
   readonly size: number
+  /** Messages it holds at most (Infinity when only a byte quota bounds it). */
   readonly capacity: number
-  /** Appends, or returns undefined when the queue is full (the caller counts and reports it). */
-  append(message: UplinkMessage): QueueEntry | undefined
-  /** Removes an entry the cloud acknowledged. Unknown or repeated seqs are ignored. */
+  /**
+   * Appends, and resolves with the entry once it is durable (for a file queue,
+   * synced to disk): the device may be acknowledged then, not before. Resolves
+   * undefined when the queue refuses the message by its policy (counted in
+   * stats().dropped). Rejects (QueueError) when the message cannot be stored:
+   * after close(), a field too long, or an I/O failure; the message is not held.
+   * Entries are numbered and emitted in the order of the append calls.
+   */
+  append(message: UplinkMessage): Promise<QueueEntry | undefined>
+  /**
+   * Removes an entry the cloud acknowledged. Unknown or repeated seqs are
+   * ignored. It may be made durable lazily: after a crash an acknowledged entry
+   * may come back, and is sent again with its seq.
+   */
   ack(seq: number): void
   /**
    * On subscribe: every entry not yet acknowledged, oldest first, then each new
-   * entry as it is appended. Resubscribing starts again from the oldest.
+   * entry once its append is durable. Resubscribing starts again from the
+   * oldest. Emission may be asynchronous; a file queue reads its backlog from
+   * disk a chunk at a time and pauses while too many emitted entries are not
+   * yet acknowledged. Completes on close().
    */
   read(): Observable<QueueEntry>
-  /** When the oldest held message was received, or undefined when empty. */
-  oldestReceivedAt(): number | undefined
+  stats(): QueueStats
+  /** Waits for appends under way, persists acknowledgements, releases files. Idempotent. */
+  close(): Promise<void>
+}
+
+/** A `dropped` record with every reason at zero. */
+export function noDrops(): Record<DropReason, number> {
+  return { qos0_quota: 0, qos1_quota: 0, qos0_capacity: 0, qos1_capacity: 0 }
 }

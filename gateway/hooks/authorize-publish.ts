@@ -119,12 +119,12 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
     return persistent ? { disconnect: 'payload failures' } : 'drop'
   }
 
-  function handOver(client: Client, session: DeviceSession, packet: PublishPacket): Outcome {
+  async function handOver(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
     const qos = packet.qos === 0 ? 0 : 1
     const payload = Buffer.isBuffer(packet.payload)
       ? Buffer.from(packet.payload)
       : Buffer.from(packet.payload)
-    const result = deps.uplink.offer({
+    const result = await deps.uplink.offer({
       topic: packet.topic,
       payload,
       qos,

@@ -1,0 +1,327 @@
+import { chmod, type FileHandle, mkdir } from 'node:fs/promises'
+import { Observable } from 'rxjs'
+import type { UplinkMessage } from '../../gateway/uplink.js'
+import { QueueError } from './errors.js'
+import { Housekeeper } from './housekeeper.js'
+import { createSegmentFile, DIR_MODE, writeFully } from './io.js'
+import { type FileQueueOptions, type ResolvedOptions, resolveOptions } from './options.js'
+import { type DropReason, noDrops, type QueueEntry, type QueueStats, type UplinkQueue } from './queue.js'
+import { type QueueLimits, refusal } from './quota.js'
+import { LogReader, type LogView } from './reader.js'
+import { encodeUnstamped, recordSize, stampRecord } from './record.js'
+import { type RecoveryReport, recoverLog } from './recovery.js'
+import { findSegment, SEGMENT_HEADER_BYTES, SegmentIndex } from './segment.js'
+
+export type { FileQueueOptions } from './options.js'
+export type { RecoveryReport } from './recovery.js'
+
+interface Pending {
+  readonly message: UplinkMessage
+  /** The record, all but its sequence number and checksum (stamped when written). */
+  readonly record: Buffer
+  readonly resolve: (entry: QueueEntry) => void
+  readonly reject: (err: unknown) => void
+}
+
+/**
+ * The durable uplink queue: an append-only log of segment files in one folder
+ * (see record.ts for the record format, segment.ts for segments, ack-log.ts for
+ * how acknowledgements are kept, recovery.ts for what happens at open, quota.ts
+ * for the policy when full).
+ *
+ * Group commit: appends wait in a list while a write and fdatasync are under
+ * way; the next round writes all of them with one write and one fdatasync. An
+ * append resolves only after the fdatasync that covers it. Memory keeps an
+ * index (a bit and a float64 per held message), never the backlog's payloads.
+ *
+ * One process at a time per folder: the queue takes no lock.
+ */
+export class FileQueue implements UplinkQueue {
+  private readonly segments: SegmentIndex[]
+  private readonly readers = new Set<LogReader>()
+  private readonly limits: QueueLimits
+  private readonly dropped = noDrops()
+  private readonly view: LogView
+  private pending: Pending[] = []
+  /** Messages taken from `pending` and not yet committed or failed. */
+  private writing = 0
+  /** Bytes of `pending` and of what is being written, with the headers of the segments they will start. */
+  private pendingBytes = 0
+  /** The size the active segment will have once `pending` is written (to foresee segment starts). */
+  private tail: number
+  private held = 0
+  /** Bytes of the files: segments and ack files. */
+  private bytes = 0
+  private nextSeq: number
+  private draining: Promise<void> | undefined
+  private drainRunning = false
+  private readonly housekeeper: Housekeeper
+  private closing: Promise<void> | undefined
+  private counters = { fsyncs: 2, commits: 0, ioErrors: 0 }
+
+  /**
+   * Opens (or makes) the queue in `dir`: recovers what the log holds (see
+   * recovery.ts; damage is reported, never a refusal to start), then starts a
+   * new segment whose header carries the next sequence number.
+   */
+  static async open(
+    dir: string,
+    options: FileQueueOptions,
+  ): Promise<{ queue: FileQueue; recovery: RecoveryReport }> {
+    const resolved = resolveOptions(options)
+    try {
+      await mkdir(dir, { recursive: true, mode: DIR_MODE })
+      await chmod(dir, DIR_MODE)
+      const recovered = await recoverLog(dir)
+      const nextSeq = Math.max(recovered.nextSeq, resolved.firstSeq)
+      const handle = await createSegmentFile(dir, recovered.nextId, nextSeq)
+      const active = new SegmentIndex(recovered.nextId, nextSeq)
+      const queue = new FileQueue(dir, resolved, [...recovered.segments, active], handle, nextSeq)
+      for (const segment of recovered.segments) if (segment.held === 0) queue.removeSegment(segment)
+      await queue.housekeeper.flush(false)
+      return { queue, recovery: recovered.report }
+    } catch (err) {
+      if (err instanceof QueueError) throw err
+      throw new QueueError('QUEUE_ERR_IO', `Cannot open the queue folder ${dir}`, { cause: err })
+    }
+  }
+
+  private constructor(
+    readonly dir: string,
+    private readonly options: ResolvedOptions,
+    /** Recovered segments, then the new active one. */
+    segments: SegmentIndex[],
+    private handle: FileHandle,
+    nextSeq: number,
+  ) {
+    this.segments = segments
+    this.nextSeq = nextSeq
+    this.tail = SEGMENT_HEADER_BYTES
+    for (const s of this.segments) {
+      this.held += s.held
+      this.bytes += s.size + s.ackBytes
+    }
+    this.limits = {
+      maxMessages: options.maxMessages,
+      quotaBytes: options.quotaBytes,
+      qos0Bytes: Math.floor(options.quotaBytes * options.qos0Fraction),
+    }
+    this.housekeeper = new Housekeeper(dir, options.ackFlushMs, (bytes) => {
+      this.bytes += bytes
+    })
+    this.view = {
+      dir,
+      segments,
+      readAhead: options.readAhead,
+      readAheadBytes: options.readAheadBytes,
+      detach: (reader) => this.readers.delete(reader),
+    }
+  }
+
+  get size(): number {
+    return this.held
+  }
+
+  get capacity(): number {
+    return this.options.maxMessages
+  }
+
+  /**
+   * For tests and metrics: fsyncs (of records, new segments and the folder), commits (group writes),
+   * ioErrors (failed writes, ack writes and deletions), segments, indexBytes (memory of the index).
+   */
+  diagnostics(): { fsyncs: number; commits: number; ioErrors: number; segments: number; indexBytes: number } {
+    let indexBytes = 0
+    for (const s of this.segments) indexBytes += s.memoryBytes
+    const ioErrors = this.counters.ioErrors + this.housekeeper.errors
+    return { ...this.counters, ioErrors, segments: this.segments.length, indexBytes }
+  }
+
+  append(message: UplinkMessage): Promise<QueueEntry | undefined> {
+    if (this.closing) {
+      return Promise.reject(new QueueError('QUEUE_ERR_CLOSED', `The queue in ${this.dir} is closed`))
+    }
+    let record: Buffer
+    try {
+      const size = recordSize(message)
+      const starts = this.tail > SEGMENT_HEADER_BYTES && this.tail + size > this.options.segmentBytes
+      const cost = size + (starts ? SEGMENT_HEADER_BYTES : 0)
+      const occupancy = {
+        messages: this.held + this.pending.length + this.writing,
+        bytes: this.bytes + this.pendingBytes,
+      }
+      const reason = refusal(message.qos, cost, occupancy, this.limits)
+      if (reason) return Promise.resolve(this.drop(reason))
+      record = Buffer.allocUnsafe(size)
+      encodeUnstamped(record, 0, message, size)
+      this.tail = (starts ? SEGMENT_HEADER_BYTES : this.tail) + size
+      this.pendingBytes += cost
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    return new Promise((resolve, reject) => {
+      this.pending.push({ message, record, resolve, reject })
+      if (!this.drainRunning) {
+        // From a microtask, so that appends issued in the same tick go in the first write too.
+        this.drainRunning = true
+        this.draining = Promise.resolve().then(() => this.drain())
+      }
+    })
+  }
+
+  ack(seq: number): void {
+    if (this.closing || !Number.isSafeInteger(seq)) return
+    const segment = findSegment(this.segments, seq)
+    if (!segment?.release(seq)) return
+    this.held--
+    for (const reader of this.readers) reader.acked(seq)
+    if (segment.held === 0 && segment !== this.segments.at(-1)) this.removeSegment(segment)
+    else this.housekeeper.acked(segment, seq)
+  }
+
+  read(): Observable<QueueEntry> {
+    return new Observable<QueueEntry>((subscriber) => {
+      if (this.closing) {
+        subscriber.complete()
+        return
+      }
+      const reader = new LogReader(this.view, subscriber)
+      this.readers.add(reader)
+      return () => reader.stop(false)
+    })
+  }
+
+  stats(): QueueStats {
+    const oldest = this.segments.find((s) => s.held > 0)?.oldestReceivedAt()
+    return {
+      depth: this.held,
+      bytes: this.bytes + this.pendingBytes,
+      ...(oldest !== undefined && { oldestReceivedAt: oldest }),
+      dropped: { ...this.dropped },
+    }
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const reader of [...this.readers]) reader.stop(true)
+      await this.draining
+      await this.housekeeper.close()
+      await this.handle.close()
+    })()
+    return this.closing
+  }
+
+  private drop(reason: DropReason): undefined {
+    this.dropped[reason]++
+    return undefined
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending
+        this.pending = []
+        this.writing = batch.length
+        let i = 0
+        while (i < batch.length) i = await this.writeRun(batch, i)
+        this.writing = 0
+      }
+    } finally {
+      this.drainRunning = false
+      // Idle: the forecast meets the facts again (they differ only after a failed write).
+      this.tail = this.segments.at(-1)!.size
+      this.pendingBytes = 0
+    }
+  }
+
+  /** Writes and syncs as many records of `batch` from `i` as the active segment takes; returns where it stopped. */
+  private async writeRun(batch: Pending[], i: number): Promise<number> {
+    let segment = this.segments.at(-1)!
+    const firstBytes = batch[i]!.record.length
+    if (segment.size > SEGMENT_HEADER_BYTES && segment.size + firstBytes > this.options.segmentBytes) {
+      try {
+        segment = await this.roll()
+      } catch (err) {
+        return this.fail(batch, i, batch.length, err)
+      }
+    }
+    let end = segment.size + firstBytes
+    let j = i + 1
+    while (j < batch.length && end + batch[j]!.record.length <= this.options.segmentBytes) {
+      end += batch[j]!.record.length
+      j++
+    }
+    const start = segment.size
+    const buf = Buffer.allocUnsafe(end - start)
+    const firstSeq = this.nextSeq
+    for (let k = i, pos = 0; k < j; k++) {
+      const { record } = batch[k]!
+      record.copy(buf, pos)
+      stampRecord(buf, pos, record.length, firstSeq + k - i)
+      pos += record.length
+    }
+    try {
+      await writeFully(this.handle, buf, start)
+      await this.handle.datasync()
+      this.counters.fsyncs++
+    } catch (err) {
+      await this.handle.truncate(start).catch(() => {})
+      return this.fail(batch, i, j, err)
+    }
+    // Committed: index, account, then hand each entry to the live readers and to its caller, in order.
+    this.counters.commits++
+    this.nextSeq = firstSeq + (j - i)
+    for (let k = i; k < j; k++) segment.add(firstSeq + k - i, batch[k]!.message.receivedAt)
+    segment.size = end
+    this.held += j - i
+    this.bytes += buf.length
+    this.pendingBytes -= buf.length
+    this.writing -= j - i
+    for (let k = i, at = start; k < j; k++) {
+      const { message, record, resolve } = batch[k]!
+      const entry: QueueEntry = { seq: firstSeq + k - i, message }
+      at += record.length
+      for (const reader of this.readers) reader.committed(segment, entry, at, record.length)
+      resolve(entry)
+    }
+    return j
+  }
+
+  /** Rejects batch[i..j): not written, not held, their sequence numbers given out again. */
+  private fail(batch: Pending[], i: number, j: number, cause: unknown): number {
+    this.counters.ioErrors++
+    const err = new QueueError('QUEUE_ERR_IO', `Cannot write the queue in ${this.dir}`, { cause })
+    for (let k = i; k < j; k++) {
+      this.pendingBytes -= batch[k]!.record.length
+      batch[k]!.reject(err)
+    }
+    this.writing -= j - i
+    return j
+  }
+
+  /** Starts the next segment; the one before is deleted if nothing in it is held. */
+  private async roll(): Promise<SegmentIndex> {
+    const old = this.segments.at(-1)!
+    const handle = await createSegmentFile(this.dir, old.id + 1, this.nextSeq)
+    this.counters.fsyncs += 2
+    const segment = new SegmentIndex(old.id + 1, this.nextSeq)
+    const previous = this.handle
+    this.handle = handle
+    this.segments.push(segment)
+    this.bytes += SEGMENT_HEADER_BYTES
+    this.pendingBytes = Math.max(0, this.pendingBytes - SEGMENT_HEADER_BYTES)
+    old.trim()
+    await previous.close().catch(() => {})
+    if (old.held === 0) this.removeSegment(old)
+    return segment
+  }
+
+  /** Compaction by whole segments: all of `segment` is acknowledged, so its files go. */
+  private removeSegment(segment: SegmentIndex): void {
+    const i = this.segments.indexOf(segment)
+    if (i === -1) return
+    this.segments.splice(i, 1)
+    this.bytes -= segment.size + segment.ackBytes
+    this.housekeeper.remove(segment)
+  }
+}

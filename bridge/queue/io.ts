@@ -1,0 +1,44 @@
+import { type FileHandle, open } from 'node:fs/promises'
+import { join } from 'node:path'
+import { encodeSegmentHeader, segmentFileName } from './segment.js'
+
+/** Files of the queue: owner read and write only. */
+export const FILE_MODE = 0o600
+/** The queue folder: owner only. */
+export const DIR_MODE = 0o700
+
+/** Writes all of `buf` at `position` (a regular file may take a write in parts). */
+export async function writeFully(handle: FileHandle, buf: Buffer, position: number): Promise<void> {
+  let done = 0
+  while (done < buf.length) {
+    const { bytesWritten } = await handle.write(buf, done, buf.length - done, position + done)
+    done += bytesWritten
+  }
+}
+
+/** Syncs a folder, so that files made, truncated or removed in it stay so after a power loss. */
+export async function syncDir(dir: string): Promise<void> {
+  const handle = await open(dir, 'r')
+  try {
+    await handle.sync()
+  } finally {
+    await handle.close()
+  }
+}
+
+/**
+ * Makes segment `id` with its header (base `baseSeq`) and syncs it and the
+ * folder: 2 syncs. Returns the handle, open for writing records after the header.
+ */
+export async function createSegmentFile(dir: string, id: number, baseSeq: number): Promise<FileHandle> {
+  const handle = await open(join(dir, segmentFileName(id)), 'wx', FILE_MODE)
+  try {
+    await writeFully(handle, encodeSegmentHeader(baseSeq), 0)
+    await handle.datasync()
+    await syncDir(dir)
+    return handle
+  } catch (err) {
+    await handle.close().catch(() => {})
+    throw err
+  }
+}

@@ -1,0 +1,91 @@
+import { QueueError } from './errors.js'
+
+export interface FileQueueOptions {
+  /** Disk space the queue may take, in bytes; at least twice segmentBytes. */
+  quotaBytes: number
+  /** Size at which a new segment file is started (default quotaBytes / 16, from 1 KiB to 16 MiB). */
+  segmentBytes?: number
+  /** The lowest sequence number to give out (default 1); the log's own numbering wins when higher. */
+  firstSeq?: number
+  /** Messages held at most (default: no bound but the quota). Memory is a few bytes per held message. */
+  maxMessages?: number
+  /** QoS 0 messages are refused above this fraction of the quota (default 0.9). */
+  qos0Fraction?: number
+  /** A reader pauses while this many entries it emitted are not acknowledged (default 2,048). */
+  readAhead?: number
+  /** ... or while they add up to this many record bytes (default 4 MiB). */
+  readAheadBytes?: number
+  /** Acknowledgements are written to disk at most this long after ack() (default 100 ms). */
+  ackFlushMs?: number
+}
+
+export type ResolvedOptions = Readonly<Required<FileQueueOptions>>
+
+function describe(value: unknown): string {
+  return `\`${String(value)}\` (${typeof value})`
+}
+
+function check(name: string, value: unknown, ok: boolean, expected: string): void {
+  if (!ok) {
+    throw new QueueError(
+      'QUEUE_ERR_OPTIONS',
+      `Expected the \`${name}\` option to be ${expected}, got ${describe(value)}`,
+    )
+  }
+}
+
+const isInt = (v: unknown, min: number): v is number => Number.isSafeInteger(v) && (v as number) >= min
+const isIntOrInfinity = (v: unknown, min: number) => v === Number.POSITIVE_INFINITY || isInt(v, min)
+
+/** Validates `options`, fills in the defaults and freezes the result. */
+export function resolveOptions(options: FileQueueOptions): ResolvedOptions {
+  const { quotaBytes } = options
+  check('quotaBytes', quotaBytes, isInt(quotaBytes, 2048), 'an integer of at least 2048')
+  const segmentBytes =
+    options.segmentBytes ?? Math.min(16 * 1024 * 1024, Math.max(1024, Math.floor(quotaBytes / 16)))
+  check('segmentBytes', segmentBytes, isInt(segmentBytes, 1024), 'an integer of at least 1024')
+  check(
+    'segmentBytes',
+    segmentBytes,
+    segmentBytes * 2 <= quotaBytes,
+    `at most half of quotaBytes (${quotaBytes}), since space comes back by whole segments`,
+  )
+  const resolved = {
+    quotaBytes,
+    segmentBytes,
+    firstSeq: options.firstSeq ?? 1,
+    maxMessages: options.maxMessages ?? Number.POSITIVE_INFINITY,
+    qos0Fraction: options.qos0Fraction ?? 0.9,
+    readAhead: options.readAhead ?? 2048,
+    readAheadBytes: options.readAheadBytes ?? 4 * 1024 * 1024,
+    ackFlushMs: options.ackFlushMs ?? 100,
+  }
+  check('firstSeq', resolved.firstSeq, isInt(resolved.firstSeq, 0), 'a non-negative safe integer')
+  check(
+    'maxMessages',
+    resolved.maxMessages,
+    isIntOrInfinity(resolved.maxMessages, 1),
+    'a positive integer or Infinity',
+  )
+  const fraction = resolved.qos0Fraction
+  check(
+    'qos0Fraction',
+    fraction,
+    typeof fraction === 'number' && fraction > 0 && fraction <= 1,
+    'a number in (0, 1]',
+  )
+  check(
+    'readAhead',
+    resolved.readAhead,
+    isIntOrInfinity(resolved.readAhead, 1),
+    'a positive integer or Infinity',
+  )
+  check(
+    'readAheadBytes',
+    resolved.readAheadBytes,
+    isIntOrInfinity(resolved.readAheadBytes, 1),
+    'a positive integer or Infinity',
+  )
+  check('ackFlushMs', resolved.ackFlushMs, isInt(resolved.ackFlushMs, 0), 'a non-negative integer')
+  return Object.freeze(resolved)
+}
