@@ -1,0 +1,109 @@
+import type { WgPeerDump } from './dump.js'
+
+/** One poll of the tunnel. */
+export interface TunnelSample {
+  /** The interface exists. */
+  present: boolean
+  /** The interface is administratively up. */
+  linkUp: boolean
+  /** The configured peer as `wg show dump` reports it; null when it is not configured. */
+  peer: WgPeerDump | null
+  /** Why the poll failed (a tool missing, a timeout); null when it worked. */
+  error: { code: string; message: string } | null
+}
+
+/** What the health observable emits, once per poll. */
+export interface TunnelState {
+  interfaceName: string
+  /** The interface exists and is up. */
+  up: boolean
+  /** Since the latest handshake; null when there never was one. */
+  handshakeAgeMs: number | null
+  /** Since the received byte count last grew (authenticated packets only); null until it is seen to grow. */
+  lastReceiveAgeMs: number | null
+  rxBytes: number
+  txBytes: number
+  /** Where the peer was last seen (`203.0.113.5:51820`); null if never. */
+  endpoint: string | null
+  /** A handshake, or authenticated traffic from the peer, within the health window. */
+  healthy: boolean
+  /** Why it is not healthy; null when it is. */
+  reason: string | null
+  /** Unix time in ms of the poll. */
+  checkedAt: number
+}
+
+/** What evaluating one sample remembers for the next. */
+export interface HealthMemory {
+  rxBytes: number
+  lastReceiveAt: number | null
+}
+
+function seconds(ms: number): string {
+  return `${Math.round(ms / 100) / 10} s`
+}
+
+/**
+ * Turns a sample into a state. Healthy means the freshest sign of life from the peer is within
+ * `windowMs`: the latest handshake, or (seen across polls) the moment the received byte count
+ * last grew. WireGuard only re-handshakes every 2 minutes, so a window shorter than that relies
+ * on received traffic (keepalives from the peer). Pure, so it is tested with made-up clocks.
+ */
+export function evaluateHealth(
+  interfaceName: string,
+  sample: TunnelSample,
+  memory: HealthMemory | undefined,
+  now: number,
+  windowMs: number,
+): { state: TunnelState; memory: HealthMemory | undefined } {
+  const base = {
+    interfaceName,
+    up: false,
+    handshakeAgeMs: null,
+    lastReceiveAgeMs: null,
+    rxBytes: 0,
+    txBytes: 0,
+    endpoint: null,
+    healthy: false,
+    checkedAt: now,
+  }
+  if (sample.error !== null) {
+    return { state: { ...base, reason: `${sample.error.code}: ${sample.error.message}` }, memory }
+  }
+  if (!sample.present)
+    return { state: { ...base, reason: `interface ${interfaceName} does not exist` }, memory }
+  if (!sample.linkUp) return { state: { ...base, reason: `interface ${interfaceName} is down` }, memory }
+  const peer = sample.peer
+  if (peer === null) {
+    return { state: { ...base, up: true, reason: 'the peer is not configured on the interface' }, memory }
+  }
+  let lastReceiveAt: number | null = null
+  if (memory !== undefined && peer.rxBytes >= memory.rxBytes) {
+    lastReceiveAt = peer.rxBytes > memory.rxBytes ? now : memory.lastReceiveAt
+  }
+  const handshakeAgeMs = peer.latestHandshake === null ? null : Math.max(0, now - peer.latestHandshake * 1000)
+  const lastReceiveAgeMs = lastReceiveAt === null ? null : now - lastReceiveAt
+  const ages = [handshakeAgeMs, lastReceiveAgeMs].filter((a): a is number => a !== null)
+  const freshest = ages.length === 0 ? null : Math.min(...ages)
+  const healthy = handshakeAgeMs !== null && freshest !== null && freshest <= windowMs
+  let reason: string | null = null
+  if (handshakeAgeMs === null) reason = 'no handshake with the peer yet'
+  else if (!healthy) {
+    reason = `no handshake or traffic from the peer for ${seconds(freshest ?? handshakeAgeMs)} (window ${seconds(windowMs)})`
+  }
+  return {
+    state: {
+      interfaceName,
+      up: true,
+      handshakeAgeMs,
+      lastReceiveAgeMs,
+      rxBytes: peer.rxBytes,
+      txBytes: peer.txBytes,
+      endpoint: peer.endpoint,
+      healthy,
+      reason,
+      checkedAt: now,
+    },
+    memory: { rxBytes: peer.rxBytes, lastReceiveAt },
+  }
+}

@@ -1,0 +1,121 @@
+import { distinctUntilChanged, type MonoTypeOperatorFunction, Observable } from 'rxjs'
+import { describeError } from '../core/errors.js'
+import { TUNNEL_DEFAULTS } from './config.js'
+import { parseWgDump } from './dump.js'
+import { VpnError } from './errors.js'
+import { evaluateHealth, type HealthMemory, type TunnelSample, type TunnelState } from './health-state.js'
+import { linkInfo } from './link.js'
+import { checkInterfaceName } from './names.js'
+import { type CommandOptions, run } from './run.js'
+
+/** Reads one sample of the tunnel: the link and `wg show <if> dump`. */
+export async function readTunnelSample(
+  interfaceName: string,
+  peerPublicKey: string | undefined,
+  options: CommandOptions & { signal?: AbortSignal } = {},
+): Promise<TunnelSample> {
+  try {
+    const link = await linkInfo(interfaceName, options)
+    if (link === null) return { present: false, linkUp: false, peer: null, error: null }
+    let stdout: string
+    try {
+      stdout = (await run('wg', ['show', interfaceName, 'dump'], { ...options, timeoutMs: 5000 })).stdout
+    } catch (err) {
+      // The link is there but no WireGuard behind it: a wireguard-go that died (the kernel removes
+      // its interface a moment later), or the interface is not WireGuard at all.
+      if (err instanceof VpnError && /Unable to access interface/.test(err.details?.stderr ?? '')) {
+        return { present: false, linkUp: false, peer: null, error: null }
+      }
+      throw err
+    }
+    const dump = parseWgDump(stdout)
+    const peer =
+      peerPublicKey === undefined
+        ? (dump.peers[0] ?? null)
+        : (dump.peers.find((p) => p.publicKey === peerPublicKey) ?? null)
+    return { present: true, linkUp: link.up, peer, error: null }
+  } catch (err) {
+    const code = err instanceof VpnError ? err.code : 'VPN_ERR_COMMAND_FAILED'
+    return { present: false, linkUp: false, peer: null, error: { code, message: describeError(err) } }
+  }
+}
+
+export interface PollOptions {
+  interfaceName: string
+  pollMs: number
+  /** Healthy while the freshest sign of life is younger than this. */
+  windowMs: number
+  now?: () => number
+}
+
+/**
+ * Calls `read` now and then `pollMs` after each read finishes (reads never overlap), and emits
+ * the evaluated state each time. Unsubscribing clears the timer and aborts a read in flight.
+ * Read errors become states (`healthy: false` with a reason); the stream itself never errors.
+ */
+export function pollTunnel(
+  read: (signal: AbortSignal) => Promise<TunnelSample>,
+  options: PollOptions,
+): Observable<TunnelState> {
+  const now = options.now ?? Date.now
+  return new Observable<TunnelState>((subscriber) => {
+    const abort = new AbortController()
+    let timer: NodeJS.Timeout | undefined
+    let memory: HealthMemory | undefined
+    const tick = async (): Promise<void> => {
+      timer = undefined
+      let sample: TunnelSample
+      try {
+        sample = await read(abort.signal)
+      } catch (err) {
+        const code = err instanceof VpnError ? err.code : 'VPN_ERR_COMMAND_FAILED'
+        sample = { present: false, linkUp: false, peer: null, error: { code, message: describeError(err) } }
+      }
+      if (abort.signal.aborted) return
+      const next = evaluateHealth(options.interfaceName, sample, memory, now(), options.windowMs)
+      memory = next.memory
+      subscriber.next(next.state)
+      if (!abort.signal.aborted) timer = setTimeout(() => void tick(), options.pollMs)
+    }
+    void tick()
+    return () => {
+      abort.abort()
+      if (timer !== undefined) clearTimeout(timer)
+    }
+  })
+}
+
+/** What `watchTunnel` needs of a `TunnelConfig` (a whole `TunnelConfig` fits). */
+export interface WatchTarget {
+  interfaceName: string
+  peer?: { publicKey: string }
+  pollMs?: number
+  healthyHandshakeSeconds?: number
+}
+
+/**
+ * Tunnel health as an observable, polled from `ip link` and `wg show <if> dump` every `pollMs`
+ * (default 5000). Cold: each subscriber polls on its own; `share()` it for several consumers.
+ */
+export function watchTunnel(
+  target: WatchTarget,
+  options: CommandOptions & { now?: () => number } = {},
+): Observable<TunnelState> {
+  const interfaceName = checkInterfaceName(target.interfaceName)
+  const seconds = target.healthyHandshakeSeconds ?? TUNNEL_DEFAULTS.healthyHandshakeSeconds
+  const pollOptions: PollOptions = {
+    interfaceName,
+    pollMs: target.pollMs ?? TUNNEL_DEFAULTS.pollMs,
+    windowMs: seconds * 1000,
+  }
+  if (options.now !== undefined) pollOptions.now = options.now
+  return pollTunnel(
+    (signal) => readTunnelSample(interfaceName, target.peer?.publicKey, { ...options, signal }),
+    pollOptions,
+  )
+}
+
+/** Passes a state on only when `up` or `healthy` changed: for logging transitions. */
+export function healthChanges(): MonoTypeOperatorFunction<TunnelState> {
+  return distinctUntilChanged((a, b) => a.up === b.up && a.healthy === b.healthy)
+}
