@@ -70,8 +70,9 @@ export function registerDevice(program: Command): void {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
         throw new Error(`Expected a device id of letters, digits, ".", "_" or "-", got \`${id}\``)
       }
-      if (!options.username && !options.psk)
-        throw new Error('Expected --username and/or --psk: a device needs a credential')
+      if (!options.username && !options.psk && !options.sealed) {
+        throw new Error('Expected --username, --psk and/or --sealed: a device needs a credential')
+      }
       const entry: Record<string, unknown> = { id }
       if (options.username) {
         const password = await readStdin()

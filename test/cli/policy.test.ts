@@ -153,6 +153,21 @@ describe('edge-gateway policy and device commands', () => {
     ])
   })
 
+  it('device add --sealed: makes a master secret (0600), prints the entry and, once, what the firmware needs', async () => {
+    const keyDir = join(dir, 'sealed-keys')
+    const result = await runCli(['device', 'add', 'meter-9', '--sealed', '--kid', '2a', '--key-dir', keyDir])
+    expect(result.code).toBe(0)
+    const [entry] = parse(result.stdout) as Array<Record<string, unknown>>
+    const secretFile = join(keyDir, 'meter-9.secret')
+    expect(entry).toEqual({ id: 'meter-9', payloadKey: { kid: '2a', secretFile, aead: 'AES-CCM-16-64-128' } })
+    expect((await stat(secretFile)).mode & 0o777).toBe(0o600)
+    const secret = (await readFile(secretFile, 'utf8')).trim()
+    expect(secret).toMatch(/^[0-9a-f]{32}$/)
+    expect(result.stderr).toContain(`master secret:  ${secret}`)
+    expect(result.stderr).toContain('key id (kid):   2a   { 0x2a }')
+    expect(result.stdout).not.toContain(secret)
+  })
+
   it('device add: makes a PSK key file (0600) and prints the config entry', async () => {
     const result = await runCli([
       'device',
