@@ -1,21 +1,9 @@
-import mqtt, { type ErrorWithReasonCode } from 'mqtt'
+import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mosquittoPub } from '../helpers/mosquitto-clients.js'
 import { MosquittoSub } from '../helpers/mosquitto-sub.js'
+import { connackCode as connackAt } from './clients.js'
 import { CLOUD_PREFIX, PASSWORD_DEVICE, PSK_DEVICE, Stack } from './harness.js'
-
-/** Connects once without retrying; resolves with the CONNACK refusal code, or 0 when accepted. */
-async function connackCode(options: mqtt.IClientOptions): Promise<number> {
-  try {
-    const client = await mqtt.connectAsync({ ...options, reconnectPeriod: 0, connectTimeout: 5000 })
-    await client.endAsync()
-    return 0
-  } catch (err) {
-    const code = (err as ErrorWithReasonCode).code
-    if (typeof code === 'number') return code
-    throw err
-  }
-}
 
 describe('authentication fails closed, and every refusal is a security event', () => {
   let stack: Stack
@@ -31,6 +19,9 @@ describe('authentication fails closed, and every refusal is a security event', (
     await sub?.stop()
     await stack?.stop()
   })
+
+  const connackCode = ({ port, ...options }: mqtt.IClientOptions & { port: number }) =>
+    connackAt(port, options)
 
   const pskPub = (keyHex: string, identity: string, clientId: string, message: string) =>
     mosquittoPub({
