@@ -1,0 +1,63 @@
+/**
+ * The gateway's config for a trial and starting it exactly as a user would:
+ * `node dist/cli/main.js start --config <file>`, JSON log lines to a file.
+ * Both LAN listeners are always on (as the Mosquitto edge has both); the
+ * sealed setup adds the devices' payload keys and `lan.protection`.
+ */
+import { fileURLToPath } from 'node:url'
+import { CLOUD_TOPIC_PREFIX } from './mosquitto.mjs'
+import { spawnServer } from './processes.mjs'
+
+const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+export const SEALED_TOPIC_FILTER = 'devices/+/sealed'
+
+export function gatewayConfig({ tcpPort, pskPort, cloudPort, pki, fixtures, sealed, idle, queueStore }) {
+  const devices = fixtures.publishers.map((d) => ({
+    id: d.id,
+    username: d.id,
+    passwordHash: d.passwordHash,
+    psk: { identity: d.psk.identity, keyFile: d.pskKeyFile },
+    clientIds: [d.id, `${d.id}-*`],
+    ...(sealed && { payloadKey: { kid: d.payload.kidHex, secretFile: d.payloadKeyFile } }),
+  }))
+  if (idle) {
+    for (const d of fixtures.idle)
+      devices.push({ id: d.id, psk: { identity: d.psk.identity, keyFile: d.pskKeyFile } })
+  }
+  return {
+    gateway: { id: 'bench', stateDir: 'state' },
+    log: { level: 'info', pretty: false },
+    lan: {
+      listeners: [
+        { name: 'lan-plain', type: 'tcp', host: '127.0.0.1', port: tcpPort },
+        { name: 'lan-psk', type: 'tls-psk', host: '127.0.0.1', port: pskPort },
+      ],
+      ...(sealed && { protection: [{ topic: SEALED_TOPIC_FILTER, mode: 'sealed' }] }),
+    },
+    devices,
+    cloud: {
+      host: '127.0.0.1',
+      port: cloudPort,
+      servername: 'localhost',
+      caFile: pki.caFile,
+      certFile: pki.edgeCertFile,
+      keyFile: pki.edgeKeyFile,
+      topics: [{ local: 'devices/', cloud: `${CLOUD_TOPIC_PREFIX}devices/` }],
+      // Unset: the gateway's default (a durable queue on disk, in the trial's state folder).
+      ...(queueStore && { queue: { store: queueStore } }),
+    },
+  }
+}
+
+/**
+ * `EDGE_GATEWAY_BENCH_NODE_ARGS` adds Node options for the gateway process only, to
+ * profile it under a load, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
+ */
+export function startGateway({ dir, configFile, cpus, logFile }) {
+  const nodeArgs = (process.env.EDGE_GATEWAY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  return spawnServer(process.execPath, [...nodeArgs, MAIN, 'start', '--config', configFile], {
+    cpus,
+    cwd: dir,
+    logFile,
+  })
+}

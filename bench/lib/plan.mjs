@@ -1,0 +1,119 @@
+/**
+ * What a run measures. Every load runs against a Mosquitto setup and a gateway
+ * setup in the same round, in alternating order, so drift on the machine hits
+ * both. Counts and times bound every load (`maxPerPublisher`, `durationMs`).
+ */
+
+const PUBLISHER_WINDOW = 256
+/** Closed loop: at most 100 messages in flight end to end, 25 per publisher. */
+const CLOSED_WINDOW = 25
+/** Fixed rate: 2,000 messages/s in all, 500 per publisher. */
+const RATE_PER_PUBLISHER = 500
+
+function loads(quick) {
+  const closed = quick ? 1_000 : 2_500
+  const rate = quick ? 1_500 : 3_000
+  const cap = (ms, perSecond) => Math.ceil((ms / 1000) * perSecond)
+  // A flood is a burst of a fixed size (the same for both systems), sent as fast as the edge takes it.
+  const floodLoad = (qos, payloadSize) => ({
+    mode: 'flood',
+    qos,
+    payloadSize,
+    window: PUBLISHER_WINDOW,
+    durationMs: quick ? 1_500 : 4_000,
+    maxPerPublisher: (payloadSize > 256 ? 2_000 : 8_000) / (quick ? 4 : 1),
+  })
+  const closedLoad = (qos, payloadSize) => ({
+    mode: 'closed',
+    qos,
+    payloadSize,
+    window: CLOSED_WINDOW,
+    durationMs: closed,
+    maxPerPublisher: cap(closed, 40_000),
+  })
+  const rateLoad = (qos, payloadSize, idle = 0) => ({
+    mode: 'rate',
+    qos,
+    payloadSize,
+    ratePerSecond: RATE_PER_PUBLISHER,
+    durationMs: rate,
+    maxPerPublisher: cap(rate, RATE_PER_PUBLISHER),
+    idle,
+  })
+  // After the publishers stop: how long nothing new may arrive before the rest counts as lost.
+  const quietMs = quick ? 1_500 : 3_000
+  const specs = {
+    'closed-q1-64': closedLoad(1, 64),
+    'closed-q1-1k': closedLoad(1, 1024),
+    'flood-q1-64': floodLoad(1, 64),
+    'flood-q1-1k': floodLoad(1, 1024),
+    'flood-q0-64': floodLoad(0, 64),
+    'rate-q1-64': rateLoad(1, 64),
+    'rate-q0-64': rateLoad(0, 64),
+    'rate-q1-1k': rateLoad(1, 1024),
+    'idle1000-rate-q1-64': rateLoad(1, 64, quick ? 250 : 1_000),
+  }
+  for (const spec of Object.values(specs)) spec.quietMs = quietMs
+  return specs
+}
+
+export const LOAD_TEXT = {
+  flood:
+    'a burst of 8,000 (64 B) or 2,000 (1 KiB) messages per publisher (a quarter with --quick) as fast as the edge takes them; QoS 1 with 256 unacknowledged per publisher; at most 4 s of sending',
+  closed: 'at most 100 messages in flight end to end (25 per publisher), QoS 1',
+  rate: '2,000 msg/s in all (500 per publisher), open loop',
+}
+
+const PSK_PAIR = ['mosquitto-psk', 'gateway-psk']
+const TCP_GROUP = ['mosquitto-tcp', 'gateway-tcp', 'gateway-sealed']
+
+/**
+ * Groups of (setups, loads): the TLS-PSK pair gets every load; the plain TCP
+ * modes (password, and sealed payloads) the three headline loads; the one-core
+ * run (edge pinned to CPU 0, everything else to CPU 1) the same three.
+ */
+export function buildPlan({ quick = false, only, setups, sealed = true, pinned = true } = {}) {
+  const all = loads(quick)
+  const headline = ['closed-q1-64', 'rate-q1-64', 'flood-q1-64']
+  // Quick runs a subset, unless --only picks the loads.
+  const short = quick && !only
+  const pskLoads = short ? [...headline, 'idle1000-rate-q1-64'] : Object.keys(all)
+  const groups = [
+    { name: '2 cores, TLS-PSK', setups: PSK_PAIR, loads: pskLoads, pinned: false },
+    {
+      name: '2 cores, plain TCP',
+      setups: sealed ? TCP_GROUP : TCP_GROUP.filter((s) => s !== 'gateway-sealed'),
+      loads: short ? ['closed-q1-64'] : headline,
+      pinned: false,
+    },
+  ]
+  if (pinned) {
+    groups.push({
+      name: '1 core (edge pinned to CPU 0)',
+      setups: PSK_PAIR,
+      loads: short ? ['closed-q1-64'] : headline,
+      pinned: true,
+    })
+  }
+  const trials = []
+  for (const group of groups) {
+    if (setups) group.setups = group.setups.filter((s) => setups.includes(s))
+    if (group.setups.length === 0) continue
+    for (const loadName of group.loads) {
+      if (only && !only.includes(loadName)) continue
+      trials.push({
+        group: group.name,
+        loadName,
+        load: all[loadName],
+        setups: group.setups,
+        pinned: group.pinned,
+      })
+    }
+  }
+  if (trials.length === 0) {
+    throw new Error(
+      `Expected --only to name loads among ${Object.keys(all).join(', ')}, got ${only?.join(',')}`,
+    )
+  }
+  return trials
+}

@@ -1,0 +1,92 @@
+/**
+ * The setups compared: the Mosquitto edge-to-cloud bridge and the gateway,
+ * each with devices on one LAN mode. `startEdge` starts a fresh edge process
+ * for one trial (the cloud broker and the subscriber live for the whole run).
+ */
+import { mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { gatewayConfig, startGateway } from './gateway.mjs'
+import { edgeConf, startMosquitto } from './mosquitto.mjs'
+import { freePort } from './ports.mjs'
+import { hasExited, stopProcess } from './processes.mjs'
+
+export const SETUPS = {
+  'mosquitto-psk': { system: 'mosquitto', lan: 'psk', label: 'Mosquitto bridge' },
+  'gateway-psk': { system: 'gateway', lan: 'psk', label: 'edge-gateway' },
+  'mosquitto-tcp': { system: 'mosquitto', lan: 'tcp', label: 'Mosquitto bridge' },
+  'gateway-tcp': { system: 'gateway', lan: 'tcp', label: 'edge-gateway' },
+  'gateway-sealed': { system: 'gateway', lan: 'tcp', sealed: true, label: 'edge-gateway' },
+}
+
+export const LAN_LABELS = { psk: 'TLS-PSK', tcp: 'TCP+password', sealed: 'TCP+password+sealed' }
+
+export function lanLabel(setup) {
+  return LAN_LABELS[setup.sealed ? 'sealed' : setup.lan]
+}
+
+/** Starts the edge of `setupName` in `dir`; `spawnedAt` is performance.now() at spawn. */
+export async function startEdge(
+  setupName,
+  { fixtures, cloudPort, dir, cpus, idle, bridgeProtocol, queueStore },
+) {
+  const setup = SETUPS[setupName]
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  const tcpPort = await freePort()
+  const pskPort = await freePort()
+  const logFile = join(dir, setup.system === 'gateway' ? 'gateway.log' : 'mosquitto.log')
+  const ports = { tcpPort, pskPort, cloudPort }
+  let child
+  let spawnedAt
+  if (setup.system === 'mosquitto') {
+    const confFile = join(dir, 'mosquitto.conf')
+    await writeFile(
+      confFile,
+      edgeConf({ dir, ...ports, pki: fixtures.pki, files: fixtures.mosquitto, idle, bridgeProtocol }),
+    )
+    spawnedAt = performance.now()
+    child = startMosquitto({ dir, confFile, cpus })
+  } else {
+    const configFile = join(dir, 'gateway.yaml')
+    const config = gatewayConfig({
+      ...ports,
+      pki: fixtures.pki,
+      fixtures,
+      sealed: setup.sealed,
+      idle,
+      queueStore,
+    })
+    // JSON is YAML: the gateway reads it as its usual config file.
+    await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 })
+    spawnedAt = performance.now()
+    child = startGateway({ dir, configFile, cpus, logFile })
+  }
+  return {
+    name: setupName,
+    setup,
+    child,
+    pid: child.pid,
+    ...ports,
+    logFile,
+    spawnedAt,
+    running: () => !hasExited(child),
+    stop: () => stopProcess(child),
+  }
+}
+
+/** Where a device of this setup connects, and how. */
+export function lanEndpoint(edge, device) {
+  const psk = edge.setup.lan === 'psk'
+  return {
+    transport: psk ? 'psk' : 'tcp',
+    host: '127.0.0.1',
+    port: psk ? edge.pskPort : edge.tcpPort,
+    ...(psk && { psk: device.psk }),
+  }
+}
+
+/** CONNECT fields: PSK devices are known by their PSK identity, the others by username and password. */
+export function connectFields(edge, device, clientId) {
+  return edge.setup.lan === 'psk'
+    ? { clientId, keepalive: 60 }
+    : { clientId, username: device.id, password: device.password, keepalive: 60 }
+}

@@ -1,0 +1,117 @@
+/** Medians and ranges across a row's trials, and the printed tables. */
+import { summarize } from './stats.mjs'
+
+/** Figures summarized per row: name -> how to read it from one trial's figures. */
+export const SUMMARY_FIELDS = {
+  deliveredPerSec: (f) => f.deliveredPerSec,
+  acceptedPerSec: (f) => f.acceptedPerSec,
+  ackedLost: (f) => f.ackedLost,
+  notAcked: (f) => f.notAcked,
+  lost: (f) => f.lost,
+  duplicates: (f) => f.duplicates,
+  p50Ms: (f) => f.latencyMs.p50,
+  p99Ms: (f) => f.latencyMs.p99,
+  p999Ms: (f) => f.latencyMs.p999,
+  edgeCpuPer10k: (f) => f.cpu.edgePer10k,
+  pairCpuPer10k: (f) => f.cpu.pairPer10k,
+  edgePeakMiB: (f) => f.memory.edgePeakMiB,
+  firstConnectionMs: (f) => f.startup.firstConnectionMs,
+  firstDeliveryMs: (f) => f.startup.firstDeliveryMs,
+  publisherMaxCore: (f) => f.harness.publisherMaxCore,
+  subscriberCore: (f) => f.harness.subscriberCore,
+  idleConnectMs: (f) => f.idle?.connectMs ?? null,
+  idleEdgeRssMiB: (f) => f.idle?.edgeRssMiB ?? null,
+}
+
+export function summarizeTrials(trials) {
+  const ok = trials.filter((t) => !t.error)
+  const out = {}
+  for (const [name, read] of Object.entries(SUMMARY_FIELDS)) out[name] = summarize(ok.map(read))
+  return out
+}
+
+function num(x) {
+  if (x === null || x === undefined) return '-'
+  const abs = Math.abs(x)
+  if (abs >= 100_000) return `${Math.round(x / 1000)}k`
+  if (abs >= 10_000) return `${(x / 1000).toFixed(1)}k`
+  if (abs >= 100 || Number.isInteger(x)) return String(Math.round(x))
+  if (abs >= 10) return x.toFixed(1)
+  if (abs >= 1) return x.toFixed(2)
+  return x.toFixed(3)
+}
+
+/** "median" or "median (min-max)" when the trials differ. */
+export function cell(s) {
+  if (!s) return '-'
+  if (s.n === 1 || s.min === s.max) return num(s.median)
+  return `${num(s.median)} (${num(s.min)}-${num(s.max)})`
+}
+
+const COLUMNS = [
+  ['load', (r) => r.load],
+  ['system', (r) => r.system],
+  ['LAN', (r) => r.lan],
+  ['n', (r) => `${r.okTrials}/${r.trials.length}`],
+  ['delivered msg/s', (r) => cell(r.summary.deliveredPerSec)],
+  ['acked msg/s', (r) => (r.qos === 0 ? '-' : cell(r.summary.acceptedPerSec))],
+  ['acked-lost', (r) => (r.qos === 0 ? `qos0 lost ${cell(r.summary.lost)}` : cell(r.summary.ackedLost))],
+  ['dups', (r) => cell(r.summary.duplicates)],
+  ['p50 ms', (r) => cell(r.summary.p50Ms)],
+  ['p99 ms', (r) => cell(r.summary.p99Ms)],
+  ['p999 ms', (r) => cell(r.summary.p999Ms)],
+  ['CPU s/10k edge', (r) => cell(r.summary.edgeCpuPer10k)],
+  ['CPU s/10k edge+cloud', (r) => cell(r.summary.pairCpuPer10k)],
+  ['peak RSS MiB', (r) => cell(r.summary.edgePeakMiB)],
+  ['start ms', (r) => cell(r.summary.firstConnectionMs)],
+  ['harness core', (r) => harnessCell(r.summary)],
+]
+
+function harnessCell(s) {
+  const pub = s.publisherMaxCore?.max
+  const sub = s.subscriberCore?.max
+  if (pub === undefined && sub === undefined) return '-'
+  return `pub ${num(pub ?? null)} sub ${num(sub ?? null)}`
+}
+
+function render(header, lines) {
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => l[i].length)))
+  const fmt = (cells) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`
+  return [fmt(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...lines.map(fmt)].join('\n')
+}
+
+/** Markdown tables, one per group, each load with its Mosquitto and gateway rows together. */
+export function formatTable(rows) {
+  const groups = [...new Set(rows.map((r) => r.group))]
+  return groups
+    .map((group) => {
+      const lines = rows
+        .filter((r) => r.group === group)
+        .map((r) => COLUMNS.map(([, read]) => String(read(r))))
+      return `### ${group}\n\n${render(
+        COLUMNS.map(([h]) => h),
+        lines,
+      )}`
+    })
+    .join('\n\n')
+}
+
+export function formatWireTable(wire) {
+  const header = [
+    'system',
+    'LAN',
+    'connect bytes (up/down)',
+    'QoS 1 msg bytes (up/down)',
+    'QoS 0 msg bytes (up)',
+    'payload B',
+  ]
+  const lines = wire.map((w) => [
+    w.system,
+    w.lan,
+    w.error ? `error: ${w.error}` : `${w.connect.total} (${w.connect.up}/${w.connect.down})`,
+    w.error ? '-' : `${w.qos1PerMessage.total} (${w.qos1PerMessage.up}/${w.qos1PerMessage.down})`,
+    w.error ? '-' : String(w.qos0PerMessage.up),
+    w.error ? '-' : String(w.payloadBytes),
+  ])
+  return render(header, lines)
+}

@@ -1,0 +1,253 @@
+/**
+ * One publishing device, run by bench/run.mjs as a child process. Modes:
+ *   flood   as fast as it can; QoS 1 with at most `window` publishes awaiting PUBACK,
+ *           QoS 0 as fast as the socket takes them
+ *   closed  at most `window` messages sent and not yet seen by the cloud subscriber
+ *           (credits come back over a Unix socket from bench/subscriber.mjs)
+ *   rate    `ratePerSecond`, open loop (never waits for acknowledgements)
+ * Every run is bounded by `maxMessages` and `durationMs`. It counts PUBACKs per
+ * message id, so the parent can tell acknowledged-and-lost from never-acknowledged.
+ */
+import { connect as unixConnect } from 'node:net'
+import { bitsToBase64, createBits, setBit } from './lib/bitset.mjs'
+import { cpuMicros, send, serveParent } from './lib/child.mjs'
+import { connectMqtt } from './lib/connect.mjs'
+import { DISCONNECT_PACKET, PUBACK, publishLayout } from './lib/mqtt-wire.mjs'
+import { filler, nowMicros, STAMP_BYTES, stampedPayload, writeStamp } from './lib/payload.mjs'
+import { createSealer } from './lib/sealer.mjs'
+
+const BATCH = 64
+const BATCHES_PER_TURN = 8
+const QOS0_BUFFER_BYTES = 256 * 1024
+const MAX_RECONNECTS = 5
+const STALL_MS = 3_000
+
+let cfg
+let conn = null
+let sealer = null
+let layout
+let pad
+let ackedBits
+const pidToCounter = new Int32Array(65_536).fill(-1)
+const s = {
+  sent: 0,
+  acked: 0,
+  inflight: 0,
+  credited: 0,
+  disconnects: 0,
+  firstSend: 0,
+  lastSend: 0,
+  lastProgress: 0,
+  nextPid: 0,
+  sending: false,
+  finished: false,
+  stalled: false,
+  waitingDrain: false,
+  pumpQueued: false,
+  cpuAtGo: 0,
+  startedAt: 0,
+  deadline: 0,
+  errors: [],
+}
+const timers = []
+
+async function open() {
+  conn = await connectMqtt(cfg.endpoint, cfg.connect)
+  conn.setHandler(onPacket)
+  conn.socket.on('error', (err) => s.errors.length < 5 && s.errors.push(err.message))
+  conn.socket.once('close', onClose)
+}
+
+function onPacket(type, _flags, body) {
+  if (type !== PUBACK) return
+  const pid = body.readUInt16BE(0)
+  const counter = pidToCounter[pid]
+  if (counter < 0) return
+  pidToCounter[pid] = -1
+  s.inflight--
+  if (setBit(ackedBits, counter)) s.acked++
+  s.lastProgress = Date.now()
+  if (cfg.mode === 'flood') queuePump()
+}
+
+function onClose() {
+  conn = null
+  if (s.finished) return
+  s.disconnects++
+  pidToCounter.fill(-1)
+  s.inflight = 0
+  if (s.disconnects > MAX_RECONNECTS || !s.sending) return
+  setTimeout(() => open().then(queuePump, (err) => s.errors.push(`reconnect: ${err.message}`)), 200)
+}
+
+function nextPacketId() {
+  for (let tries = 0; tries < 65_535; tries++) {
+    s.nextPid = (s.nextPid % 65_535) + 1
+    if (pidToCounter[s.nextPid] < 0) return s.nextPid
+  }
+  return 0
+}
+
+/** Writes `n` messages in one socket write; false when the socket asks us to wait. */
+function sendBatch(n) {
+  const micros = nowMicros()
+  if (s.firstSend === 0) s.firstSend = micros
+  const packets = sealer ? [] : null
+  const buf = sealer ? null : Buffer.allocUnsafe(layout.size * n)
+  let at = 0
+  for (let k = 0; k < n; k++) {
+    let pid = 0
+    if (cfg.qos > 0) {
+      pid = nextPacketId()
+      if (pid === 0) break
+      pidToCounter[pid] = s.sent
+      s.inflight++
+    }
+    const counter = s.sent++
+    if (sealer) {
+      const payload = sealer(stampedPayload(cfg.payloadSize, cfg.trial, cfg.id, counter), counter + 1)
+      const sized = publishLayout(cfg.topic, cfg.qos, payload.length)
+      const packet = Buffer.allocUnsafe(sized.size)
+      payload.copy(packet, sized.write(packet, 0, pid))
+      packets.push(packet)
+    } else {
+      const p = layout.write(buf, at, pid)
+      writeStamp(buf, p, cfg.trial, cfg.id, counter, micros)
+      pad.copy(buf, p + STAMP_BYTES)
+      at += layout.size
+    }
+  }
+  s.lastSend = micros
+  return conn.socket.write(sealer ? Buffer.concat(packets) : buf.subarray(0, at))
+}
+
+function allowance() {
+  const left = cfg.maxMessages - s.sent
+  if (cfg.mode === 'flood') {
+    if (cfg.qos === 0) return conn.socket.writableLength < QOS0_BUFFER_BYTES ? Math.min(left, BATCH) : 0
+    return Math.min(left, cfg.window - s.inflight)
+  }
+  if (cfg.mode === 'closed') return Math.min(left, cfg.window - (s.sent - s.credited))
+  const due = Math.floor(((Date.now() - s.startedAt) * cfg.ratePerSecond) / 1000)
+  return Math.min(left, due - s.sent)
+}
+
+function queuePump() {
+  if (s.pumpQueued) return
+  s.pumpQueued = true
+  setImmediate(pump)
+}
+
+function pump() {
+  s.pumpQueued = false
+  if (!s.sending || conn === null || s.waitingDrain) return
+  if (s.sent >= cfg.maxMessages || Date.now() >= s.deadline) {
+    stopSending()
+    return
+  }
+  for (let turn = 0; turn < BATCHES_PER_TURN; turn++) {
+    const n = Math.min(allowance(), BATCH)
+    if (n <= 0) return
+    const flowing = sendBatch(n)
+    if (!flowing && cfg.mode === 'flood' && cfg.qos === 0) {
+      s.waitingDrain = true
+      conn.socket.once('drain', () => {
+        s.waitingDrain = false
+        queuePump()
+      })
+      return
+    }
+  }
+  if (cfg.mode === 'flood' && cfg.qos === 0) queuePump()
+}
+
+function openCredits() {
+  return new Promise((resolve, reject) => {
+    const socket = unixConnect(cfg.creditSocket, () => {
+      const hello = Buffer.alloc(2)
+      hello.writeUInt16BE(cfg.id, 0)
+      socket.write(hello)
+      resolve()
+    })
+    socket.once('error', reject)
+    let pending = Buffer.alloc(0)
+    socket.on('data', (chunk) => {
+      pending = pending.length ? Buffer.concat([pending, chunk]) : chunk
+      let at = 0
+      for (; at + 4 <= pending.length; at += 4) s.credited += pending.readUInt32BE(at)
+      pending = pending.subarray(at)
+      s.lastProgress = Date.now()
+      queuePump()
+    })
+  })
+}
+
+function go() {
+  s.cpuAtGo = cpuMicros()
+  s.startedAt = Date.now()
+  s.lastProgress = s.startedAt
+  s.deadline = s.startedAt + cfg.durationMs
+  s.sending = true
+  timers.push(setTimeout(stopSending, cfg.durationMs))
+  if (cfg.mode === 'rate') timers.push(setInterval(pump, 1))
+  if (cfg.mode === 'closed') {
+    timers.push(
+      setInterval(() => {
+        if (Date.now() - s.lastProgress < STALL_MS) return
+        s.stalled = true
+        stopSending()
+      }, 500),
+    )
+  }
+  queuePump()
+}
+
+function stopSending() {
+  if (!s.sending) return
+  s.sending = false
+  for (const t of timers) clearTimeout(t)
+  const until = Date.now() + cfg.ackWaitMs
+  const wait = () => {
+    if (cfg.qos === 0 || s.inflight <= 0 || Date.now() >= until || conn === null) finish()
+    else setTimeout(wait, 20)
+  }
+  wait()
+}
+
+function finish() {
+  if (s.finished) return
+  s.finished = true
+  send({
+    type: 'report',
+    id: cfg.id,
+    sent: s.sent,
+    acked: s.acked,
+    ackedBits: cfg.qos > 0 ? bitsToBase64(ackedBits) : null,
+    firstSend: s.firstSend,
+    lastSend: s.lastSend,
+    disconnects: s.disconnects,
+    stalled: s.stalled,
+    cpuMicros: cpuMicros() - s.cpuAtGo,
+    wallMs: Date.now() - s.startedAt,
+    errors: s.errors,
+  })
+}
+
+serveParent({
+  async init(message) {
+    cfg = message.config
+    ackedBits = createBits(cfg.maxMessages)
+    pad = filler(cfg.payloadSize)
+    layout = publishLayout(cfg.topic, cfg.qos, cfg.payloadSize)
+    if (cfg.sealed) sealer = await createSealer({ ...cfg.sealed, topic: cfg.topic })
+    if (cfg.mode === 'closed') await openCredits()
+    await open()
+    send({ type: 'ready', id: cfg.id })
+  },
+  go,
+  exit() {
+    s.finished = true
+    conn?.socket.end(DISCONNECT_PACKET)
+    setTimeout(() => process.exit(0), 50)
+  },
+})

@@ -1,0 +1,148 @@
+/**
+ * The gateway side by side with a Mosquitto edge-to-cloud bridge, on loopback:
+ *
+ *   npm run build && node bench/run.mjs            # full run (about 10 minutes on 2 cores)
+ *   node bench/run.mjs --quick                      # smoke run (under a minute)
+ *
+ * Starts everything itself (a PKI, a cloud mosquitto with mutual TLS, a
+ * subscriber, then per trial a fresh edge and publisher processes), alternates
+ * the systems within each round, prints one table and writes
+ * bench/results/latest.json. See docs/performance.md for what it measures.
+ */
+import { execFileSync, spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { loadavg } from 'node:os'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs, USAGE } from './lib/args.mjs'
+import { startCloud, startSubscriber } from './lib/cloud.mjs'
+import { makeFixtures } from './lib/fixtures.mjs'
+import { formatHeadline, headline } from './lib/headline.mjs'
+import { LOAD_TEXT } from './lib/plan.mjs'
+import { machine } from './lib/proc-stats.mjs'
+import { pinProcess } from './lib/processes.mjs'
+import { runRounds } from './lib/rounds.mjs'
+import { sealingAvailable } from './lib/sealer.mjs'
+import { formatTable, formatWireTable } from './lib/table.mjs'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+
+function preflight() {
+  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+    throw new Error('dist/ is missing: run npm run build first (the bench runs the built gateway from dist/)')
+  }
+  for (const binary of ['mosquitto', 'mosquitto_passwd', 'taskset']) {
+    try {
+      execFileSync('which', [binary], { stdio: 'ignore' })
+    } catch {
+      throw new Error(
+        `${binary} is not installed: run npm run test:setup (Debian packages mosquitto, util-linux)`,
+      )
+    }
+  }
+}
+
+/** The commit measured, and whether the working tree had changes (a bench of a dirty tree says so). */
+function gitState() {
+  const git = (args) =>
+    spawnSync('git', args, { cwd: ROOT, encoding: 'utf8', timeout: 5_000 }).stdout?.trim() ?? ''
+  const commit = git(['rev-parse', '--short', 'HEAD'])
+  const changed = git(['status', '--porcelain']).split('\n').filter(Boolean).length
+  return commit ? { commit, changedFiles: changed } : null
+}
+
+async function main() {
+  const options = parseArgs(process.argv.slice(2))
+  if (options.help) {
+    process.stdout.write(USAGE)
+    return
+  }
+  preflight()
+  const sealed = options.sealed && sealingAvailable()
+  const notes = []
+  if (options.sealed && !sealed)
+    notes.push('sealed payloads left out: dist/crypto/encrypt0.js is not in this build')
+  const startedAt = new Date()
+  const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100)
+  const fixtures = await makeFixtures()
+  const cloud = await startCloud(fixtures)
+  const subscriber = await startSubscriber(fixtures, cloud)
+  const log = (line) => process.stderr.write(`${line}\n`)
+  let outcome
+  try {
+    outcome = await runRounds({ fixtures, cloud, subscriber }, { ...options, sealed }, log)
+  } finally {
+    subscriber.send({ type: 'exit' })
+    await subscriber.stop()
+    try {
+      pinProcess(cloud.pid, '0-1')
+    } catch {
+      // pinning back only matters while it runs
+    }
+    await cloud.stop()
+    if (!options.keep) await rm(fixtures.root, { recursive: true, force: true })
+    else log(`kept ${fixtures.root}`)
+  }
+  notes.push(...outcome.notes)
+  const busy = outcome.rows.filter((r) =>
+    r.trials.some((t) => (t.harness?.publisherMaxCore ?? 0) > 0.9 || (t.harness?.subscriberCore ?? 0) > 0.9),
+  )
+  notes.push(
+    busy.length > 0
+      ? `the harness used more than 90 % of a core in: ${busy.map((r) => `${r.load}/${r.setup}`).join(', ')}`
+      : 'no harness process (publisher or subscriber) used more than 90 % of a core in any trial',
+  )
+
+  const report = {
+    date: startedAt.toISOString(),
+    durationSeconds: Math.round((Date.now() - startedAt.getTime()) / 1000),
+    machine: machine(),
+    loadAverage: { before: loadBefore, after: loadavg().map((x) => Math.round(x * 100) / 100) },
+    git: gitState(),
+    mosquitto: spawnSync('mosquitto', ['-h'], { encoding: 'utf8', timeout: 5_000 }).stdout.split('\n')[0],
+    options: { ...options, sealed },
+    notes,
+    headline: headline(outcome.rows),
+    rows: outcome.rows,
+    wire: outcome.wire,
+  }
+  const out = options.out ?? join(ROOT, 'bench', 'results', 'latest.json')
+  await mkdir(dirname(out), { recursive: true })
+  await writeFile(out, `${JSON.stringify(report, null, 2)}\n`)
+
+  const m = report.machine
+  const lines = [
+    `edge-gateway vs Mosquitto bridge, ${report.date} - ${m.cores} cores, ${m.model}, Node ${m.node}, ${report.mosquitto}` +
+      (report.git
+        ? `, commit ${report.git.commit}${report.git.changedFiles ? ` + ${report.git.changedFiles} changed files` : ''}`
+        : ''),
+    `rounds: ${options.repeats}${options.quick ? ' (quick)' : ''}; cells: median (min-max) over rounds; took ${report.durationSeconds} s; ` +
+      `load average (1/5/15 min) before ${report.loadAverage.before.join(' ')}, after ${report.loadAverage.after.join(' ')}`,
+    '',
+    formatTable(report.rows),
+  ]
+  if (report.wire.length > 0)
+    lines.push('', '### bytes on the wire (TCP payload, one device)', '', formatWireTable(report.wire))
+  lines.push(
+    '',
+    'loads: <mode>-q<QoS>-<payload>; 4 publishers;',
+    ...Object.entries(LOAD_TEXT).map(([mode, text]) => `  ${mode}: ${text}`),
+    '  idle1000: the same fixed rate with 1,000 more devices (250 with --quick) connected and silent',
+    '',
+    '### headline (2 cores, TLS-PSK)',
+    '',
+    formatHeadline(report.headline),
+  )
+  if (notes.length > 0) lines.push('', ...notes.map((n) => `note: ${n}`))
+  lines.push('', `JSON: ${out}`)
+  process.stdout.write(`${lines.join('\n')}\n`)
+}
+
+main().then(
+  () => process.exit(0),
+  (err) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`)
+    process.exit(1)
+  },
+)
