@@ -5,7 +5,7 @@
  * the Mosquitto 2.0 source that behaves so.
  */
 export const MOSQUITTO_ACL_DIFFERENCES: ReadonlyArray<string> = Object.freeze([
-  // src/security_default.c, mosquitto_acl_check_default: `if(ed->access == MOSQ_ACL_SUBSCRIBE ...) return MOSQ_ERR_SUCCESS; /* FIXME */`
+  // src/security_default.c, mosquitto_acl_check_default returns success for every SUBSCRIBE (marked as a known gap in its source).
   'SUBSCRIBE: Mosquitto 2.0 grants every SUBSCRIBE and checks `read` per message at delivery, so a client with ' +
     '`topic read a/#` may subscribe to `#` and receives only a/... messages. Our engine refuses a SUBSCRIBE whose ' +
     'filter is not wholly covered by an allow rule or that overlaps a deny rule (SUBACK 0x80).',
