@@ -3,7 +3,6 @@ import { readFile } from 'node:fs/promises'
 import { parse } from 'yaml'
 import type { GatewayConfig } from '../config/index.js'
 import { deriveContext } from '../crypto/context.js'
-import { Alg } from '../crypto/types.js'
 import { compilePolicy } from '../policies/engine.js'
 import {
   aclToPolicy,
@@ -17,6 +16,7 @@ import type { PolicyInput } from '../policies/schema.js'
 import type { AccessSnapshot } from './access-control.js'
 import { passwordVerifier } from './auth/password-verifier.js'
 import { GatewayError } from './errors.js'
+import { readMasterSecretConfig } from './protection/master-secret.js'
 import { DeviceRegistry, type DeviceSpec, type PayloadKeys, readPskFile } from './registry.js'
 
 /** The policy in force when the config has no `policies` section: each device owns `devices/<id>/#`. */
@@ -31,39 +31,26 @@ export interface LoadedAccess extends AccessSnapshot {
   warnings: string[]
 }
 
-const AEAD = {
-  'AES-CCM-16-64-128': Alg.AES_CCM_16_64_128,
-  A128GCM: Alg.A128GCM,
-  A256GCM: Alg.A256GCM,
-  'ChaCha20/Poly1305': Alg.CHACHA20_POLY1305,
-} as const
-const MAC = { 'HMAC 256/64': Alg.HMAC_256_64, 'HMAC 256/256': Alg.HMAC_256_256 } as const
-
-async function readPayloadKeys(
-  key: NonNullable<GatewayConfig['devices'][number]['payloadKey']>,
-): Promise<PayloadKeys> {
-  const text = (await readFile(key.secretFile, 'utf8')).trim()
-  if (!/^([0-9a-fA-F]{2}){16}$|^([0-9a-fA-F]{2}){32}$/.test(text)) {
-    throw new GatewayError(
-      'GW_ERR_BAD_PSK_FILE',
-      `${key.secretFile}: expected a master secret of 16 or 32 bytes as hex`,
-    )
-  }
-  const kid = Buffer.from(key.kid, 'hex')
-  return {
-    kid,
-    context: deriveContext({
-      kid,
-      masterSecret: Buffer.from(text, 'hex'),
-      aead: AEAD[key.aead],
-      mac: MAC[key.mac],
-    }),
-  }
-}
-
 async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[]> {
   const specs: DeviceSpec[] = []
+  // The gateway's Sender ID is the same for every device (OSCORE): two devices sharing a master
+  // secret would share its sending key and nonces, so that is refused.
+  const secrets = new Map<string, string>()
   for (const d of config.devices) {
+    let payload: PayloadKeys | undefined
+    if (d.payloadKey) {
+      const master = await readMasterSecretConfig(d.payloadKey)
+      const secret = master.masterSecret.toString('hex')
+      const other = secrets.get(secret)
+      if (other) {
+        throw new GatewayError(
+          'GW_ERR_POLICY_FILE',
+          `devices ${other} and ${d.id} have the same payload master secret`,
+        )
+      }
+      secrets.set(secret, d.id)
+      payload = { kid: master.kid, context: deriveContext(master) }
+    }
     specs.push({
       id: d.id,
       ...(d.username !== undefined && { username: d.username }),
@@ -72,24 +59,9 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
       ...(d.certificate && { certificateCommonName: d.certificate.commonName }),
       ...(d.clientIds && { clientIds: d.clientIds }),
       groups: d.groups,
-      ...(d.payloadKey && { payload: await readPayloadKeys(d.payloadKey) }),
+      ...(payload && { payload }),
       ...(d.signingKeyFile && { signingKey: createPublicKey(await readFile(d.signingKeyFile)) }),
     })
-  }
-  // The gateway's Sender ID is the same for every device (OSCORE): two devices sharing a master
-  // secret would share its sending key and nonces, so that is refused.
-  const secrets = new Map<string, string>()
-  for (const d of config.devices) {
-    if (!d.payloadKey) continue
-    const secret = (await readFile(d.payloadKey.secretFile, 'utf8')).trim().toLowerCase()
-    const other = secrets.get(secret)
-    if (other) {
-      throw new GatewayError(
-        'GW_ERR_POLICY_FILE',
-        `devices ${other} and ${d.id} have the same payload master secret`,
-      )
-    }
-    secrets.set(secret, d.id)
   }
   return specs
 }

@@ -1,10 +1,9 @@
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Command } from 'commander'
 import { loadConfig } from '../../config/index.js'
-import { Alg } from '../../crypto/types.js'
 import { type SimulatedDeviceSpec, type SimulatorMode, simulate } from '../../device/simulator.js'
 import { readPskFile } from '../../gateway/index.js'
+import { readMasterSecretConfig } from '../../gateway/protection/master-secret.js'
 
 interface SimulateOptions {
   config: string
@@ -21,14 +20,6 @@ interface SimulateOptions {
 }
 
 const MODES: SimulatorMode[] = ['psk', 'password', 'token', 'sealed', 'mac', 'hpke']
-const AEAD = {
-  'AES-CCM-16-64-128': Alg.AES_CCM_16_64_128,
-  A128GCM: Alg.A128GCM,
-  A256GCM: Alg.A256GCM,
-  'ChaCha20/Poly1305': Alg.CHACHA20_POLY1305,
-} as const
-const MAC = { 'HMAC 256/64': Alg.HMAC_256_64, 'HMAC 256/256': Alg.HMAC_256_256 } as const
-
 function whole(name: string, value: string, min: number, max: number): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < min || n > max) {
@@ -72,14 +63,7 @@ export function registerSimulate(device: Command): void {
           ...(d.username !== undefined && { username: d.username }),
           ...(options.password !== undefined && { password: options.password }),
           ...(d.psk && { psk: { identity: d.psk.identity, key: await readPskFile(d.psk.keyFile) } }),
-          ...(d.payloadKey && {
-            payloadKey: {
-              kid: Buffer.from(d.payloadKey.kid, 'hex'),
-              masterSecret: Buffer.from((await readFile(d.payloadKey.secretFile, 'utf8')).trim(), 'hex'),
-              aead: AEAD[d.payloadKey.aead],
-              mac: MAC[d.payloadKey.mac],
-            },
-          }),
+          ...(d.payloadKey && { payloadKey: await readMasterSecretConfig(d.payloadKey) }),
         })
       }
       const type = options.mode === 'psk' ? 'tls-psk' : 'tcp'

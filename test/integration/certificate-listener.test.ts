@@ -59,8 +59,9 @@ describe('TLS listener with client certificates', () => {
     await removeDir(dir)
   })
 
-  function connect(name: string, extra: mqtt.IClientOptions = {}) {
-    return mqtt.connectAsync({
+  /** mTLS options for a device whose certificate and key are named `name`. */
+  function tlsOptions(name: string, extra: mqtt.IClientOptions = {}): mqtt.IClientOptions {
+    return {
       protocol: 'mqtts',
       host: '127.0.0.1',
       port: stack.port('tls'),
@@ -72,25 +73,17 @@ describe('TLS listener with client certificates', () => {
       connectTimeout: 5000,
       clientId: name,
       ...extra,
-    })
+    }
+  }
+
+  function connect(name: string, extra: mqtt.IClientOptions = {}) {
+    return mqtt.connectAsync(tlsOptions(name, extra))
   }
 
   /** 0 when accepted, the CONNACK code when refused, 'closed' when the connection ended without a CONNACK. */
   function connackOf(name: string, extra: mqtt.IClientOptions = {}): Promise<number | string> {
     return new Promise((resolve, reject) => {
-      const client = mqtt.connect({
-        protocol: 'mqtts',
-        host: '127.0.0.1',
-        port: stack.port('tls'),
-        servername: 'localhost',
-        ca: readFileSync(join(dir, 'device-ca.pem')),
-        cert: readFileSync(files(name).cert),
-        key: readFileSync(files(name).key),
-        reconnectPeriod: 0,
-        connectTimeout: 5000,
-        clientId: name,
-        ...extra,
-      })
+      const client = mqtt.connect(tlsOptions(name, extra))
       const timer = setTimeout(() => reject(new Error('no CONNACK and no close within 10 s')), 10_000)
       const finish = (result: number | string) => {
         clearTimeout(timer)
