@@ -1,4 +1,4 @@
-import type { Subscription } from 'rxjs'
+import { combineLatest, distinctUntilChanged, map, type Observable, of, type Subscription } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
@@ -16,6 +16,12 @@ export interface BridgeOptions {
   metrics: Metrics
   /** Defaults to an in-memory queue bounded by cloud.queue.maxMessages. */
   queue?: UplinkQueue
+  /**
+   * When given, the bridge sends only while it emits true (for example while the
+   * WireGuard tunnel is healthy); while false the queue holds everything.
+   * Before its first value the bridge holds.
+   */
+  gate$?: Observable<boolean>
 }
 
 export interface BridgeStatus {
@@ -75,7 +81,13 @@ export class Bridge implements UplinkSink {
     const { logger, metrics, cloud, gatewayId } = this.options
     this.subscription = uplinkPipeline({
       queue: this.queue,
-      sessions: this.link.session$,
+      sessions: combineLatest([
+        this.link.session$,
+        (this.options.gate$ ?? of(true)).pipe(distinctUntilChanged()),
+      ]).pipe(
+        map(([session, open]) => (open ? session : null)),
+        distinctUntilChanged(),
+      ),
       mappings: cloud.topics,
       gatewayId,
       inflight: cloud.inflight,
