@@ -1,12 +1,17 @@
+import { createPublicKey } from 'node:crypto'
 import { combineLatest, distinctUntilChanged, map, type Observable, of, type Subscription } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import type { OfferResult, UplinkMessage, UplinkSink } from '../gateway/uplink.js'
 import { CloudLink, type LinkState } from './cloud-link.js'
+import type { CloudProtector } from './cloud-protector.js'
+import type { CloudSession } from './cloud-session.js'
+import { type CertificateStatus, ControlTopics, type GatewayCertificate } from './control.js'
+import type { Downlink } from './downlink.js'
 import { uplinkPipeline } from './pipeline.js'
 import { MemoryQueue } from './queue/memory-queue.js'
-import type { UplinkQueue } from './queue/queue.js'
+import type { DropReason, UplinkQueue } from './queue/queue.js'
 import { mapTopic } from './topic-map.js'
 
 export interface BridgeOptions {
@@ -14,6 +19,12 @@ export interface BridgeOptions {
   gatewayId: string
   logger: Logger
   metrics: Metrics
+  /** Seals and signs every message for the cloud. */
+  protector: CloudProtector
+  /** The TLS client certificate: the key binding is made with it, its expiry is reported. */
+  certificate?: GatewayCertificate
+  /** Verifies and delivers downlink commands; without it the gateway subscribes to nothing. */
+  downlink?: Downlink
   /** Defaults to an in-memory queue bounded by cloud.queue.maxMessages. */
   queue?: UplinkQueue
   /**
@@ -22,34 +33,74 @@ export interface BridgeOptions {
    * Before its first value the bridge holds.
    */
   gate$?: Observable<boolean>
+  /** The tunnel's state for status and health messages (issue 6), when there is a tunnel. */
+  tunnel?: () => unknown
 }
 
 export interface BridgeStatus {
   link: LinkState
-  queueDepth: number
-  queueCapacity: number
-  oldestAgeMs: number | null
+  /** False while the gate (tunnel health) holds the bridge. */
+  sending: boolean
+  queue: {
+    depth: number
+    bytes: number
+    capacity: number
+    oldestAgeMs: number | null
+    dropped: Record<DropReason, number>
+  }
+  /** Messages the cloud acknowledged per second, over the last 10 s. */
+  drainRatePerSecond: number
+  delivered: number
+  accepted: number
+  refusedByCloud: number
+  certificate?: CertificateStatus
+  tunnel?: unknown
 }
+
+const RATE_WINDOW = 10
 
 /**
  * The bridge: takes device messages from the LAN broker (`offer`), holds them
- * in the queue, and forwards them to the cloud over the link.
+ * in the queue, seals, signs and forwards them to the cloud over the link;
+ * keeps the control tree (key binding, online/offline, health) and hands
+ * verified downlink commands to the LAN.
  */
 export class Bridge implements UplinkSink {
   readonly queue: UplinkQueue
   readonly link: CloudLink
+  readonly control: ControlTopics
   private subscription: Subscription | undefined
+  private healthTimer: NodeJS.Timeout | undefined
+  private rateTimer: NodeJS.Timeout | undefined
+  private readonly deliveredSamples: number[] = []
+  private session: CloudSession | null = null
+  private sending = false
 
   constructor(private readonly options: BridgeOptions) {
-    const { cloud, metrics } = options
+    const { cloud, metrics, protector, gatewayId, logger } = options
     // Sequence numbers start from the clock so they keep rising across restarts of an in-memory queue.
     this.queue = options.queue ?? new MemoryQueue(cloud.queue.maxMessages, Date.now() * 1000)
-    this.link = new CloudLink(
-      cloud,
-      cloud.clientId ?? `edge-gateway-${options.gatewayId}`,
-      options.logger,
-      metrics,
-    )
+    this.control = new ControlTopics(cloud.control.prefix, gatewayId)
+    const downlink = options.downlink
+    this.link = new CloudLink(cloud, cloud.clientId ?? `edge-gateway-${gatewayId}`, logger, metrics, {
+      will: () => ({
+        topic: this.control.status,
+        payload: protector.control(this.control.status, 'status', {
+          state: 'offline',
+          reason: 'connection lost',
+        }),
+        retain: true,
+      }),
+      subscriptions: downlink?.subscriptions ?? [],
+      onMessage: (topic, payload) => {
+        if (!downlink) return
+        downlink.handle(topic, payload).catch((err: unknown) => {
+          metrics.increment('downlink_refused_total{reason="error"}')
+          logger.error({ err, topic }, 'downlink command could not be handled; not delivered')
+        })
+      },
+      onSession: (session) => this.announce(session),
+    })
     metrics.gauge('uplink_queue_depth', () => this.queue.size)
     metrics.gauge('uplink_queue_bytes', () => this.queue.stats().bytes)
     metrics.gauge('uplink_queue_capacity', () => this.queue.capacity)
@@ -78,39 +129,122 @@ export class Bridge implements UplinkSink {
   }
 
   async start(): Promise<void> {
-    const { logger, metrics, cloud, gatewayId } = this.options
+    const { logger, metrics, cloud, gatewayId, protector } = this.options
+    const gate$ = (this.options.gate$ ?? of(true)).pipe(distinctUntilChanged())
+    const sessions = combineLatest([this.link.session$, gate$]).pipe(
+      map(([session, open]) => {
+        this.session = session
+        if (open !== this.sending) {
+          this.sending = open
+          if (this.options.gate$) {
+            logger[open ? 'info' : 'warn'](
+              { queueDepth: this.queue.size },
+              open
+                ? 'bridge sending: the tunnel is healthy'
+                : 'bridge holding: the tunnel is not healthy; the queue keeps everything',
+            )
+          }
+        }
+        return open ? session : null
+      }),
+      distinctUntilChanged(),
+    )
     this.subscription = uplinkPipeline({
       queue: this.queue,
-      sessions: combineLatest([
-        this.link.session$,
-        (this.options.gate$ ?? of(true)).pipe(distinctUntilChanged()),
-      ]).pipe(
-        map(([session, open]) => (open ? session : null)),
-        distinctUntilChanged(),
-      ),
+      sessions,
       mappings: cloud.topics,
       gatewayId,
       inflight: cloud.inflight,
+      protector,
       logger,
       metrics,
     }).subscribe({
       error: (err: unknown) => logger.fatal({ err }, 'uplink pipeline stopped unexpectedly'),
     })
+    this.rateTimer = setInterval(() => {
+      this.deliveredSamples.push(metrics.get('uplink_delivered_total'))
+      if (this.deliveredSamples.length > RATE_WINDOW + 1) this.deliveredSamples.shift()
+    }, 1000)
+    this.rateTimer.unref()
+    this.healthTimer = setInterval(() => this.reportHealth(), cloud.control.intervalSeconds * 1000)
+    this.healthTimer.unref()
     await this.link.start()
   }
 
+  /** On each new session: the key binding and "online", both retained, before any message. */
+  private announce(session: CloudSession): void {
+    const { protector, certificate, gatewayId, logger } = this.options
+    const publish = (topic: string, payload: Buffer) =>
+      session
+        .publish({ topic, payload, retain: true, userProperties: { 'gw-id': gatewayId } })
+        .catch((err: unknown) => {
+          logger.warn({ topic, err: (err as Error).message }, 'control message not acknowledged by the cloud')
+        })
+    if (certificate) {
+      const publicKey = createPublicKey(protector.signingKey)
+      void publish(this.control.binding, certificate.binding(gatewayId, protector, publicKey))
+    }
+    void publish(this.control.status, protector.control(this.control.status, 'status', { state: 'online' }))
+  }
+
+  private reportHealth(): void {
+    const status = this.status()
+    this.options.logger.info({ module: 'status', ...status }, 'bridge status')
+    const session = this.sending ? this.session : null
+    if (!session) return
+    const topic = this.control.health
+    session
+      .publish({
+        topic,
+        payload: this.options.protector.control(topic, 'health', status),
+        retain: false,
+        userProperties: { 'gw-id': this.options.gatewayId },
+      })
+      .catch(() => undefined)
+  }
+
   status(): BridgeStatus {
-    const oldest = this.queue.stats().oldestReceivedAt
+    const stats = this.queue.stats()
+    const oldest = stats.oldestReceivedAt
+    const { metrics, certificate, tunnel } = this.options
+    const samples = this.deliveredSamples
+    const rate = samples.length > 1 ? ((samples.at(-1) ?? 0) - (samples[0] ?? 0)) / (samples.length - 1) : 0
     return {
       link: this.link.state$.value,
-      queueDepth: this.queue.size,
-      queueCapacity: this.queue.capacity,
-      oldestAgeMs: oldest === undefined ? null : Date.now() - oldest,
+      sending: this.sending,
+      queue: {
+        depth: stats.depth,
+        bytes: stats.bytes,
+        capacity: this.queue.capacity,
+        oldestAgeMs: oldest === undefined ? null : Date.now() - oldest,
+        dropped: stats.dropped,
+      },
+      drainRatePerSecond: Math.round(rate * 10) / 10,
+      delivered: metrics.get('uplink_delivered_total'),
+      accepted: metrics.get('uplink_accepted_total'),
+      refusedByCloud: metrics.get('uplink_dropped_total{reason="cloud_refused"}'),
+      ...(certificate && { certificate: certificate.status() }),
+      ...(tunnel && { tunnel: tunnel() }),
     }
   }
 
   async stop(): Promise<void> {
+    if (this.healthTimer) clearInterval(this.healthTimer)
+    if (this.rateTimer) clearInterval(this.rateTimer)
     this.subscription?.unsubscribe()
+    const session = this.link.session$.value
+    if (session) {
+      // A clean stop: say "offline" ourselves (the Will is only for a lost connection).
+      const topic = this.control.status
+      await session
+        .publish({
+          topic,
+          payload: this.options.protector.control(topic, 'status', { state: 'offline', reason: 'stopped' }),
+          retain: true,
+          userProperties: { 'gw-id': this.options.gatewayId },
+        })
+        .catch(() => undefined)
+    }
     await this.link.stop()
     await this.queue.close()
   }

@@ -15,6 +15,17 @@ export type LinkState =
   | { status: 'connected'; since: number }
   | { status: 'waiting'; retryInMs: number; cause: string }
 
+/** What the bridge adds to each connection: its Will, its subscriptions, and what to do on messages. */
+export interface LinkHooks {
+  /** Made fresh for each connection (it is signed, with a timestamp). */
+  will?: () => { topic: string; payload: Buffer; retain: boolean }
+  /** Subscribed at QoS 1 on every connection. */
+  subscriptions?: readonly string[]
+  onMessage?: (topic: string, payload: Buffer) => void
+  /** Runs when a session is up, before it is handed to the uplink. */
+  onSession?: (session: CloudSession) => void
+}
+
 interface TlsMaterial {
   ca: Buffer
   cert: Buffer
@@ -43,6 +54,7 @@ export class CloudLink {
     private readonly clientId: string,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    private readonly hooks: LinkHooks = {},
   ) {
     this.backoff = new Backoff(config.reconnect.initialDelayMs, config.reconnect.maxDelayMs)
     this.target = `${config.host}:${config.port}`
@@ -92,6 +104,7 @@ export class CloudLink {
       connectTimeout: this.config.connectTimeoutMs,
       reconnectPeriod: 0,
       queueQoSZero: false,
+      ...(this.hooks.will && { will: { ...this.hooks.will(), qos: 1 as const } }),
     }
     const client = mqtt.connect(options)
     this.client = client
@@ -105,10 +118,24 @@ export class CloudLink {
       const stream = client.stream as { setNoDelay?: (on: boolean) => void }
       stream.setNoDelay?.(true)
       session = new CloudSession(client, this.config.protocolVersion === 5)
+      const subscriptions = this.hooks.subscriptions ?? []
+      if (subscriptions.length > 0) {
+        client.subscribe([...subscriptions], { qos: 1 }, (err, granted) => {
+          const refused = (granted ?? []).filter((g) => g.qos >= 0x80).map((g) => g.topic)
+          if (err || refused.length > 0) {
+            this.logger.error(
+              { cloud: this.target, err: err?.message, refused },
+              'cloud broker refused the downlink subscriptions; commands will not arrive',
+            )
+          }
+        })
+      }
+      this.hooks.onSession?.(session)
       this.logger.info({ cloud: this.target, clientId: this.clientId }, 'cloud link up')
       this.state$.next({ status: 'connected', since: Date.now() })
       this.session$.next(session ?? null)
     })
+    client.on('message', (topic, payload) => this.hooks.onMessage?.(topic, payload))
     client.on('error', (err) => {
       this.lastCause = describeLinkError(err, this.target)
       this.logger.warn(

@@ -1,6 +1,10 @@
 import { EdgeGatewayError } from '../core/errors.js'
 
-export type BridgeErrorCode = 'BRIDGE_ERR_TLS_FILES' | 'BRIDGE_ERR_CLOUD_REJECTED'
+export type BridgeErrorCode =
+  | 'BRIDGE_ERR_TLS_FILES'
+  | 'BRIDGE_ERR_CLOUD_REJECTED'
+  | 'BRIDGE_ERR_KEY_FILE'
+  | 'BRIDGE_ERR_CONSUMER_CONFIG'
 
 export class BridgeError extends EdgeGatewayError {
   declare readonly code: BridgeErrorCode

@@ -2,6 +2,7 @@ import { EMPTY, type Observable, switchMap } from 'rxjs'
 import type { TopicMapping } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
+import type { CloudProtector } from './cloud-protector.js'
 import type { CloudSession } from './cloud-session.js'
 import { acknowledge } from './operators/acknowledge.js'
 import type { Settled } from './operators/forward.js'
@@ -15,13 +16,14 @@ export interface UplinkPipelineOptions {
   mappings: ReadonlyArray<TopicMapping>
   gatewayId: string
   inflight: number
+  protector: CloudProtector
   logger: Logger
   metrics: Metrics
 }
 
 /**
  * Uplink: for each cloud session, read the queue from its oldest unacknowledged
- * entry, map the topic, publish at QoS 1, and acknowledge what the cloud
+ * entry, map the topic, seal and sign, publish at QoS 1, and acknowledge what the cloud
  * settled. When the session ends the inner stream is dropped; the next one
  * starts again from the queue, so nothing unacknowledged is skipped.
  */
@@ -33,7 +35,7 @@ export function uplinkPipeline(options: UplinkPipelineOptions): Observable<Settl
         ? queue
             .read()
             .pipe(
-              mapTopic(options.mappings, options.gatewayId),
+              mapTopic(options.mappings, options.gatewayId, options.protector, logger, metrics),
               forward(session, options.inflight, logger, metrics),
               acknowledge(queue, metrics),
             )

@@ -6,6 +6,7 @@ import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
 import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
+import { loadCloudRuntime } from './cloud-runtime.js'
 
 /** The uplink queue: on disk (crash-safe) unless the config asks for memory. */
 async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promise<UplinkQueue> {
@@ -45,8 +46,18 @@ export async function startEdgeGateway(
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
   const access = await loadAccess(config)
   for (const warning of access.warnings) logger.warn({ module: 'policies' }, warning)
+  // Commands verified before the LAN broker is up wait for it.
+  let lanReady: (lan: LanGateway) => void = () => undefined
+  const lanStarted = new Promise<LanGateway>((resolve) => {
+    lanReady = resolve
+  })
+  const cloudRuntime = await loadCloudRuntime(config, logger, metrics, security, {
+    deliverCommand: async (deviceId, topic, payload) =>
+      (await lanStarted).deliverCommand(deviceId, topic, payload),
+  })
   const queue = await openQueue(config, logger)
   const bridge = new Bridge({
+    ...cloudRuntime,
     cloud: config.cloud,
     gatewayId: config.gateway.id,
     logger: logger.child({ module: 'bridge' }),
@@ -69,6 +80,7 @@ export async function startEdgeGateway(
     await bridge.stop()
     throw err
   }
+  lanReady(lan)
   logger.info(
     { gateway: config.gateway.id, devices: access.registry.size, rules: access.engine.rules.length },
     'edge gateway started',

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander'
+import { registerCloud } from './commands/cloud.js'
 import { registerDevice } from './commands/device.js'
 import { registerLab } from './commands/lab.js'
 import { registerPolicy } from './commands/policy.js'
@@ -20,6 +21,7 @@ registerStart(program)
 registerLab(program)
 registerDevice(program)
 registerPolicy(program)
+registerCloud(program)
 
 try {
   await program.parseAsync(process.argv)

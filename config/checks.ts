@@ -58,8 +58,35 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
     )
   }
   const localPrefix = seen('local topic prefix')
+  const recipients = new Set(config.cloud.recipients.map((r) => r.name))
+  const recipientName = seen('recipient name')
+  config.cloud.recipients.forEach((r, i) => {
+    recipientName(r.name, `cloud.recipients[${i}].name`)
+  })
+  const control = config.cloud.control.prefix
   config.cloud.topics.forEach((t, i) => {
-    localPrefix(t.local, `cloud.topics[${i}].local`)
+    const at = `cloud.topics[${i}]`
+    localPrefix(t.local, `${at}.local`)
+    if (t.sealFor !== undefined && !recipients.has(t.sealFor)) {
+      problems.push(`${at}.sealFor: no cloud.recipients entry is named "${t.sealFor}"`)
+    }
+    if (t.sealFor !== undefined && t.mode === 'end-to-end') {
+      problems.push(`${at}: an end-to-end mapping forwards the device's payload unchanged; drop sealFor`)
+    }
+    if (t.cloud.startsWith('$') || t.local.startsWith('$')) {
+      problems.push(`${at}: topics starting with "$" are reserved (the control tree is "${control}/")`)
+    }
+  })
+  config.cloud.downlink?.topics.forEach((t, i) => {
+    const at = `cloud.downlink.topics[${i}]`
+    if (t.cloud.startsWith('$') || t.local.startsWith('$')) {
+      problems.push(`${at}: topics starting with "$" are reserved`)
+    }
+    if (t.cloud === '' || t.local === '') problems.push(`${at}: cloud and local prefixes must not be empty`)
+  })
+  const operatorName = seen('operator name')
+  config.cloud.downlink?.operators.forEach((o, i) => {
+    operatorName(o.name, `cloud.downlink.operators[${i}].name`)
   })
   return problems
 }

@@ -4,6 +4,7 @@ export type {
   CloudConfig,
   ConfigInput,
   DeviceConfig,
+  DownlinkConfig,
   GatewayConfig,
   ListenerConfig,
   TopicMapping,

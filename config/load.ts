@@ -1,5 +1,5 @@
 import { readFile, stat } from 'node:fs/promises'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { crossFieldProblems } from './checks.js'
 import { ConfigError } from './errors.js'
@@ -79,6 +79,19 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
       caFile: at(config.cloud.caFile),
       certFile: at(config.cloud.certFile),
       keyFile: at(config.cloud.keyFile),
+      signing: {
+        keyFile: at(config.cloud.signing.keyFile ?? join(config.gateway.stateDir, 'signing.key')),
+      },
+      recipients: config.cloud.recipients.map((r) => ({ ...r, publicKeyFile: at(r.publicKeyFile) })),
+      ...(config.cloud.downlink && {
+        downlink: {
+          ...config.cloud.downlink,
+          operators: config.cloud.downlink.operators.map((o) => ({
+            ...o,
+            publicKeyFile: at(o.publicKeyFile),
+          })),
+        },
+      }),
     },
   }
 }
@@ -103,6 +116,12 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
     checks.push([`lan.listeners[${i}].keyFile`, secretFileProblem(l.keyFile)])
   })
   if (config.policies?.file) checks.push(['policies.file', publicFileProblem(config.policies.file)])
+  config.cloud.recipients.forEach((r, i) => {
+    checks.push([`cloud.recipients[${i}].publicKeyFile`, publicFileProblem(r.publicKeyFile)])
+  })
+  config.cloud.downlink?.operators.forEach((o, i) => {
+    checks.push([`cloud.downlink.operators[${i}].publicKeyFile`, publicFileProblem(o.publicKeyFile)])
+  })
   if (config.mosquitto?.aclFile)
     checks.push(['mosquitto.aclFile', publicFileProblem(config.mosquitto.aclFile)])
   if (config.mosquitto?.passwordFile) {

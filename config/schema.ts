@@ -99,6 +99,39 @@ export const topicMappingSchema = z.strictObject({
   local: topicPrefix,
   /** ...with the prefix replaced by this one on the cloud broker. */
   cloud: topicPrefix,
+  /**
+   * client-to-broker (default): the gateway opens the device payload and sends it
+   * inside its signed envelope, HPKE-sealed to `sealFor` when given.
+   * end-to-end: the payload goes up exactly as the device sent it (sealed by the
+   * device for the cloud), inside the gateway's signed envelope.
+   */
+  mode: z.enum(['client-to-broker', 'end-to-end']).default('client-to-broker'),
+  /** The name of a `cloud.recipients` entry to HPKE-seal the payload to (client-to-broker only). */
+  sealFor: name.optional(),
+})
+
+/** A cloud service the gateway seals payloads to (HPKE, X25519). */
+const recipientSchema = z.strictObject({
+  name,
+  /** Key id put in the sealed payload so the recipient picks its key; default: the name. */
+  kid: z.string().min(1).max(32).optional(),
+  /** The recipient's raw 32-byte X25519 public key, hex or base64 (`edge-gateway cloud keygen --recipient`). */
+  publicKeyFile: z.string().min(1),
+})
+
+/** An operator whose signature makes a downlink command acceptable. */
+const operatorSchema = z.strictObject({
+  name,
+  /** Ed25519 or P-256 public key, PEM (`edge-gateway cloud keygen --operator`). */
+  publicKeyFile: z.string().min(1),
+})
+
+const downlinkSchema = z.strictObject({
+  /** Cloud topics the gateway subscribes to for commands, with the local prefix they are published under. */
+  topics: z.array(z.strictObject({ cloud: topicPrefix, local: topicPrefix })).min(1),
+  operators: z.array(operatorSchema).min(1),
+  /** A command signed more than this many seconds before (or after) the gateway's clock is stale. */
+  maxAgeSeconds: z.number().int().min(5).max(86_400).default(300),
 })
 
 export const cloudSchema = z.strictObject({
@@ -134,6 +167,28 @@ export const cloudSchema = z.strictObject({
     })
     .prefault({}),
   topics: z.array(topicMappingSchema).min(1),
+  /**
+   * The gateway's Ed25519 signing key (PEM, 0600). Every message to the cloud is
+   * signed with it; it is bound to the TLS client certificate by a key binding
+   * on the control topics. Default: <stateDir>/signing.key, made on first start.
+   */
+  signing: z.strictObject({ keyFile: z.string().min(1).optional() }).prefault({}),
+  recipients: z.array(recipientSchema).default([]),
+  downlink: downlinkSchema.optional(),
+  control: z
+    .strictObject({
+      /** The reserved control tree is `<prefix>/<gateway id>/...`; never reachable from the LAN. */
+      prefix: z
+        .string()
+        .min(1)
+        .max(64)
+        // biome-ignore lint/suspicious/noControlCharactersInRegex: NUL is what this refuses
+        .regex(/^[^+#/\u0000]+$/, 'one topic level without wildcards')
+        .default('$gw'),
+      /** Seconds between health messages (queue, link, tunnel, certificate) on the control tree and in the log. */
+      intervalSeconds: z.number().int().min(1).max(3600).default(30),
+    })
+    .prefault({}),
 })
 
 export const configSchema = z.strictObject({
@@ -212,3 +267,4 @@ export type ListenerConfig = z.output<typeof listenerSchema>
 export type DeviceConfig = z.output<typeof deviceSchema>
 export type CloudConfig = z.output<typeof cloudSchema>
 export type TopicMapping = z.output<typeof topicMappingSchema>
+export type DownlinkConfig = z.output<typeof downlinkSchema>

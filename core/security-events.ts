@@ -25,6 +25,8 @@ export type SecurityEventName =
   | 'payload_rejected'
   | 'auth_bad_token'
   | 'will_rejected'
+  | 'command_rejected'
+  | 'cloud_message_rejected'
 
 export interface SecurityEventFields {
   /** Device id when known; otherwise the claimed identity (username, PSK identity). */

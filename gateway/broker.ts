@@ -4,7 +4,7 @@ import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
 import { AccessControl, type AccessSnapshot } from './access-control.js'
-import { sessionOf, transportOf } from './connection-context.js'
+import { principalFor, sessionOf, transportOf } from './connection-context.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
@@ -100,6 +100,30 @@ export class LanGateway {
   /** Clients currently connected, with their sessions. */
   clients(): Client[] {
     return Object.values((this.broker as unknown as { clients: Record<string, Client> }).clients)
+  }
+
+  /**
+   * Publishes a verified downlink command into the LAN broker, if the device
+   * exists and policy lets it read the topic. Delivery then runs through
+   * authorizeForward like any message: policy re-checked per subscriber, and
+   * the payload sealed or MAC'd for the device when its topic requires it.
+   */
+  deliverCommand(
+    deviceId: string,
+    topic: string,
+    payload: Buffer,
+  ): Promise<'delivered' | 'unknown_device' | 'policy'> {
+    const device = this.access.registry.byDeviceId(deviceId)
+    if (!device) return Promise.resolve('unknown_device')
+    const principal = principalFor(device, '', device.username)
+    const decision = this.access.engine.decide(principal, { action: 'subscribe', topic, qos: 1 })
+    if (!decision.allowed) return Promise.resolve('policy')
+    return new Promise((resolve, reject) => {
+      this.broker.publish(
+        { cmd: 'publish', topic, payload, qos: 1, retain: false, dup: false },
+        (err?: Error) => (err ? reject(err) : resolve('delivered')),
+      )
+    })
   }
 
   /** Applies a new registry and policy without dropping connections that remain allowed. */

@@ -1,7 +1,10 @@
+import { createPublicKey, generateKeyPairSync } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { BehaviorSubject, type Subscription } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
+import { CloudProtector } from '../../bridge/cloud-protector.js'
 import { CloudRefusal, type CloudSession, type OutboundMessage } from '../../bridge/cloud-session.js'
+import { BodyProtection, EnvelopeKind, verifyEnvelope } from '../../bridge/envelope.js'
 import type { Settled } from '../../bridge/operators/forward.js'
 import { uplinkPipeline } from '../../bridge/pipeline.js'
 import { MemoryQueue } from '../../bridge/queue/memory-queue.js'
@@ -10,7 +13,10 @@ import { Metrics } from '../../core/metrics.js'
 import { message } from './queue/contract.js'
 
 const GATEWAY_ID = 'gw-1'
-const MAPPINGS = [{ local: 'devices/', cloud: 'site/gw-1/devices/' }]
+const MAPPINGS = [{ local: 'devices/', cloud: 'site/gw-1/devices/', mode: 'client-to-broker' as const }]
+const SIGNING_KEY = generateKeyPairSync('ed25519').privateKey
+const PROTECTOR = new CloudProtector(GATEWAY_ID, SIGNING_KEY, new Map())
+const verifyingKey = { key: createPublicKey(SIGNING_KEY), gatewayId: GATEWAY_ID }
 const DELIVERED = 'uplink_delivered_total'
 const REFUSED = 'uplink_dropped_total{reason="cloud_refused"}'
 const INTERRUPTED = 'uplink_publish_interrupted_total'
@@ -74,6 +80,7 @@ function harness(inflight: number, capacity = 100) {
     mappings: MAPPINGS,
     gatewayId: GATEWAY_ID,
     inflight,
+    protector: PROTECTOR,
     logger: createLogger({ level: 'silent', destination: discard }),
     metrics,
   }).subscribe({ next: (s) => settled.push(s), error: (err) => errors.push(err) })
@@ -116,14 +123,29 @@ describe('uplinkPipeline', () => {
     h.append(1, 3)
     const session = new FakeSession()
     h.sessions.next(session.asSession())
-    expect(session.calls.map((c) => c.message)).toEqual(
+    expect(session.calls.map(({ message: { payload: _, ...rest } }) => rest)).toEqual(
       [1, 2, 3].map((n) => ({
         topic: `site/gw-1/${message(n).topic}`,
-        payload: message(n).payload,
         retain: message(n).retain,
         userProperties: { 'gw-seq': String(n), 'gw-id': GATEWAY_ID, 'gw-device': message(n).deviceId },
       })),
     )
+    // The payload is the gateway's signed envelope around the device payload.
+    for (const [i, call] of session.calls.entries()) {
+      const n = i + 1
+      const verified = verifyEnvelope(() => verifyingKey, call.message.topic, call.message.payload)
+      if ('failure' in verified) throw new Error(`envelope ${n} does not verify: ${verified.failure}`)
+      expect(verified.envelope).toEqual({
+        kind: EnvelopeKind.message,
+        gatewayId: GATEWAY_ID,
+        deviceId: message(n).deviceId,
+        topic: message(n).topic,
+        seq: n,
+        timestamp: message(n).receivedAt,
+        protection: BodyProtection.plain,
+        body: message(n).payload,
+      })
+    }
     expect(session.calls[0]!.message.topic).toBe('site/gw-1/devices/dev-1/m/1')
     // Appends on a live session go out straight away, after the backlog.
     h.append(4, 5)

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { findBinary, MOSQUITTO_INSTALL_HINT } from './binaries.js'
+import { readEnvelopeUnverified, type UnverifiedEnvelope } from './envelope.js'
 import { connectionArgs, type MosquittoClientConnection } from './mosquitto-args.js'
 import { parseSubLine, SUB_FORMAT } from './mosquitto-sub-output.js'
 import { type Exit, hasExited, killOnExit, LineTail, onLines, signalPid, terminate } from './processes.js'
@@ -18,7 +19,10 @@ export interface MosquittoSubOptions extends MosquittoClientConnection {
 export interface SubMessage {
   topic: string
   qos: number
-  /** The payload decoded as UTF-8; see `rawMessages` for the exact bytes. */
+  /**
+   * The payload decoded as UTF-8; for a gateway envelope, its body (see
+   * `envelopes` for its sequence number, `rawMessages` for the exact bytes).
+   */
   payload: string
 }
 
@@ -41,6 +45,8 @@ killOnExit(children)
 export class MosquittoSub {
   readonly messages: SubMessage[] = []
   readonly rawMessages: RawSubMessage[] = []
+  /** Per message (same index): the gateway envelope it carried, unverified, or undefined. */
+  readonly envelopes: Array<UnverifiedEnvelope | undefined> = []
   readonly topic: string
   readonly #child: ChildProcess
   readonly #output = new LineTail()
@@ -180,7 +186,10 @@ export class MosquittoSub {
     const parsed = parseSubLine(line)
     if (parsed.kind === 'message') {
       this.rawMessages.push({ topic: parsed.topic, qos: parsed.qos, payload: parsed.payload })
-      this.messages.push({ topic: parsed.topic, qos: parsed.qos, payload: parsed.payload.toString('utf8') })
+      const envelope = readEnvelopeUnverified(parsed.payload)
+      this.envelopes.push(envelope)
+      const body = envelope?.body ?? parsed.payload
+      this.messages.push({ topic: parsed.topic, qos: parsed.qos, payload: body.toString('utf8') })
     } else if (parsed.kind === 'subscribed') {
       this.#granted ??= parsed.granted
     }

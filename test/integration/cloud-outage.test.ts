@@ -43,7 +43,7 @@ describe('cloud broker stopped and started again mid-stream', () => {
     for (let i = 0; i < TOTAL; i++) {
       if (i === STOP_AT) await stack.cloud.stop()
       if (i === RESTART_AT) {
-        heldWhileDown = stack.gateway.bridge.status().queueDepth
+        heldWhileDown = stack.gateway.bridge.status().queue.depth
         await stack.cloud.restart()
       }
       // Resolves on PUBACK: the gateway holds the message from here on.
@@ -60,7 +60,7 @@ describe('cloud broker stopped and started again mid-stream', () => {
     expect([...received].sort()).toEqual([...expected].sort())
     expect(stack.gateway.metrics.get('cloud_disconnects_total')).toBeGreaterThanOrEqual(1)
     // The consumer can see the last message a moment before the gateway reads its PUBACK.
-    await waitUntil(() => stack.gateway.bridge.status().queueDepth === 0)
+    await waitUntil(() => stack.gateway.bridge.status().queue.depth === 0)
     expect(stack.gateway.metrics.get('uplink_delivered_total')).toBeGreaterThanOrEqual(TOTAL)
   })
 })

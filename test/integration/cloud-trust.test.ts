@@ -52,7 +52,7 @@ describe('a gateway certificate not signed by the cloud CA', () => {
       password: PASSWORD_DEVICE.password,
       reconnectPeriod: 0,
     })
-    const depth = stack.gateway.bridge.status().queueDepth
+    const depth = stack.gateway.bridge.status().queue.depth
     let acknowledged = false
     // mqtt.js calls back for a QoS 1 publish only when the PUBACK arrived.
     device.publish(
@@ -66,7 +66,7 @@ describe('a gateway certificate not signed by the cloud CA', () => {
     await new Promise<void>((resolve) => device.once('packetreceive', (p) => p.cmd === 'puback' && resolve()))
     expect(acknowledged).toBe(true)
     await device.endAsync()
-    expect(stack.gateway.bridge.status().queueDepth).toBe(depth + 1)
+    expect(stack.gateway.bridge.status().queue.depth).toBe(depth + 1)
   })
 })
 

@@ -31,7 +31,7 @@ describe('the in-memory uplink bound while the cloud is away', () => {
     const device = await connect()
     for (let i = 0; i < BOUND; i++)
       await device.publishAsync(`devices/${PASSWORD_DEVICE.id}/t`, `held-${i}`, { qos: 1 })
-    expect(stack.gateway.bridge.status().queueDepth).toBe(BOUND)
+    expect(stack.gateway.bridge.status().queue.depth).toBe(BOUND)
 
     // QoS 0 past the bound: not forwarded, counted; the connection stays.
     await device.publishAsync(`devices/${PASSWORD_DEVICE.id}/t`, 'qos0-over', { qos: 0 })
@@ -51,12 +51,12 @@ describe('the in-memory uplink bound while the cloud is away', () => {
     expect(acknowledged).toBe(false)
     expect(stack.gateway.metrics.get('uplink_dropped_total{reason="queue_full",qos="1"}')).toBe(1)
     expect(stack.logs.events('uplink_queue_full')).toHaveLength(2)
-    expect(stack.gateway.bridge.status().queueDepth).toBe(BOUND)
+    expect(stack.gateway.bridge.status().queue.depth).toBe(BOUND)
   })
 
   it('drains when the cloud returns, and then accepts again', async () => {
     await stack.cloud.restart()
-    await waitUntil(() => stack.gateway.bridge.status().queueDepth === 0, 15_000, 'queue drained')
+    await waitUntil(() => stack.gateway.bridge.status().queue.depth === 0, 15_000, 'queue drained')
     const device = await connect()
     await device.publishAsync(`devices/${PASSWORD_DEVICE.id}/t`, 'accepted again', { qos: 1 })
     await device.endAsync()
