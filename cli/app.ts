@@ -7,6 +7,7 @@ import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
 import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
 import { loadCloudRuntime } from './cloud-runtime.js'
+import { writeStatusPeriodically } from './status-file.js'
 
 /** The uplink queue: on disk (crash-safe) unless the config asks for memory. */
 async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promise<UplinkQueue> {
@@ -81,6 +82,14 @@ export async function startEdgeGateway(
     throw err
   }
   lanReady(lan)
+  const startedAt = new Date().toISOString()
+  const statusWriter = writeStatusPeriodically(config.gateway.stateDir, () => ({
+    gateway: config.gateway.id,
+    pid: process.pid,
+    startedAt,
+    lan: { connectedClients: lan.broker.connectedClients },
+    bridge: bridge.status(),
+  }))
   logger.info(
     { gateway: config.gateway.id, devices: access.registry.size, rules: access.engine.rules.length },
     'edge gateway started',
@@ -103,6 +112,7 @@ export async function startEdgeGateway(
     async close() {
       await lan.close()
       await bridge.stop()
+      await statusWriter.stop()
       logger.info('edge gateway stopped')
     },
   }

@@ -5,6 +5,7 @@ import { registerDevice } from './commands/device.js'
 import { registerLab } from './commands/lab.js'
 import { registerPolicy } from './commands/policy.js'
 import { registerStart } from './commands/start.js'
+import { registerStatus } from './commands/status.js'
 import { EXIT_CONFIG, reportFatal } from './fail.js'
 
 const program = new Command()
@@ -22,6 +23,7 @@ registerLab(program)
 registerDevice(program)
 registerPolicy(program)
 registerCloud(program)
+registerStatus(program)
 
 try {
   await program.parseAsync(process.argv)

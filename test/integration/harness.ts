@@ -93,7 +93,8 @@ export class Stack {
 
   static async start(options: StackOptions = {}): Promise<Stack> {
     const dir = await makeTempDir('edge-gw-it-')
-    const pki = await mintLabPki(join(dir, 'pki'))
+    // The gateway's client certificate names the gateway: consumers check it against the key binding.
+    const pki = await mintLabPki(join(dir, 'pki'), { clientCommonName: GATEWAY_ID })
     await mkdir(join(dir, 'cloud'), { mode: 0o700 })
     const cloud = await CloudMosquitto.start({
       dir: join(dir, 'cloud'),
