@@ -172,6 +172,14 @@ export class CloudLink {
     this.client = undefined
     this.session$.next(null)
     this.state$.next({ status: 'stopped' })
-    if (client) await client.endAsync(true).catch(() => undefined)
+    if (!client) return
+    // A clean DISCONNECT when connected, so the broker discards the Will ("offline, connection lost");
+    // forced after 2 s, or at once when the link is already down.
+    if (client.connected) {
+      const timer = setTimeout(() => client.end(true), 2000)
+      await client.endAsync(false).catch(() => undefined)
+      clearTimeout(timer)
+    }
+    await client.endAsync(true).catch(() => undefined)
   }
 }

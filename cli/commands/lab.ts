@@ -1,4 +1,7 @@
+import { X509Certificate } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
+import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
 import { loadConfig } from '../../config/index.js'
 import { createLogger } from '../../core/logger.js'
 import { startEdgeGateway } from '../app.js'
@@ -40,16 +43,45 @@ export function registerLab(program: Command): void {
       const out = (line: string) => process.stdout.write(`${line}\n`)
       const lab = await prepareLab(options.stateDir, { plain: base, psk: base + 1, cloud: base + 2 })
 
+      const consumer = new EnvelopeConsumer(new X509Certificate(await readFile(lab.pki.caFile)), [])
+      let verifying = Promise.resolve()
+      const describe = (result: ConsumeResult, qos: number, clientId: string) => {
+        if (result.ok === 'pending') return
+        if (result.ok === false) {
+          out(`cloud <- ${result.cloudTopic}: REFUSED (${result.failure})`)
+          return
+        }
+        const m = result.message
+        const body = m.body.toString('utf8').slice(0, 200)
+        out(
+          m.kind === 'control'
+            ? `cloud <- ${m.cloudTopic} ${body} (signed by gateway ${m.gatewayId})`
+            : `cloud <- ${m.cloudTopic} ${body} (qos ${qos}, from ${clientId}; signature verified, device ${m.deviceId}, gw-seq ${m.seq}${m.duplicate ? ', duplicate' : ''})`,
+        )
+      }
       const cloud = await startLabCloudBroker({
         host: '127.0.0.1',
         port: lab.ports.cloud,
         caFile: lab.pki.caFile,
         certFile: lab.pki.serverCertFile,
         keyFile: lab.pki.serverKeyFile,
-        onMessage: (packet, clientId) =>
-          out(
-            `cloud <- ${packet.topic} ${packet.payload.toString('utf8').slice(0, 200)} (qos ${packet.qos}, from ${clientId})`,
-          ),
+        // The embedded cloud verifies what it receives, as a cloud service would (bridge/consumer.ts).
+        onMessage: (packet, clientId) => {
+          const payload = Buffer.from(packet.payload)
+          verifying = verifying.then(async () => {
+            if (packet.topic.endsWith('/binding')) {
+              const b = await consumer.binding(payload)
+              out(
+                b.ok
+                  ? `cloud <- ${packet.topic}: key binding for gateway ${b.gatewayId} verified against the lab CA`
+                  : `cloud <- ${packet.topic}: key binding REFUSED (${b.failure})`,
+              )
+              for (const r of b.released) describe(r, packet.qos, clientId)
+              return
+            }
+            describe(await consumer.message(packet.topic, payload), packet.qos, clientId)
+          })
+        },
         onRefused: (reason) => out(`cloud: refused a TLS client: ${reason}`),
       })
       const config = await loadConfig(lab.configFile)

@@ -30,7 +30,8 @@ export async function prepareLab(
 ): Promise<LabSetup> {
   const root = resolve(dir)
   await mkdir(root, { recursive: true, mode: 0o700 })
-  const pki = await mintLabPki(join(root, 'pki'))
+  // The gateway's certificate names it, so cloud consumers can check its key binding.
+  const pki = await mintLabPki(join(root, 'pki'), { clientCommonName: LAB_GATEWAY_ID })
   const pskKey = randomBytes(16)
   const pskFile = join(root, 'keys', `${LAB_PSK_DEVICE}.psk`)
   await writeSecretFile(pskFile, `${pskKey.toString('hex')}\n`)

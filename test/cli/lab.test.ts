@@ -35,7 +35,8 @@ describe('edge-gateway lab', () => {
     let firstArrivalMs: number | undefined
     onLines(child.stdout, (line) => {
       lines.push(line)
-      if (firstArrivalMs === undefined && line.startsWith('cloud <- ')) firstArrivalMs = Date.now() - started
+      if (firstArrivalMs === undefined && line.startsWith('cloud <- gateways/'))
+        firstArrivalMs = Date.now() - started
     })
     const stderr: string[] = []
     onLines(child.stderr, (line) => stderr.push(line))
@@ -54,6 +55,12 @@ describe('edge-gateway lab', () => {
         /mosquitto_pub -h 127\.0\.0\.1 -p \d+ --psk [0-9a-f]{32} --psk-identity lab-psk /,
       )
       expect(output).toMatch(/^cloud <- gateways\/lab\/devices\/lab-(psk|pass)\/telemetry \{"n":1,/m)
+      // The embedded cloud checked the gateway's key binding and the signature of each message.
+      expect(output).toMatch(
+        /^cloud <- \$gw\/lab\/binding: key binding for gateway lab verified against the lab CA$/m,
+      )
+      expect(output).toMatch(/signature verified, device lab-(psk|pass), gw-seq \d+\)$/m)
+      expect(output).not.toMatch(/REFUSED/)
     } finally {
       const exit = await terminate(child)
       // Ctrl-C (SIGTERM here) stops it cleanly.
