@@ -190,6 +190,12 @@ export class Bridge implements UplinkSink {
   private reportHealth(): void {
     const status = this.status()
     this.options.logger.info({ module: 'status', ...status }, 'bridge status')
+    if (status.certificate && status.certificate.daysLeft < 30) {
+      this.options.logger.warn(
+        { module: 'status', certificate: status.certificate },
+        `the gateway certificate expires in ${status.certificate.daysLeft} day(s); rotate it`,
+      )
+    }
     const session = this.sending ? this.session : null
     if (!session) return
     const topic = this.control.health

@@ -20,6 +20,24 @@ const COMMANDS = `commands/${GATEWAY_ID}/`
 const METER_SECRET = Buffer.from('00112233445566778899aabbccddeeff', 'hex')
 const METER_PASSWORD = 'meter-password'
 
+/** An MQTT 5 client on the cloud broker, with the lab client certificate (mutual TLS). */
+async function connectCloud(stack: Stack, clientId: string): Promise<MqttClient> {
+  const c = stack.cloudClient()
+  return mqtt.connectAsync({
+    protocol: 'mqtts',
+    host: c.host,
+    port: c.port,
+    servername: 'localhost',
+    ca: await readFile(c.caFile),
+    cert: await readFile(c.certFile),
+    key: await readFile(c.keyFile),
+    rejectUnauthorized: true,
+    protocolVersion: 5,
+    clientId,
+    reconnectPeriod: 0,
+  })
+}
+
 /** A cloud service: an mTLS client on the cloud broker, feeding everything to an EnvelopeConsumer. */
 class CloudService {
   readonly results: ConsumeResult[] = []
@@ -47,19 +65,7 @@ class CloudService {
 
   static async start(stack: Stack, recipient: HpkeKeyPair): Promise<CloudService> {
     const c = stack.cloudClient()
-    const client = await mqtt.connectAsync({
-      protocol: 'mqtts',
-      host: c.host,
-      port: c.port,
-      servername: 'localhost',
-      ca: await readFile(c.caFile),
-      cert: await readFile(c.certFile),
-      key: await readFile(c.keyFile),
-      rejectUnauthorized: true,
-      protocolVersion: 5,
-      clientId: `cloud-service-${randomBytes(3).toString('hex')}`,
-      reconnectPeriod: 0,
-    })
+    const client = await connectCloud(stack, `cloud-service-${randomBytes(3).toString('hex')}`)
     const consumer = new EnvelopeConsumer(new X509Certificate(await readFile(c.caFile)), [
       { kid: Buffer.from(RECIPIENT_KID), privateKey: recipient.privateKey },
     ])
@@ -319,19 +325,7 @@ describe('downlink commands from the cloud', () => {
       masterSecret: METER_SECRET,
       aead: Alg.AES_CCM_16_64_128,
     })
-    const c = stack.cloudClient()
-    cloudClient = await mqtt.connectAsync({
-      protocol: 'mqtts',
-      host: c.host,
-      port: c.port,
-      servername: 'localhost',
-      ca: await readFile(c.caFile),
-      cert: await readFile(c.certFile),
-      key: await readFile(c.keyFile),
-      rejectUnauthorized: true,
-      clientId: 'operator-console',
-      reconnectPeriod: 0,
-    })
+    cloudClient = await connectCloud(stack, 'operator-console')
     plainDevice = await connectDevice(stack.port('tcp'), {
       clientId: PASSWORD_DEVICE.id,
       username: PASSWORD_DEVICE.username,
