@@ -1,4 +1,5 @@
 import type { GatewayConfig } from './schema.js'
+import { vpnProblems } from './vpn-schema.js'
 
 /** Rules that span fields, in one pass; each problem as `path: message`. */
 export function crossFieldProblems(config: GatewayConfig): string[] {
@@ -61,5 +62,6 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
   config.cloud.topics.forEach((t, i) => {
     localPrefix(t.local, `cloud.topics[${i}].local`)
   })
+  problems.push(...vpnProblems(config.vpn, config.cloud.host))
   return problems
 }
