@@ -4,6 +4,7 @@ import { registerDevice } from './commands/device.js'
 import { registerLab } from './commands/lab.js'
 import { registerPolicy } from './commands/policy.js'
 import { registerStart } from './commands/start.js'
+import { registerVpn } from './commands/vpn.js'
 import { EXIT_CONFIG, reportFatal } from './fail.js'
 
 const program = new Command()
@@ -20,6 +21,7 @@ registerStart(program)
 registerLab(program)
 registerDevice(program)
 registerPolicy(program)
+registerVpn(program)
 
 try {
   await program.parseAsync(process.argv)
