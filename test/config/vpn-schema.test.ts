@@ -229,7 +229,7 @@ describe('vpn key files', () => {
       ...minimal,
       privateKeyFile: 'wg.key',
       peer: { ...(minimal.peer as Section), presharedKeyFile: 'wg.psk' },
-    }) as Record<string, Section>
+    }) as unknown as Record<string, Section>
     input.cloud = { ...input.cloud, caFile: 'ca.pem', certFile: 'client.pem', keyFile: 'client.key' }
     const file = join(dir, 'gateway.yaml')
     const config = parseConfig(stringify(input), { file, baseDir: dir })
