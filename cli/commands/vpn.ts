@@ -54,7 +54,15 @@ function commandOptions(vpn: VpnConfig): { netns?: string } {
   return vpn.netns === undefined ? {} : { netns: vpn.netns }
 }
 
-/** One read of the tunnel; a second a moment later if traffic may prove it alive within a short window. */
+/** How long `vpn status` watches for traffic when the last handshake is older than the window. */
+const STATUS_WATCH_MS = 5000
+
+/**
+ * The tunnel's state. With a handshake older than the health window the tunnel may still be alive
+ * (WireGuard re-handshakes only every 2 minutes; keepalives count), so it reads again every
+ * `pollMs` (at most 500 ms apart) for up to 5 s or the window, whichever is shorter, until
+ * received traffic shows it alive.
+ */
 export async function tunnelStatus(vpn: VpnConfig, now: () => number = Date.now): Promise<TunnelState> {
   const windowMs = vpn.healthyHandshakeSeconds * 1000
   const read = async () => {
@@ -64,11 +72,14 @@ export async function tunnelStatus(vpn: VpnConfig, now: () => number = Date.now)
     }
     return sample
   }
-  const first = evaluateHealth(vpn.interfaceName, await read(), undefined, now(), windowMs)
-  if (first.state.healthy || !first.state.up || first.state.handshakeAgeMs === null) return first.state
-  // The handshake is older than the window; received traffic (keepalives) may still show it alive.
-  await sleep(Math.min(vpn.pollMs, 1000))
-  return evaluateHealth(vpn.interfaceName, await read(), first.memory, now(), windowMs).state
+  let last = evaluateHealth(vpn.interfaceName, await read(), undefined, now(), windowMs)
+  const until = now() + Math.min(STATUS_WATCH_MS, windowMs)
+  const interval = Math.min(vpn.pollMs, 500)
+  while (!last.state.healthy && last.state.up && last.state.handshakeAgeMs !== null && now() < until) {
+    await sleep(interval)
+    last = evaluateHealth(vpn.interfaceName, await read(), last.memory, now(), windowMs)
+  }
+  return last.state
 }
 
 function age(ms: number | null): string {
