@@ -26,6 +26,7 @@ import { findBinary, MOSQUITTO_INSTALL_HINT } from '../helpers/binaries.js'
 import { cloudMosquittoConf } from '../helpers/mosquitto-config.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { type Capture, type CaptureResult, startCapture } from './capture.js'
+import { startEchoServer } from './echo.js'
 import { type LabProcess, NetnsLab, requireLab, type VethPair } from './netns.js'
 
 const GATEWAY_WG_PORT = 51830
@@ -136,6 +137,23 @@ async function listening(ns: string): Promise<string[]> {
     .split('\n')
     .filter(Boolean)
     .map((line) => line.trim().split(/\s+/)[3] ?? line)
+}
+
+/** Runs the CLI inside `ns` to completion; stdout and stderr lines together, in order. */
+async function cliIn(ns: string, args: string[]): Promise<{ code: number | null; lines: string[] }> {
+  const proc = await lab.spawn(ns, process.execPath, [CLI, ...args])
+  const exit = await Promise.race([proc.daemon.exited, sleep(60_000).then(() => null)])
+  if (exit === null) {
+    await proc.stop(1000)
+    throw new Error(`edge-gateway ${args.join(' ')} did not finish within 60 s: ${proc.lines().join(' | ')}`)
+  }
+  return { code: exit.code, lines: proc.lines() }
+}
+
+/** Whether `interfaceName` exists inside `ns`. */
+async function hasLink(ns: string, interfaceName: string): Promise<boolean> {
+  const { stdout } = await lab.exec(ns, 'ip', ['-o', 'link', 'show'])
+  return stdout.split('\n').some((line) => line.split(': ')[1]?.split('@')[0] === interfaceName)
 }
 
 beforeAll(async () => {
@@ -448,9 +466,67 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
       gatewayLog().some((l) => l.msg === 'wireguard tunnel down' && l.interface === gatewayInterface),
     ).toBe(true)
     expect(gatewayLog().at(-1)?.msg).toBe('edge gateway stopped')
-    const links = await lab.exec(gatewayNs, 'ip', ['-o', 'link', 'show'])
-    expect(links.stdout).not.toContain(gatewayInterface)
+    expect(await hasLink(gatewayNs, gatewayInterface)).toBe(false)
     // Its wireguard-go is gone: nothing the gateway started is left in its namespace.
     expect(await lab.pids(gatewayNs)).toEqual([])
   }, 60_000)
+
+  it('vpn up leaves the tunnel running after it exits, start refuses to take it over, vpn down removes it', async () => {
+    const up = await cliIn(gatewayNs, ['vpn', 'up', '--config', configFile])
+    expect(up.code).toBe(0)
+    const m = new RegExp(
+      `^tunnel ${gatewayInterface} up \\(wireguard-go, pid (\\d+)\\); ${CLOUD_TUNNEL_IP.replaceAll('.', '\\.')} is routed through it$`,
+    ).exec(up.lines.join('\n'))
+    expect(m, up.lines.join('\n')).not.toBeNull()
+    const pid = Number(m![1])
+    expect(await lab.pids(gatewayNs)).toEqual([pid])
+    const status = await eventually('vpn status to report a healthy tunnel', 20_000, async () => {
+      const result = await cliIn(gatewayNs, ['vpn', 'status', '--config', configFile])
+      return result.code === 0 ? result.lines : undefined
+    })
+    expect(status.slice(0, 3)).toEqual([`interface  ${gatewayInterface}`, 'up         yes', 'healthy    yes'])
+    expect(status[6]).toBe(`endpoint   ${CLOUD_VETH_IP}:${CLOUD_WG_PORT}`)
+
+    const start = await cliIn(gatewayNs, ['start', '--config', configFile])
+    expect(start.code).toBe(1)
+    expect(start.lines.filter((line) => line.startsWith('edge-gateway: '))).toEqual([
+      `edge-gateway: Interface ${gatewayInterface} already exists; bring it down first (\`edge-gateway vpn down\`) or choose another vpn.interfaceName [VPN_ERR_INTERFACE_EXISTS]`,
+    ])
+    expect(await hasLink(gatewayNs, gatewayInterface)).toBe(true)
+
+    const down = await cliIn(gatewayNs, ['vpn', 'down', '--config', configFile])
+    expect(down).toEqual({ code: 0, lines: [`tunnel ${gatewayInterface} down`] })
+    expect(await hasLink(gatewayNs, gatewayInterface)).toBe(false)
+    await eventually('wireguard-go to exit', 10_000, async () =>
+      (await lab.pids(gatewayNs)).length === 0 ? true : undefined,
+    )
+  }, 120_000)
+
+  it('a start that fails after the tunnel came up removes the tunnel again', async () => {
+    // The LAN port is taken, so start fails after the tunnel and the bridge are up.
+    const squatter = await startEchoServer(lab, gatewayNs, '127.0.0.1', LAN_PORT)
+    try {
+      const start = await cliIn(gatewayNs, ['start', '--config', configFile])
+      expect(start.code).toBe(1)
+      const log = start.lines.flatMap((line) => {
+        try {
+          return [JSON.parse(line) as LogLine]
+        } catch {
+          return []
+        }
+      })
+      expect(log.map((l) => l.msg)).toEqual(
+        expect.arrayContaining(['wireguard tunnel up', 'wireguard tunnel down']),
+      )
+      // stdout (logs) and stderr (the error) arrive in either order.
+      const fatal = start.lines.filter((line) => line.startsWith('edge-gateway: '))
+      expect(fatal, start.lines.join('\n')).toHaveLength(1)
+      expect(fatal[0]).toMatch(/EADDRINUSE/)
+      expect(log.at(-1)?.msg).toBe('wireguard tunnel down')
+      expect(await hasLink(gatewayNs, gatewayInterface)).toBe(false)
+      expect(await lab.pids(gatewayNs)).toEqual([squatter.pid])
+    } finally {
+      await squatter.stop()
+    }
+  }, 120_000)
 })
