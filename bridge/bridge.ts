@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto'
-import { combineLatest, distinctUntilChanged, map, type Observable, of, type Subscription } from 'rxjs'
+import { type Observable, type Subscription, tap } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
@@ -9,6 +9,7 @@ import type { CloudProtector } from './cloud-protector.js'
 import type { CloudSession } from './cloud-session.js'
 import { type CertificateStatus, ControlTopics, type GatewayCertificate } from './control.js'
 import type { Downlink } from './downlink.js'
+import { SendGate } from './gate.js'
 import { uplinkPipeline } from './pipeline.js'
 import { MemoryQueue } from './queue/memory-queue.js'
 import type { DropReason, UplinkQueue } from './queue/queue.js'
@@ -75,6 +76,7 @@ export class Bridge implements UplinkSink {
   private readonly deliveredSamples: number[] = []
   private session: CloudSession | null = null
   private sending = false
+  private readonly gate = new SendGate()
 
   constructor(private readonly options: BridgeOptions) {
     const { cloud, metrics, protector, gatewayId, logger } = options
@@ -130,31 +132,27 @@ export class Bridge implements UplinkSink {
 
   async start(): Promise<void> {
     const { logger, metrics, cloud, gatewayId, protector } = this.options
-    const gate$ = (this.options.gate$ ?? of(true)).pipe(distinctUntilChanged())
-    const sessions = combineLatest([this.link.session$, gate$]).pipe(
-      map(([session, open]) => {
-        this.session = session
-        if (open !== this.sending) {
-          this.sending = open
-          if (this.options.gate$) {
-            logger[open ? 'info' : 'warn'](
-              { queueDepth: this.queue.size },
-              open
-                ? 'bridge sending: the tunnel is healthy'
-                : 'bridge holding: the tunnel is not healthy; the queue keeps everything',
-            )
-          }
-        }
-        return open ? session : null
-      }),
-      distinctUntilChanged(),
-    )
+    if (this.options.gate$) {
+      this.gate.follow(this.options.gate$, (open) => {
+        this.sending = open
+        logger[open ? 'info' : 'warn'](
+          { queueDepth: this.queue.size },
+          open
+            ? 'bridge sending: the tunnel is healthy'
+            : 'bridge holding: the tunnel is not healthy; the queue keeps everything',
+        )
+      })
+    } else {
+      this.sending = true
+    }
+    const sessions = this.link.session$.pipe(tap((session) => (this.session = session)))
     this.subscription = uplinkPipeline({
       queue: this.queue,
       sessions,
       mappings: cloud.topics,
       gatewayId,
       inflight: cloud.inflight,
+      gate: this.gate,
       protector,
       logger,
       metrics,
@@ -237,6 +235,7 @@ export class Bridge implements UplinkSink {
   async stop(): Promise<void> {
     if (this.healthTimer) clearInterval(this.healthTimer)
     if (this.rateTimer) clearInterval(this.rateTimer)
+    this.gate.stop()
     this.subscription?.unsubscribe()
     const session = this.link.session$.value
     if (session) {

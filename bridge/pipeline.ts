@@ -4,6 +4,7 @@ import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import type { CloudProtector } from './cloud-protector.js'
 import type { CloudSession } from './cloud-session.js'
+import type { SendGate } from './gate.js'
 import { acknowledge } from './operators/acknowledge.js'
 import type { Settled } from './operators/forward.js'
 import { forward } from './operators/forward.js'
@@ -16,6 +17,8 @@ export interface UplinkPipelineOptions {
   mappings: ReadonlyArray<TopicMapping>
   gatewayId: string
   inflight: number
+  /** Sends wait while it is closed (tunnel unhealthy). */
+  gate?: SendGate
   protector: CloudProtector
   logger: Logger
   metrics: Metrics
@@ -36,7 +39,7 @@ export function uplinkPipeline(options: UplinkPipelineOptions): Observable<Settl
             .read()
             .pipe(
               mapTopic(options.mappings, options.gatewayId, options.protector, logger, metrics),
-              forward(session, options.inflight, logger, metrics),
+              forward(session, options.inflight, logger, metrics, options.gate),
               acknowledge(queue, metrics),
             )
         : EMPTY,

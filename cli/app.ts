@@ -6,8 +6,10 @@ import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
 import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
+import type { TunnelState } from '../vpn/health-state.js'
 import { loadCloudRuntime } from './cloud-runtime.js'
 import { writeStatusPeriodically } from './status-file.js'
+import { startVpn, type VpnMode } from './vpn-runtime.js'
 
 /** The uplink queue: on disk (crash-safe) unless the config asks for memory. */
 async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promise<UplinkQueue> {
@@ -30,6 +32,10 @@ export interface EdgeGateway {
   readonly lan: LanGateway
   readonly bridge: Bridge
   readonly metrics: Metrics
+  /** `off` without a `vpn` section; `managed` when the gateway runs the tunnel; `system` when it only watches. */
+  readonly vpnMode: VpnMode
+  /** The WireGuard tunnel's latest health poll; null with the VPN off or before the first poll. */
+  readonly tunnel: TunnelState | null
   /** Applies the devices and policies of a new config; other sections need a restart. */
   reload(next: Readonly<GatewayConfig>): Promise<ReloadReport>
   close(): Promise<void>
@@ -57,6 +63,13 @@ export async function startEdgeGateway(
       (await lanStarted).deliverCommand(deviceId, topic, payload),
   })
   const queue = await openQueue(config, logger)
+  // The tunnel comes up before the bridge connects; its health opens and closes the bridge.
+  const vpn = await startVpn(config, { logger: logger.child({ module: 'vpn' }), metrics }).catch(
+    async (err: unknown) => {
+      await queue.close()
+      throw err
+    },
+  )
   const bridge = new Bridge({
     ...cloudRuntime,
     cloud: config.cloud,
@@ -64,8 +77,14 @@ export async function startEdgeGateway(
     logger: logger.child({ module: 'bridge' }),
     metrics,
     queue,
+    ...(vpn.gate$ && { gate$: vpn.gate$ }),
+    ...(vpn.mode !== 'off' && { tunnel: () => vpn.state }),
   })
-  await bridge.start()
+  await bridge.start().catch(async (err: unknown) => {
+    await bridge.stop().catch(() => undefined)
+    await vpn.close()
+    throw err
+  })
   let lan: LanGateway
   try {
     lan = await LanGateway.start({
@@ -79,6 +98,7 @@ export async function startEdgeGateway(
     })
   } catch (err) {
     await bridge.stop()
+    await vpn.close()
     throw err
   }
   lanReady(lan)
@@ -102,6 +122,10 @@ export async function startEdgeGateway(
     lan,
     bridge,
     metrics,
+    vpnMode: vpn.mode,
+    get tunnel() {
+      return vpn.state
+    },
     async reload(next) {
       const loaded = await loadAccess(next)
       for (const warning of loaded.warnings) logger.warn({ module: 'policies' }, warning)
@@ -113,6 +137,7 @@ export async function startEdgeGateway(
       await lan.close()
       await bridge.stop()
       await statusWriter.stop()
+      await vpn.close()
       logger.info('edge gateway stopped')
     },
   }

@@ -4,6 +4,14 @@ import { EdgeGatewayError } from '../core/errors.js'
 export const EXIT_RUNTIME = 1
 export const EXIT_CONFIG = 2
 
+/** Codes from other modules that mean the configuration is wrong (exit 2, like CONFIG_*). */
+const CONFIG_LIKE = new Set([
+  'VPN_ERR_BAD_CONFIG',
+  'VPN_ERR_CLOUD_OUTSIDE_TUNNEL',
+  'VPN_ERR_KEY_FILE_MISSING',
+  'VPN_ERR_KEY_FILE_MODE',
+])
+
 /**
  * Prints an error as one line, without a stack trace (set EDGE_GATEWAY_DEBUG=1
  * for one), and returns the exit code to use.
@@ -12,7 +20,7 @@ export function reportFatal(err: unknown, stderr: NodeJS.WritableStream, debug: 
   if (err instanceof EdgeGatewayError) {
     stderr.write(`edge-gateway: ${err.message.replaceAll('\n', ' ')} [${err.code}]\n`)
     if (debug && err.stack) stderr.write(`${err.stack}\n`)
-    return err.code.startsWith('CONFIG_') ? EXIT_CONFIG : EXIT_RUNTIME
+    return err.code.startsWith('CONFIG_') || CONFIG_LIKE.has(err.code) ? EXIT_CONFIG : EXIT_RUNTIME
   }
   const message = err instanceof Error ? err.message : String(err)
   stderr.write(`edge-gateway: unexpected error: ${message.replaceAll('\n', ' ')}\n`)

@@ -6,6 +6,7 @@ import { registerLab } from './commands/lab.js'
 import { registerPolicy } from './commands/policy.js'
 import { registerStart } from './commands/start.js'
 import { registerStatus } from './commands/status.js'
+import { registerVpn } from './commands/vpn.js'
 import { EXIT_CONFIG, reportFatal } from './fail.js'
 
 const program = new Command()
@@ -24,6 +25,7 @@ registerDevice(program)
 registerPolicy(program)
 registerCloud(program)
 registerStatus(program)
+registerVpn(program)
 
 try {
   await program.parseAsync(process.argv)

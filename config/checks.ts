@@ -1,4 +1,5 @@
 import type { GatewayConfig } from './schema.js'
+import { vpnProblems } from './vpn-schema.js'
 
 /** Rules that span fields, in one pass; each problem as `path: message`. */
 export function crossFieldProblems(config: GatewayConfig): string[] {
@@ -88,5 +89,6 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
   config.cloud.downlink?.operators.forEach((o, i) => {
     operatorName(o.name, `cloud.downlink.operators[${i}].name`)
   })
+  problems.push(...vpnProblems(config.vpn, config.cloud.host))
   return problems
 }

@@ -8,5 +8,6 @@ export type {
   GatewayConfig,
   ListenerConfig,
   TopicMapping,
+  VpnConfig,
 } from './schema.js'
 export { configSchema } from './schema.js'

@@ -7,6 +7,7 @@ import { formatIssue } from './format-issue.js'
 import { deepFreeze } from './freeze.js'
 import { configSchema, type GatewayConfig } from './schema.js'
 import { publicFileProblem, secretFileProblem } from './secret-files.js'
+import { resolveVpnPaths, vpnSecretFiles } from './vpn-schema.js'
 
 /** A config file larger than this is refused before it is parsed. */
 export const MAX_CONFIG_BYTES = 1024 * 1024
@@ -93,6 +94,7 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
         },
       }),
     },
+    ...(config.vpn && { vpn: resolveVpnPaths(config.vpn, at) }),
   }
 }
 
@@ -129,6 +131,7 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   }
   if (config.mosquitto?.pskFile)
     checks.push(['mosquitto.pskFile', secretFileProblem(config.mosquitto.pskFile)])
+  for (const [path, file] of vpnSecretFiles(config.vpn)) checks.push([path, secretFileProblem(file)])
   const problems: string[] = []
   for (const [path, check] of checks) {
     const problem = await check
@@ -139,8 +142,14 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   }
 }
 
-/** Reads, validates and checks a config file. The one entry point the CLI uses. */
-export async function loadConfig(file: string): Promise<Readonly<GatewayConfig>> {
+/**
+ * Reads, validates and checks a config file. The one entry point the CLI uses. `checkFiles:
+ * false` skips the file checks (`edge-gateway vpn keys` creates the key files it names).
+ */
+export async function loadConfig(
+  file: string,
+  options: { checkFiles?: boolean } = {},
+): Promise<Readonly<GatewayConfig>> {
   const path = resolve(file)
   let size: number
   try {
@@ -168,6 +177,6 @@ export async function loadConfig(file: string): Promise<Readonly<GatewayConfig>>
     })
   }
   const config = parseConfig(text, { file: path, baseDir: dirname(path) })
-  await checkConfigFiles(config, path)
+  if (options.checkFiles ?? true) await checkConfigFiles(config, path)
   return config
 }

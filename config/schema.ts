@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { vpnSchema } from './vpn-schema.js'
 
 const port = z.number().int().min(0).max(65535)
 const host = z.string().min(1)
@@ -259,6 +260,7 @@ export const configSchema = z.strictObject({
     })
     .optional(),
   cloud: cloudSchema,
+  vpn: vpnSchema.optional(),
 })
 
 export type ConfigInput = z.input<typeof configSchema>
@@ -268,3 +270,4 @@ export type DeviceConfig = z.output<typeof deviceSchema>
 export type CloudConfig = z.output<typeof cloudSchema>
 export type TopicMapping = z.output<typeof topicMappingSchema>
 export type DownlinkConfig = z.output<typeof downlinkSchema>
+export type { VpnConfig } from './vpn-schema.js'

@@ -158,16 +158,19 @@ export function resolveTunnelConfig(config: TunnelConfig): ResolvedTunnelConfig 
   })
 }
 
+/** What `checkCloudInsideTunnel` needs: the peer's allowed IPs, as text or parsed. */
+export interface AllowedIpsHolder {
+  readonly peer: { readonly allowedIps: readonly (string | Cidr)[] }
+}
+
 /**
  * Refuses a config that would route the cloud broker's address outside the tunnel: `cloudAddress`
  * (an IP literal; resolve a host name first and check every address) must be inside one of the
- * peer's allowed IPs.
+ * peer's allowed IPs. Takes a whole `TunnelConfig`, a resolved one, or just the allowed IPs (the
+ * gateway's config check, where the system may manage the interface).
  */
-export function checkCloudInsideTunnel(
-  config: TunnelConfig | ResolvedTunnelConfig,
-  cloudAddress: string,
-): void {
-  const allowed = isResolved(config) ? config.peer.allowedIps : resolveTunnelConfig(config).peer.allowedIps
+export function checkCloudInsideTunnel(config: AllowedIpsHolder, cloudAddress: string): void {
+  const allowed = config.peer.allowedIps.map((c) => (typeof c === 'string' ? parseCidr(c, 'allowed IP') : c))
   if (parseIp(cloudAddress) === null) {
     throw bad(
       `Expected the cloud broker address to be an IP address inside the tunnel, got ${JSON.stringify(cloudAddress)}; resolve the host name first`,
@@ -179,8 +182,4 @@ export function checkCloudInsideTunnel(
       `The cloud broker address ${cloudAddress} is not inside vpn.peer.allowedIps (${allowed.map((c) => c.text).join(', ')}): it would be routed outside the tunnel; add its tunnel prefix to allowedIps`,
     )
   }
-}
-
-function isResolved(config: TunnelConfig | ResolvedTunnelConfig): config is ResolvedTunnelConfig {
-  return typeof config.peer.allowedIps[0] === 'object'
 }

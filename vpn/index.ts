@@ -1,5 +1,6 @@
 export { type Cidr, cidrContains, type Endpoint, networkOf, parseCidr, parseEndpoint } from './cidr.js'
 export {
+  type AllowedIpsHolder,
   checkCloudInsideTunnel,
   type Implementation,
   type PeerConfig,

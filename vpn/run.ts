@@ -4,7 +4,7 @@
  * before it reaches an error or a log; failures as typed `VpnError`s.
  */
 import { closeSync, openSync } from 'node:fs'
-import { execa } from 'execa'
+import { type Options as ExecaOptions, execa } from 'execa'
 import type { Logger } from '../core/logger.js'
 import { Daemon, type DaemonOptions, feedLines } from './daemon.js'
 import { VpnError } from './errors.js'
@@ -146,22 +146,32 @@ export async function spawnDaemon(
   const [file, argv] = wrap(cmd, args, options.netns)
   const commandLine = display(file, argv)
   const detached = options.detached ?? false
-  let output: 'pipe' | 'ignore' | { file: string; append: true } = detached ? 'ignore' : 'pipe'
-  if (options.logFile !== undefined) {
-    // Created here first so that it is 0600 (execa would create it with the umask's mode).
-    closeSync(openSync(options.logFile, 'a', 0o600))
-    output = { file: options.logFile, append: true }
-  }
-  const subprocess = execa(file, argv, {
+  let output: 'pipe' | 'ignore' | number = detached ? 'ignore' : 'pipe'
+  // The log file is opened here (0600, appended) and its descriptor handed to the child: with
+  // `{ file }` execa would pipe the output through this process, which then could not exit before
+  // a detached child does (`edge-gateway vpn up` would hang).
+  const logFd = options.logFile === undefined ? undefined : openSync(options.logFile, 'a', 0o600)
+  if (logFd !== undefined) output = logFd
+  // execa's types list only descriptors 3 to 9, but it passes any descriptor on to the child.
+  const stdio = output as ExecaOptions['stdout']
+  const execaOptions: ExecaOptions = {
     env: options.env ?? {},
     stdin: 'ignore',
-    stdout: output,
-    stderr: output,
+    stdout: stdio,
+    stderr: stdio,
     buffer: false,
     reject: false,
     detached,
     cleanup: !detached,
-  })
+  }
+  const start = () => execa(file, argv, execaOptions)
+  let subprocess: ReturnType<typeof start>
+  try {
+    subprocess = start()
+  } finally {
+    // The child has its own copy of the descriptor.
+    if (logFd !== undefined) closeSync(logFd)
+  }
   const exited = subprocess.then((r) => ({ code: r.exitCode ?? null, signal: r.signal ?? null }))
   if (subprocess.pid === undefined) {
     const result = await subprocess

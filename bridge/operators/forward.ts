@@ -2,6 +2,7 @@ import { catchError, defer, EMPTY, map, mergeMap, type OperatorFunction } from '
 import type { Logger } from '../../core/logger.js'
 import type { Metrics } from '../../core/metrics.js'
 import { CloudRefusal, type CloudSession } from '../cloud-session.js'
+import type { SendGate } from '../gate.js'
 import type { QueueEntry } from '../queue/queue.js'
 import type { Outbound } from './map-topic.js'
 
@@ -12,7 +13,7 @@ export interface Settled {
 
 /**
  * Publishes at QoS 1 with at most `inflight` messages awaiting PUBACK, in queue
- * order. Emits each entry the cloud settled. A connection failure emits
+ * order, each once the gate (if any) is open. Emits each entry the cloud settled. A connection failure emits
  * nothing: the entry stays queued and is sent again on the next session.
  */
 export function forward(
@@ -20,11 +21,15 @@ export function forward(
   inflight: number,
   logger: Logger,
   metrics: Metrics,
+  gate?: SendGate,
 ): OperatorFunction<Outbound, Settled> {
   return mergeMap(
     ({ entry, message }) =>
       // defer: even a synchronous throw becomes an error of this message's stream, never of the pipeline.
-      defer(() => session.publish(message)).pipe(
+      // While the gate is closed a message waits here, holding its in-flight slot.
+      defer(() =>
+        !gate || gate.isOpen ? session.publish(message) : gate.opened().then(() => session.publish(message)),
+      ).pipe(
         map((): Settled => ({ entry, outcome: 'delivered' })),
         catchError((err: unknown) => {
           if (err instanceof CloudRefusal) {

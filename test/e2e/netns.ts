@@ -25,6 +25,7 @@ export const LAB_PACKAGES: Readonly<Record<string, { versionArgs: string[]; debi
   'wireguard-go': { versionArgs: ['--version'], debianPackage: 'wireguard-go' },
   tcpdump: { versionArgs: ['--version'], debianPackage: 'tcpdump' },
   setpriv: { versionArgs: ['--version'], debianPackage: 'util-linux' },
+  ss: { versionArgs: ['-V'], debianPackage: 'iproute2' },
 }
 
 const CAP_NET_ADMIN = 12
@@ -81,13 +82,19 @@ export async function requireLab(tools: readonly string[] = ['ip', 'wg', 'wiregu
 /** A process running inside a namespace, started by a lab. */
 export class LabProcess {
   readonly #lines: string[] = []
+  /** Output lines kept (the oldest are dropped beyond it). */
+  readonly #maxLines: number
   readonly #waiters = new Set<() => void>()
   daemon!: Daemon
+
+  constructor(maxLines = 1000) {
+    this.#maxLines = maxLines
+  }
 
   /** @internal */
   onLine(line: string): void {
     this.#lines.push(line)
-    if (this.#lines.length > 1000) this.#lines.shift()
+    if (this.#lines.length > this.#maxLines) this.#lines.shift()
     for (const wake of this.#waiters) wake()
   }
 
@@ -284,10 +291,15 @@ export class NetnsLab {
     ns: string,
     cmd: string,
     args: readonly string[],
-    options: { env?: Readonly<Record<string, string>> } = {},
+    options: { env?: Readonly<Record<string, string>>; maxLines?: number } = {},
   ): Promise<LabProcess> {
-    const proc = new LabProcess()
-    proc.daemon = await spawnDaemon(cmd, args, { ...options, netns: ns, onLine: (line) => proc.onLine(line) })
+    const { maxLines, ...daemonOptions } = options
+    const proc = new LabProcess(maxLines)
+    proc.daemon = await spawnDaemon(cmd, args, {
+      ...daemonOptions,
+      netns: ns,
+      onLine: (line) => proc.onLine(line),
+    })
     this.#processes.add(proc)
     return proc
   }
