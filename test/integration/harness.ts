@@ -59,6 +59,8 @@ export interface StackOptions {
   gatewayPki?: LabPki
   /** Start mosquitto with persistence (to keep persistent sessions across a restart). */
   persistence?: boolean
+  /** More mosquitto.conf lines for the cloud broker (for example `max_queued_messages 0`). */
+  cloudConfig?: string[]
   /** Lockout settings; by default high enough that tests full of deliberate failures are not locked out. */
   lockout?: { maxFailures?: number; windowSeconds?: number; lockSeconds?: number; maxEntries?: number }
   /** A `policies` section for the config. */
@@ -101,6 +103,7 @@ export class Stack {
       certFile: pki.serverCertFile,
       keyFile: pki.serverKeyFile,
       persistence: options.persistence ?? false,
+      ...(options.cloudConfig && { extraConfig: options.cloudConfig }),
     })
     const gatewayPki = options.gatewayPki ?? pki
     const pskFile = join(dir, 'keys', 'psk-dev.psk')
