@@ -19,6 +19,8 @@ export interface CloudRecord {
   payload: string
   /** The `gw-seq` user property, or undefined when it is missing. */
   seq: string | undefined
+  /** The consumer's `epoch` when it arrived (a test sets it, for example to the gateway run). */
+  epoch: number
 }
 
 /** The figures a fault test reports and asserts on. */
@@ -51,6 +53,8 @@ export interface Tally {
  */
 export class CloudConsumer {
   readonly records: CloudRecord[] = []
+  /** Stamped on each record as it arrives. */
+  epoch = 0
 
   private constructor(private readonly client: MqttClient) {
     client.on('message', (topic, payload, packet) => {
@@ -59,6 +63,7 @@ export class CloudConsumer {
         topic,
         payload: payload.toString('utf8'),
         seq: Array.isArray(seq) ? seq[0] : seq,
+        epoch: this.epoch,
       })
     })
   }
@@ -111,6 +116,20 @@ export class CloudConsumer {
     }
   }
 
+  /** Waits until no message has arrived for `quietMs` (at most `timeoutMs`). */
+  async waitQuiet(quietMs: number, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    let count = this.records.length
+    let since = Date.now()
+    while (Date.now() < deadline && Date.now() - since < quietMs) {
+      await new Promise((r) => setTimeout(r, 25))
+      if (this.records.length !== count) {
+        count = this.records.length
+        since = Date.now()
+      }
+    }
+  }
+
   /** Counts what arrived against what was sent and acknowledged. */
   tally(sent: number, acknowledged: ReadonlySet<string>, isSent: (payload: string) => boolean): Tally {
     const bySeq = new Map<string, string>()
@@ -144,6 +163,19 @@ export class CloudConsumer {
       withoutSeq,
       unknown,
     }
+  }
+
+  /** `gw-seq` values received more than once within one epoch (copies not explained by a change of epoch). */
+  duplicatesWithinEpoch(): string[] {
+    const seen = new Set<string>()
+    const twice = new Set<string>()
+    for (const { seq, epoch } of this.records) {
+      if (seq === undefined) continue
+      const key = `${epoch}/${seq}`
+      if (seen.has(key)) twice.add(seq)
+      seen.add(key)
+    }
+    return [...twice]
   }
 
   async stop(): Promise<void> {
