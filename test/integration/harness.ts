@@ -187,9 +187,13 @@ export class Stack {
     }
   }
 
-  /** Stops the gateway and starts it again from the same config and state folder (a restart, not a crash). */
-  async restartGateway(): Promise<void> {
+  /**
+   * Stops the gateway and starts it again from the same config and state folder (a restart, not a
+   * crash); `whileStopped` runs in between (for example to damage the queue files).
+   */
+  async restartGateway(whileStopped?: () => Promise<void>): Promise<void> {
     await this.gateway.close()
+    await whileStopped?.()
     this.gateway = await startEdgeGateway(
       await loadConfig(this.configFile),
       createLogger({ level: 'debug', destination: this.logs }),
