@@ -45,6 +45,8 @@ export interface KillRoundsResult {
   offeringMs: number
   /** What the queue recovered at each start: the first, one after each kill, and the final one. */
   recoveries: QueueOpened[]
+  /** Messages acknowledged per second in each round (from the devices' start to the kill). */
+  roundRates: number[]
   consumer: CloudConsumer
 }
 
@@ -152,6 +154,7 @@ export class KillBench {
       acknowledged: new Set(),
       offeringMs: 0,
       recoveries: [],
+      roundRates: [],
       consumer,
     }
     for (let round = 0; round < o.kills; round++) {
@@ -190,6 +193,7 @@ export class KillBench {
       expect(result.closed, `round ${round}: device connections closed by the kill`).toBe(o.connections)
       out.sent += result.sent
       out.offeringMs += result.elapsedMs
+      out.roundRates.push(Math.round((result.acknowledged.size * 1000) / result.elapsedMs))
       for (const p of result.acknowledged) out.acknowledged.add(p)
     }
     consumer.epoch = o.kills
@@ -212,6 +216,7 @@ export async function verifyKillRounds(
   console.log(
     summaryLine(`SIGKILL x${kills}, ${what}`, t, {
       'acknowledged rate': `${Math.round((acknowledged.size * 1000) / r.offeringMs)}/s`,
+      'per round (min/median/max)': spread(r.roundRates),
       'held at each restart': restarts.map((q) => q.held).join('/'),
       'torn bytes cut': restarts.reduce((n, q) => n + q.tornBytes, 0),
       'corrupted skipped': restarts.reduce((n, q) => n + q.corrupted, 0),
@@ -224,4 +229,9 @@ export async function verifyKillRounds(
   // The gateway started again after every kill, and each time its queue opened and said what it recovered.
   expect(recoveries).toHaveLength(kills + 1)
   for (const q of recoveries) expect(q.held).toBeGreaterThanOrEqual(0)
+}
+
+function spread(values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b)
+  return `${sorted[0]}/${sorted[Math.floor(sorted.length / 2)]}/${sorted.at(-1)}`
 }
