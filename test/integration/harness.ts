@@ -59,6 +59,8 @@ export interface StackOptions {
   gatewayPki?: LabPki
   /** Start mosquitto with persistence (to keep persistent sessions across a restart). */
   persistence?: boolean
+  /** More mosquitto.conf lines for the cloud broker (for example `max_queued_messages 0`). */
+  cloudConfig?: string[]
   /** Lockout settings; by default high enough that tests full of deliberate failures are not locked out. */
   lockout?: { maxFailures?: number; windowSeconds?: number; lockSeconds?: number; maxEntries?: number }
   /** A `policies` section for the config. */
@@ -102,6 +104,7 @@ export class Stack {
       certFile: pki.serverCertFile,
       keyFile: pki.serverKeyFile,
       persistence: options.persistence ?? false,
+      ...(options.cloudConfig && { extraConfig: options.cloudConfig }),
     })
     const gatewayPki = options.gatewayPki ?? pki
     const pskFile = join(dir, 'keys', 'psk-dev.psk')
@@ -185,9 +188,13 @@ export class Stack {
     }
   }
 
-  /** Stops the gateway and starts it again from the same config and state folder (a restart, not a crash). */
-  async restartGateway(): Promise<void> {
+  /**
+   * Stops the gateway and starts it again from the same config and state folder (a restart, not a
+   * crash); `whileStopped` runs in between (for example to damage the queue files).
+   */
+  async restartGateway(whileStopped?: () => Promise<void>): Promise<void> {
     await this.gateway.close()
+    await whileStopped?.()
     this.gateway = await startEdgeGateway(
       await loadConfig(this.configFile),
       createLogger({ level: 'debug', destination: this.logs }),
