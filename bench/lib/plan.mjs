@@ -79,6 +79,12 @@ const FULL_PATH = [
   'gateway-sealed',
   'gateway-sealed-hpke',
 ]
+/**
+ * The gateway starts the HPKE seal of every entry it reads from its queue at
+ * once, so a backlog arrives in bursts with seconds of silence between them:
+ * the full path waits longer before it counts what has not arrived as lost.
+ */
+const FULL_PATH_QUIET_MS = 15_000
 
 /**
  * Groups of (setups, loads): the TLS-PSK pair gets every load; the plain TCP
@@ -107,6 +113,7 @@ export function buildPlan({ quick = false, only, setups, sealed = true, pinned =
     setups: sealed ? FULL_PATH : FULL_PATH.filter((s) => !s.startsWith('gateway-sealed')),
     loads: ['closed-q1-64', 'rate-q1-64'],
     pinned: false,
+    quietMs: FULL_PATH_QUIET_MS,
   })
   if (pinned) {
     groups.push({
@@ -125,7 +132,7 @@ export function buildPlan({ quick = false, only, setups, sealed = true, pinned =
       trials.push({
         group: group.name,
         loadName,
-        load: all[loadName],
+        load: group.quietMs ? { ...all[loadName], quietMs: group.quietMs } : all[loadName],
         setups: group.setups,
         pinned: group.pinned,
       })
