@@ -86,7 +86,10 @@ function fullPath(rows) {
 }
 
 export function formatHeadline(h) {
-  const n = (x) => (x === null || x === undefined ? '-' : String(x))
+  const n = (x) =>
+    x === null || x === undefined
+      ? '-'
+      : String(Math.abs(x) >= 100 ? Math.round(x) : Math.round(x * 100) / 100)
   const r = (x) => (x ? ` (${x[0]}-${x[1]})` : '')
   return [
     `lossless QoS 1 (closed loop, TLS-PSK): gateway ${n(h.losslessQos1.gatewayPerSec)} msg/s, Mosquitto ${n(h.losslessQos1.mosquittoPerSec)} msg/s, ratio ${n(h.losslessQos1.ratioGatewayToMosquitto)}`,
