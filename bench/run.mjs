@@ -2,7 +2,7 @@
  * The gateway side by side with a Mosquitto edge-to-cloud bridge, on loopback:
  *
  *   npm run build && node bench/run.mjs            # full run (about 10 minutes on 2 cores)
- *   node bench/run.mjs --quick                      # smoke run (under a minute)
+ *   node bench/run.mjs --quick                      # smoke run (about two minutes)
  *
  * Starts everything itself (a PKI, a cloud mosquitto with mutual TLS, a
  * subscriber, then per trial a fresh edge and publisher processes), alternates
@@ -25,8 +25,10 @@ import { pinProcess } from './lib/processes.mjs'
 import { runRounds } from './lib/rounds.mjs'
 import { sealingAvailable } from './lib/sealer.mjs'
 import { formatTable, formatWireTable } from './lib/table.mjs'
+import { formatCells } from './signing.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const SIGNING = fileURLToPath(new URL('signing.mjs', import.meta.url))
 
 function preflight() {
   if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
@@ -41,6 +43,28 @@ function preflight() {
       )
     }
   }
+}
+
+/**
+ * bench/signing.mjs on one core (CPU 1, where nothing of the run is yet), before
+ * anything else starts: signing and sealing costs per message, alone.
+ */
+function signingMicroBench(quick, log) {
+  log('signing and sealing micro-benchmark (one core)...')
+  const out = spawnSync(
+    'taskset',
+    ['-c', '1', process.execPath, SIGNING, '--json', '--ms', quick ? '300' : '1000'],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  )
+  if (out.status !== 0) {
+    // The trials still run: the report says the micro-benchmark is missing, and why.
+    log(`bench/signing.mjs failed: ${out.stderr || out.error?.message}`)
+    return { error: (out.stderr || out.error?.message || `exit ${out.status}`).trim().slice(0, 300) }
+  }
+  return JSON.parse(out.stdout)
 }
 
 /** The commit measured, and whether the working tree had changes (a bench of a dirty tree says so). */
@@ -64,11 +88,12 @@ async function main() {
   if (options.sealed && !sealed)
     notes.push('sealed payloads left out: dist/crypto/encrypt0.js is not in this build')
   const startedAt = new Date()
+  const log = (line) => process.stderr.write(`${line}\n`)
   const loadBefore = loadavg().map((x) => Math.round(x * 100) / 100)
+  const micro = options.micro ? signingMicroBench(options.quick, log) : null
   const fixtures = await makeFixtures()
   const cloud = await startCloud(fixtures)
-  const subscriber = await startSubscriber(fixtures, cloud)
-  const log = (line) => process.stderr.write(`${line}\n`)
+  const subscriber = await startSubscriber(fixtures, cloud, { verifyEvery: options.verifyEvery })
   let outcome
   try {
     outcome = await runRounds({ fixtures, cloud, subscriber }, { ...options, sealed }, log)
@@ -89,6 +114,11 @@ async function main() {
     r.trials.some((t) => (t.harness?.publisherMaxCore ?? 0) > 0.9 || (t.harness?.subscriberCore ?? 0) > 0.9),
   )
   notes.push(
+    `the subscriber verified every ${options.verifyEvery === 1 ? '' : `${options.verifyEvery}-th `}gateway message of each publisher ` +
+      "with the project's EnvelopeConsumer (key binding, signature, gateway id, HPKE open) and read the stamp of every " +
+      'message from the envelope (opening every HPKE body); Mosquitto rows carry raw payloads, unsigned and unsealed',
+  )
+  notes.push(
     busy.length > 0
       ? `the harness used more than 90 % of a core in: ${busy.map((r) => `${r.load}/${r.setup}`).join(', ')}`
       : 'no harness process (publisher or subscriber) used more than 90 % of a core in any trial',
@@ -104,6 +134,7 @@ async function main() {
     options: { ...options, sealed },
     notes,
     headline: headline(outcome.rows),
+    signing: micro,
     rows: outcome.rows,
     wire: outcome.wire,
   }
@@ -130,10 +161,19 @@ async function main() {
     ...Object.entries(LOAD_TEXT).map(([mode, text]) => `  ${mode}: ${text}`),
     '  idle1000: the same fixed rate with 1,000 more devices (250 with --quick) connected and silent',
     '',
-    '### headline (2 cores, TLS-PSK)',
+    '### headline (2 cores; TLS-PSK, and the full path)',
     '',
     formatHeadline(report.headline),
   )
+  if (micro?.error) notes.push(`the signing micro-benchmark failed: ${micro.error}`)
+  else if (micro) {
+    lines.push(
+      '',
+      '### signing and sealing alone (one core, CPU 1, before the trials; median of 3 runs)',
+      '',
+      formatCells(micro),
+    )
+  }
   if (notes.length > 0) lines.push('', ...notes.map((n) => `note: ${n}`))
   lines.push('', `JSON: ${out}`)
   process.stdout.write(`${lines.join('\n')}\n`)

@@ -2,13 +2,17 @@ export const USAGE = `node bench/run.mjs [options]      (after npm run build)
 
   --quick              a short smoke run: 1 round, short loads, fewer loads (under a minute)
   --only LOAD[,LOAD]   only these loads (e.g. closed-q1-64)
-  --setups S[,S]       only these setups (mosquitto-psk, gateway-psk, mosquitto-tcp, gateway-tcp, gateway-sealed)
+  --setups S[,S]       only these setups (mosquitto-psk, gateway-psk, mosquitto-tcp, gateway-tcp, gateway-sealed,
+                       gateway-psk-hpke, gateway-sealed-hpke)
   --bridge-protocol P  the Mosquitto bridge's bridge_protocol_version: mqttv50 (default) or mqttv311
   --gateway-queue S    the gateway's cloud.queue.store: disk or memory (default: the gateway's own, disk)
   --repeats N          rounds (default 3; --quick: 1)
   --no-pinned          leave out the one-core run
   --no-sealed          leave out the sealed-payload setup
   --no-wire            leave out the bytes-on-the-wire measurement
+  --no-micro           leave out the signing and sealing micro-benchmark (bench/signing.mjs)
+  --verify-every N     the subscriber verifies every N-th gateway message per publisher with the
+                       project's EnvelopeConsumer (default 16; 1 verifies every message)
   --out FILE           JSON results (default bench/results/latest.json)
   --max-minutes M      stop starting new rounds after M minutes (default 14)
   --keep               keep the temp folder (configs, logs) for inspection
@@ -25,6 +29,8 @@ export function parseArgs(argv) {
     pinned: true,
     sealed: true,
     wire: true,
+    micro: true,
+    verifyEvery: 16,
     out: undefined,
     maxMinutes: 14,
     keep: false,
@@ -48,6 +54,8 @@ export function parseArgs(argv) {
     else if (arg === '--no-pinned') options.pinned = false
     else if (arg === '--no-sealed') options.sealed = false
     else if (arg === '--no-wire') options.wire = false
+    else if (arg === '--no-micro') options.micro = false
+    else if (arg === '--verify-every') options.verifyEvery = Math.max(1, Math.round(positive(arg, value())))
     else if (arg === '--out') options.out = value()
     else if (arg === '--max-minutes') options.maxMinutes = positive(arg, value())
     else if (arg === '--keep') options.keep = true

@@ -23,7 +23,8 @@ export async function startCloud(fixtures) {
   return { port, pid: child.pid, dir, stop: () => stopProcess(child) }
 }
 
-export async function startSubscriber(fixtures, cloud) {
+/** `verifyEvery`: the subscriber verifies every n-th message of each publisher with the project's consumer. */
+export async function startSubscriber(fixtures, cloud, { verifyEvery = 1 } = {}) {
   const sub = spawnScript(SUBSCRIBER)
   const { pki } = fixtures
   await sub.request(
@@ -42,7 +43,11 @@ export async function startSubscriber(fixtures, cloud) {
           },
         },
         clientId: 'bench-subscriber',
-        filter: 'gateways/#',
+        // The gateways' key bindings (retained) tell the subscriber which signing keys to trust.
+        filters: ['gateways/#', '$gw/+/binding'],
+        caPem: readFileSync(pki.caFile, 'utf8'),
+        recipient: { kidHex: fixtures.recipient.kidHex, privateKeyHex: fixtures.recipient.privateKeyHex },
+        verifyEvery,
         creditSocket: join(fixtures.root, 'credits.sock'),
       },
     },

@@ -54,6 +54,21 @@ export function trialFigures({ load, reports, result, cpu, memory, startup, drai
     logCounts,
     idle,
     foreign: result.foreign,
+    envelope: envelopeFigures(result.envelope),
+  }
+}
+
+/**
+ * What the subscriber checked of the gateway's envelopes (null for Mosquitto,
+ * whose payloads are raw): `signatureFailures` counts every sampled message the
+ * project's consumer refused or opened to other bytes, every HPKE body the
+ * subscriber could not open, and samples left unresolved; it must be 0.
+ */
+function envelopeFigures(e) {
+  if (!e || e.envelopes === 0) return null
+  return {
+    ...e,
+    signatureFailures: e.verifyFailures + e.hpkeFailures + e.unresolved,
   }
 }
 

@@ -2,7 +2,9 @@
  * Everything a run needs on disk, made once per run in a temp folder: a PKI
  * (CA, cloud server certificate, client certificates for the edge and the
  * subscriber), device credentials for both systems (the same secrets in each
- * system's own format) and the mosquitto password, PSK and ACL files.
+ * system's own format), the mosquitto password, PSK and ACL files, and the
+ * cloud recipient's HPKE key pair (the gateway seals to its public key, the
+ * subscriber opens with its private key).
  */
 import { execFile } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
@@ -16,6 +18,8 @@ const run = promisify(execFile)
 
 export const PUBLISHERS = 4
 export const IDLE_DEVICES = 1_000
+/** The cloud recipient the full-path setups seal to (`cloud.recipients[].name`, also its kid). */
+export const RECIPIENT_NAME = 'bench-cloud'
 
 async function secret(path, content) {
   await writeFile(path, content, { mode: 0o600 })
@@ -30,6 +34,7 @@ export async function makeFixtures() {
     new URL('pki/index.js', DIST).href
   )
   const { hashPassword } = await import(new URL('gateway/index.js', DIST).href)
+  const { generateHpkeKeyPair } = await import(new URL('crypto/hpke.js', DIST).href)
   const root = await mkdtemp(join(tmpdir(), 'edge-gw-bench-'))
   await chmod(root, 0o700)
   const pkiDir = join(root, 'pki')
@@ -98,5 +103,14 @@ export async function makeFixtures() {
   // The same confinement as the gateway's default policy: each device below devices/<its id>/.
   await writeFile(mosquitto.aclFile, 'pattern readwrite devices/%u/#\n', { mode: 0o644 })
 
-  return { root, pki, publishers, idle, mosquitto }
+  const pair = await generateHpkeKeyPair()
+  const recipient = {
+    name: RECIPIENT_NAME,
+    kidHex: Buffer.from(RECIPIENT_NAME, 'utf8').toString('hex'),
+    publicKeyFile: join(keysDir, `${RECIPIENT_NAME}.pub`),
+    privateKeyHex: pair.privateKey.toString('hex'),
+  }
+  await writePublicFile(recipient.publicKeyFile, `${pair.publicKey.toString('hex')}\n`)
+
+  return { root, pki, publishers, idle, mosquitto, recipient }
 }

@@ -2,7 +2,9 @@
  * The gateway's config for a trial and starting it exactly as a user would:
  * `node dist/cli/main.js start --config <file>`, JSON log lines to a file.
  * Both LAN listeners are always on (as the Mosquitto edge has both); the
- * sealed setup adds the devices' payload keys and `lan.protection`.
+ * sealed setups add the devices' payload keys and `lan.protection`; the hpke
+ * setups HPKE-seal every payload to the cloud recipient (`sealFor`). Every
+ * setup signs every message (the gateway always does).
  */
 import { fileURLToPath } from 'node:url'
 import { CLOUD_TOPIC_PREFIX } from './mosquitto.mjs'
@@ -10,8 +12,20 @@ import { spawnServer } from './processes.mjs'
 
 const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 export const SEALED_TOPIC_FILTER = 'devices/+/sealed'
+/** The gateway id: the edge certificate's CN, which the key binding must name for a consumer to trust it. */
+export const GATEWAY_ID = 'edge-gateway'
 
-export function gatewayConfig({ tcpPort, pskPort, cloudPort, pki, fixtures, sealed, idle, queueStore }) {
+export function gatewayConfig({
+  tcpPort,
+  pskPort,
+  cloudPort,
+  pki,
+  fixtures,
+  sealed,
+  hpke,
+  idle,
+  queueStore,
+}) {
   const devices = fixtures.publishers.map((d) => ({
     id: d.id,
     username: d.id,
@@ -25,7 +39,7 @@ export function gatewayConfig({ tcpPort, pskPort, cloudPort, pki, fixtures, seal
       devices.push({ id: d.id, psk: { identity: d.psk.identity, keyFile: d.pskKeyFile } })
   }
   return {
-    gateway: { id: 'bench', stateDir: 'state' },
+    gateway: { id: GATEWAY_ID, stateDir: 'state' },
     log: { level: 'info', pretty: false },
     lan: {
       listeners: [
@@ -42,7 +56,16 @@ export function gatewayConfig({ tcpPort, pskPort, cloudPort, pki, fixtures, seal
       caFile: pki.caFile,
       certFile: pki.edgeCertFile,
       keyFile: pki.edgeKeyFile,
-      topics: [{ local: 'devices/', cloud: `${CLOUD_TOPIC_PREFIX}devices/` }],
+      topics: [
+        {
+          local: 'devices/',
+          cloud: `${CLOUD_TOPIC_PREFIX}devices/`,
+          ...(hpke && { mode: 'client-to-broker', sealFor: fixtures.recipient.name }),
+        },
+      ],
+      ...(hpke && {
+        recipients: [{ name: fixtures.recipient.name, publicKeyFile: fixtures.recipient.publicKeyFile }],
+      }),
       // Unset: the gateway's default (a durable queue on disk, in the trial's state folder).
       ...(queueStore && { queue: { store: queueStore } }),
     },

@@ -4,6 +4,8 @@
  * p99 at 2,000 msg/s, CPU per message, peak memory.
  */
 
+import { FULL_PATH_GROUP } from './plan.mjs'
+
 const GROUP = '2 cores, TLS-PSK'
 
 function find(rows, load, setup, group = GROUP) {
@@ -55,11 +57,39 @@ export function headline(rows) {
       ratioGatewayToMosquittoPair: ratio(gatewayCpu, med(rate.m, 'pairCpuPer10k')),
     },
     peakMemoryMiB: { gateway: peak('gateway'), mosquittoEdge: peak('mosquitto') },
+    fullPath: fullPath(rows),
   }
 }
 
+/** Issue 5: per setup of the full-path group, lossless QoS 1 throughput and what 2,000 msg/s offered gives. */
+function fullPath(rows) {
+  const setups = [...new Set(rows.filter((r) => r.group === FULL_PATH_GROUP).map((r) => r.setup))]
+  return setups.map((setup) => {
+    const closed = find(rows, 'closed-q1-64', setup, FULL_PATH_GROUP)
+    const rate = find(rows, 'rate-q1-64', setup, FULL_PATH_GROUP)
+    const any = closed ?? rate
+    return {
+      setup,
+      what: `${any.system}, ${any.lan}, ${any.uplink}`,
+      closedPerSec: med(closed, 'deliveredPerSec'),
+      closedCpuPer10k: med(closed, 'edgeCpuPer10k'),
+      at2000: {
+        deliveredPerSec: med(rate, 'deliveredPerSec'),
+        p50Ms: med(rate, 'p50Ms'),
+        p99Ms: med(rate, 'p99Ms'),
+        edgeCpuPer10k: med(rate, 'edgeCpuPer10k'),
+      },
+      signatureFailures: [closed, rate].reduce((a, r) => a + (r?.summary?.signatureFailures?.sum ?? 0), 0),
+      verified: [closed, rate].reduce((a, r) => a + (r?.summary?.verified?.sum ?? 0), 0),
+    }
+  })
+}
+
 export function formatHeadline(h) {
-  const n = (x) => (x === null || x === undefined ? '-' : String(x))
+  const n = (x) =>
+    x === null || x === undefined
+      ? '-'
+      : String(Math.abs(x) >= 100 ? Math.round(x) : Math.round(x * 100) / 100)
   const r = (x) => (x ? ` (${x[0]}-${x[1]})` : '')
   return [
     `lossless QoS 1 (closed loop, TLS-PSK): gateway ${n(h.losslessQos1.gatewayPerSec)} msg/s, Mosquitto ${n(h.losslessQos1.mosquittoPerSec)} msg/s, ratio ${n(h.losslessQos1.ratioGatewayToMosquitto)}`,
@@ -67,5 +97,12 @@ export function formatHeadline(h) {
     `p99 at 2,000 msg/s: gateway ${n(h.p99At2000.gatewayMs)} ms, Mosquitto ${n(h.p99At2000.mosquittoMs)} ms`,
     `CPU s per 10,000 msgs at 2,000 msg/s: gateway process ${n(h.cpuPer10kAt2000.gatewayProcess)}, Mosquitto edge ${n(h.cpuPer10kAt2000.mosquittoEdge)}, Mosquitto pair ${n(h.cpuPer10kAt2000.mosquittoPair)}; gateway/edge ${n(h.cpuPer10kAt2000.ratioGatewayToMosquittoEdge)}x, gateway/pair ${n(h.cpuPer10kAt2000.ratioGatewayToMosquittoPair)}x`,
     `peak resident memory (any 2-core TLS-PSK load): gateway ${n(h.peakMemoryMiB.gateway)} MiB, Mosquitto edge ${n(h.peakMemoryMiB.mosquittoEdge)} MiB`,
+    ...h.fullPath.map(
+      (f) =>
+        `full path, ${f.what}: closed loop ${n(f.closedPerSec)} msg/s (${n(f.closedCpuPer10k)} CPU s/10k); ` +
+        `2,000/s offered: ${n(f.at2000.deliveredPerSec)} msg/s delivered, p50 ${n(f.at2000.p50Ms)} ms, p99 ${n(f.at2000.p99Ms)} ms, ` +
+        `${n(f.at2000.edgeCpuPer10k)} CPU s/10k` +
+        (f.setup.startsWith('gateway') ? `; verified ${f.verified}, failed ${f.signatureFailures}` : ''),
+    ),
   ].join('\n')
 }

@@ -66,11 +66,32 @@ export const LOAD_TEXT = {
 
 const PSK_PAIR = ['mosquitto-psk', 'gateway-psk']
 const TCP_GROUP = ['mosquitto-tcp', 'gateway-tcp', 'gateway-sealed']
+/**
+ * Issue 5's full path, each step on and off in one table: the Mosquitto bridge
+ * (no signing, no sealing), the gateway signing what it opened (TLS-PSK or
+ * sealed devices), and the same HPKE-sealing it to the cloud recipient first.
+ */
+export const FULL_PATH_GROUP = '2 cores, full path (sign, HPKE)'
+const FULL_PATH = [
+  'mosquitto-psk',
+  'gateway-psk',
+  'gateway-psk-hpke',
+  'gateway-sealed',
+  'gateway-sealed-hpke',
+]
+/**
+ * The gateway starts the HPKE seal of every entry it reads from its queue at
+ * once, so a backlog arrives in bursts with seconds of silence between them:
+ * the full path waits longer before it counts what has not arrived as lost.
+ */
+const FULL_PATH_QUIET_MS = 15_000
 
 /**
  * Groups of (setups, loads): the TLS-PSK pair gets every load; the plain TCP
- * modes (password, and sealed payloads) the three headline loads; the one-core
- * run (edge pinned to CPU 0, everything else to CPU 1) the same three.
+ * modes (password, and sealed payloads) the three headline loads; the full
+ * path (signing, HPKE re-sealing) the closed loop and 2,000 msg/s, also with
+ * --quick; the one-core run (edge pinned to CPU 0, everything else to CPU 1)
+ * the three headline loads.
  */
 export function buildPlan({ quick = false, only, setups, sealed = true, pinned = true } = {}) {
   const all = loads(quick)
@@ -87,6 +108,13 @@ export function buildPlan({ quick = false, only, setups, sealed = true, pinned =
       pinned: false,
     },
   ]
+  groups.push({
+    name: FULL_PATH_GROUP,
+    setups: sealed ? FULL_PATH : FULL_PATH.filter((s) => !s.startsWith('gateway-sealed')),
+    loads: ['closed-q1-64', 'rate-q1-64'],
+    pinned: false,
+    quietMs: FULL_PATH_QUIET_MS,
+  })
   if (pinned) {
     groups.push({
       name: '1 core (edge pinned to CPU 0)',
@@ -104,7 +132,7 @@ export function buildPlan({ quick = false, only, setups, sealed = true, pinned =
       trials.push({
         group: group.name,
         loadName,
-        load: all[loadName],
+        load: group.quietMs ? { ...all[loadName], quietMs: group.quietMs } : all[loadName],
         setups: group.setups,
         pinned: group.pinned,
       })

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { buildPlan } from './plan.mjs'
 import { pinProcess } from './processes.mjs'
 import { firstAcceptedConnection } from './startup.mjs'
-import { lanLabel, SETUPS, startEdge } from './systems.mjs'
+import { lanLabel, SETUPS, startEdge, uplinkLabel } from './systems.mjs'
 import { summarizeTrials } from './table.mjs'
 import { PIN, runTrial } from './trial.mjs'
 import { measureWireBytes } from './wire-bytes.mjs'
@@ -73,6 +73,7 @@ export async function runRounds(shared, options, log) {
             setup: setupName,
             system: setup.label,
             lan: lanLabel(setup),
+            uplink: uplinkLabel(setup),
             qos: item.load.qos,
             pinned: item.pinned,
             loadSpec: item.load,
@@ -98,14 +99,19 @@ export async function runRounds(shared, options, log) {
         log(
           figures.error
             ? `round ${round} ${item.loadName} ${setupName}: FAILED (${took} s): ${figures.error}`
-            : `round ${round} ${item.loadName.padEnd(20)} ${setupName.padEnd(15)} ${String(figures.deliveredPerSec).padStart(7)} msg/s  ` +
-                `acked-lost ${figures.ackedLost ?? '-'}  p99 ${figures.latencyMs.p99} ms  (${took} s)`,
+            : `round ${round} ${item.loadName.padEnd(20)} ${setupName.padEnd(19)} ${String(figures.deliveredPerSec).padStart(7)} msg/s  ` +
+                `acked-lost ${figures.ackedLost ?? '-'}  p99 ${figures.latencyMs.p99} ms` +
+                (figures.envelope
+                  ? `  verified ${figures.envelope.verified} failed ${figures.envelope.signatureFailures}`
+                  : '') +
+                `  (${took} s)`,
         )
       }
     }
     pinShared(ctx, PIN.all)
     if (options.wire) {
-      const setupNames = [...new Set(plan.flatMap((p) => p.setups))]
+      // HPKE changes only the cloud side: the LAN bytes are those of gateway-psk and gateway-sealed.
+      const setupNames = [...new Set(plan.flatMap((p) => p.setups))].filter((s) => !SETUPS[s].hpke)
       for (const setupName of round % 2 ? setupNames : [...setupNames].reverse()) {
         let measured
         try {
@@ -130,6 +136,7 @@ export async function runRounds(shared, options, log) {
       setup: setupName,
       system: SETUPS[setupName].label,
       lan: lanLabel(SETUPS[setupName]),
+      uplink: uplinkLabel(SETUPS[setupName]),
       ...(ok[0] ?? { error: runs[0]?.error }),
       identicalAcrossRounds: ok.every((r) => JSON.stringify(r) === JSON.stringify(ok[0])),
       runs,

@@ -7,12 +7,13 @@ export function percentiles(values, quantiles) {
   )
 }
 
-/** Median, min and max of the numbers in `values` (nulls left out); null when there are none. */
+/** Median, min, max and sum of the numbers in `values` (nulls left out); null when there are none. */
 export function summarize(values) {
   const xs = values.filter((v) => typeof v === 'number' && Number.isFinite(v))
   if (xs.length === 0) return null
   const sorted = [...xs].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
   const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
-  return { median, min: sorted[0], max: sorted[sorted.length - 1], n: sorted.length }
+  const sum = xs.reduce((a, b) => a + b, 0)
+  return { median, min: sorted[0], max: sorted[sorted.length - 1], n: sorted.length, sum }
 }

@@ -16,12 +16,21 @@ export const SETUPS = {
   'mosquitto-tcp': { system: 'mosquitto', lan: 'tcp', label: 'Mosquitto bridge' },
   'gateway-tcp': { system: 'gateway', lan: 'tcp', label: 'edge-gateway' },
   'gateway-sealed': { system: 'gateway', lan: 'tcp', sealed: true, label: 'edge-gateway' },
+  // The full path of issue 5: the device payload opened (TLS-PSK or sealed), HPKE-sealed to the cloud recipient, signed.
+  'gateway-psk-hpke': { system: 'gateway', lan: 'psk', hpke: true, label: 'edge-gateway' },
+  'gateway-sealed-hpke': { system: 'gateway', lan: 'tcp', sealed: true, hpke: true, label: 'edge-gateway' },
 }
 
 export const LAN_LABELS = { psk: 'TLS-PSK', tcp: 'TCP+password', sealed: 'TCP+password+sealed' }
 
 export function lanLabel(setup) {
   return LAN_LABELS[setup.sealed ? 'sealed' : setup.lan]
+}
+
+/** What the cloud receives: Mosquitto forwards the device payload; the gateway signs it, HPKE-sealed or not. */
+export function uplinkLabel(setup) {
+  if (setup.system === 'mosquitto') return 'raw payload'
+  return setup.hpke ? 'signed, HPKE' : 'signed'
 }
 
 /** Starts the edge of `setupName` in `dir`; `spawnedAt` is performance.now() at spawn. */
@@ -52,6 +61,7 @@ export async function startEdge(
       pki: fixtures.pki,
       fixtures,
       sealed: setup.sealed,
+      hpke: setup.hpke,
       idle,
       queueStore,
     })

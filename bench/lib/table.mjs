@@ -21,6 +21,8 @@ export const SUMMARY_FIELDS = {
   subscriberCore: (f) => f.harness.subscriberCore,
   idleConnectMs: (f) => f.idle?.connectMs ?? null,
   idleEdgeRssMiB: (f) => f.idle?.edgeRssMiB ?? null,
+  verified: (f) => f.envelope?.verified ?? null,
+  signatureFailures: (f) => f.envelope?.signatureFailures ?? null,
 }
 
 export function summarizeTrials(trials) {
@@ -52,6 +54,7 @@ const COLUMNS = [
   ['load', (r) => r.load],
   ['system', (r) => r.system],
   ['LAN', (r) => r.lan],
+  ['to cloud', (r) => r.uplink],
   ['n', (r) => `${r.okTrials}/${r.trials.length}`],
   ['delivered msg/s', (r) => cell(r.summary.deliveredPerSec)],
   ['acked msg/s', (r) => (r.qos === 0 ? '-' : cell(r.summary.acceptedPerSec))],
@@ -65,7 +68,14 @@ const COLUMNS = [
   ['peak RSS MiB', (r) => cell(r.summary.edgePeakMiB)],
   ['start ms', (r) => cell(r.summary.firstConnectionMs)],
   ['harness core', (r) => harnessCell(r.summary)],
+  ['verified/failed', (r) => verifiedCell(r.summary)],
 ]
+
+/** Envelopes the subscriber verified with the project's consumer, and failures (all trials of the row). */
+function verifiedCell(s) {
+  if (!s.verified) return '-'
+  return `${num(s.verified.sum)}/${num(s.signatureFailures?.sum ?? null)}`
+}
 
 function harnessCell(s) {
   const pub = s.publisherMaxCore?.max

@@ -18,7 +18,8 @@ import { connectFields, lanEndpoint, startEdge } from './systems.mjs'
 const PUBLISHER = fileURLToPath(new URL('../publisher.mjs', import.meta.url))
 const IDLE = fileURLToPath(new URL('../idle-devices.mjs', import.meta.url))
 const ACK_WAIT_MS = 5_000
-const DRAIN_CAP_MS = 30_000
+// Long enough for a backlog at the slowest setup (HPKE at 2,000/s offered) to arrive while it still moves.
+const DRAIN_CAP_MS = 90_000
 const IDLE_CONCURRENCY = 20
 
 /** CPU sets of a one-core trial: the edge alone on CPU 0, everything else on CPU 1. */

@@ -8,6 +8,7 @@ import { makeTempDir, removeDir } from '../helpers/tmp.js'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const LOAD = 'closed-q1-64'
 const RUN_TIMEOUT_MS = 150_000
+const FULL_PATH = ['gateway-psk-hpke', 'gateway-sealed-hpke']
 
 interface Summary {
   median: number
@@ -16,19 +17,32 @@ interface Summary {
   n: number
 }
 
+interface EnvelopeFigures {
+  envelopes: number
+  hpkeOpened: number
+  hpkeFailures: number
+  samples: number
+  verified: number
+  verifyFailures: number
+  unresolved: number
+  signatureFailures: number
+}
+
 interface Row {
   load: string
   setup: string
   system: string
   lan: string
+  uplink: string
   okTrials: number
-  trials: Array<{ error?: string; sent?: number; delivered?: number }>
+  trials: Array<{ error?: string; sent?: number; delivered?: number; envelope?: EnvelopeFigures | null }>
   summary: Record<string, Summary | null>
 }
 
 interface Report {
   rows: Row[]
   machine: { cores: number; model: string }
+  signing: Array<{ name: string; side: string; perSec: number; cpuMicrosPerOp: number }> | null
 }
 
 function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
@@ -56,8 +70,10 @@ const median = (row: Row, field: string): number => {
 
 /**
  * The benchmark works end to end: one short closed-loop load against the
- * Mosquitto bridge and the gateway, both in the table and in the JSON, with
- * figures that make sense. No wall-clock thresholds: the machine is shared.
+ * Mosquitto bridge and the gateway (signing only, and the full path with HPKE
+ * re-sealing), both in the table and in the JSON, with figures that make
+ * sense, plus the signing micro-benchmark. No wall-clock thresholds: the
+ * machine is shared.
  */
 describe('bench/run.mjs --quick', () => {
   let dir: string
@@ -93,7 +109,7 @@ describe('bench/run.mjs --quick', () => {
   it('has a Mosquitto and a gateway setup for each LAN mode measured', () => {
     const setups = report.rows.map((r) => r.setup).sort()
     expect(setups).toEqual(
-      expect.arrayContaining(['gateway-psk', 'gateway-tcp', 'mosquitto-psk', 'mosquitto-tcp']),
+      expect.arrayContaining(['gateway-psk', 'gateway-tcp', 'mosquitto-psk', 'mosquitto-tcp', ...FULL_PATH]),
     )
     for (const row of report.rows) expect(row.load).toBe(LOAD)
   })
@@ -116,6 +132,45 @@ describe('bench/run.mjs --quick', () => {
       expect(median(row, 'edgePeakMiB')).toBeGreaterThan(1)
       expect(median(row, 'firstConnectionMs')).toBeGreaterThan(0)
     }
+  })
+
+  it('verifies the gateway envelopes it samples and opens every HPKE body: zero signature failures', () => {
+    for (const row of report.rows) {
+      const envelope = row.trials[0]?.envelope
+      if (row.system === 'Mosquitto bridge') {
+        expect(envelope ?? null, row.setup).toBeNull()
+        expect(row.uplink).toBe('raw payload')
+        continue
+      }
+      expect(envelope, `${row.setup}: no envelope figures`).toBeTruthy()
+      const e = envelope as EnvelopeFigures
+      expect(e.envelopes, row.setup).toBeGreaterThanOrEqual(row.trials[0]!.delivered ?? 0)
+      expect(e.verified, row.setup).toBeGreaterThan(0)
+      expect(e.verifyFailures, row.setup).toBe(0)
+      expect(e.hpkeFailures, row.setup).toBe(0)
+      expect(e.unresolved, row.setup).toBe(0)
+      expect(e.signatureFailures, row.setup).toBe(0)
+      if (FULL_PATH.includes(row.setup)) {
+        expect(row.uplink).toBe('signed, HPKE')
+        expect(e.hpkeOpened, row.setup).toBeGreaterThanOrEqual(row.trials[0]!.delivered ?? 0)
+      } else expect(e.hpkeOpened, row.setup).toBe(0)
+    }
+  })
+
+  it('measures signing and sealing alone', () => {
+    expect(report.signing).not.toBeNull()
+    const names = (report.signing ?? []).map((c) => c.name)
+    for (const part of ['Ed25519 sign', 'signEnvelope', 'hpkeSeal', 'verifyEnvelope', 'hpkeOpen']) {
+      expect(
+        names.some((n) => n.includes(part)),
+        part,
+      ).toBe(true)
+    }
+    for (const cell of report.signing ?? []) {
+      expect(cell.perSec, cell.name).toBeGreaterThan(0)
+      expect(cell.cpuMicrosPerOp, cell.name).toBeGreaterThan(0)
+    }
+    expect(result.stdout).toContain('### signing and sealing alone')
   })
 
   it('describes the machine', () => {
