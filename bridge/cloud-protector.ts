@@ -1,31 +1,30 @@
 import type { KeyObject } from 'node:crypto'
 import type { TopicMapping } from '../config/index.js'
-import { type HpkeSealRecipient, hpkeSeal } from '../crypto/hpke.js'
+import type { HpkeSealRecipient } from '../crypto/hpke.js'
+import { HpkeSealer } from '../crypto/hpke-seal-sync.js'
 import { BodyProtection, EnvelopeKind, signEnvelope, signingKid } from './envelope.js'
 import type { QueueEntry } from './queue/queue.js'
 
 /**
  * Seals and signs what the gateway sends to the cloud (docs/cloud-envelope.md).
- * Signing is synchronous (one Ed25519 signature per message); HPKE sealing
- * returns a promise.
+ * Synchronous: one HPKE seal (node:crypto) when the mapping asks for it and
+ * one Ed25519 signature per message.
  */
 export class CloudProtector {
   readonly kid: Buffer
+  private readonly sealers = new Map<string, HpkeSealer>()
 
   constructor(
     private readonly gatewayId: string,
     readonly signingKey: KeyObject,
-    private readonly recipients: ReadonlyMap<string, HpkeSealRecipient>,
+    recipients: ReadonlyMap<string, HpkeSealRecipient>,
   ) {
     this.kid = signingKid(signingKey)
+    for (const [name, recipient] of recipients) this.sealers.set(name, new HpkeSealer(recipient))
   }
 
   /** The envelope for a queued device message published on `cloudTopic` under `mapping`. */
-  protect(
-    entry: QueueEntry,
-    cloudTopic: string,
-    mapping: TopicMapping | undefined,
-  ): Buffer | Promise<Buffer> {
+  protect(entry: QueueEntry, cloudTopic: string, mapping: TopicMapping | undefined): Buffer {
     const { message } = entry
     const sign = (protection: BodyProtection, body: Buffer) =>
       signEnvelope(this.signingKey, this.kid, cloudTopic, {
@@ -39,11 +38,9 @@ export class CloudProtector {
         body,
       })
     if (mapping?.mode === 'end-to-end') return sign(BodyProtection.device, message.payload)
-    const recipient = mapping?.sealFor === undefined ? undefined : this.recipients.get(mapping.sealFor)
-    if (!recipient) return sign(BodyProtection.plain, message.payload)
-    return hpkeSeal(recipient, message.payload, message.topic).then((sealed) =>
-      sign(BodyProtection.hpke, sealed),
-    )
+    const sealer = mapping?.sealFor === undefined ? undefined : this.sealers.get(mapping.sealFor)
+    if (!sealer) return sign(BodyProtection.plain, message.payload)
+    return sign(BodyProtection.hpke, sealer.seal(message.payload, message.topic))
   }
 
   /** A signed control message (status, health) for `cloudTopic`; `name` is the topic's last level. */

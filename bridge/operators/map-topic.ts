@@ -1,4 +1,4 @@
-import { concatMap, from, map, type Observable, type OperatorFunction, of } from 'rxjs'
+import { mergeMap, type OperatorFunction } from 'rxjs'
 import type { TopicMapping } from '../../config/index.js'
 import type { Logger } from '../../core/logger.js'
 import type { Metrics } from '../../core/metrics.js'
@@ -18,8 +18,7 @@ export interface Outbound {
  * inside a COSE_Sign1 made with the gateway's key over the device, the
  * original topic, the gateway sequence number and the time of acceptance.
  * The same three facts travel in MQTT 5 user properties for routing and
- * duplicate detection without parsing. Order is kept: work that needs a
- * promise (HPKE) starts at once and is emitted in queue order.
+ * duplicate detection without parsing. Synchronous, so queue order is kept.
  */
 export function mapTopic(
   mappings: ReadonlyArray<TopicMapping>,
@@ -28,12 +27,21 @@ export function mapTopic(
   logger: Logger,
   metrics: Metrics,
 ): OperatorFunction<QueueEntry, Outbound> {
-  const toOutbound = (entry: QueueEntry): Outbound | Promise<Outbound> => {
+  return mergeMap((entry: QueueEntry) => {
     const { message } = entry
     const mapping = findMapping(mappings, message.topic)
     // Offer() admits only mapped topics, so a miss means the mapping changed: keep the local topic visible.
     const topic = mapping ? mapping.cloud + message.topic.slice(mapping.local.length) : message.topic
-    const wrap = (payload: Buffer): Outbound => ({
+    let payload: Buffer
+    try {
+      payload = protector.protect(entry, topic, mapping)
+    } catch (err) {
+      // A key the config let through but crypto refuses: the entry stays queued and is tried on the next session.
+      metrics.increment('uplink_protect_failed_total')
+      logger.error({ err, seq: entry.seq }, 'could not seal or sign a message for the cloud; it stays queued')
+      return []
+    }
+    const outbound: Outbound = {
       entry,
       message: {
         topic,
@@ -45,29 +53,7 @@ export function mapTopic(
           'gw-device': message.deviceId,
         },
       },
-    })
-    const protectedPayload = protector.protect(entry, topic, mapping)
-    return protectedPayload instanceof Promise ? protectedPayload.then(wrap) : wrap(protectedPayload)
-  }
-  return (source: Observable<QueueEntry>) =>
-    source.pipe(
-      map((entry) => {
-        try {
-          return toOutbound(entry)
-        } catch (err) {
-          return Promise.reject(err)
-        }
-      }),
-      concatMap((outbound) =>
-        outbound instanceof Promise
-          ? from(
-              outbound.catch((err: unknown) => {
-                metrics.increment('uplink_protect_failed_total')
-                logger.error({ err }, 'could not seal or sign a message for the cloud; it stays queued')
-                return undefined
-              }),
-            ).pipe(concatMap((o) => (o ? of(o) : [])))
-          : of(outbound),
-      ),
-    )
+    }
+    return [outbound]
+  })
 }

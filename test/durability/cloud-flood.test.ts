@@ -55,7 +55,7 @@ describe('flood with a throttled cloud', () => {
     let ackedWhilePaused = 0
     let maxDepth = 0
     const result = await load.run((acked, elapsed) => {
-      maxDepth = Math.max(maxDepth, stack.gateway.bridge.status().queueDepth)
+      maxDepth = Math.max(maxDepth, stack.gateway.bridge.status().queue.depth)
       if (paused === 'before' && elapsed >= PAUSE_AT_MS) {
         stack.cloud.pause()
         paused = 'paused'

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises'
 import mqtt, { type MqttClient } from 'mqtt'
+import { readEnvelopeUnverified } from './envelope.js'
 
 export interface CloudConsumerOptions {
   host: string
@@ -61,7 +62,8 @@ export class CloudConsumer {
       const seq = packet.properties?.userProperties?.['gw-seq']
       this.records.push({
         topic,
-        payload: payload.toString('utf8'),
+        // The body of the gateway's signed envelope (unverified here; see cloud-envelope.test.ts).
+        payload: (readEnvelopeUnverified(payload)?.body ?? payload).toString('utf8'),
         seq: Array.isArray(seq) ? seq[0] : seq,
         epoch: this.epoch,
       })
