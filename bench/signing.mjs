@@ -88,6 +88,10 @@ export async function buildCells() {
   const sealed = await hpkeSeal(recipient, reading, topic)
   const fastSeal = createHpkeSealer(pair.publicKey, recipientKid)
   const fastOpen = createHpkeOpener(pair.privateKey, recipientKid)
+  const { HpkeSealer } = await import(new URL('crypto/hpke-seal-sync.js', DIST).href)
+  const gatewaySealer = new HpkeSealer(recipient)
+  if (!fastOpen(gatewaySealer.seal(reading, topic), Buffer.from(topic))?.equals(reading))
+    throw new Error('the bench opener did not open HpkeSealer')
   const topicBytes = Buffer.from(topic)
   // Cross-checks: each implementation opens what the other sealed.
   const crossA = await hpkeOpen(openRecipient, fastSeal(reading, topicBytes), topic, 4096)
@@ -113,6 +117,11 @@ export async function buildCells() {
       side: 'gateway',
       concurrency: CONCURRENT,
       op: () => hpkeSeal(recipient, reading, topic),
+    },
+    {
+      name: 'HpkeSealer.seal (node:crypto), crypto/hpke-seal-sync.ts, what the gateway uses',
+      side: 'gateway',
+      op: () => gatewaySealer.seal(reading, topic),
     },
     {
       name: 'HPKE seal, same suite on node:crypto (bench sketch)',
