@@ -5,7 +5,6 @@ import {
   BodyProtection,
   type EnvelopeFailure,
   EnvelopeKind,
-  envelopeKid,
   type UplinkEnvelope,
   verifyEnvelope,
   verifyKeyBinding,
@@ -92,18 +91,27 @@ export class EnvelopeConsumer {
 
   /** A data or control message received on `cloudTopic`. */
   async message(cloudTopic: string, bytes: Buffer): Promise<ConsumeResult> {
-    const kid = envelopeKid(bytes)
-    if (kid && !this.keys.has(kid.toString('hex'))) {
+    // One decode: the verifier's key lookup tells us when the kid has no binding yet.
+    let unknownKid: string | undefined
+    const verified = verifyEnvelope(
+      (k) => {
+        const bound = this.keys.get(k.toString('hex'))
+        if (!bound) unknownKid = k.toString('hex')
+        return bound
+      },
+      cloudTopic,
+      bytes,
+    )
+    if ('failure' in verified && unknownKid !== undefined) {
       if (this.pendingCount >= MAX_PENDING) {
-        return { ok: false, failure: 'pending_overflow', cloudTopic, kid: kid.toString('hex') }
+        return { ok: false, failure: 'pending_overflow', cloudTopic, kid: unknownKid }
       }
-      const list = this.pending.get(kid.toString('hex')) ?? []
+      const list = this.pending.get(unknownKid) ?? []
       list.push({ topic: cloudTopic, bytes })
-      this.pending.set(kid.toString('hex'), list)
+      this.pending.set(unknownKid, list)
       this.pendingCount++
-      return { ok: 'pending', cloudTopic, kid: kid.toString('hex') }
+      return { ok: 'pending', cloudTopic, kid: unknownKid }
     }
-    const verified = verifyEnvelope((k) => this.keys.get(k.toString('hex')), cloudTopic, bytes)
     if ('failure' in verified) {
       return {
         ok: false,

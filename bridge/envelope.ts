@@ -124,18 +124,6 @@ export function verifyEnvelope(
   return { envelope, kid: result.kid }
 }
 
-/** The kid of a Sign1 envelope, unverified (to find out which key binding is missing). */
-export function envelopeKid(bytes: Buffer): Buffer | undefined {
-  try {
-    const value = decodeCbor(bytes, { maxBytes: MAX_ENVELOPE_BYTES, maxDepth: 2 })
-    if (!Array.isArray(value) || !(value[1] instanceof Map)) return undefined
-    const kid = value[1].get(4)
-    return Buffer.isBuffer(kid) ? kid : undefined
-  } catch {
-    return undefined
-  }
-}
-
 function decodeEnvelopePayload(payload: Buffer): UplinkEnvelope | undefined {
   let value: unknown
   try {

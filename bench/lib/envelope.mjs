@@ -16,15 +16,7 @@
  * every one, and crypto/hpke.ts (hpke-js on WebCrypto) costs milliseconds per
  * message. Each sampled message is opened by both and the two must agree.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHmac,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-} from 'node:crypto'
+import { createDecipheriv, createHmac, createPrivateKey, createPublicKey, diffieHellman } from 'node:crypto'
 
 /** First byte of a gateway envelope (a CBOR array of 4); a raw bench payload starts with 0xb7. */
 export const ENVELOPE_FIRST_BYTE = 0x84
@@ -124,7 +116,6 @@ const VERSION_LABEL = Buffer.from('HPKE-v1')
 /** suite_id of the KEM (DHKEM(X25519, HKDF-SHA256) = 0x0020) and of the whole suite (+ HKDF-SHA256 0x0001, ChaCha20-Poly1305 0x0003). */
 const KEM_SUITE = Buffer.from([0x4b, 0x45, 0x4d, 0x00, 0x20])
 const HPKE_SUITE = Buffer.from([0x48, 0x50, 0x4b, 0x45, 0x00, 0x20, 0x00, 0x01, 0x00, 0x03])
-const X25519_SPKI = Buffer.from('302a300506032b656e032100', 'hex')
 const X25519_PKCS8 = Buffer.from('302e020100300506032b656e04220420', 'hex')
 const EMPTY = Buffer.alloc(0)
 const TAG = 16
@@ -208,42 +199,5 @@ export function createHpkeOpener(privateKeyRaw, kid) {
     } catch {
       return null
     }
-  }
-}
-
-/**
- * The same suite's seal on node:crypto (a fresh ephemeral key per message),
- * for the micro-benchmark only: what sealing could cost without WebCrypto's
- * async round trips. Its output opens with crypto/hpke.ts (checked there).
- */
-export function createHpkeSealer(publicKeyRaw, kid) {
-  const pkR = createPublicKey({
-    key: Buffer.concat([X25519_SPKI, publicKeyRaw]),
-    format: 'der',
-    type: 'spki',
-  })
-  const kidHead = Buffer.from(kid.length < 24 ? [0x40 | kid.length] : [0x58, kid.length])
-  return (plaintext, topic) => {
-    const { privateKey, publicKey } = generateKeyPairSync('x25519')
-    const enc = Buffer.from(publicKey.export({ format: 'jwk' }).x, 'base64url')
-    const { key, nonce } = keyAndNonce(diffieHellman({ privateKey, publicKey: pkR }), enc, publicKeyRaw)
-    const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: TAG })
-    c.setAAD(hpkeAad(topic), { plaintextLength: plaintext.length })
-    const ct = Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()])
-    const ctHead =
-      ct.length < 24
-        ? Buffer.from([0x40 | ct.length])
-        : ct.length < 256
-          ? Buffer.from([0x58, ct.length])
-          : Buffer.from([0x59, ct.length >> 8, ct.length & 0xff])
-    return Buffer.concat([
-      Buffer.from([0x83, 0x40, 0xa2, 0x04]),
-      kidHead,
-      kid,
-      Buffer.from([0x23, 0x58, 0x20]),
-      enc,
-      ctHead,
-      ct,
-    ])
   }
 }
