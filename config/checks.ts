@@ -32,7 +32,9 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
   config.devices.forEach((d, i) => {
     const at = `devices[${i}]`
     deviceId(d.id, `${at}.id`)
-    username(d.username, `${at}.username`)
+    // A token device without a username answers to its id as the CONNECT username.
+    if (d.username !== undefined) username(d.username, `${at}.username`)
+    else if (d.payloadKey) username(d.id, `${at}.id (the CONNECT username of a token device)`)
     pskIdentity(d.psk?.identity, `${at}.psk.identity`)
     commonName(d.certificate?.commonName, `${at}.certificate.commonName`)
     kid(d.payloadKey?.kid.toLowerCase(), `${at}.payloadKey.kid`)

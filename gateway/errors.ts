@@ -7,6 +7,7 @@ export type GatewayErrorCode =
   | 'GW_ERR_PUBLISH_DENIED'
   | 'GW_ERR_UPLINK_FULL'
   | 'GW_ERR_POLICY_FILE'
+  | 'GW_ERR_DUPLICATE_USERNAME'
 
 export class GatewayError extends EdgeGatewayError {
   declare readonly code: GatewayErrorCode

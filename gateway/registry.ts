@@ -42,6 +42,15 @@ export interface Device {
 
 const MAX_PSK_FILE_BYTES = 1024
 
+/**
+ * The CONNECT username that names a device: its `username`, or, for a device
+ * with a payload key and no username (a one-time-token device), its id. MQTT
+ * 3.1.1 allows a password (the token) only with a username (MQTT-3.1.2-22).
+ */
+export function connectUsernameOf(spec: Pick<DeviceSpec, 'id' | 'username' | 'payload'>): string | undefined {
+  return spec.username ?? (spec.payload ? spec.id : undefined)
+}
+
 /** Reads a PSK file: hex, 16 to 64 bytes, surrounding white space ignored (as mosquitto's psk_file). */
 export async function readPskFile(file: string): Promise<Buffer> {
   const raw = await readFile(file)
@@ -88,7 +97,17 @@ export class DeviceRegistry {
       ...(spec.signingKey && { signingKey: spec.signingKey }),
     }
     this.byId.set(device.id, device)
-    if (device.username !== undefined) this.byUsername.set(device.username, device)
+    const connectName = connectUsernameOf(spec)
+    if (connectName !== undefined) {
+      const other = this.byUsername.get(connectName)
+      if (other && other.id !== device.id) {
+        throw new GatewayError(
+          'GW_ERR_DUPLICATE_USERNAME',
+          `devices ${other.id} and ${device.id} both answer to the CONNECT username "${connectName}"`,
+        )
+      }
+      this.byUsername.set(connectName, device)
+    }
     if (spec.psk) {
       this.byPskIdentity.set(spec.psk.identity, device)
       this.pskKeys.set(spec.psk.identity, spec.psk.key)

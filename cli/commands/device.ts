@@ -99,6 +99,9 @@ export function registerDevice(program: Command): void {
         const secret = randomBytes(16)
         const secretFile = resolve(join(options.keyDir, `${id}.secret`))
         await writeSecretFile(secretFile, `${secret.toString('hex')}\n`)
+        // A token device is named by its CONNECT username (docs/wire-format.md): print it, so the
+        // entry connects as it is.
+        if (entry.username === undefined) entry.username = id
         entry.payloadKey = { kid: kid.toLowerCase(), secretFile, aead: options.aead }
         const bytes = (b: Buffer) => [...b].map((x) => `0x${x.toString(16).padStart(2, '0')}`).join(', ')
         process.stderr.write(
@@ -109,6 +112,7 @@ export function registerDevice(program: Command): void {
             `                  { ${bytes(secret)} }`,
             `  master salt:    (none)`,
             `  algorithm:      ${options.aead}; MAC HMAC 256/64; key derivation HKDF-SHA256 as RFC 8613 (see docs/wire-format.md)`,
+            `  CONNECT:        username \`${entry.username}\`, client id ${options.clientId ? `matching ${options.clientId.join(' or ')}` : `\`${id}\``}, password = a one-time token (docs/wire-format.md)`,
             '',
           ].join('\n'),
         )

@@ -159,7 +159,11 @@ describe('edge-gateway policy and device commands', () => {
     expect(result.code).toBe(0)
     const [entry] = parse(result.stdout) as Array<Record<string, unknown>>
     const secretFile = join(keyDir, 'meter-9.secret')
-    expect(entry).toEqual({ id: 'meter-9', payloadKey: { kid: '2a', secretFile, aead: 'AES-CCM-16-64-128' } })
+    expect(entry).toEqual({
+      id: 'meter-9',
+      username: 'meter-9',
+      payloadKey: { kid: '2a', secretFile, aead: 'AES-CCM-16-64-128' },
+    })
     expect((await stat(secretFile)).mode & 0o777).toBe(0o600)
     const secret = (await readFile(secretFile, 'utf8')).trim()
     expect(secret).toMatch(/^[0-9a-f]{32}$/)

@@ -94,6 +94,14 @@ describe('parseConfig', () => {
     expect(errorOf(dup).message).toContain(
       'devices[1].id: device id "sensor-1" is already used at devices[0].id',
     )
+    // A token device without a username answers to its id; no other device may use that name.
+    const tokenName = valid.replace(
+      '  - id: valve-2\n',
+      '  - id: tiny\n    payloadKey: { kid: "01", secretFile: keys/tiny.secret }\n  - id: valve-2\n    username: tiny\n',
+    )
+    expect(errorOf(tokenName).message).toContain(
+      'devices[2].username: username "tiny" is already used at devices[1].id (the CONNECT username of a token device)',
+    )
     const samePort = valid.replace('      port: 8883', '      port: 1883')
     expect(errorOf(samePort).message).toContain('lan.listeners[1]: address "127.0.0.1:1883" is already used')
     const noCredential = valid.replace(/ {4}psk:\n.*\n.*\n/, '')

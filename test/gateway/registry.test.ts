@@ -179,6 +179,34 @@ describe('DeviceRegistry', () => {
     expect(registry.byDeviceId('dev-a')!.groups).toEqual(['a'])
   })
 
+  it('names a token device (payload key, no username) by its id as the CONNECT username', () => {
+    const payload = { kid: Buffer.from([1]), context: {} as never }
+    const registry = new DeviceRegistry([
+      { id: 'tiny', payload },
+      { id: 'meter', username: 'meter-user', payload: { ...payload, kid: Buffer.from([2]) } },
+    ])
+    expect(registry.byUser('tiny')?.id).toBe('tiny')
+    expect(registry.byUser('meter-user')?.id).toBe('meter')
+    expect(registry.byUser('meter')).toBeUndefined()
+    expect(registry.byDeviceId('tiny')?.username).toBeUndefined()
+  })
+
+  it('refuses two devices that answer to one CONNECT username', () => {
+    const payload = { kid: Buffer.from([1]), context: {} as never }
+    expect(
+      () =>
+        new DeviceRegistry([
+          { id: 'tiny', payload },
+          { id: 'other', username: 'tiny' },
+        ]),
+    ).toThrow(
+      expect.objectContaining({
+        code: 'GW_ERR_DUPLICATE_USERNAME',
+        message: 'devices tiny and other both answer to the CONNECT username "tiny"',
+      }),
+    )
+  })
+
   it('is empty when built from nothing', () => {
     const registry = new DeviceRegistry()
     expect(registry.size).toBe(0)
