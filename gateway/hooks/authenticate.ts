@@ -28,7 +28,7 @@ export interface AuthenticateDeps {
 }
 
 /** Checks a one-time CONNECT token for a device; 'ok' or why not. */
-export type TokenCheck = (device: Device, token: Buffer, clientId: string) => 'ok' | string
+export type TokenCheck = (device: Device, token: Buffer, clientId: string) => Promise<'ok' | string>
 
 /** A COSE_Mac0 token is a 4-element CBOR array (0x84); no UTF-8 text password starts with that byte. */
 const looksLikeToken = (password: Buffer) => password[0] === 0x84
@@ -92,7 +92,7 @@ export async function decide(
         : refuse(BAD_USERNAME_OR_PASSWORD, 'auth_unknown_user', 'unknown username')
     }
     if (password !== undefined && userDevice.payload && tokenCheck && looksLikeToken(password)) {
-      const outcome = tokenCheck(userDevice, password, clientId)
+      const outcome = await tokenCheck(userDevice, password, clientId)
       if (outcome !== 'ok') {
         return refuse(
           BAD_USERNAME_OR_PASSWORD,

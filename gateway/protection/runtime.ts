@@ -1,7 +1,7 @@
 import { join } from 'node:path'
-import { LRUCache } from 'lru-cache'
 import type { GatewayConfig } from '../../config/index.js'
 import type { Logger } from '../../core/logger.js'
+import { NonceJournal } from '../../core/nonce-journal.js'
 import { ReplayGuard } from '../../crypto/replay-guard.js'
 import { FileReplayStore } from '../../crypto/replay-store.js'
 import { GatewaySequence } from './gateway-sequence.js'
@@ -14,12 +14,19 @@ export interface ProtectionRuntime {
   opener: PayloadOpener
   /** The gateway's sender sequence for gateway-to-device messages. */
   sequence: GatewaySequence
-  /** One-time CONNECT token nonces seen, remembered for twice the window (bounded). */
-  tokenNonces: LRUCache<string, true>
+  /**
+   * One-time CONNECT token nonces accepted, each remembered on disk (before the
+   * CONNACK) until its token could no longer be accepted, so a restart or a
+   * crash does not make a token replayable.
+   */
+  tokenNonces: NonceJournal
   tokenWindowSeconds: number
   failuresBeforeDisconnect: number
   close(): Promise<void>
 }
+
+/** Token nonces remembered at most (a token lives 2 × the window); beyond it tokens are refused. */
+export const MAX_TOKEN_NONCES = 100_000
 
 export async function createProtectionRuntime(
   lan: GatewayConfig['lan'],
@@ -30,13 +37,19 @@ export async function createProtectionRuntime(
     logger: logger.child({ module: 'replay' }),
   })
   const guard = await ReplayGuard.open(store)
+  const tokenNonces = await NonceJournal.open(join(stateDir, 'token-nonces'), {
+    maxEntries: MAX_TOKEN_NONCES,
+  })
   return {
     requirements: new ProtectionRequirements(lan.protection),
     opener: new PayloadOpener(guard, lan.payload.maxBytes),
     sequence: new GatewaySequence(join(stateDir, 'gateway-sequence')),
-    tokenNonces: new LRUCache<string, true>({ max: 100_000, ttl: 2 * lan.payload.tokenWindowSeconds * 1000 }),
+    tokenNonces,
     tokenWindowSeconds: lan.payload.tokenWindowSeconds,
     failuresBeforeDisconnect: lan.payload.failuresBeforeDisconnect,
-    close: () => store.close(),
+    close: async () => {
+      await tokenNonces.close()
+      await store.close()
+    },
   }
 }

@@ -1,0 +1,120 @@
+import { readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { NonceJournal } from '../../core/nonce-journal.js'
+import { makeTempDir, removeDir } from '../helpers/tmp.js'
+
+let dir: string
+let n = 0
+const fresh = () => join(dir, `journal-${++n}`)
+
+beforeAll(async () => {
+  dir = await makeTempDir('edge-gw-nonce-journal-')
+})
+
+afterAll(async () => {
+  await removeDir(dir)
+})
+
+describe('NonceJournal', () => {
+  it('remembers a key until its expiry, and again after a reopen', async () => {
+    let now = 1_000
+    const file = fresh()
+    const journal = await NonceJournal.open(file, { maxEntries: 10, now: () => now })
+    expect(await journal.remember('01:aa', 5_000)).toBe('fresh')
+    expect(await journal.remember('01:aa', 5_000)).toBe('replayed')
+    expect(await journal.remember('01:bb', 2_000)).toBe('fresh')
+    // Not closed: what a crash leaves behind is what was appended.
+    const reopened = await NonceJournal.open(file, { maxEntries: 10, now: () => now })
+    expect(await reopened.remember('01:aa', 5_000)).toBe('replayed')
+    now = 2_001
+    // Expired: accepted again (the token it stood for is refused as expired by then anyway).
+    expect(await reopened.remember('01:bb', 9_000)).toBe('fresh')
+    await reopened.close()
+    await journal.close()
+  })
+
+  it('is written 0600 and compacted to the live keys at open', async () => {
+    let now = 0
+    const file = fresh()
+    const journal = await NonceJournal.open(file, { maxEntries: 10, now: () => now })
+    await journal.remember('aa', 100)
+    await journal.remember('bb', 300)
+    await journal.close()
+    expect((await stat(file)).mode & 0o777).toBe(0o600)
+    expect(await readFile(file, 'utf8')).toBe('aa 100\nbb 300\n')
+    now = 200
+    const reopened = await NonceJournal.open(file, { maxEntries: 10, now: () => now })
+    expect(reopened.size).toBe(1)
+    expect(await readFile(file, 'utf8')).toBe('bb 300\n')
+    await reopened.close()
+  })
+
+  it('ignores a torn last line and lines that are not records', async () => {
+    const file = fresh()
+    await writeFile(file, 'aa 900\nnot a record\nbb 9', { mode: 0o600 })
+    const journal = await NonceJournal.open(file, { maxEntries: 10, now: () => 0 })
+    expect(journal.size).toBe(2)
+    expect(await journal.remember('aa', 900)).toBe('replayed')
+    // "bb 9" parses as a whole record whose expiry (9 ms) is still ahead of the clock (0).
+    expect(await journal.remember('bb', 900)).toBe('replayed')
+    await journal.close()
+    const torn = fresh()
+    await writeFile(torn, 'aa 900\ncc', { mode: 0o600 })
+    const again = await NonceJournal.open(torn, { maxEntries: 10, now: () => 0 })
+    expect(again.size).toBe(1)
+    expect(await again.remember('cc', 900)).toBe('fresh')
+    await again.close()
+  })
+
+  it("refuses new keys with 'full' while maxEntries live keys are remembered", async () => {
+    let now = 0
+    const journal = await NonceJournal.open(fresh(), { maxEntries: 2, now: () => now })
+    expect(await journal.remember('a1', 100)).toBe('fresh')
+    expect(await journal.remember('a2', 200)).toBe('fresh')
+    expect(await journal.remember('a3', 300)).toBe('full')
+    now = 150
+    expect(await journal.remember('a3', 300)).toBe('fresh')
+    await journal.close()
+  })
+
+  it('a key used twice in one tick is fresh once', async () => {
+    const journal = await NonceJournal.open(fresh(), { maxEntries: 10, now: () => 0 })
+    const outcomes = await Promise.all([journal.remember('dd', 10), journal.remember('dd', 10)])
+    expect(outcomes).toEqual(['fresh', 'replayed'])
+    await journal.close()
+  })
+
+  it('compacts as it goes, keeping every live key', async () => {
+    let now = 0
+    const file = fresh()
+    const journal = await NonceJournal.open(file, { maxEntries: 5_000, now: () => now })
+    // 3,000 keys that expire, then 10 that live: past 1,024 lines the file is rewritten.
+    for (let i = 0; i < 3_000; i++) await journal.remember(i.toString(16).padStart(4, '0'), 10)
+    now = 20
+    const live = Array.from({ length: 10 }, (_, i) => `ff${i}`)
+    await Promise.all(live.map((k) => journal.remember(k, 1_000)))
+    for (let i = 0; i < 1_100; i++) await journal.remember(`e${i.toString(16).padStart(4, '0')}`, 1_000)
+    const lines = (await readFile(file, 'utf8')).trim().split('\n')
+    expect(lines.length).toBeLessThan(3_000)
+    await journal.close()
+    const reopened = await NonceJournal.open(file, { maxEntries: 5_000, now: () => now })
+    for (const k of live) expect(await reopened.remember(k, 1_000)).toBe('replayed')
+    expect(reopened.size).toBe(1_110)
+    await reopened.close()
+  })
+
+  it('refuses keys that are not hex', async () => {
+    const journal = await NonceJournal.open(fresh(), { maxEntries: 10, now: () => 0 })
+    await expect(journal.remember('a b', 10)).rejects.toThrow('Expected a nonce key of 1 to 64 hex digits')
+    await journal.close()
+  })
+
+  it('appends one line per key', async () => {
+    const file = fresh()
+    const journal = await NonceJournal.open(file, { maxEntries: 10, now: () => 0 })
+    await Promise.all(['a0', 'a1', 'a2'].map((k) => journal.remember(k, 50)))
+    expect(await readFile(file, 'utf8')).toBe('a0 50\na1 50\na2 50\n')
+    await journal.close()
+  })
+})
