@@ -235,6 +235,12 @@ export const configSchema = z.strictObject({
         lockSeconds: z.number().int().min(1).max(86_400).default(300),
         /** Identities and addresses remembered at most (oldest forgotten first). */
         maxEntries: z.number().int().min(100).max(10_000_000).default(10_000),
+        /**
+         * Every refused CONNECT is answered no sooner than this after it arrived, whatever the
+         * reason, so the response time tells nothing about which usernames exist or how their
+         * passwords are stored. Above the slowest password check (scrypt) on the box.
+         */
+        refusalDelayMs: z.number().int().min(0).max(10_000).default(500),
       })
       .prefault({}),
   }),

@@ -44,7 +44,13 @@ export class LanGateway {
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
       preConnect: createPreConnect({ access }),
-      authenticate: createAuthenticate({ access, security, logger, protection }),
+      authenticate: createAuthenticate({
+        access,
+        security,
+        logger,
+        protection,
+        refusalDelayMs: options.lan.lockout.refusalDelayMs,
+      }),
       authorizePublish: createAuthorizePublish({
         access,
         security,

@@ -25,6 +25,8 @@ export interface AuthenticateDeps {
   security: SecurityEvents
   logger: Logger
   protection: ProtectionRuntime
+  /** A refused CONNECT is answered no sooner than this after it arrived (ms). */
+  refusalDelayMs: number
 }
 
 /** Checks a one-time CONNECT token for a device; 'ok' or why not. */
@@ -137,6 +139,10 @@ export async function decide(
   return { ok: true, device }
 }
 
+/** The pause a client's answer waits at least (the lockout's slow-down), set during the check. */
+const holds = new WeakMap<Client, number>()
+const holdFor = (client: Client, ms: number) => holds.set(client, ms)
+
 function refusal(returnCode: number, message: string): AuthenticateError {
   const err = new Error(message) as AuthenticateError
   err.returnCode = returnCode
@@ -163,7 +169,8 @@ async function authenticate(
       `locked out after repeated failures (${lock.key.startsWith('addr:') ? 'address' : 'identity'}), ${Math.ceil(lock.retryAfterMs / 1000)} s left`,
     )
   }
-  if (lock.delayMs > 0) await sleep(lock.delayMs)
+  // A failing identity or address is slowed: its answer waits this long at least (below).
+  holdFor(client, lock.delayMs)
 
   const verdict = await decide(
     access.registry,
@@ -239,8 +246,22 @@ async function authenticate(
 export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler {
   return (client: Client, username, password, done) => {
     const transport = transportOf(client)
+    const arrived = performance.now()
+    /** Waits until `ms` after the CONNECT arrived (at once if that has passed). */
+    const until = async (ms: number) => {
+      const wait = ms - (performance.now() - arrived)
+      if (wait > 0) await sleep(wait)
+    }
+    // Refusals leave at one moment after arrival, whatever work the check took (an unknown user,
+    // a scrypt hash, a Mosquitto $7$ hash or a token), so timing does not tell usernames apart;
+    // the lockout's slow-down is a floor too, not a pause added before the check.
+    const refuseAtFloor = async (err: AuthenticateError) => {
+      await until(Math.max(deps.refusalDelayMs, holds.get(client) ?? 0))
+      done(err, false)
+    }
     authenticate(deps, client, username, password).then(
-      (verdict) => {
+      async (verdict) => {
+        if (verdict.ok) await until(holds.get(client) ?? 0)
         if (verdict.ok) {
           setSession(client, {
             device: verdict.device,
@@ -273,11 +294,11 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
           },
           `CONNECT refused: ${verdict.message}`,
         )
-        done(refusal(verdict.returnCode, verdict.message), false)
+        return refuseAtFloor(refusal(verdict.returnCode, verdict.message))
       },
       (cause: unknown) => {
         deps.logger.error({ err: cause, clientId: client.id }, 'authentication failed internally')
-        done(refusal(SERVER_UNAVAILABLE, 'authentication unavailable'), false)
+        return refuseAtFloor(refusal(SERVER_UNAVAILABLE, 'authentication unavailable'))
       },
     )
   }
