@@ -58,6 +58,11 @@ export function createAuthorizeForward(deps: {
     }
     const plaintext = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     const seq = deps.protection.sequence.take()
+    if (seq === undefined) {
+      // No durably reserved number: sealing without one could reuse a nonce after a crash.
+      deps.metrics.increment('downlink_withheld_total{reason="sequence_unavailable"}')
+      return null
+    }
     const payload =
       mode === 'sealed'
         ? seal(keys.context, 'gateway-to-device', seq, plaintext, packet.topic)

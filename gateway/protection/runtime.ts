@@ -37,13 +37,16 @@ export async function createProtectionRuntime(
     logger: logger.child({ module: 'replay' }),
   })
   const guard = await ReplayGuard.open(store)
+  const sequence = await GatewaySequence.open(join(stateDir, 'gateway-sequence'), {
+    logger: logger.child({ module: 'gateway-sequence' }),
+  })
   const tokenNonces = await NonceJournal.open(join(stateDir, 'token-nonces'), {
     maxEntries: MAX_TOKEN_NONCES,
   })
   return {
     requirements: new ProtectionRequirements(lan.protection),
     opener: new PayloadOpener(guard, lan.payload.maxBytes),
-    sequence: new GatewaySequence(join(stateDir, 'gateway-sequence')),
+    sequence,
     tokenNonces,
     tokenWindowSeconds: lan.payload.tokenWindowSeconds,
     failuresBeforeDisconnect: lan.payload.failuresBeforeDisconnect,
