@@ -479,7 +479,24 @@ describe('downlink commands from the cloud', () => {
     await waitUntil(() => plainReceived.length === delivered + 1, 10_000, 'first delivery')
     await stack.restartGateway()
     await stack.waitLinkUp()
+    // The device comes back after the restart and listens again.
+    const after: Array<{ topic: string; payload: string }> = []
+    const again = await connectDevice(stack.port('tcp'), {
+      clientId: `${PASSWORD_DEVICE.id}-again`,
+      username: PASSWORD_DEVICE.username,
+      password: PASSWORD_DEVICE.password,
+    })
+    again.on('message', (t, payload) => after.push({ topic: t, payload: payload.toString() }))
+    await again.subscribeAsync(`devices/${PASSWORD_DEVICE.id}/cmd/#`, { qos: 1 })
     await new Promise((r) => setTimeout(r, 300))
     await refusedWith('replayed', () => cloudClient.publishAsync(topic, once, { qos: 1 }))
+    // A fresh command sent after the replay, on the same path: once it has arrived, the replay
+    // (sent before it, in order) would have arrived too. The device got the fresh one alone.
+    const fresh = command({ device: PASSWORD_DEVICE.id, topic, body: 'fresh' })
+    await cloudClient.publishAsync(topic, fresh, { qos: 1 })
+    await waitUntil(() => after.length > 0, 10_000, 'the fresh command after the replay')
+    await new Promise((r) => setTimeout(r, 300))
+    expect(after).toEqual([{ topic: `devices/${PASSWORD_DEVICE.id}/cmd/restart-test`, payload: 'fresh' }])
+    await again.endAsync()
   })
 })
