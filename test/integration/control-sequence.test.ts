@@ -116,6 +116,19 @@ describe('gw-seq on the cloud link: device messages numbered, control messages 0
       expect(r.message.duplicate).toBe(false)
     }
     expect(refused).toEqual([])
+    // The signed health message carries the counters that are not zero.
+    const healthMetrics = () =>
+      control()
+        .filter((r) => r.message.topic === 'health')
+        .map((r) => (JSON.parse(r.message.body.toString()) as { metrics: Record<string, number> }).metrics)
+    await waitUntil(
+      () => healthMetrics().some((m) => m.uplink_delivered_total === 10),
+      10_000,
+      'a health message after the 10 messages',
+    )
+    const metrics = healthMetrics().find((m) => m.uplink_delivered_total === 10)!
+    expect(metrics.uplink_accepted_total).toBe(10)
+    expect(Object.values(metrics).every((v) => v !== 0)).toBe(true)
   })
 
   it('the Will, signed when the connection was made, carries gw-seq 0 and a timestamp from before that connection went online', async () => {
