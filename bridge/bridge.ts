@@ -2,13 +2,13 @@ import { createPublicKey } from 'node:crypto'
 import { type Observable, type Subscription, tap } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
-import type { Metrics } from '../core/metrics.js'
+import { type Metrics, nonZero, series } from '../core/metrics.js'
 import type { OfferResult, UplinkMessage, UplinkSink } from '../gateway/uplink.js'
 import { CloudLink, type LinkState } from './cloud-link.js'
 import type { CloudProtector } from './cloud-protector.js'
 import type { CloudSession } from './cloud-session.js'
 import { type CertificateStatus, ControlTopics, type GatewayCertificate } from './control.js'
-import type { Downlink } from './downlink.js'
+import { COMMAND_REFUSALS, type Downlink } from './downlink.js'
 import { SendGate } from './gate.js'
 import { uplinkPipeline } from './pipeline.js'
 import { MemoryQueue } from './queue/memory-queue.js'
@@ -43,7 +43,14 @@ export interface BridgeStatus {
   /** False while the gate (tunnel health) holds the bridge. */
   sending: boolean
   queue: {
+    /** Where the queue keeps messages: `disk` (segment files) or `memory`. */
+    store: 'disk' | 'memory'
     depth: number
+    /**
+     * disk: bytes of the queue's files (segments and their ack files, plus appends being
+     * written); acknowledged records count until their whole segment is deleted.
+     * memory: bytes of the records held.
+     */
     bytes: number
     capacity: number
     oldestAgeMs: number | null
@@ -56,6 +63,29 @@ export interface BridgeStatus {
   refusedByCloud: number
   certificate?: CertificateStatus
   tunnel?: unknown
+  /**
+   * Every counter and gauge of the Metrics the bridge was given (in the gateway, the one
+   * Metrics of the whole gateway: LAN, bridge, security events), by series name; counters
+   * the gateway knows of are present from 0 (docs/bridge.md#metrics).
+   */
+  metrics: Record<string, number>
+}
+
+/** The counters the bridge keeps, declared so they show at 0 from the start. */
+function declareBridgeCounters(metrics: Metrics): void {
+  for (const name of [
+    'uplink_accepted_total',
+    'uplink_delivered_total',
+    series('uplink_dropped_total', { reason: 'queue_full', qos: 0 }),
+    series('uplink_dropped_total', { reason: 'queue_full', qos: 1 }),
+    series('uplink_dropped_total', { reason: 'cloud_refused' }),
+    'uplink_publish_interrupted_total',
+    'uplink_protect_failed_total',
+    'downlink_delivered_total',
+    ...[...COMMAND_REFUSALS, 'error'].map((reason) => series('downlink_refused_total', { reason })),
+  ]) {
+    metrics.declare(name)
+  }
 }
 
 const RATE_WINDOW = 10
@@ -97,12 +127,13 @@ export class Bridge implements UplinkSink {
       onMessage: (topic, payload) => {
         if (!downlink) return
         downlink.handle(topic, payload).catch((err: unknown) => {
-          metrics.increment('downlink_refused_total{reason="error"}')
+          metrics.increment(series('downlink_refused_total', { reason: 'error' }))
           logger.error({ err, topic }, 'downlink command could not be handled; not delivered')
         })
       },
       onSession: (session) => this.announce(session),
     })
+    declareBridgeCounters(metrics)
     metrics.gauge('uplink_queue_depth', () => this.queue.size)
     metrics.gauge('uplink_queue_bytes', () => this.queue.stats().bytes)
     metrics.gauge('uplink_queue_capacity', () => this.queue.capacity)
@@ -123,7 +154,9 @@ export class Bridge implements UplinkSink {
       return undefined
     })
     if (!entry) {
-      this.options.metrics.increment(`uplink_dropped_total{reason="queue_full",qos="${message.qos}"}`)
+      this.options.metrics.increment(
+        series('uplink_dropped_total', { reason: 'queue_full', qos: message.qos }),
+      )
       return 'full'
     }
     this.options.metrics.increment('uplink_accepted_total')
@@ -185,12 +218,18 @@ export class Bridge implements UplinkSink {
     void publish(this.control.status, protector.control(this.control.status, 'status', { state: 'online' }))
   }
 
+  /**
+   * The status line in the log and the signed health message: the status with only the
+   * series that are not zero (every series is in status.json; zeros here would only be noise).
+   * The logger already carries `module`: adding one here would write the key twice.
+   */
   private reportHealth(): void {
-    const status = this.status()
-    this.options.logger.info({ module: 'status', ...status }, 'bridge status')
+    const full = this.status()
+    const status = { ...full, metrics: nonZero(full.metrics) }
+    this.options.logger.info({ status }, 'bridge status')
     if (status.certificate && status.certificate.daysLeft < 30) {
       this.options.logger.warn(
-        { module: 'status', certificate: status.certificate },
+        { certificate: status.certificate },
         `the gateway certificate expires in ${status.certificate.daysLeft} day(s); rotate it`,
       )
     }
@@ -217,6 +256,7 @@ export class Bridge implements UplinkSink {
       link: this.link.state$.value,
       sending: this.sending,
       queue: {
+        store: this.queue.store,
         depth: stats.depth,
         bytes: stats.bytes,
         capacity: this.queue.capacity,
@@ -226,9 +266,10 @@ export class Bridge implements UplinkSink {
       drainRatePerSecond: Math.round(rate * 10) / 10,
       delivered: metrics.get('uplink_delivered_total'),
       accepted: metrics.get('uplink_accepted_total'),
-      refusedByCloud: metrics.get('uplink_dropped_total{reason="cloud_refused"}'),
+      refusedByCloud: metrics.get(series('uplink_dropped_total', { reason: 'cloud_refused' })),
       ...(certificate && { certificate: certificate.status() }),
       ...(tunnel && { tunnel: tunnel() }),
+      metrics: metrics.snapshot(),
     }
   }
 

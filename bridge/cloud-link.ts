@@ -1,4 +1,6 @@
 import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import { checkServerIdentity, type PeerCertificate } from 'node:tls'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { BehaviorSubject } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
@@ -7,7 +9,23 @@ import type { Metrics } from '../core/metrics.js'
 import { Backoff } from './backoff.js'
 import { CloudSession } from './cloud-session.js'
 import { BridgeError } from './errors.js'
-import { describeLinkError } from './link-errors.js'
+import { describeLinkError, type LinkPhase } from './link-errors.js'
+
+/**
+ * TLS name options for the cloud broker's `servername` (or host): a DNS name is sent as SNI and
+ * checked against the certificate; an IP address is never sent as SNI (RFC 6066 forbids it, and
+ * Node warns with DEP0123) but is still what the certificate must name.
+ */
+export function tlsNameOptions(
+  host: string,
+  servername: string | undefined,
+):
+  | { servername: string }
+  | { checkServerIdentity: (host: string, cert: PeerCertificate) => Error | undefined } {
+  const name = servername ?? host
+  if (isIP(name) === 0) return { servername: name }
+  return { checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert) }
+}
 
 export type LinkState =
   | { status: 'stopped' }
@@ -45,7 +63,6 @@ export class CloudLink {
   private timer: NodeJS.Timeout | undefined
   private stopped = true
   private attempt = 0
-  private lastCause: string | undefined
   private readonly backoff: Backoff
   private readonly target: string
 
@@ -58,6 +75,8 @@ export class CloudLink {
   ) {
     this.backoff = new Backoff(config.reconnect.initialDelayMs, config.reconnect.maxDelayMs)
     this.target = `${config.host}:${config.port}`
+    metrics.declare('cloud_connect_attempts_total')
+    metrics.declare('cloud_disconnects_total')
   }
 
   async start(): Promise<void> {
@@ -86,11 +105,11 @@ export class CloudLink {
     this.attempt++
     this.metrics.increment('cloud_connect_attempts_total')
     this.state$.next({ status: 'connecting', attempt: this.attempt })
-    const options: IClientOptions & { minVersion: string } = {
+    const options: IClientOptions & { minVersion: string } & ReturnType<typeof tlsNameOptions> = {
       protocol: 'mqtts',
       host: this.config.host,
       port: this.config.port,
-      servername: this.config.servername ?? this.config.host,
+      ...tlsNameOptions(this.config.host, this.config.servername),
       ca: tls.ca,
       cert: tls.cert,
       key: tls.key,
@@ -110,11 +129,12 @@ export class CloudLink {
     this.client = client
     let session: CloudSession | undefined
     let closed = false
+    // The last error mqtt.js reported for this connection; logged once, when it closes.
+    let failure: (Error & { code?: string | number }) | undefined
 
     client.on('connect', () => {
       this.backoff.reset()
       this.attempt = 0
-      this.lastCause = undefined
       const stream = client.stream as { setNoDelay?: (on: boolean) => void }
       stream.setNoDelay?.(true)
       session = new CloudSession(client, this.config.protocolVersion === 5)
@@ -137,29 +157,41 @@ export class CloudLink {
     })
     client.on('message', (topic, payload) => this.hooks.onMessage?.(topic, payload))
     client.on('error', (err) => {
-      this.lastCause = describeLinkError(err, this.target)
-      this.logger.warn(
+      failure = err
+      this.logger.debug(
         { cloud: this.target, err: err.message, code: (err as { code?: unknown }).code },
-        this.lastCause,
+        'cloud connection error (logged with its cause when the connection closes)',
       )
     })
     client.on('close', () => {
       if (closed) return
       closed = true
-      if (session && !this.stopped) {
+      const established = session !== undefined
+      const phase: LinkPhase = established ? 'established' : 'set-up'
+      if (established && !this.stopped) {
         this.metrics.increment('cloud_disconnects_total')
-        this.logger.warn({ cloud: this.target }, 'cloud link down')
         this.session$.next(null)
       }
       // Fail whatever this client still holds; the queue re-sends it on the next session.
       client.end(true)
       if (this.stopped) return
       const delay = this.backoff.next()
-      const cause = this.lastCause ?? `the cloud broker at ${this.target} closed the connection`
+      const cause = failure
+        ? describeLinkError(failure, this.target, phase)
+        : `the cloud broker at ${this.target} closed the connection ${established ? 'after set-up' : 'during set-up'}`
       this.state$.next({ status: 'waiting', retryInMs: delay, cause })
-      this.logger.info(
-        { cloud: this.target, retryInMs: delay, attempt: this.attempt },
-        'cloud link: retrying',
+      // One line per failure: what went wrong, and when the next attempt is.
+      this.logger.warn(
+        {
+          cloud: this.target,
+          ...(failure && { err: failure.message, code: failure.code }),
+          phase,
+          retryInMs: delay,
+          ...(!established && { attempt: this.attempt }),
+        },
+        established
+          ? `cloud link down: ${cause}; reconnecting in ${delay} ms`
+          : `${cause}; retrying in ${delay} ms (attempt ${this.attempt} failed)`,
       )
       this.timer = setTimeout(() => this.connect(tls), delay)
     })

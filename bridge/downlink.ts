@@ -23,18 +23,21 @@ export interface Operator {
 }
 
 /** Why a command was refused; stable strings for metrics and security events. */
-export type CommandRefusal =
-  | 'unmapped_topic'
-  | 'malformed'
-  | 'oversize'
-  | 'unknown_kid'
-  | 'bad_signature'
-  | 'wrong_gateway'
-  | 'stale'
-  | 'replayed'
-  | 'too_many_nonces'
-  | 'unknown_device'
-  | 'policy'
+export const COMMAND_REFUSALS = [
+  'unmapped_topic',
+  'malformed',
+  'oversize',
+  'unknown_kid',
+  'bad_signature',
+  'wrong_gateway',
+  'stale',
+  'replayed',
+  'too_many_nonces',
+  'unknown_device',
+  'policy',
+] as const
+
+export type CommandRefusal = (typeof COMMAND_REFUSALS)[number]
 
 /**
  * Downlink commands from the cloud (docs/cloud-envelope.md): accepted only when

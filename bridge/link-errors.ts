@@ -1,9 +1,28 @@
+/** Where a connection was when it failed: before the CONNACK, or after (the link was up). */
+export type LinkPhase = 'set-up' | 'established'
+
 /**
  * Turns what mqtt.js and OpenSSL report about a failed cloud connection into a
  * cause an operator can act on. The raw message is kept beside it in logs.
+ * A reset means different things in the two phases: during set-up it is how a
+ * refused client certificate shows under TLS 1.3; on an established link it is
+ * the broker (or something on the path) dropping a working connection.
  */
-export function describeLinkError(err: Error & { code?: string | number }, target: string): string {
+export function describeLinkError(
+  err: Error & { code?: string | number },
+  target: string,
+  phase: LinkPhase = 'set-up',
+): string {
   const text = `${err.message} ${err.code ?? ''}`
+  if (phase === 'established') {
+    if (/ECONNRESET|socket hang up|EPIPE/i.test(text)) {
+      return `the established connection to the cloud broker at ${target} was reset (${err.message.trim()})`
+    }
+    if (/ETIMEDOUT|keepalive|timed? ?out/i.test(text)) {
+      return `the cloud broker at ${target} stopped answering on the established connection (${err.message.trim()})`
+    }
+    return `the established connection to the cloud broker at ${target} failed: ${err.message}`
+  }
   if (
     /unknown ca|bad certificate|certificate unknown|certificate required|unsupported certificate|revoked/i.test(
       text,

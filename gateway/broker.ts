@@ -1,9 +1,10 @@
 import { Aedes, type Client } from 'aedes'
 import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
-import type { Metrics } from '../core/metrics.js'
+import { type Metrics, series } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
 import { AccessControl, type AccessSnapshot } from './access-control.js'
+import { closeReasonOf } from './close-reason.js'
 import { principalFor, sessionOf, transportOf } from './connection-context.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
@@ -11,6 +12,7 @@ import { createAuthorizePublish } from './hooks/authorize-publish.js'
 import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
 import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
+import { OPEN_FAILURES } from './protection/payload-opener.js'
 import { createProtectionRuntime, type ProtectionRuntime } from './protection/runtime.js'
 import { applyAccess, type ReloadReport } from './reload.js'
 import type { UplinkSink } from './uplink.js'
@@ -62,6 +64,9 @@ export class LanGateway {
       authorizeSubscribe: createAuthorizeSubscribe({ access, security }),
       authorizeForward: createAuthorizeForward({ access, security, metrics, protection }),
     })
+    metrics.declare('lan_protocol_errors_total')
+    for (const reason of OPEN_FAILURES) metrics.declare(series('payload_rejected_total', { reason }))
+    metrics.declare(series('downlink_withheld_total', { reason: 'no_payload_key' }))
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
     metrics.gauge('lan_lockout_entries', () => access.lockout.size)
     broker.on('clientError', (client, err) => {
@@ -83,7 +88,17 @@ export class LanGateway {
     broker.on('clientDisconnect', (client) => {
       access.subscriberLimits.remove(client.id)
       const session = sessionOf(client)
-      if (session) logger.info({ device: session.device.id, clientId: client.id }, 'device disconnected')
+      if (!session) return
+      const closed = closeReasonOf(client)
+      if (!closed) {
+        logger.info({ device: session.device.id, clientId: client.id }, 'device disconnected')
+        return
+      }
+      const { detail, ...why } = closed
+      logger.warn(
+        { ...why, device: session.device.id, clientId: client.id },
+        `device disconnected by the gateway: ${detail}`,
+      )
     })
 
     const listeners: Listener[] = []
@@ -134,7 +149,7 @@ export class LanGateway {
 
   /** Applies a new registry and policy without dropping connections that remain allowed. */
   reload(next: AccessSnapshot): Promise<ReloadReport> {
-    return applyAccess(this.access, next, this.clients(), this.security, this.logger)
+    return applyAccess(this.access, next, this.clients(), this.security)
   }
 
   async close(): Promise<void> {

@@ -6,8 +6,8 @@ export class FloodTracker {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  /** Records one over-limit message; true when the client passed `limit` within the window. */
-  record(client: object, limit: number): boolean {
+  /** Records one over-limit message; returns how many the client sent within the window, this one included. */
+  record(client: object): number {
     const t = this.now()
     let entry = this.counts.get(client)
     if (!entry || t - entry.since > WINDOW_MS) {
@@ -15,6 +15,6 @@ export class FloodTracker {
       this.counts.set(client, entry)
     }
     entry.count++
-    return entry.count > limit
+    return entry.count
   }
 }

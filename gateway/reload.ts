@@ -1,15 +1,28 @@
 import type { Client } from 'aedes'
-import type { Logger } from '../core/logger.js'
 import type { SecurityEvents } from '../core/security-events.js'
 import { SubscriberLimits } from '../policies/subscriber-limits.js'
 import type { AccessControl, AccessSnapshot } from './access-control.js'
+import { setCloseReason } from './close-reason.js'
 import { principalFor, sessionOf, setSession } from './connection-context.js'
 
 export interface ReloadReport {
-  devicesRemoved: number
+  /** Device ids in the new registry that the old one did not have, sorted. */
+  devicesAdded: string[]
+  /** Device ids the old registry had and the new one does not, sorted. */
+  devicesRemoved: string[]
+  /** Devices configured after the reload. */
+  devices: number
+  /** Connections closed because their device was removed. */
+  clientsDisconnected: number
   subscriptionsRevoked: number
   clientsKept: number
 }
+
+function idsOf(registry: AccessSnapshot['registry']): Set<string> {
+  return new Set([...registry.devices()].map((d) => d.id))
+}
+
+const sorted = (ids: Iterable<string>) => [...ids].sort()
 
 function subscriptionsOf(client: Client): string[] {
   return Object.keys((client as unknown as { subscriptions: Record<string, unknown> }).subscriptions ?? {})
@@ -27,28 +40,38 @@ function unsubscribe(client: Client, topics: string[]): Promise<void> {
  * devices that no longer exist are disconnected; subscriptions the new policy
  * forbids are removed (and `authorizeForward` already stops their deliveries);
  * everything else stays connected. Subscriber counts are rebuilt for the new rules.
+ * The caller logs the report (one line per reload).
  */
 export async function applyAccess(
   access: AccessControl,
   next: AccessSnapshot,
   clients: ReadonlyArray<Client>,
   security: SecurityEvents,
-  logger: Logger,
 ): Promise<ReloadReport> {
+  const before = idsOf(access.registry)
+  const after = idsOf(next.registry)
   access.replace(next)
   const limits = new SubscriberLimits()
-  const report: ReloadReport = { devicesRemoved: 0, subscriptionsRevoked: 0, clientsKept: 0 }
+  const report: ReloadReport = {
+    devicesAdded: sorted([...after].filter((id) => !before.has(id))),
+    devicesRemoved: sorted([...before].filter((id) => !after.has(id))),
+    devices: after.size,
+    clientsDisconnected: 0,
+    subscriptionsRevoked: 0,
+    clientsKept: 0,
+  }
   for (const client of clients) {
     const session = sessionOf(client)
     if (!session) continue
     const device = next.registry.byDeviceId(session.device.id)
     if (!device) {
-      report.devicesRemoved++
+      report.clientsDisconnected++
       security.report(
         'device_removed',
         { device: session.device.id, clientId: client.id },
         'device no longer configured: disconnected',
       )
+      setCloseReason(client, { reason: 'device_removed', detail: 'the device is no longer configured' })
       client.close()
       continue
     }
@@ -77,6 +100,5 @@ export async function applyAccess(
     report.clientsKept++
   }
   access.subscriberLimits = limits
-  logger.info(report, 'access policy reloaded')
   return report
 }

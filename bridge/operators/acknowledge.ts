@@ -1,5 +1,5 @@
 import { type MonoTypeOperatorFunction, tap } from 'rxjs'
-import type { Metrics } from '../../core/metrics.js'
+import { type Metrics, series } from '../../core/metrics.js'
 import type { UplinkQueue } from '../queue/queue.js'
 import type { Settled } from './forward.js'
 
@@ -8,6 +8,6 @@ export function acknowledge(queue: UplinkQueue, metrics: Metrics): MonoTypeOpera
   return tap(({ entry, outcome }) => {
     queue.ack(entry.seq)
     if (outcome === 'delivered') metrics.increment('uplink_delivered_total')
-    else metrics.increment('uplink_dropped_total{reason="cloud_refused"}')
+    else metrics.increment(series('uplink_dropped_total', { reason: 'cloud_refused' }))
   })
 }

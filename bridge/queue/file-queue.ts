@@ -37,6 +37,7 @@ interface Pending {
  * One process at a time per folder: the queue takes no lock.
  */
 export class FileQueue implements UplinkQueue {
+  readonly store = 'disk' as const
   private readonly segments: SegmentIndex[]
   private readonly readers = new Set<LogReader>()
   private readonly limits: QueueLimits

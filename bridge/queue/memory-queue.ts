@@ -20,6 +20,7 @@ interface Slot {
  * messages would take in a file queue.
  */
 export class MemoryQueue implements UplinkQueue {
+  readonly store = 'memory' as const
   private slots: Slot[] = []
   private head = 0
   private held = 0

@@ -27,6 +27,8 @@ export interface QueueStats {
  * Every implementation passes test/bridge/queue/contract.ts.
  */
 export interface UplinkQueue {
+  /** `disk`: survives a restart (segment files); `memory`: does not. */
+  readonly store: 'disk' | 'memory'
   /** Messages held (the same as stats().depth). */
   readonly size: number
   /** Messages it holds at most (Infinity when only a byte quota bounds it). */

@@ -2,9 +2,26 @@ import type { Command } from 'commander'
 import { loadConfig } from '../../config/index.js'
 import { describeError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
+import type { ReloadReport } from '../../gateway/index.js'
 import { startEdgeGateway } from '../app.js'
 import { reloadableFiles, watchForReload } from '../reload-watch.js'
 import { untilSignal } from '../shutdown.js'
+
+/** At most this many device ids are named per list in the reload log line. */
+const LISTED = 10
+
+/** "devices: 2 added (a, b), 1 removed (c), 14 configured; 1 connection(s) closed, 0 subscription(s) revoked". */
+export function describeReload(report: ReloadReport): string {
+  const ids = (list: string[]) =>
+    list.length === 0
+      ? ''
+      : ` (${list.slice(0, LISTED).join(', ')}${list.length > LISTED ? `, and ${list.length - LISTED} more` : ''})`
+  return (
+    `devices: ${report.devicesAdded.length} added${ids(report.devicesAdded)}, ` +
+    `${report.devicesRemoved.length} removed${ids(report.devicesRemoved)}, ${report.devices} configured; ` +
+    `${report.clientsDisconnected} connection(s) closed, ${report.subscriptionsRevoked} subscription(s) revoked`
+  )
+}
 
 export function registerStart(program: Command): void {
   program
@@ -26,7 +43,15 @@ export function registerStart(program: Command): void {
           try {
             const next = await loadConfig(options.config)
             const report = await gateway.reload(next)
-            logger.info({ why, ...report }, 'reloaded devices and policies')
+            logger.info(
+              {
+                why,
+                ...report,
+                devicesAdded: report.devicesAdded.slice(0, LISTED),
+                devicesRemoved: report.devicesRemoved.slice(0, LISTED),
+              },
+              `reloaded devices and policies: ${describeReload(report)}`,
+            )
           } catch (err) {
             logger.error(
               { why, err: describeError(err) },

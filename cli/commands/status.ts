@@ -25,6 +25,42 @@ function describeLink(link: BridgeStatus['link']): string {
   }
 }
 
+function describeQueue(q: BridgeStatus['queue']): string {
+  const bytes =
+    q.store === 'memory'
+      ? `${q.bytes} bytes in memory (records held)`
+      : `${q.bytes} bytes on disk (queue files; acknowledged records count until their segment is deleted)`
+  const oldest = q.oldestAgeMs === null ? '' : `, oldest ${Math.round(q.oldestAgeMs / 1000)} s`
+  return `${q.depth} message(s) held${oldest}; ${bytes}`
+}
+
+const SECURITY = /^security_events_total\{event="([^"]+)"\}$/
+
+/** Shown on the drain line already, or gauges shown elsewhere: not repeated on the counters line. */
+const SHOWN = new Set([
+  'uplink_accepted_total',
+  'uplink_delivered_total',
+  'uplink_dropped_total{reason="cloud_refused"}',
+  'cloud_connect_attempts_total',
+  'cloud_disconnects_total',
+])
+
+/** Security events by name, and every other counter that is not zero. */
+function describeCounters(metrics: Record<string, number>): { security: string; counters: string } {
+  const security: string[] = []
+  const counters: string[] = []
+  for (const [name, value] of Object.entries(metrics)) {
+    if (value === 0 || !name.split('{')[0]!.endsWith('_total')) continue
+    const event = SECURITY.exec(name)?.[1]
+    if (event !== undefined) security.push(`${event} ${value}`)
+    else if (!SHOWN.has(name)) counters.push(`${name} ${value}`)
+  }
+  return {
+    security: security.length > 0 ? security.join(', ') : 'none',
+    counters: counters.length > 0 ? counters.join(', ') : 'none',
+  }
+}
+
 export function registerStatus(program: Command): void {
   program
     .command('status')
@@ -54,13 +90,17 @@ export function registerStatus(program: Command): void {
       const dropped = Object.entries(b.queue.dropped)
         .filter(([, n]) => n > 0)
         .map(([reason, n]) => `${reason} ${n}`)
+      const metrics = b.metrics ?? {}
+      const counted = describeCounters(metrics)
       const lines = [
         `gateway      ${status.gateway} (pid ${status.pid}) ${running ? 'running' : `NOT RUNNING (last report ${Math.round(ageMs / 1000)} s ago, state ${status.state})`}`,
-        `cloud link   ${describeLink(b.link)}${b.sending ? '' : ' (holding: tunnel not healthy)'}`,
-        `queue        ${b.queue.depth} message(s), ${b.queue.bytes} bytes${b.queue.oldestAgeMs === null ? '' : `, oldest ${Math.round(b.queue.oldestAgeMs / 1000)} s`}`,
+        `cloud link   ${describeLink(b.link)}${b.sending ? '' : ' (holding: tunnel not healthy)'} (${metrics.cloud_connect_attempts_total ?? 0} connection attempt(s), ${metrics.cloud_disconnects_total ?? 0} disconnect(s))`,
+        `queue        ${describeQueue(b.queue)}`,
         `drain        ${b.drainRatePerSecond} msg/s; accepted ${b.accepted}, delivered ${b.delivered}, refused by cloud ${b.refusedByCloud}`,
         `dropped      ${dropped.length > 0 ? dropped.join(', ') : 'none'}`,
         `devices      ${status.lan.connectedClients} connected`,
+        `security     ${counted.security}`,
+        `counters     ${counted.counters}`,
         ...(b.certificate
           ? [
               `certificate  ${b.certificate.subject}, expires ${b.certificate.notAfter} (${b.certificate.daysLeft} days)`,

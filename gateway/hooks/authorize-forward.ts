@@ -1,5 +1,5 @@
 import type { AedesPublishPacket, AuthorizeForwardHandler } from 'aedes'
-import type { Metrics } from '../../core/metrics.js'
+import { type Metrics, series } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
 import { seal } from '../../crypto/encrypt0.js'
 import { macProtect } from '../../crypto/mac0.js'
@@ -48,7 +48,7 @@ export function createAuthorizeForward(deps: {
     if (mode !== 'sealed' && mode !== 'mac') return packet
     const keys = session.device.payload
     if (!keys) {
-      deps.metrics.increment('downlink_withheld_total{reason="no_payload_key"}')
+      deps.metrics.increment(series('downlink_withheld_total', { reason: 'no_payload_key' }))
       deps.security.report(
         'forward_denied',
         { device: session.device.id, clientId: client.id, topic: packet.topic, reason: 'no_payload_key' },

@@ -1,8 +1,9 @@
 import type { AuthorizePublishHandler, Client, PublishPacket } from 'aedes'
 import type { Logger } from '../../core/logger.js'
-import type { Metrics } from '../../core/metrics.js'
+import { type Metrics, series } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
 import type { AccessControl } from '../access-control.js'
+import { type CloseReason, setCloseReason } from '../close-reason.js'
 import { type DeviceSession, sessionOf, transportOf } from '../connection-context.js'
 import { markDropped } from '../dropped.js'
 import { GatewayError, type GatewayErrorCode } from '../errors.js'
@@ -20,7 +21,8 @@ export interface AuthorizePublishDeps {
   protection: ProtectionRuntime
 }
 
-type Outcome = 'forward' | 'drop' | { disconnect: string; code?: GatewayErrorCode }
+/** A disconnect says why, for the log line of the disconnect (close-reason.ts). */
+type Outcome = 'forward' | 'drop' | { disconnect: string; code?: GatewayErrorCode; why: CloseReason }
 
 /**
  * Runs before aedes acknowledges a PUBLISH (aedes 1.x writes the QoS 1 PUBACK
@@ -66,13 +68,24 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
         },
         `PUBLISH denied (${decision.reason}): ${mode === 'drop' ? 'acknowledged and dropped' : 'connection closed'}`,
       )
-      return mode === 'drop' ? 'drop' : { disconnect: 'publish not authorized' }
+      return mode === 'drop'
+        ? 'drop'
+        : {
+            disconnect: 'publish not authorized',
+            why: {
+              reason: 'publish_denied',
+              detail: `PUBLISH to ${packet.topic} denied (${decision.reason})`,
+              topic: packet.topic,
+              denied: decision.reason,
+            },
+          }
     }
     if (decision.rule.rate) {
       const over = access.rateLimiter.check(session.device.id, decision.rule, fields.bytes)
       if (over !== 'ok') {
         const limit = access.engine.policy.floodDisconnectAfter
-        const flooding = rateFlood.record(client, limit)
+        const count = rateFlood.record(client)
+        const flooding = count > limit
         security.report(
           flooding ? 'flood_disconnect' : 'rate_limited',
           { ...fields, rule: decision.rule.label, limit: over },
@@ -80,7 +93,17 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
             ? `device kept flooding (${limit} messages over its ${over} rate in 10 s): disconnected`
             : `PUBLISH over the ${over} rate limit: dropped`,
         )
-        return flooding ? { disconnect: 'flooding' } : 'drop'
+        if (!flooding) return 'drop'
+        return {
+          disconnect: 'flooding',
+          why: {
+            reason: 'flooding',
+            detail: `${count} messages over its ${over} rate within 10 s (limit ${limit})`,
+            limit,
+            count,
+            rule: decision.rule.label,
+          },
+        }
       }
     }
     return 'forward'
@@ -106,17 +129,28 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       markOpened(result.plaintext)
       return 'forward'
     }
-    deps.metrics.increment(`payload_rejected_total{reason="${result.failure}"}`)
+    deps.metrics.increment(series('payload_rejected_total', { reason: result.failure }))
     const limit = deps.protection.failuresBeforeDisconnect
-    const persistent = payloadFlood.record(client, limit)
+    const count = payloadFlood.record(client)
+    const persistent = count > limit
     deps.security.report(
       'payload_rejected',
       { ...fieldsOf(client, session, packet), mode, reason: result.failure },
       persistent
-        ? `${mode} payload refused (${result.failure}), ${limit} failures in 10 s: disconnected`
+        ? `${mode} payload refused (${result.failure}), ${count} refused within 10 s (limit ${limit}): disconnected`
         : `${mode} payload refused (${result.failure}): dropped`,
     )
-    return persistent ? { disconnect: 'payload failures' } : 'drop'
+    if (!persistent) return 'drop'
+    return {
+      disconnect: 'payload failures',
+      why: {
+        reason: 'payload_failures',
+        detail: `${count} refused payloads within 10 s (limit ${limit}); the last: ${result.failure}`,
+        limit,
+        count,
+        last: result.failure,
+      },
+    }
   }
 
   async function handOver(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
@@ -141,7 +175,12 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
         ? 'uplink queue full: QoS 0 message not forwarded to the cloud'
         : 'uplink queue full: QoS 1 message refused, connection closed so the device keeps and resends it',
     )
-    return qos === 1 ? { disconnect: 'uplink queue full', code: 'GW_ERR_UPLINK_FULL' } : 'forward'
+    if (qos === 0) return 'forward'
+    return {
+      disconnect: 'uplink queue full',
+      code: 'GW_ERR_UPLINK_FULL',
+      why: { reason: 'uplink_full', detail: 'the uplink queue is full; the device keeps its QoS 1 message' },
+    }
   }
 
   async function authorize(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
@@ -173,6 +212,7 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
           packet.retain = false
           return callback(null)
         }
+        setCloseReason(client, outcome.why)
         callback(new GatewayError(outcome.code ?? 'GW_ERR_PUBLISH_DENIED', outcome.disconnect))
       },
       (err: unknown) => {
@@ -180,6 +220,10 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
           { err, clientId: client.id },
           'publish authorization failed internally; connection closed',
         )
+        setCloseReason(client, {
+          reason: 'internal_error',
+          detail: 'publish authorization failed internally',
+        })
         callback(new GatewayError('GW_ERR_PUBLISH_DENIED', 'internal error'))
       },
     )

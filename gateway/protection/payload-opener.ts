@@ -10,6 +10,19 @@ export type OpenResult = { ok: true; plaintext: Buffer; seq?: number } | { ok: f
 
 const fail = (failure: OpenFailure): OpenResult => ({ ok: false, failure })
 
+/** Every OpenFailure, once (a Record so the compiler finds one missing): the reasons counted from 0. */
+const FAILURES: Record<OpenFailure, true> = {
+  malformed: true,
+  oversize: true,
+  unknown_kid: true,
+  wrong_device: true,
+  bad_tag: true,
+  replayed: true,
+  too_old: true,
+  bad_signature: true,
+}
+export const OPEN_FAILURES = Object.keys(FAILURES) as OpenFailure[]
+
 /** External AAD of a device's COSE_Sign1 payload: the topic, as text bytes. */
 export const signedAad = (topic: string): Buffer => Buffer.from(topic, 'utf8')
 

@@ -34,7 +34,8 @@ export async function createProtectionRuntime(
   logger: Logger,
 ): Promise<ProtectionRuntime> {
   const store = new FileReplayStore(join(stateDir, 'replay-windows'), {
-    logger: logger.child({ module: 'replay' }),
+    // `component`, not `module`: the logger given already carries `module` (one key per line).
+    logger: logger.child({ component: 'replay-store' }),
   })
   const guard = await ReplayGuard.open(store)
   const sequence = await GatewaySequence.open(join(stateDir, 'gateway-sequence'), {

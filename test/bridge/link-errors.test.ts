@@ -72,6 +72,27 @@ describe('describeLinkError', () => {
     expect(describeLinkError(error('write EPIPE', 'EPIPE'), TARGET)).toBe(expected('write EPIPE'))
   })
 
+  it('reads a reset of an established link as a reset of that link, never as a set-up failure', () => {
+    const reset = (message: string) =>
+      `the established connection to the cloud broker at ${TARGET} was reset (${message})`
+    expect(describeLinkError(error('read ECONNRESET', 'ECONNRESET'), TARGET, 'established')).toBe(
+      reset('read ECONNRESET'),
+    )
+    expect(describeLinkError(error('socket hang up'), TARGET, 'established')).toBe(reset('socket hang up'))
+    expect(describeLinkError(error('write EPIPE', 'EPIPE'), TARGET, 'established')).toBe(reset('write EPIPE'))
+    expect(describeLinkError(error('Keepalive timeout'), TARGET, 'established')).toBe(
+      `the cloud broker at ${TARGET} stopped answering on the established connection (Keepalive timeout)`,
+    )
+    expect(describeLinkError(error('something else'), TARGET, 'established')).toBe(
+      `the established connection to the cloud broker at ${TARGET} failed: something else`,
+    )
+    // The same reset during set-up keeps its TLS 1.3 hint; set-up is the default.
+    expect(describeLinkError(error('read ECONNRESET', 'ECONNRESET'), TARGET, 'set-up')).toBe(
+      describeLinkError(error('read ECONNRESET', 'ECONNRESET'), TARGET),
+    )
+    expect(describeLinkError(error('read ECONNRESET', 'ECONNRESET'), TARGET)).toContain('during set-up')
+  })
+
   it('reads a CONNACK refusal as the cloud refusing the gateway', () => {
     expect(describeLinkError(error('Connection refused: Not authorized', 5), TARGET)).toBe(
       `the cloud broker at ${TARGET} refused the gateway: Connection refused: Not authorized`,

@@ -65,6 +65,7 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
     await removeDir(dir)
   })
 
+  const isReload = (l: Record<string, unknown>) => String(l.msg).startsWith('reloaded devices and policies: ')
   const rules = () => (config.policies as { rules: Array<{ name: string }> }).rules
 
   it('a changed policy file is applied to a connected device without disconnecting it', async () => {
@@ -80,11 +81,7 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
     expect(await subscribeGranted(client, { 'news/today': { qos: 0 } })).toEqual([0])
     ;(config.policies as { rules: unknown[] }).rules = rules().filter((r) => r.name !== 'news')
     await writeFile(configFile, stringify(config), { mode: 0o600 })
-    await waitUntil(
-      () => logs.some((l) => l.msg === 'reloaded devices and policies'),
-      10_000,
-      'reload on change',
-    )
+    await waitUntil(() => logs.some((l) => isReload(l)), 10_000, 'reload on change')
     expect(await subscribeGranted(client, { 'news/today': { qos: 0 } })).toEqual([128])
     expect(logs.find((l) => l.event === 'subscription_revoked')).toMatchObject({
       device: 'dev',
@@ -119,14 +116,35 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
     ]
     // Write without triggering the watcher's debounce first, then ask by signal.
     await writeFile(configFile, stringify(config), { mode: 0o600 })
-    const reloadsBefore = logs.filter((l) => l.msg === 'reloaded devices and policies').length
+    const reloadsBefore = logs.filter((l) => isReload(l)).length
     signalPid(child.pid, 'SIGHUP')
-    await waitUntil(
-      () => logs.filter((l) => l.msg === 'reloaded devices and policies').length > reloadsBefore,
-      10_000,
-      'reload on SIGHUP',
-    )
+    await waitUntil(() => logs.filter((l) => isReload(l)).length > reloadsBefore, 10_000, 'reload on SIGHUP')
     expect(await subscribeGranted(client, { 'news/today': { qos: 0 } })).toEqual([0])
     await client.endAsync()
+  })
+
+  it('the reload log line names the devices added and removed', async () => {
+    const devices = config.devices as Array<Record<string, unknown>>
+    config.devices = [
+      { ...devices[0], id: 'dev2', username: 'dev2' },
+      { ...devices[0], id: 'dev3', username: 'dev3' },
+    ]
+    await writeFile(configFile, stringify(config), { mode: 0o600 })
+    const reloadsBefore = logs.filter(isReload).length
+    signalPid(child.pid, 'SIGHUP')
+    // The write may trigger the file watcher too; one of the reloads applies the change.
+    const applied = () =>
+      logs
+        .filter(isReload)
+        .slice(reloadsBefore)
+        .find((l) => l.devices === 2)
+    await waitUntil(() => applied() !== undefined, 10_000, 'reload with the new devices')
+    expect(applied()).toMatchObject({
+      level: 30,
+      devicesAdded: ['dev2', 'dev3'],
+      devicesRemoved: ['dev'],
+      devices: 2,
+      msg: 'reloaded devices and policies: devices: 2 added (dev2, dev3), 1 removed (dev), 2 configured; 0 connection(s) closed, 0 subscription(s) revoked',
+    })
   })
 })

@@ -39,6 +39,11 @@ describe('a gateway certificate not signed by the cloud CA', () => {
       expect(r.retryInMs).toBeGreaterThanOrEqual(100)
       expect(r.retryInMs).toBeLessThanOrEqual(1000)
     }
+    // Each failed attempt is one line, cause and retry together: no second line per failure.
+    const warnings = stack.logs.records.filter((r) => r.module === 'bridge' && r.level === 40)
+    expect(warnings.filter((r) => typeof r.retryInMs !== 'number')).toEqual([])
+    expect(stack.logs.records.filter((r) => r.msg === 'cloud link: retrying')).toEqual([])
+    expect(warnings[0]).toMatchObject({ phase: 'set-up', attempt: 1 })
     expect(stack.gateway.bridge.status().link.status).not.toBe('connected')
     expect(stack.gateway.metrics.get('cloud_connect_attempts_total')).toBeGreaterThanOrEqual(6)
   })
@@ -73,7 +78,7 @@ describe('a gateway certificate not signed by the cloud CA', () => {
 async function waitForRetries(stack: Stack, count: number): Promise<Array<{ retryInMs: number }>> {
   const deadline = Date.now() + 20_000
   for (;;) {
-    const retries = stack.logs.records.filter((r) => r.msg === 'cloud link: retrying') as Array<{
+    const retries = stack.logs.records.filter((r) => typeof r.retryInMs === 'number') as Array<{
       retryInMs: number
     }>
     if (retries.length >= count) return retries

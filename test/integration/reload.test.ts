@@ -71,10 +71,22 @@ describe('reloading devices and policies while devices are connected', () => {
     await editConfig((config) => {
       const policies = config.policies as { rules: Array<{ name: string }> }
       policies.rules = policies.rules.filter((r) => r.name !== 'alerts-read')
-      config.devices = (config.devices as Array<{ id: string }>).filter((d) => d.id !== 'leaver')
+      const devices = config.devices as Array<{ id: string; username?: string }>
+      const writerEntry = devices.find((d) => d.id === 'writer')!
+      config.devices = [
+        ...devices.filter((d) => d.id !== 'leaver'),
+        { ...writerEntry, id: 'newcomer', username: 'newcomer' },
+      ]
     })
     const report = await stack.gateway.reload(await loadConfig(stack.configFile))
-    expect(report).toEqual({ devicesRemoved: 1, subscriptionsRevoked: 1, clientsKept: 2 })
+    expect(report).toEqual({
+      devicesAdded: ['newcomer'],
+      devicesRemoved: ['leaver'],
+      devices: 5,
+      clientsDisconnected: 1,
+      subscriptionsRevoked: 1,
+      clientsKept: 2,
+    })
 
     // The removed device is disconnected; the others are not.
     await leaverClosed
@@ -88,6 +100,18 @@ describe('reloading devices and policies while devices are connected', () => {
       (r) => r.event === 'subscription_revoked' && r.device === 'reader' && r.topic === 'alerts/#',
     )
     await stack.logs.waitFor((r) => r.event === 'device_removed' && r.device === 'leaver')
+    // The disconnect itself says why, at warn.
+    const closed = await stack.logs.waitFor(
+      (r) => r.device === 'leaver' && String(r.msg).startsWith('device disconnected'),
+    )
+    expect(closed).toMatchObject({
+      level: 40,
+      reason: 'device_removed',
+      msg: 'device disconnected by the gateway: the device is no longer configured',
+    })
+    // The added device connects.
+    const newcomer = await device('newcomer')
+    expect(newcomer.connected).toBe(true)
     // A new SUBSCRIBE to the forbidden filter is refused.
     expect(await subscribeGranted(reader, { 'alerts/#': { qos: 1 } })).toEqual([128])
   })

@@ -1,0 +1,21 @@
+import type { Client } from 'aedes'
+
+/** Why the gateway itself closed a connection: logged with the disconnect. */
+export interface CloseReason {
+  /** Stable: `payload_failures`, `flooding`, `publish_denied`, `uplink_full`, `device_removed`. */
+  reason: string
+  /** What happened, for the log line: "21 refused payloads within 10 s (limit 20)". */
+  detail: string
+  [field: string]: unknown
+}
+
+const reasons = new WeakMap<Client, CloseReason>()
+
+/** Records why the gateway is about to close this client's connection. */
+export function setCloseReason(client: Client, reason: CloseReason): void {
+  reasons.set(client, reason)
+}
+
+export function closeReasonOf(client: Client): CloseReason | undefined {
+  return reasons.get(client)
+}
