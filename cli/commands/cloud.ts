@@ -2,6 +2,7 @@ import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { Command } from 'commander'
 import mqtt, { type MqttClient } from 'mqtt'
+import { tlsNameOptions } from '../../bridge/cloud-link.js'
 import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
 import { operatorKid, signCommand } from '../../bridge/envelope.js'
 import { BridgeError } from '../../bridge/errors.js'
@@ -18,7 +19,8 @@ async function connect(config: CloudToolConfig, clientIdPrefix: string): Promise
     protocol: 'mqtts',
     host: b.host,
     port: b.port,
-    servername: b.servername ?? b.host,
+    // An IP address is never sent as SNI (DEP0123); the certificate is still checked against it.
+    ...tlsNameOptions(b.host, b.servername),
     ca,
     cert,
     key,
