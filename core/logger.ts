@@ -11,26 +11,50 @@ export interface LoggerOptions {
 }
 
 /**
- * Field names that must never reach a log line. Payloads are logged by size only,
- * secrets not at all; the redaction is a second fence behind the code that never
- * passes them.
+ * Field names that must never reach a log line, at any depth (compared case-insensitively).
+ * Payloads are logged by size only, secrets not at all; the redaction is a second fence
+ * behind the code that never passes them.
  */
-const REDACT = [
-  'password',
-  '*.password',
-  'psk',
-  '*.psk',
-  'key',
-  '*.key',
-  'secret',
-  '*.secret',
-  'payload',
-  '*.payload',
-]
+export const REDACTED_KEYS: ReadonlySet<string> = new Set(
+  [
+    'password',
+    'passwordHash',
+    'psk',
+    'key',
+    'keyHex',
+    'privateKey',
+    'presharedKey',
+    'secret',
+    'masterSecret',
+    'masterSalt',
+    'token',
+    'payload',
+    'plaintext',
+  ].map((k) => k.toLowerCase()),
+)
+const CENSOR = '[redacted]'
+/** Deeper than this, a value is replaced whole (a log record is never that deep on purpose). */
+const MAX_DEPTH = 8
+
+/** A copy of `value` with every field named in REDACTED_KEYS censored, however deeply nested. */
+export function redactDeep(value: unknown, depth = 0): unknown {
+  if (value === null || typeof value !== 'object') return value
+  if (value instanceof Error || Buffer.isBuffer(value) || value instanceof Date) return value
+  if (depth >= MAX_DEPTH) return '[too deep]'
+  if (Array.isArray(value)) return value.map((v) => redactDeep(v, depth + 1))
+  const out: Record<string, unknown> = {}
+  for (const [k, v] of Object.entries(value)) {
+    out[k] = REDACTED_KEYS.has(k.toLowerCase()) ? CENSOR : redactDeep(v, depth + 1)
+  }
+  return out
+}
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   const level = options.level ?? 'info'
-  const base = { level, redact: { paths: REDACT, censor: '[redacted]' } }
+  const base = {
+    level,
+    formatters: { log: (record: Record<string, unknown>) => redactDeep(record) as Record<string, unknown> },
+  }
   if (options.destination) return pino(base, options.destination)
   const pretty = options.pretty ?? Boolean(process.stdout.isTTY)
   if (pretty) {
