@@ -2,8 +2,9 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { AuthenticateError, AuthenticateHandler, Client } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import type { SecurityEventName, SecurityEvents } from '../../core/security-events.js'
+import { TOKEN_MAX_BYTES } from '../../crypto/token.js'
 import type { AccessControl } from '../access-control.js'
-import { addressKey, identityKey } from '../auth/lockout.js'
+import type { Attempt } from '../auth/lockout.js'
 import { verifyAgainstDummy } from '../auth/password.js'
 import { isAcceptableClientId } from '../client-id.js'
 import {
@@ -139,6 +140,26 @@ export async function decide(
   return { ok: true, device }
 }
 
+/**
+ * What a CONNECT tries to prove, for the lockout: the transport's identity
+ * (PSK, certificate) when there is one, else a token or a password under the
+ * username. A CONNECT with neither claims nothing (its client id is no identity).
+ */
+export function attemptOf(
+  transport: TransportContext,
+  username: string | undefined,
+  password: Buffer | undefined,
+): Attempt {
+  const address = transport.remoteAddress
+  if (transport.pskIdentity !== undefined) return { kind: 'psk', identity: transport.pskIdentity, address }
+  if (transport.certificateCommonName !== undefined)
+    return { kind: 'certificate', identity: transport.certificateCommonName, address }
+  if (username === undefined) return { kind: 'none', address }
+  if (password !== undefined && looksLikeToken(password) && password.length <= TOKEN_MAX_BYTES)
+    return { kind: 'token', identity: username, address }
+  return { kind: 'password', identity: username, address }
+}
+
 /** The pause a client's answer waits at least (the lockout's slow-down), set during the check. */
 const holds = new WeakMap<Client, number>()
 const holdFor = (client: Client, ms: number) => holds.set(client, ms)
@@ -158,15 +179,13 @@ async function authenticate(
   const { access } = deps
   const transport = transportOf(client)
   const facts = connectFactsOf(client) ?? { emptyClientId: false, clean: true }
-  const claimed = username ?? transport.pskIdentity ?? transport.certificateCommonName ?? client.id
-  const keys = [identityKey(claimed), addressKey(transport.remoteAddress)]
-
-  const lock = access.lockout.check(keys)
+  const attempt = attemptOf(transport, username, password)
+  const lock = access.lockout.check(attempt)
   if (lock.locked) {
     return refuse(
       NOT_AUTHORIZED,
       'auth_locked_out',
-      `locked out after repeated failures (${lock.key.startsWith('addr:') ? 'address' : 'identity'}), ${Math.ceil(lock.retryAfterMs / 1000)} s left`,
+      `password attempts locked after repeated failures (${lock.scope === 'address' ? 'from this address' : 'for this username from this address'}), ${Math.ceil(lock.retryAfterMs / 1000)} s left`,
     )
   }
   // A failing identity or address is slowed: its answer waits this long at least (below).
@@ -182,12 +201,13 @@ async function authenticate(
     (device, token, id) => checkConnectToken(deps.protection, device, token, id),
   )
   if (!verdict.ok) {
-    for (const key of access.lockout.fail(keys)) {
+    for (const key of access.lockout.fail({ ...attempt, known: verdict.device !== undefined })) {
       deps.security.report(
         'auth_locked_out',
         {
           ...(verdict.device !== undefined && { device: verdict.device }),
           lockKey: key.startsWith('addr:') ? 'address' : 'identity',
+          credential: attempt.kind,
           clientId: client.id.slice(0, 128),
           remoteAddress: transport.remoteAddress,
         },
@@ -196,7 +216,7 @@ async function authenticate(
     }
     return verdict
   }
-  access.lockout.succeed(keys[0]!)
+  access.lockout.succeed(attempt)
 
   // A Will is a PUBLISH the device asks for in advance: the same policy applies, at CONNECT.
   if (facts.will) {

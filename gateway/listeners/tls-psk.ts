@@ -1,7 +1,6 @@
 import type { TLSSocket } from 'node:tls'
 import { createServer } from 'node:tls'
 import type { ListenerConfig } from '../../config/index.js'
-import { addressKey, identityKey } from '../auth/lockout.js'
 import { setTransport } from '../connection-context.js'
 import { closeServer, type Listener, type ListenerContext, listen } from './listener.js'
 
@@ -37,22 +36,10 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     ciphers: PSK_CIPHERS,
     ...(config.identityHint !== undefined && { pskIdentityHint: config.identityHint }),
     pskCallback: (socket, identity) => {
-      const lock = access.lockout.check([
-        identityKey(identity),
-        addressKey(socket.remoteAddress ?? 'unknown'),
-      ])
-      if (lock.locked) {
-        security.report(
-          'auth_locked_out',
-          { pskIdentity: identity.slice(0, 128), listener: name, remoteAddress: socket.remoteAddress },
-          'TLS-PSK handshake refused: locked out after repeated failures',
-        )
-        unknown.add(socket)
-        return null
-      }
+      // A PSK handshake proves a key no one can guess: it is never locked out (docs/policies.md#lockout).
       const key = access.registry.pskKey(identity)
       if (!key) {
-        access.lockout.fail([identityKey(identity), addressKey(socket.remoteAddress ?? 'unknown')])
+        access.lockout.fail({ kind: 'psk', identity, address: socket.remoteAddress ?? 'unknown' })
         security.report(
           'psk_unknown_identity',
           { pskIdentity: identity.slice(0, 128), listener: name, remoteAddress: socket.remoteAddress },
@@ -83,7 +70,7 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     const pskIdentity = claimed.get(socket)
     const device = pskIdentity ? access.registry.byPsk(pskIdentity)?.id : undefined
     if (pskIdentity)
-      access.lockout.fail([identityKey(pskIdentity), addressKey(socket.remoteAddress ?? 'unknown')])
+      access.lockout.fail({ kind: 'psk', identity: pskIdentity, address: socket.remoteAddress ?? 'unknown' })
     security.report(
       'tls_handshake_failed',
       {

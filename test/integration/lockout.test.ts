@@ -1,7 +1,15 @@
 import { randomBytes } from 'node:crypto'
+import { join } from 'node:path'
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls'
+import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { deriveContext } from '../../crypto/context.js'
+import { makeToken } from '../../crypto/token.js'
+import { Alg } from '../../crypto/types.js'
+import { writeSecretFile } from '../../pki/index.js'
+import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { connackCode, rawConnack, sleep } from './clients.js'
-import { PASSWORD_DEVICE, Stack } from './harness.js'
+import { PASSWORD_DEVICE, PSK_DEVICE, Stack } from './harness.js'
 
 describe('lockout after repeated authentication failures', () => {
   let stack: Stack
@@ -68,5 +76,156 @@ describe('the lockout table stays bounded under a spray of random identities', (
     expect(stack.gateway.lan.access.lockout.size).toBeLessThanOrEqual(100)
     expect(stack.gateway.metrics.get('lan_lockout_entries')).toBeLessThanOrEqual(100)
     expect(stack.gateway.metrics.get('security_events_total{event="auth_unknown_user"}')).toBe(400)
+  })
+})
+
+/** A CONNECT over TLS-PSK from `localAddress`; resolves with the CONNACK code, or 'handshake failed'. */
+function pskConnack(port: number, identity: string, key: Buffer, clientId: string, localAddress: string) {
+  return new Promise<number | 'handshake failed'>((resolve, reject) => {
+    const socket = tlsConnect({
+      host: '127.0.0.1',
+      port,
+      localAddress,
+      ciphers: 'PSK-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256',
+      pskCallback: () => ({ identity, psk: key }),
+      checkServerIdentity: () => undefined,
+      // Passed on to net.connect (not in the TLS option types).
+    } as ConnectionOptions)
+    const parser = mqttPacket.parser({ protocolVersion: 4 })
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error('no CONNACK within 5 s'))
+    }, 5000)
+    parser.on('packet', (packet) => {
+      if (packet.cmd !== 'connack') return
+      clearTimeout(timer)
+      socket.destroy()
+      resolve((packet as mqttPacket.IConnackPacket).returnCode ?? -1)
+    })
+    socket.on('data', (chunk) => parser.parse(chunk))
+    socket.on('error', () => {
+      clearTimeout(timer)
+      resolve('handshake failed')
+    })
+    socket.on('secureConnect', () =>
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId,
+          clean: true,
+          keepalive: 30,
+        }),
+      ),
+    )
+  })
+}
+
+/**
+ * Nobody can lock a device out that proves its key, or from another address
+ * (docs/policies.md#lockout): each attack of the hardening review, through
+ * real sockets from distinct loopback addresses.
+ */
+describe('failures from one source cannot deny service to a device', () => {
+  let stack: Stack
+  let dir: string
+  const PSK_KEY = Buffer.from(PSK_DEVICE.keyHex, 'hex')
+  const TOKEN_SECRET = Buffer.alloc(16, 0x5c)
+  const token = () =>
+    makeToken(
+      deriveContext({ masterSecret: TOKEN_SECRET, kid: Buffer.from([0x42]), aead: Alg.AES_CCM_16_64_128 }),
+      'tok',
+      Math.floor(Date.now() / 1000),
+    )
+
+  beforeAll(async () => {
+    dir = await makeTempDir('edge-gw-lockout-')
+    await writeSecretFile(join(dir, 'tok.secret'), TOKEN_SECRET.toString('hex'))
+    stack = await Stack.start({
+      lockout: { maxFailures: 5, windowSeconds: 60, lockSeconds: 60, maxEntries: 100 },
+      devices: [{ id: 'tok', payloadKey: { kid: '42', secretFile: join(dir, 'tok.secret') } }],
+    })
+  })
+
+  afterAll(async () => {
+    await stack?.stop()
+    await removeDir(dir)
+  })
+
+  it('six credential-less CONNECTs with the client id of a PSK device do not lock the PSK device out', async () => {
+    const port = stack.port('tcp')
+    for (let i = 0; i < 6; i++)
+      expect(await rawConnack(port, { clientId: PSK_DEVICE.id }, '127.0.5.1')).toBe(5)
+    expect(
+      await pskConnack(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.5.1'),
+    ).toBe(0)
+    expect(
+      await pskConnack(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.5.2'),
+    ).toBe(0)
+  })
+
+  it('wrong passwords from another host do not lock out the real device', async () => {
+    const port = stack.port('tcp')
+    const as = (password: string, from: string) =>
+      rawConnack(
+        port,
+        { clientId: PASSWORD_DEVICE.id, username: PASSWORD_DEVICE.username, password: Buffer.from(password) },
+        from,
+      )
+    for (let i = 0; i < 6; i++) expect(await as(`wrong-${i}`, '127.0.6.66')).not.toBe(0)
+    // The attacker's own address is locked, correct password or not.
+    expect(await as(PASSWORD_DEVICE.password, '127.0.6.66')).toBe(5)
+    // The device at its own address still gets in.
+    expect(await as(PASSWORD_DEVICE.password, '127.0.6.1')).toBe(0)
+  })
+
+  it('an address locked by junk still lets a PSK device and a token device through; passwords wait', async () => {
+    const port = stack.port('tcp')
+    for (let i = 0; i < 6; i++) expect(await rawConnack(port, { clientId: `junk-${i}` }, '127.0.7.1')).toBe(5)
+    expect(
+      await pskConnack(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.7.1'),
+    ).toBe(0)
+    expect(await rawConnack(port, { clientId: 'tok', username: 'tok', password: token() }, '127.0.7.1')).toBe(
+      0,
+    )
+    // The trade-off against password guessing: password devices behind that address wait for the lock.
+    expect(
+      await rawConnack(
+        port,
+        {
+          clientId: PASSWORD_DEVICE.id,
+          username: PASSWORD_DEVICE.username,
+          password: Buffer.from(PASSWORD_DEVICE.password),
+        },
+        '127.0.7.1',
+      ),
+    ).toBe(5)
+  })
+
+  it('a spray of junk from 400 addresses does not release the lock on a device attacker', async () => {
+    const port = stack.port('tcp')
+    const as = (password: string, from: string) =>
+      rawConnack(
+        port,
+        { clientId: PASSWORD_DEVICE.id, username: PASSWORD_DEVICE.username, password: Buffer.from(password) },
+        from,
+      )
+    for (let i = 0; i < 5; i++) await as(`wrong-${i}`, '127.0.8.66')
+    expect(await as(PASSWORD_DEVICE.password, '127.0.8.66')).toBe(5)
+    for (let batch = 0; batch < 10; batch++) {
+      await Promise.all(
+        Array.from({ length: 40 }, (_, j) => {
+          const i = batch * 40 + j
+          return rawConnack(
+            port,
+            { clientId: `spray-${i}`, username: randomBytes(8).toString('hex') },
+            `127.9.${i >> 7}.${(i & 127) + 1}`,
+          )
+        }),
+      )
+    }
+    expect(stack.gateway.lan.access.lockout.size).toBeLessThanOrEqual(300)
+    expect(await as(PASSWORD_DEVICE.password, '127.0.8.66')).toBe(5)
   })
 })
