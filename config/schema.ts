@@ -243,6 +243,8 @@ export const configSchema = z.strictObject({
         refusalDelayMs: z.number().int().min(0).max(10_000).default(500),
       })
       .prefault({}),
+    /** Topic filters one client may hold at once; one more is refused at SUBACK (0x80). */
+    maxSubscriptionsPerClient: z.number().int().min(1).max(1_000_000).default(1000),
   }),
   devices: z.array(deviceSchema).default([]),
   /**

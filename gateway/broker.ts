@@ -9,7 +9,7 @@ import { principalFor, sessionOf, transportOf } from './connection-context.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
-import { createAuthorizeSubscribe } from './hooks/authorize-subscribe.js'
+import { createAuthorizeSubscribe, subscriptionsStored } from './hooks/authorize-subscribe.js'
 import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
@@ -61,7 +61,11 @@ export class LanGateway {
         uplink: options.uplink,
         protection,
       }),
-      authorizeSubscribe: createAuthorizeSubscribe({ access, security }),
+      authorizeSubscribe: createAuthorizeSubscribe({
+        access,
+        security,
+        maxSubscriptions: options.lan.maxSubscriptionsPerClient,
+      }),
       authorizeForward: createAuthorizeForward({ access, security, metrics, protection }),
     })
     metrics.declare('lan_protocol_errors_total')
@@ -82,6 +86,7 @@ export class LanGateway {
         'connection closed before CONNECT completed',
       )
     })
+    broker.on('subscribe', (_subscriptions, client) => subscriptionsStored(client))
     broker.on('unsubscribe', (topics, client) => {
       for (const topic of topics) access.subscriberLimits.remove(client.id, topic)
     })
