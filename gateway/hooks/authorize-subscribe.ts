@@ -18,7 +18,10 @@ function withinSubscriptionLimit(client: Client, topic: string, max: number): bo
   // aedes may store a filter before it authorizes the next one of the same packet: count it once.
   if (pending) for (const t of pending) if (Object.hasOwn(held, t)) pending.delete(t)
   if (Object.keys(held).length + (pending?.size ?? 0) >= max) return false
-  if (!pending) inFlight.set(client, (pending = new Set()))
+  if (!pending) {
+    pending = new Set()
+    inFlight.set(client, pending)
+  }
   pending.add(topic)
   return true
 }
