@@ -7,6 +7,7 @@ import { formatIssue } from './format-issue.js'
 import { deepFreeze } from './freeze.js'
 import { configSchema, type GatewayConfig } from './schema.js'
 import { publicFileProblem, secretFileProblem } from './secret-files.js'
+import { mayQuoteValueAt } from './secret-keys.js'
 import { resolveVpnPaths, vpnSecretFiles } from './vpn-schema.js'
 
 /** A config file larger than this is refused before it is parsed. */
@@ -37,7 +38,7 @@ export function parseConfig(
   }
   const result = configSchema.safeParse(input)
   if (!result.success) {
-    const lines = result.error.issues.map((issue) => formatIssue(issue, input))
+    const lines = result.error.issues.map((issue) => formatIssue(issue, input, mayQuoteValueAt))
     throw new ConfigError('CONFIG_ERR_SCHEMA', `${source.file}: ${lines.join('; ')}`)
   }
   const config = resolvePaths(result.data, source.baseDir)

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { secretFilePath } from './secret-path.js'
 import { vpnSchema } from './vpn-schema.js'
 
 const port = z.number().int().min(0).max(65535)
@@ -37,7 +38,7 @@ const tlsListener = z.strictObject({
   minVersion: tlsVersion.default('TLSv1.2'),
   /** The listener's certificate and key (key 0600). */
   certFile: z.string().min(1),
-  keyFile: z.string().min(1),
+  keyFile: secretFilePath,
   /** CA that signs device certificates; with it, devices must present a certificate. */
   caFile: z.string().min(1),
 })
@@ -63,7 +64,7 @@ export const deviceSchema = z.strictObject({
     .strictObject({
       identity: z.string().min(1).max(128),
       /** File holding the key as hex (16 to 64 bytes); mode 0600 or tighter. */
-      keyFile: z.string().min(1),
+      keyFile: secretFilePath,
     })
     .optional(),
   /** Client ids this device may use: exact, or with `*` for any run of characters. Default: the device id. */
@@ -78,7 +79,7 @@ export const deviceSchema = z.strictObject({
       /** Key id as hex, 1 to 6 bytes (the device's OSCORE Sender ID). */
       kid: z.string().regex(/^([0-9a-fA-F]{2}){1,6}$/, '1 to 6 bytes as hex'),
       /** File holding the master secret as hex (16 or 32 bytes); mode 0600 or tighter. */
-      secretFile: z.string().min(1),
+      secretFile: secretFilePath,
       aead: z
         .enum(['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305'])
         .default('AES-CCM-16-64-128'),
@@ -142,7 +143,7 @@ export const cloudSchema = z.strictObject({
   servername: z.string().min(1).optional(),
   caFile: z.string().min(1),
   certFile: z.string().min(1),
-  keyFile: z.string().min(1),
+  keyFile: secretFilePath,
   clientId: z.string().min(1).max(128).optional(),
   minVersion: tlsVersion.default('TLSv1.2'),
   /** MQTT 5 carries the gateway sequence number in user properties; 4 (3.1.1) for brokers without MQTT 5. */
@@ -173,7 +174,7 @@ export const cloudSchema = z.strictObject({
    * signed with it; it is bound to the TLS client certificate by a key binding
    * on the control topics. Default: <stateDir>/signing.key, made on first start.
    */
-  signing: z.strictObject({ keyFile: z.string().min(1).optional() }).prefault({}),
+  signing: z.strictObject({ keyFile: secretFilePath.optional() }).prefault({}),
   recipients: z.array(recipientSchema).default([]),
   downlink: downlinkSchema.optional(),
   control: z
@@ -262,8 +263,8 @@ export const configSchema = z.strictObject({
   /** Mosquitto files used as they are: users and PSK identities become devices, the ACL becomes rules. */
   mosquitto: z
     .strictObject({
-      passwordFile: z.string().min(1).optional(),
-      pskFile: z.string().min(1).optional(),
+      passwordFile: secretFilePath.optional(),
+      pskFile: secretFilePath.optional(),
       aclFile: z.string().min(1).optional(),
     })
     .optional(),

@@ -10,8 +10,8 @@ import { describeError } from '../core/errors.js'
 import { checkCloudInsideTunnel, resolveTunnelConfig, type TunnelConfig } from '../vpn/config.js'
 import type { WatchTarget } from '../vpn/health.js'
 import { isWireGuardKey } from '../vpn/secret.js'
+import { secretFilePath } from './secret-path.js'
 
-const filePath = z.string().min(1)
 const prefixes = z.array(z.string().min(1).max(64)).min(1).max(64)
 
 export const vpnSchema = z.strictObject({
@@ -27,14 +27,14 @@ export const vpnSchema = z.strictObject({
   manage: z.boolean().default(true),
   implementation: z.enum(['auto', 'kernel', 'wireguard-go']).default('auto'),
   /** The gateway's private key (base64), mode 0600; required when `manage` is true. */
-  privateKeyFile: filePath.optional(),
+  privateKeyFile: secretFilePath.optional(),
   listenPort: z.number().int().min(1).max(65535).optional(),
   /** The interface's own addresses with prefix length; required when `manage` is true. */
   addresses: prefixes.optional(),
   mtu: z.number().int().min(1280).max(9000).default(1420),
   peer: z.strictObject({
     publicKey: z.string().refine(isWireGuardKey, 'a WireGuard public key (44 characters of base64)'),
-    presharedKeyFile: filePath.optional(),
+    presharedKeyFile: secretFilePath.optional(),
     /** `host:port` of the cloud end; required when `manage` is true. */
     endpoint: z.string().min(1).max(300).optional(),
     /** Routed into the tunnel and accepted from it; must contain the cloud broker's address. */

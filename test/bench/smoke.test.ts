@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process'
-import { existsSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { assertFreshBuild } from '../helpers/fresh-build.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
@@ -81,9 +82,8 @@ describe('bench/run.mjs --quick', () => {
   let report: Report
 
   beforeAll(async () => {
-    if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
-      throw new Error('dist/ is missing: run npm run build first (the benchmark runs the built gateway)')
-    }
+    // The benchmark runs the built gateway (dist/cli/main.js): refuse a missing or stale build.
+    assertFreshBuild()
     dir = await makeTempDir('edge-gw-bench-smoke-')
     const out = join(dir, 'latest.json')
     result = await runBench(['--quick', '--only', LOAD, '--no-pinned', '--no-wire', '--out', out])

@@ -78,6 +78,25 @@ describe('edge-gateway start refuses bad configuration', () => {
     )
   })
 
+  it('a plain password for a passwordHash and an inline psk, without printing either', async () => {
+    const password = 'hunter2-correct-horse-battery'
+    const psk = '1f2e3d4c5b6a79880716253443526170'
+    const config = {
+      ...base,
+      devices: [
+        { id: 'dev', username: 'dev', passwordHash: password },
+        { id: 'valve', psk },
+      ],
+    }
+    const { code, stderr, file } = await startWith('secrets.yaml', config)
+    expect(code).toBe(2)
+    expect(expectOneLine(stderr)).toBe(
+      `edge-gateway: ${file}: devices[0].passwordHash: a hash written by \`edge-gateway device hash-password\`, got a string (value not shown, it may be secret); devices[1].psk: expected object, got a string (value not shown, it may be secret) [CONFIG_ERR_SCHEMA]`,
+    )
+    expect(stderr).not.toContain('hunter2')
+    expect(stderr).not.toContain(psk.slice(0, 8))
+  })
+
   it('a key file readable by others', async () => {
     const keyFile = join(dir, 'dev.psk')
     await chmod(keyFile, 0o644)

@@ -1,13 +1,19 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
+import { assertFreshBuild } from '../helpers/fresh-build.js'
 
-/** The built CLI, as a user runs it after `npm run build`. */
-export const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+/** The built CLI, as a user runs it after `npm run build`; not exported: spawners go through `builtCli()`. */
+const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 
+/** Throws unless dist/ holds a build of the sources as they are now (test/helpers/fresh-build.ts). */
 export function assertBuilt(): void {
-  if (!existsSync(CLI))
-    throw new Error(`${CLI} is missing: run \`npm run build\` first (\`npm test\` does it)`)
+  assertFreshBuild()
+}
+
+/** The CLI's path, once dist/ is known to match the sources: what every spawner of the CLI runs. */
+export function builtCli(): string {
+  assertBuilt()
+  return CLI
 }
 
 export interface CliResult {
@@ -18,9 +24,9 @@ export interface CliResult {
 
 /** Runs the CLI to completion (killed by PID after timeoutMs). */
 export function runCli(args: string[], timeoutMs = 20_000): Promise<CliResult> {
-  assertBuilt()
+  const cli = builtCli()
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
     let stderr = ''
     child.stdout.setEncoding('utf8').on('data', (c: string) => {
@@ -40,6 +46,5 @@ export function runCli(args: string[], timeoutMs = 20_000): Promise<CliResult> {
 
 /** Starts the CLI and hands back the child, for long-running commands. */
 export function spawnCli(args: string[]): ChildProcess {
-  assertBuilt()
-  return spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+  return spawn(process.execPath, [builtCli(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
 }

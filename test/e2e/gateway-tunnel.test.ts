@@ -21,7 +21,7 @@ import type { TunnelConfig } from '../../vpn/config.js'
 import { createKeys } from '../../vpn/keys.js'
 import { bringUpCloudPeer, mirrorForCloud } from '../../vpn/peer.js'
 import type { Tunnel } from '../../vpn/tunnel.js'
-import { CLI, runCli } from '../cli/run-cli.js'
+import { builtCli, runCli } from '../cli/run-cli.js'
 import { findBinary, MOSQUITTO_INSTALL_HINT } from '../helpers/binaries.js'
 import { readEnvelopeUnverified } from '../helpers/envelope.js'
 import { cloudMosquittoConf } from '../helpers/mosquitto-config.js'
@@ -147,7 +147,7 @@ async function listening(ns: string): Promise<string[]> {
 
 /** Runs the CLI inside `ns` to completion; stdout and stderr lines together, in order. */
 async function cliIn(ns: string, args: string[]): Promise<{ code: number | null; lines: string[] }> {
-  const proc = await lab.spawn(ns, process.execPath, [CLI, ...args])
+  const proc = await lab.spawn(ns, process.execPath, [builtCli(), ...args])
   const exit = await Promise.race([proc.daemon.exited, sleep(60_000).then(() => null)])
   if (exit === null) {
     await proc.stop(1000)
@@ -321,7 +321,7 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
       tunnel: await startCapture(lab, gatewayNs, veth.a.name, `udp port ${CLOUD_WG_PORT}`),
     }
 
-    gateway = await lab.spawn(gatewayNs, process.execPath, [CLI, 'start', '--config', configFile], {
+    gateway = await lab.spawn(gatewayNs, process.execPath, [builtCli(), 'start', '--config', configFile], {
       maxLines: MAX_LINES,
     })
     const started = await waitForLog('edge gateway started', 30_000, (l) => l.msg === 'edge gateway started')
@@ -352,7 +352,7 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
     const status = await lab.exec(
       gatewayNs,
       process.execPath,
-      [CLI, 'vpn', 'status', '--json', '--config', configFile],
+      [builtCli(), 'vpn', 'status', '--json', '--config', configFile],
       {
         timeoutMs: 30_000,
       },
