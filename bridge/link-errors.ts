@@ -23,8 +23,13 @@ export function describeLinkError(
     }
     return `the established connection to the cloud broker at ${target} failed: ${err.message}`
   }
+  // A broker certificate not made for servers (extended key usage without serverAuth): OpenSSL
+  // says "unsuitable" (3.x) or "unsupported certificate purpose" (1.1), not a TLS alert from the broker.
+  if (/INVALID_PURPOSE|unsuitable certificate purpose|unsupported certificate purpose/i.test(text)) {
+    return `the gateway does not trust the certificate of the cloud broker at ${target} (${err.message.trim()}); check cloud.caFile and cloud.servername`
+  }
   if (
-    /unknown ca|bad certificate|certificate unknown|certificate required|unsupported certificate|revoked/i.test(
+    /unknown ca|bad certificate|certificate unknown|certificate required|alert unsupported certificate|revoked/i.test(
       text,
     )
   ) {

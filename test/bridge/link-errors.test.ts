@@ -26,6 +26,21 @@ describe('describeLinkError', () => {
     )
   })
 
+  it("reads a broker certificate not made for servers as the gateway's distrust, in OpenSSL 3 and 1.1 words", () => {
+    const expected = (message: string) =>
+      `the gateway does not trust the certificate of the cloud broker at ${TARGET} (${message}); check cloud.caFile and cloud.servername`
+    expect(describeLinkError(error('unsuitable certificate purpose', 'INVALID_PURPOSE'), TARGET)).toBe(
+      expected('unsuitable certificate purpose'),
+    )
+    expect(describeLinkError(error('unsupported certificate purpose'), TARGET)).toBe(
+      expected('unsupported certificate purpose'),
+    )
+    // The broker's TLS alert about the gateway's own certificate is still the cloud refusing it.
+    expect(describeLinkError(error('sslv3 alert unsupported certificate'), TARGET)).toMatch(
+      /refused the gateway's client certificate/,
+    )
+  })
+
   it("reads a self-signed, unverifiable, expired or misnamed server certificate as the gateway's distrust", () => {
     const expected = (message: string) =>
       `the gateway does not trust the certificate of the cloud broker at ${TARGET} (${message}); check cloud.caFile and cloud.servername`
