@@ -244,6 +244,18 @@ export const configSchema = z.strictObject({
         refusalDelayMs: z.number().int().min(0).max(10_000).default(500),
       })
       .prefault({}),
+    /** What devices can make the broker keep as retained messages (in memory); past it, not retained. */
+    retained: z
+      .strictObject({
+        maxMessages: z.number().int().min(0).max(1_000_000).default(1000),
+        maxBytes: z
+          .number()
+          .int()
+          .min(0)
+          .max(1024 * 1024 * 1024)
+          .default(1024 * 1024),
+      })
+      .prefault({}),
     /** Topic filters one client may hold at once; one more is refused at SUBACK (0x80). */
     maxSubscriptionsPerClient: z.number().int().min(1).max(1_000_000).default(1000),
   }),

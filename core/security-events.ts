@@ -3,6 +3,7 @@ import { type Metrics, series } from './metrics.js'
 
 /** Every kind of security event the gateway reports. Stable names: dashboards and alerts key on them. */
 export const SECURITY_EVENT_NAMES = [
+  'retained_limit',
   'subscription_limit',
   'tls_handshake_failed',
   'psk_unknown_identity',

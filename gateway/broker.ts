@@ -15,6 +15,7 @@ import { type Listener, startListener } from './listeners/index.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
 import { createProtectionRuntime, type ProtectionRuntime } from './protection/runtime.js'
 import { applyAccess, type ReloadReport } from './reload.js'
+import { RetainedLimit } from './retained-limit.js'
 import type { UplinkSink } from './uplink.js'
 
 export interface LanGatewayOptions {
@@ -43,6 +44,7 @@ export class LanGateway {
     const { logger, security, metrics } = options
     const access = new AccessControl(options.access, options.lan.lockout)
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
+    const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
       preConnect: createPreConnect({ access }),
@@ -60,6 +62,7 @@ export class LanGateway {
         metrics,
         uplink: options.uplink,
         protection,
+        retained,
       }),
       authorizeSubscribe: createAuthorizeSubscribe({
         access,
@@ -73,6 +76,8 @@ export class LanGateway {
     metrics.declare(series('downlink_withheld_total', { reason: 'no_payload_key' }))
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
     metrics.gauge('lan_lockout_entries', () => access.lockout.size)
+    metrics.gauge('lan_retained_messages', () => retained.messages)
+    metrics.gauge('lan_retained_bytes', () => retained.totalBytes)
     broker.on('clientError', (client, err) => {
       logger.debug(
         { device: sessionOf(client)?.device.id, clientId: client.id, err: err.message },

@@ -10,6 +10,7 @@ import { GatewayError, type GatewayErrorCode } from '../errors.js'
 import { FloodTracker } from '../flood-tracker.js'
 import { isOpened, markOpened } from '../protection/opened.js'
 import type { ProtectionRuntime } from '../protection/runtime.js'
+import type { RetainedLimit } from '../retained-limit.js'
 import type { UplinkSink } from '../uplink.js'
 
 export interface AuthorizePublishDeps {
@@ -19,6 +20,8 @@ export interface AuthorizePublishDeps {
   metrics: Metrics
   uplink: UplinkSink
   protection: ProtectionRuntime
+  /** Bounds retained messages (lan.retained). */
+  retained: RetainedLimit
 }
 
 /** A disconnect says why, for the log line of the disconnect (close-reason.ts). */
@@ -79,6 +82,15 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
               denied: decision.reason,
             },
           }
+    }
+    if (packet.retain && !deps.retained.admit(packet.topic, fields.bytes)) {
+      // Delivered, not retained: the broker's memory for retained messages is bounded.
+      packet.retain = false
+      security.report(
+        'retained_limit',
+        { ...fields, maxMessages: deps.retained.maxMessages, maxBytes: deps.retained.maxBytes },
+        `retained PUBLISH over the limit (${deps.retained.maxMessages} messages, ${deps.retained.maxBytes} bytes): delivered, not retained`,
+      )
     }
     if (decision.rule.rate) {
       const over = access.rateLimiter.check(session.device.id, decision.rule, fields.bytes)

@@ -68,7 +68,10 @@ export interface StackOptions {
   /** More devices, beside the PSK and the password device. */
   devices?: NonNullable<ConfigInput['devices']>
   /** Other `lan` settings (payload limits). */
-  lan?: { payload?: NonNullable<ConfigInput['lan']>['payload'] }
+  lan?: {
+    payload?: NonNullable<ConfigInput['lan']>['payload']
+    retained?: NonNullable<ConfigInput['lan']>['retained']
+  }
   /** Payload protection per topic (`lan.protection`). */
   protection?: NonNullable<ConfigInput['lan']>['protection']
   /** Mosquitto files used directly. */
@@ -121,6 +124,7 @@ export class Stack {
         lockout: { maxFailures: 1000, ...options.lockout },
         ...(options.protection && { protection: options.protection }),
         ...(options.lan?.payload && { payload: options.lan.payload }),
+        ...(options.lan?.retained && { retained: options.lan.retained }),
       },
       ...(options.policies && { policies: options.policies }),
       ...(options.mosquitto && { mosquitto: options.mosquitto }),
