@@ -13,7 +13,7 @@ import { CloudConsumer } from '../helpers/cloud-consumer.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
 import { exitOf, killOnExit, onLines, signalPid, terminate } from '../helpers/processes.js'
-import { findStrace, StraceAttachment, straceCommand } from '../helpers/strace.js'
+import { findStrace, StraceAttachment, stopTraced, straceCommand } from '../helpers/strace.js'
 import { abbreviate, checkSyncBeforePuback, type PubackCheck, parseStrace } from '../helpers/strace-trace.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { connectDevice, publishOutcome } from '../integration/clients.js'
@@ -218,20 +218,31 @@ async function injectedLines(file: string): Promise<string[]> {
   return (await readFile(file, 'utf8')).split('\n').filter((l) => l.includes('(INJECTED)'))
 }
 
-/** strace arguments that make every fdatasync and fsync on `paths` fail with EIO, as a failing disk does. */
-function failingDisk(traceFile: string, paths: string[]): string[] {
+/**
+ * Runs `work` while every fdatasync and fsync of the gateway on `paths` fails with EIO, as on a
+ * failing disk (strace attached with fault injection, detached after: the disk works again).
+ */
+async function withFailingDisk<T>(
+  gateway: Gateway,
+  traceFile: string,
+  paths: string[],
+  work: () => Promise<T>,
+): Promise<T> {
+  const inject = ['-e', 'trace=fdatasync,fsync', '-e', 'inject=fdatasync,fsync:error=EIO']
   const only = paths.flatMap((p) => ['-P', p])
-  return [
+  const strace = await StraceAttachment.attach(gateway.pid!, [
     '-tt',
     '-y',
     '-o',
     traceFile,
-    '-e',
-    'trace=fdatasync,fsync',
-    '-e',
-    'inject=fdatasync,fsync:error=EIO',
+    ...inject,
     ...only,
-  ]
+  ])
+  try {
+    return await work()
+  } finally {
+    await strace.detach()
+  }
 }
 
 describe('PUBACK after fdatasync, in the system calls of the gateway process', () => {
@@ -250,43 +261,52 @@ describe('PUBACK after fdatasync, in the system calls of the gateway process', (
       ],
       [process.execPath, CLI, 'start', '--config', gateway.configFile],
     )
-    await gateway.follow(child)
-    const dev = await device(gateway, 'dev-order')
-    const socket = `TCP:[127.0.0.1:${gateway.lanPort}->127.0.0.1:${(dev.client.stream as Socket).localPort ?? 0}]`
-    const payloads: string[] = []
-    // Three waves of 20 at once: group commits cover several records, PUBACKs may share a write.
-    for (let wave = 0; wave < 3; wave++) {
-      const batch = Array.from({ length: 20 }, (_, i) => `order-${wave}-${String(i).padStart(2, '0')}`)
-      payloads.push(...batch)
-      await Promise.all(batch.map((p) => dev.client.publishAsync('devices/dev/order', p, { qos: 1 })))
+    try {
+      await orderRun(gateway, child, traceFile)
+    } finally {
+      await stopTraced(child)
     }
-    expect(await bench.consumer.waitForAll(new Set(payloads), 20_000)).toBe(0)
-    await dev.client.endAsync()
-    signalPid(gateway.pid, 'SIGTERM')
-    await exitOf(child)
-
-    const segment = `${gateway.queueDir}/seg-`
-    const checks = checkSyncBeforePuback(parseStrace(await readFile(traceFile, 'utf8')), {
-      socket,
-      isSegment: (path) => path.startsWith(segment) && path.endsWith('.log'),
-      payloadOf: dev.sent,
-    })
-    const ids = [...dev.sent.keys()].sort(byNumber)
-    expect(ids).toHaveLength(60)
-    // Each message got one PUBACK in the trace, the one the device received.
-    expect(checks.map((c) => c.packetId).sort(byNumber)).toEqual(ids)
-    expect([...dev.pubacks].sort(byNumber)).toEqual(ids)
-    expect(checks.filter((c) => c.problem !== undefined).map(describeCheck)).toEqual([])
-    // Group commit: one sync covered several records (else the trace proved less than it seems).
-    const syncs = new Set(checks.map((c) => c.sync))
-    expect(syncs.size).toBeLessThan(checks.length)
-    const shared = checks.find((c) => checks.filter((o) => o.puback === c.puback).length > 1) ?? checks[0]!
-    console.log(
-      `\nPUBACK after fdatasync: ${checks.length} PUBACKs in ${new Set(checks.map((c) => c.puback)).size} ` +
-        `writes after ${syncs.size} fdatasyncs; one:\n  ${describeCheck(shared)}`,
-    )
   }, 90_000)
 })
+
+/** The run of the test above: 60 messages, the gateway stopped, its trace checked. */
+async function orderRun(gateway: Gateway, child: ChildProcess, traceFile: string): Promise<void> {
+  await gateway.follow(child)
+  const dev = await device(gateway, 'dev-order')
+  const socket = `TCP:[127.0.0.1:${gateway.lanPort}->127.0.0.1:${(dev.client.stream as Socket).localPort ?? 0}]`
+  const payloads: string[] = []
+  // Three waves of 20 at once: group commits cover several records, PUBACKs may share a write.
+  for (let wave = 0; wave < 3; wave++) {
+    const batch = Array.from({ length: 20 }, (_, i) => `order-${wave}-${String(i).padStart(2, '0')}`)
+    payloads.push(...batch)
+    await Promise.all(batch.map((p) => dev.client.publishAsync('devices/dev/order', p, { qos: 1 })))
+  }
+  expect(await bench.consumer.waitForAll(new Set(payloads), 20_000)).toBe(0)
+  await dev.client.endAsync()
+  signalPid(gateway.pid, 'SIGTERM')
+  await exitOf(child)
+
+  const segment = `${gateway.queueDir}/seg-`
+  const checks = checkSyncBeforePuback(parseStrace(await readFile(traceFile, 'utf8')), {
+    socket,
+    isSegment: (path) => path.startsWith(segment) && path.endsWith('.log'),
+    payloadOf: dev.sent,
+  })
+  const ids = [...dev.sent.keys()].sort(byNumber)
+  expect(ids).toHaveLength(60)
+  // Each message got one PUBACK in the trace, the one the device received.
+  expect(checks.map((c) => c.packetId).sort(byNumber)).toEqual(ids)
+  expect([...dev.pubacks].sort(byNumber)).toEqual(ids)
+  expect(checks.filter((c) => c.problem !== undefined).map(describeCheck)).toEqual([])
+  // Group commit: one sync covered several records (else the trace proved less than it seems).
+  const syncs = new Set(checks.map((c) => c.sync))
+  expect(syncs.size).toBeLessThan(checks.length)
+  const shared = checks.find((c) => checks.filter((o) => o.puback === c.puback).length > 1) ?? checks[0]!
+  console.log(
+    `\nPUBACK after fdatasync: ${checks.length} PUBACKs in ${new Set(checks.map((c) => c.puback)).size} ` +
+      `writes after ${syncs.size} fdatasyncs; one:\n  ${describeCheck(shared)}`,
+  )
+}
 
 describe('a failing fdatasync withholds the PUBACK', () => {
   let gateway: Gateway
@@ -310,14 +330,12 @@ describe('a failing fdatasync withholds the PUBACK', () => {
     await before.client.publishAsync('devices/dev/failing', 'before-1', { qos: 1 })
     const active = join(gateway.queueDir, (await gateway.segments()).at(-1)!)
     const traceFile = join(bench.dir, 'failing.strace')
-    const strace = await StraceAttachment.attach(gateway.pid!, failingDisk(traceFile, [active]))
     // Three devices at once, one message each (a refusal closes the connection, so a second message
     // on it might never be read): their appends fail, in one group commit or more.
     const failing = await Promise.all([1, 2, 3].map((n) => device(gateway, `dev-failing-${n}`)))
-    const outcomes = await Promise.all(
-      failing.map((d, i) => publishOutcome(d.client, 'devices/dev/failing', `failed-${i + 1}`)),
+    const outcomes = await withFailingDisk(gateway, traceFile, [active], () =>
+      Promise.all(failing.map((d, i) => publishOutcome(d.client, 'devices/dev/failing', `failed-${i + 1}`))),
     )
-    await strace.detach()
     // Each connection was closed with no PUBACK: the device still has its message (MQTT-3.3.5-2).
     expect(outcomes).toEqual(['closed', 'closed', 'closed'])
     expect(failing.map((d) => d.sent.size)).toEqual([1, 1, 1])
@@ -371,19 +389,16 @@ describe('a failing fdatasync withholds the PUBACK', () => {
     const next = join(gateway.queueDir, `seg-${String(id + 1).padStart(12, '0')}.log`)
     // Only the new segment and the folder fail: the active segment takes records until it is full.
     const traceFile = join(bench.dir, 'roll.strace')
-    const strace = await StraceAttachment.attach(
-      gateway.pid!,
-      failingDisk(traceFile, [next, gateway.queueDir]),
-    )
     const acked: string[] = []
     let refused: string | undefined
-    // 200-byte payloads: a 4 KiB segment is full after at most 20.
-    for (let i = 0; i < 40 && refused === undefined; i++) {
-      const payload = `roll-${String(i).padStart(2, '0')}-${'x'.repeat(192)}`
-      if ((await publishOutcome(dev.client, 'devices/dev/roll', payload)) === 'acked') acked.push(payload)
-      else refused = payload
-    }
-    await strace.detach()
+    await withFailingDisk(gateway, traceFile, [next, gateway.queueDir], async () => {
+      // 200-byte payloads: a 4 KiB segment is full after at most 20.
+      for (let i = 0; i < 40 && refused === undefined; i++) {
+        const payload = `roll-${String(i).padStart(2, '0')}-${'x'.repeat(192)}`
+        if ((await publishOutcome(dev.client, 'devices/dev/roll', payload)) === 'acked') acked.push(payload)
+        else refused = payload
+      }
+    })
     expect(refused, 'a message refused once the segment was full').toBeDefined()
     expect(acked.length).toBeGreaterThan(5)
     expect(dev.pubacks).toHaveLength(acked.length)

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { readdir, readFile } from 'node:fs/promises'
 import { findBinary } from './binaries.js'
 import { exitOf, hasExited, killOnExit, LineTail, onLines, signalPid, terminate } from './processes.js'
 
@@ -20,12 +21,26 @@ function track(child: ChildProcess, output: LineTail): void {
   child.once('exit', () => children.delete(child))
 }
 
-/** Starts `command` under strace (`strace ARGS -- COMMAND...`); its stdout and stderr are the child's. */
+/**
+ * Starts `command` under strace (`strace ARGS -- COMMAND...`); its stdout and stderr are the
+ * command's. Stop it with `stopTraced` (a killed strace would leave the command running).
+ */
 export async function straceCommand(args: string[], command: string[]): Promise<ChildProcess> {
   const child = spawn(await findStrace(), [...args, '--', ...command], { stdio: ['ignore', 'pipe', 'pipe'] })
   children.add(child)
   child.once('exit', () => children.delete(child))
   return child
+}
+
+/** SIGKILLs, by PID, the command strace started (its children by /proc) and waits for strace to end. */
+export async function stopTraced(strace: ChildProcess): Promise<void> {
+  if (hasExited(strace) || strace.pid === undefined) return
+  const tasks = await readdir(`/proc/${strace.pid}/task`).catch(() => [] as string[])
+  for (const task of tasks) {
+    const list = await readFile(`/proc/${strace.pid}/task/${task}/children`, 'utf8').catch(() => '')
+    for (const pid of list.split(' ').filter(Boolean)) signalPid(Number(pid), 'SIGKILL')
+  }
+  await exitOf(strace)
 }
 
 /**
@@ -35,11 +50,9 @@ export async function straceCommand(args: string[], command: string[]): Promise<
  */
 export class StraceAttachment {
   readonly #child: ChildProcess
-  readonly #output: LineTail
 
-  private constructor(child: ChildProcess, output: LineTail) {
+  private constructor(child: ChildProcess) {
     this.#child = child
-    this.#output = output
   }
 
   /** Attaches to every thread of `pid` with `args`; resolves once strace says it attached. */
@@ -48,7 +61,7 @@ export class StraceAttachment {
     const output = new LineTail()
     const child = spawn(strace, ['-p', String(pid), '-f', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     track(child, output)
-    const attachment = new StraceAttachment(child, output)
+    const attachment = new StraceAttachment(child)
     const deadline = Date.now() + 10_000
     while (!output.last(50).some((line) => line.includes(`Process ${pid} attached`))) {
       if (hasExited(child) || Date.now() > deadline) {
@@ -64,9 +77,5 @@ export class StraceAttachment {
   async detach(): Promise<void> {
     signalPid(this.#child.pid, 'SIGTERM')
     await exitOf(this.#child)
-  }
-
-  output(): string {
-    return this.#output.last(40).join('\n')
   }
 }
