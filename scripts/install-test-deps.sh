@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# mosquitto: the real cloud broker and clients; wireguard-*, iproute2, tcpdump: the tunnel tests in network namespaces.
-packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump)
+# mosquitto: the real cloud broker and clients; wireguard-*, iproute2, tcpdump: the tunnel tests in network namespaces;
+# strace: the durability tests that read the gateway's system calls (fsync before PUBACK) and make its disk fail.
+packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

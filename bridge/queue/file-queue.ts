@@ -58,6 +58,8 @@ export class FileQueue implements UplinkQueue {
   private drainRunning = false
   private readonly housekeeper: Housekeeper
   private closing: Promise<void> | undefined
+  /** Id of the next segment file; an attempt that failed never gives its id again (its file may be left). */
+  private nextId: number
   private counters = { fsyncs: 2, commits: 0, ioErrors: 0 }
 
   /**
@@ -97,6 +99,7 @@ export class FileQueue implements UplinkQueue {
   ) {
     this.segments = segments
     this.nextSeq = nextSeq
+    this.nextId = segments.at(-1)!.id + 1
     this.tail = SEGMENT_HEADER_BYTES
     for (const s of this.segments) {
       this.held += s.held
@@ -300,12 +303,17 @@ export class FileQueue implements UplinkQueue {
     return j
   }
 
-  /** Starts the next segment; the one before is deleted if nothing in it is held. */
+  /**
+   * Starts the next segment; the one before is deleted if nothing in it is held.
+   * A failed start leaves the active segment as it was; the next append tries
+   * again with a new id.
+   */
   private async roll(): Promise<SegmentIndex> {
     const old = this.segments.at(-1)!
-    const handle = await createSegmentFile(this.dir, old.id + 1, this.nextSeq)
+    const id = this.nextId++
+    const handle = await createSegmentFile(this.dir, id, this.nextSeq)
     this.counters.fsyncs += 2
-    const segment = new SegmentIndex(old.id + 1, this.nextSeq)
+    const segment = new SegmentIndex(id, this.nextSeq)
     const previous = this.handle
     this.handle = handle
     this.segments.push(segment)

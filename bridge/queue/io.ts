@@ -1,4 +1,4 @@
-import { type FileHandle, open } from 'node:fs/promises'
+import { type FileHandle, open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodeSegmentHeader, segmentFileName } from './segment.js'
 
@@ -29,9 +29,12 @@ export async function syncDir(dir: string): Promise<void> {
 /**
  * Makes segment `id` with its header (base `baseSeq`) and syncs it and the
  * folder: 2 syncs. Returns the handle, open for writing records after the header.
+ * On failure the file is removed (best effort: the disk may refuse that too, so
+ * callers never try the same id again).
  */
 export async function createSegmentFile(dir: string, id: number, baseSeq: number): Promise<FileHandle> {
-  const handle = await open(join(dir, segmentFileName(id)), 'wx', FILE_MODE)
+  const path = join(dir, segmentFileName(id))
+  const handle = await open(path, 'wx', FILE_MODE)
   try {
     await writeFully(handle, encodeSegmentHeader(baseSeq), 0)
     await handle.datasync()
@@ -39,6 +42,7 @@ export async function createSegmentFile(dir: string, id: number, baseSeq: number
     return handle
   } catch (err) {
     await handle.close().catch(() => {})
+    await rm(path, { force: true }).catch(() => {})
     throw err
   }
 }

@@ -266,6 +266,27 @@ describe('FileQueue', () => {
     expect(numbers(await backlog(reopened.queue))).toEqual([1, 2, 3, 7, 8])
   })
 
+  it('a segment that could not be started is not tried again under the same id', async () => {
+    const dir = await tempDir()
+    const { queue } = await openQueue(dir)
+    // In the way of the next segment, as a file left by a start that failed and could not be removed.
+    await writeFile(join(dir, 'seg-000000000002.log'), 'left over')
+    const appended: number[] = []
+    let refused: number | undefined
+    for (let n = 1; n <= 200 && refused === undefined; n++) {
+      const entry = await queue.append(message(n)).catch((err: unknown) => {
+        expect(err).toMatchObject({ code: 'QUEUE_ERR_IO', cause: { code: 'EEXIST' } })
+        refused = n
+      })
+      if (entry) appended.push(n)
+    }
+    expect(refused).toBeDefined()
+    await fill(queue, 1001, 1001)
+    expect(queue.diagnostics().segments).toBe(2)
+    expect(await readdir(dir)).toContain('seg-000000000003.log')
+    expect(numbers(await backlog(queue))).toEqual([...appended, 1001])
+  })
+
   it('rejects bad options with a code and the value', async () => {
     const dir = await tempDir()
     await expect(FileQueue.open(dir, { quotaBytes: -1 })).rejects.toMatchObject({
