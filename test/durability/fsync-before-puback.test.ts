@@ -8,7 +8,7 @@ import { stringify } from 'yaml'
 import { readStatusFile } from '../../cli/status-file.js'
 import { hashPassword } from '../../gateway/index.js'
 import { type LabPki, mintLabPki } from '../../pki/index.js'
-import { assertBuilt, CLI, spawnCli } from '../cli/run-cli.js'
+import { builtCli, spawnCli } from '../cli/run-cli.js'
 import { CloudConsumer } from '../helpers/cloud-consumer.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
@@ -40,7 +40,7 @@ interface Bench {
 let bench: Bench
 
 beforeAll(async () => {
-  assertBuilt()
+  builtCli()
   const dir = await realpath(await makeTempDir('edge-gw-fsync-'))
   const pki = await mintLabPki(join(dir, 'pki'))
   const cloud = await CloudMosquitto.start({
@@ -259,7 +259,7 @@ describe('PUBACK after fdatasync, in the system calls of the gateway process', (
         ...['-e', 'trace=fdatasync,fsync,write,writev,sendto,sendmsg,pwrite64,pwritev,pwritev2'],
         ...['-e', 'inject=fdatasync:delay_enter=20000'],
       ],
-      [process.execPath, CLI, 'start', '--config', gateway.configFile],
+      [process.execPath, builtCli(), 'start', '--config', gateway.configFile],
     )
     try {
       await orderRun(gateway, child, traceFile)
