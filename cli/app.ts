@@ -138,6 +138,7 @@ export async function startEdgeGateway(
       await bridge.stop()
       await statusWriter.stop()
       await vpn.close()
+      security.flush()
       logger.info('edge gateway stopped')
     },
   }

@@ -47,21 +47,88 @@ export interface SecurityEventFields {
   [extra: string]: unknown
 }
 
+export interface SecurityLogLimit {
+  /** Log lines per event and identity within one window; past it, lines are counted, not written. */
+  burst: number
+  windowMs: number
+  /** Event/identity pairs tracked at once (oldest forgotten first). */
+  maxKeys?: number
+}
+
+export const DEFAULT_SECURITY_LOG_LIMIT: SecurityLogLimit = { burst: 50, windowMs: 10_000, maxKeys: 10_000 }
+
+interface Window {
+  startedAt: number
+  logged: number
+  suppressed: number
+}
+
 /**
  * Reports security events: one structured warning per event, with an `event`
- * field and the device identity, and a counter per event name.
+ * field and the device identity, and a counter per event name. Every event is
+ * counted; the log lines of one event for one identity (device, else claimed
+ * identity, else address) are limited to `burst` per window, and the number
+ * left out is said in one line when the next window starts (or at `flush`),
+ * so a flooding device cannot fill the disk with warnings.
  * Callers must not pass secrets or payloads; only sizes.
  */
 export class SecurityEvents {
+  private readonly windows = new Map<string, Window>()
+  private readonly limit: Required<SecurityLogLimit>
+
   constructor(
     private readonly logger: Logger,
     private readonly metrics: Metrics,
+    limit: SecurityLogLimit = DEFAULT_SECURITY_LOG_LIMIT,
+    private readonly now: () => number = Date.now,
   ) {
+    this.limit = { maxKeys: 10_000, ...limit }
     for (const event of SECURITY_EVENT_NAMES) metrics.declare(series('security_events_total', { event }))
+    metrics.declare('security_log_lines_suppressed_total')
   }
 
   report(event: SecurityEventName, fields: SecurityEventFields, message: string): void {
     this.metrics.increment(series('security_events_total', { event }))
-    this.logger.warn({ security: true, event, ...fields }, message)
+    const who = fields.device ?? fields.username ?? fields.pskIdentity ?? fields.remoteAddress ?? ''
+    const key = `${event}\u0000${who}`
+    const t = this.now()
+    let window = this.windows.get(key)
+    if (window && t - window.startedAt >= this.limit.windowMs) {
+      this.summarize(key, window)
+      window = undefined
+    }
+    if (!window) {
+      if (this.windows.size >= this.limit.maxKeys) this.forgetOldest()
+      window = { startedAt: t, logged: 0, suppressed: 0 }
+      this.windows.set(key, window)
+    }
+    if (window.logged < this.limit.burst) {
+      window.logged++
+      this.logger.warn({ security: true, event, ...fields }, message)
+      return
+    }
+    window.suppressed++
+    this.metrics.increment('security_log_lines_suppressed_total')
+  }
+
+  /** Writes the summaries of windows that left lines out (at shutdown, and in tests). */
+  flush(): void {
+    for (const [key, window] of this.windows) this.summarize(key, window)
+    this.windows.clear()
+  }
+
+  private summarize(key: string, window: Window): void {
+    this.windows.delete(key)
+    if (window.suppressed === 0) return
+    const [event, who] = key.split('\u0000') as [string, string]
+    this.logger.warn(
+      { security: true, event, suppressed: window.suppressed, identity: who, windowMs: this.limit.windowMs },
+      `${window.suppressed} more ${event} event(s) for ${who || 'an unknown identity'} were counted but not logged`,
+    )
+  }
+
+  private forgetOldest(): void {
+    const first = this.windows.entries().next().value
+    if (first) this.summarize(first[0], first[1])
   }
 }

@@ -1,0 +1,69 @@
+import { Writable } from 'node:stream'
+import { describe, expect, it } from 'vitest'
+import { createLogger } from '../../core/logger.js'
+import { Metrics } from '../../core/metrics.js'
+import { SecurityEvents } from '../../core/security-events.js'
+
+function setup(burst = 3) {
+  const lines: Array<Record<string, unknown>> = []
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line))
+      done()
+    },
+  })
+  let t = 0
+  const metrics = new Metrics()
+  const events = new SecurityEvents(
+    createLogger({ level: 'debug', destination }),
+    metrics,
+    { burst, windowMs: 10_000 },
+    () => t,
+  )
+  return { lines, metrics, events, advance: (ms: number) => (t += ms) }
+}
+
+const settle = () => new Promise((r) => setImmediate(r))
+
+describe('SecurityEvents log limit', () => {
+  it('counts every event, logs `burst` lines per event and identity per window, then says how many it left out', async () => {
+    const { lines, metrics, events, advance } = setup(3)
+    for (let i = 0; i < 10; i++)
+      events.report('payload_rejected', { device: 'flooder', reason: 'replayed' }, 'refused')
+    events.report('payload_rejected', { device: 'quiet', reason: 'bad_tag' }, 'refused')
+    await settle()
+    expect(metrics.get('security_events_total{event="payload_rejected"}')).toBe(11)
+    expect(lines.map((l) => l.device)).toEqual(['flooder', 'flooder', 'flooder', 'quiet'])
+    expect(metrics.get('security_log_lines_suppressed_total')).toBe(7)
+    advance(10_000)
+    events.report('payload_rejected', { device: 'flooder', reason: 'replayed' }, 'refused')
+    await settle()
+    expect(lines.slice(4)).toEqual([
+      expect.objectContaining({
+        event: 'payload_rejected',
+        identity: 'flooder',
+        suppressed: 7,
+        msg: '7 more payload_rejected event(s) for flooder were counted but not logged',
+      }),
+      expect.objectContaining({ device: 'flooder', msg: 'refused' }),
+    ])
+  })
+
+  it('other events of the same device have their own budget', async () => {
+    const { lines, events } = setup(1)
+    events.report('rate_limited', { device: 'd' }, 'a')
+    events.report('rate_limited', { device: 'd' }, 'a')
+    events.report('publish_denied', { device: 'd' }, 'b')
+    await settle()
+    expect(lines.map((l) => l.event)).toEqual(['rate_limited', 'publish_denied'])
+  })
+
+  it('flush writes what is left out (at shutdown)', async () => {
+    const { lines, events } = setup(1)
+    events.report('auth_unknown_user', { remoteAddress: '192.0.2.7' }, 'x')
+    events.report('auth_unknown_user', { remoteAddress: '192.0.2.7' }, 'x')
+    events.flush()
+    await settle()
+    expect(lines.at(-1)).toMatchObject({ identity: '192.0.2.7', suppressed: 1 })
+  })
+})
