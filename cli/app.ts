@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { DeadLetterStore } from '../bridge/dead-letter/store.js'
+import { DeadLetterStore, deadLetterDir } from '../bridge/dead-letter/store.js'
 import { Bridge, MemoryQueue, type UplinkQueue } from '../bridge/index.js'
 import { FileQueue } from '../bridge/queue/file-queue.js'
 import type { GatewayConfig } from '../config/index.js'
@@ -47,10 +47,6 @@ async function openDeadLetters(config: Readonly<GatewayConfig>, logger: Logger):
     `dead letters opened: ${report.letters} message(s) held aside (edge-gateway deadletter list)`,
   )
   return store
-}
-
-export function deadLetterDir(stateDir: string): string {
-  return join(stateDir, 'dead-letter')
 }
 
 export interface EdgeGateway {

@@ -28,6 +28,11 @@ import {
 
 export const DEAD_LETTER_LOG = 'dead-letter.log'
 
+/** The gateway keeps its dead letters in `<stateDir>/dead-letter`. */
+export function deadLetterDir(stateDir: string): string {
+  return join(stateDir, 'dead-letter')
+}
+
 export interface DeadLetterStoreOptions {
   /** Bytes the log may take (letters, and state changes until compaction). */
   quotaBytes: number
