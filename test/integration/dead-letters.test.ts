@@ -198,4 +198,64 @@ describe('dead letters: a queued message the config no longer sends up is held a
     expect(sub!.envelopes.map((e) => [e?.seq, e?.protection])).toEqual(letters.map((l) => [l.seq, 1]))
     for (const raw of sub!.rawMessages) expect(raw.payload.toString('latin1')).not.toContain('sealed-')
   })
+  it('deadletter list, drop and their refusals through the CLI, with the gateway stopped and running', async () => {
+    stack = await Stack.start({ persistence: true })
+    await stack.waitLinkUp()
+    await stack.cloud.stop()
+    client = await device(stack)
+    for (let i = 0; i < 3; i++) expect(await publishOutcome(client, `${TOPIC}${i}`, `cli-${i}`)).toBe('acked')
+    await client.endAsync()
+    client = undefined
+    await stack.restartGateway(async () => {
+      await setCloud(stack!, { topics: [{ local: 'other/', cloud: 'gateways/gw-test/other/' }] })
+      await stack!.cloud.restart()
+    })
+    await waitUntil(() => stack!.gateway.bridge.deadLetters.stats().depth === 3, 15_000, 'three dead letters')
+    const seqs = (await listLetters(stack)).map((l) => l.seq)
+
+    const list = await runCli(['deadletter', 'list', '-c', stack.configFile])
+    expect(list.code, list.stderr).toBe(0)
+    const lines = list.stdout.trimEnd().split('\n')
+    expect(lines[0]).toMatch(/^gw-seq +state +reason +device +qos +bytes +received +topic +why$/)
+    expect(lines.slice(1, 4).map((l) => l.split(/ {2,}/).slice(0, 6))).toEqual(
+      seqs.map((seq) => [String(seq), 'held', 'no_mapping', PASSWORD_DEVICE.id, '1', '5']),
+    )
+    expect(lines[4]).toBe('3 dead letter(s): no_mapping 3')
+
+    const unknown = await runCli(['deadletter', 'drop', '999999999', '-c', stack.configFile])
+    expect([unknown.code, unknown.stderr]).toEqual([
+      1,
+      'edge-gateway: not a dead letter: gw-seq 999999999 (edge-gateway deadletter list)\n',
+    ])
+    const unnamed = await runCli(['deadletter', 'retry', '-c', stack.configFile])
+    expect([unnamed.code, unnamed.stderr]).toEqual([
+      2,
+      'edge-gateway: name the dead letters to retry (gw-seq numbers, or --all)\n',
+    ])
+
+    // Stopped: the request waits, and the gateway applies it when it starts.
+    await stack.restartGateway(async () => {
+      const drop = await runCli(['deadletter', 'drop', String(seqs[0]), '-c', stack!.configFile])
+      expect(drop.code, drop.stderr).toBe(0)
+      expect(drop.stdout).toBe(
+        `drop of 1 dead letter(s) (gw-seq ${seqs[0]}) requested; the gateway is not running: it applies the request when it starts\n`,
+      )
+      const waiting = await runCli(['deadletter', 'list', '-c', stack!.configFile])
+      expect(waiting.stdout.trimEnd().split('\n').at(-1)).toBe(
+        '3 dead letter(s): no_mapping 3; 1 request(s) waiting for the gateway',
+      )
+    })
+    expect((await listLetters(stack)).map((l) => l.seq)).toEqual(seqs.slice(1))
+    expect(
+      stack.logs.records.filter((r) => String(r.msg).startsWith('dead letters dropped on operator request')),
+    ).toEqual([expect.objectContaining({ level: 30, changed: [seqs[0]], unknown: [] })])
+
+    // Running: the command waits until the gateway took it.
+    const all = await runCli(['deadletter', 'drop', '--all', '-c', stack.configFile])
+    expect(all.stdout).toBe(
+      `drop of 2 dead letter(s) (gw-seq ${seqs.slice(1).join(', ')}): taken by the running gateway\n`,
+    )
+    expect(await listLetters(stack)).toEqual([])
+    expect(stack.gateway.bridge.deadLetters.stats()).toMatchObject({ depth: 0, bytes: 0 })
+  })
 })
