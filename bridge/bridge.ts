@@ -1,5 +1,5 @@
 import { createPublicKey } from 'node:crypto'
-import { type Observable, type Subscription, tap } from 'rxjs'
+import { type Observable, tap } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import { type Metrics, nonZero, series } from '../core/metrics.js'
@@ -8,12 +8,16 @@ import { CloudLink, type LinkState } from './cloud-link.js'
 import type { CloudProtector } from './cloud-protector.js'
 import type { CloudSession } from './cloud-session.js'
 import { type CertificateStatus, ControlTopics, type GatewayCertificate } from './control.js'
+import { DEAD_LETTER_REASONS } from './dead-letter/format.js'
+import type { DeadLetterStats, DeadLetterStore } from './dead-letter/store.js'
 import { COMMAND_REFUSALS, type Downlink } from './downlink.js'
+import { BridgeError } from './errors.js'
+import { DEFAULT_RESTARTS, Forwarding, type ForwardingState, type RestartPolicy } from './forwarding.js'
 import { SendGate } from './gate.js'
 import { uplinkPipeline } from './pipeline.js'
 import { MemoryQueue } from './queue/memory-queue.js'
 import type { DropReason, UplinkQueue } from './queue/queue.js'
-import { mapTopic } from './topic-map.js'
+import { findMapping } from './topic-map.js'
 
 export interface BridgeOptions {
   cloud: CloudConfig
@@ -28,6 +32,12 @@ export interface BridgeOptions {
   downlink?: Downlink
   /** Defaults to an in-memory queue bounded by cloud.queue.maxMessages. */
   queue?: UplinkQueue
+  /** Where messages that must not be sent as they are are held aside (docs/bridge.md#dead-letters). */
+  deadLetters: DeadLetterStore
+  /** How the uplink pipeline is restarted after an error; default DEFAULT_RESTARTS. */
+  restarts?: RestartPolicy
+  /** Runs once when forwarding is given up (the gateway exits so that its supervisor restarts it). */
+  onForwardingStopped?: (err: unknown) => void
   /**
    * When given, the bridge sends only while it emits true (for example while the
    * WireGuard tunnel is healthy); while false the queue holds everything.
@@ -42,6 +52,8 @@ export interface BridgeStatus {
   link: LinkState
   /** False while the gate (tunnel health) holds the bridge. */
   sending: boolean
+  /** Whether the uplink pipeline runs, is being restarted after an error, or was given up. */
+  forwarding: ForwardingState
   queue: {
     /** Where the queue keeps messages: `disk` (segment files) or `memory`. */
     store: 'disk' | 'memory'
@@ -56,6 +68,8 @@ export interface BridgeStatus {
     oldestAgeMs: number | null
     dropped: Record<DropReason, number>
   }
+  /** Messages held aside instead of being sent (docs/bridge.md#dead-letters). */
+  deadLetters: DeadLetterStats
   /** Messages the cloud acknowledged per second, over the last 10 s. */
   drainRatePerSecond: number
   delivered: number
@@ -76,8 +90,12 @@ function declareBridgeCounters(metrics: Metrics): void {
   for (const name of [
     'uplink_accepted_total',
     'uplink_delivered_total',
-    series('uplink_dropped_total', { reason: 'queue_full', qos: 0 }),
-    series('uplink_dropped_total', { reason: 'queue_full', qos: 1 }),
+    ...['queue_full', 'io_error', 'forwarding_stopped', 'error'].flatMap((reason) => [
+      series('uplink_dropped_total', { reason, qos: 0 }),
+      series('uplink_dropped_total', { reason, qos: 1 }),
+    ]),
+    ...DEAD_LETTER_REASONS.map((reason) => series('uplink_dead_letter_total', { reason })),
+    ...['full', 'io_error'].map((reason) => series('uplink_dead_letter_failed_total', { reason })),
     series('uplink_dropped_total', { reason: 'cloud_refused' }),
     'uplink_publish_interrupted_total',
     'uplink_protect_failed_total',
@@ -100,13 +118,14 @@ export class Bridge implements UplinkSink {
   readonly queue: UplinkQueue
   readonly link: CloudLink
   readonly control: ControlTopics
-  private subscription: Subscription | undefined
   private healthTimer: NodeJS.Timeout | undefined
   private rateTimer: NodeJS.Timeout | undefined
   private readonly deliveredSamples: number[] = []
   private session: CloudSession | null = null
   private sending = false
   private readonly gate = new SendGate()
+  private readonly forwarding: Forwarding
+  readonly deadLetters: DeadLetterStore
 
   constructor(private readonly options: BridgeOptions) {
     const { cloud, metrics, protector, gatewayId, logger } = options
@@ -133,33 +152,53 @@ export class Bridge implements UplinkSink {
       },
       onSession: (session) => this.announce(session),
     })
+    this.deadLetters = options.deadLetters
     declareBridgeCounters(metrics)
     metrics.gauge('uplink_queue_depth', () => this.queue.size)
     metrics.gauge('uplink_queue_bytes', () => this.queue.stats().bytes)
     metrics.gauge('uplink_queue_capacity', () => this.queue.capacity)
+    metrics.gauge('uplink_dead_letter_depth', () => this.deadLetters.stats().depth)
+    metrics.gauge('uplink_dead_letter_bytes', () => this.deadLetters.stats().bytes)
+    this.forwarding = new Forwarding(logger, metrics, options.restarts ?? DEFAULT_RESTARTS, (err) =>
+      options.onForwardingStopped?.(err),
+    )
   }
 
   /**
-   * Holds a device message for the cloud. Resolves once the queue has it
-   * durably (the device's PUBACK waits for this), or 'full' when the queue's
-   * stated policy refuses it, or 'ignored' when no mapping sends its topic up.
+   * Holds a device message for the cloud, stamped with the protection its mapping
+   * gives it (it never leaves with less). Resolves once the queue has it durably
+   * (the device's PUBACK waits for this), or 'full' when the queue's stated policy
+   * refuses it, or 'ignored' when no mapping sends its topic up. Rejects when it
+   * cannot be held: QUEUE_ERR_IO (the disk failed: the cause has the errno),
+   * BRIDGE_ERR_FORWARDING_STOPPED (forwarding was given up: nobody would send it),
+   * or another QueueError; each counted in uplink_dropped_total by reason.
    */
   async offer(message: UplinkMessage): Promise<OfferResult> {
-    if (mapTopic(this.options.cloud.topics, message.topic) === undefined) return 'ignored'
-    const entry = await this.queue.append(message).catch((err: unknown) => {
-      this.options.logger.error(
-        { err, device: message.deviceId },
-        'queue append failed; message not acknowledged',
+    const { cloud, metrics, protector } = this.options
+    const mapping = findMapping(cloud.topics, message.topic)
+    if (mapping === undefined) return 'ignored'
+    const dropped = (reason: string) =>
+      metrics.increment(series('uplink_dropped_total', { reason, qos: message.qos }))
+    const forwarding = this.forwarding.state
+    if (forwarding.status === 'stopped') {
+      dropped('forwarding_stopped')
+      throw new BridgeError(
+        'BRIDGE_ERR_FORWARDING_STOPPED',
+        `uplink forwarding stopped (${forwarding.cause}); the message is not held`,
       )
-      return undefined
-    })
+    }
+    let entry: Awaited<ReturnType<UplinkQueue['append']>>
+    try {
+      entry = await this.queue.append({ ...message, protection: protector.protectionFor(mapping) })
+    } catch (err) {
+      dropped((err as { code?: unknown }).code === 'QUEUE_ERR_IO' ? 'io_error' : 'error')
+      throw err
+    }
     if (!entry) {
-      this.options.metrics.increment(
-        series('uplink_dropped_total', { reason: 'queue_full', qos: message.qos }),
-      )
+      dropped('queue_full')
       return 'full'
     }
-    this.options.metrics.increment('uplink_accepted_total')
+    metrics.increment('uplink_accepted_total')
     return 'accepted'
   }
 
@@ -179,19 +218,20 @@ export class Bridge implements UplinkSink {
       this.sending = true
     }
     const sessions = this.link.session$.pipe(tap((session) => (this.session = session)))
-    this.subscription = uplinkPipeline({
-      queue: this.queue,
-      sessions,
-      mappings: cloud.topics,
-      gatewayId,
-      inflight: cloud.inflight,
-      gate: this.gate,
-      protector,
-      logger,
-      metrics,
-    }).subscribe({
-      error: (err: unknown) => logger.fatal({ err }, 'uplink pipeline stopped unexpectedly'),
-    })
+    this.forwarding.start(
+      uplinkPipeline({
+        queue: this.queue,
+        deadLetters: this.deadLetters,
+        sessions,
+        mappings: cloud.topics,
+        gatewayId,
+        inflight: cloud.inflight,
+        gate: this.gate,
+        protector,
+        logger,
+        metrics,
+      }),
+    )
     this.rateTimer = setInterval(() => {
       this.deliveredSamples.push(metrics.get('uplink_delivered_total'))
       if (this.deliveredSamples.length > RATE_WINDOW + 1) this.deliveredSamples.shift()
@@ -255,6 +295,7 @@ export class Bridge implements UplinkSink {
     return {
       link: this.link.state$.value,
       sending: this.sending,
+      forwarding: this.forwarding.state,
       queue: {
         store: this.queue.store,
         depth: stats.depth,
@@ -263,6 +304,7 @@ export class Bridge implements UplinkSink {
         oldestAgeMs: oldest === undefined ? null : Date.now() - oldest,
         dropped: stats.dropped,
       },
+      deadLetters: this.deadLetters.stats(),
       drainRatePerSecond: Math.round(rate * 10) / 10,
       delivered: metrics.get('uplink_delivered_total'),
       accepted: metrics.get('uplink_accepted_total'),
@@ -277,7 +319,7 @@ export class Bridge implements UplinkSink {
     if (this.healthTimer) clearInterval(this.healthTimer)
     if (this.rateTimer) clearInterval(this.rateTimer)
     this.gate.stop()
-    this.subscription?.unsubscribe()
+    this.forwarding.stop()
     const session = this.link.session$.value
     if (session) {
       // A clean stop: say "offline" ourselves (the Will is only for a lost connection).
@@ -293,5 +335,6 @@ export class Bridge implements UplinkSink {
     }
     await this.link.stop()
     await this.queue.close()
+    await this.deadLetters.close()
   }
 }

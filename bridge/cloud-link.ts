@@ -132,12 +132,16 @@ export class CloudLink {
     // The last error mqtt.js reported for this connection; logged once, when it closes.
     let failure: (Error & { code?: string | number }) | undefined
 
-    client.on('connect', () => {
+    client.on('connect', (connack) => {
       this.backoff.reset()
       this.attempt = 0
       const stream = client.stream as { setNoDelay?: (on: boolean) => void }
       stream.setNoDelay?.(true)
-      session = new CloudSession(client, this.config.protocolVersion === 5)
+      session = new CloudSession(
+        client,
+        this.config.protocolVersion === 5,
+        connack.properties?.maximumPacketSize,
+      )
       const subscriptions = this.hooks.subscriptions ?? []
       if (subscriptions.length > 0) {
         client.subscribe([...subscriptions], { qos: 1 }, (err, granted) => {

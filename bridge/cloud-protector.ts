@@ -23,6 +23,13 @@ export class CloudProtector {
     for (const [name, recipient] of recipients) this.sealers.set(name, new HpkeSealer(recipient))
   }
 
+  /** The body protection `mapping` gives a message: what protect() does under it. */
+  protectionFor(mapping: TopicMapping): BodyProtection {
+    if (mapping.mode === 'end-to-end') return BodyProtection.device
+    const sealer = mapping.sealFor === undefined ? undefined : this.sealers.get(mapping.sealFor)
+    return sealer ? BodyProtection.hpke : BodyProtection.plain
+  }
+
   /** The envelope for a queued device message published on `cloudTopic` under `mapping`. */
   protect(entry: QueueEntry, cloudTopic: string, mapping: TopicMapping | undefined): Buffer {
     const { message } = entry

@@ -5,6 +5,8 @@ export type BridgeErrorCode =
   | 'BRIDGE_ERR_CLOUD_REJECTED'
   | 'BRIDGE_ERR_KEY_FILE'
   | 'BRIDGE_ERR_CONSUMER_CONFIG'
+  | 'BRIDGE_ERR_UNSENDABLE'
+  | 'BRIDGE_ERR_FORWARDING_STOPPED'
 
 export class BridgeError extends EdgeGatewayError {
   declare readonly code: BridgeErrorCode

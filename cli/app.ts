@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { DeadLetterStore, deadLetterDir } from '../bridge/dead-letter/store.js'
 import { Bridge, MemoryQueue, type UplinkQueue } from '../bridge/index.js'
 import { FileQueue } from '../bridge/queue/file-queue.js'
 import type { GatewayConfig } from '../config/index.js'
@@ -18,6 +19,7 @@ async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promi
   const { queue, recovery } = await FileQueue.open(join(config.gateway.stateDir, 'queue'), {
     quotaBytes: settings.quotaBytes,
     maxMessages: settings.maxMessages,
+    logger: logger.child({ module: 'queue' }),
   })
   const level = recovery.corrupted > 0 || recovery.tornBytes > 0 ? 'warn' : 'info'
   logger[level](
@@ -25,6 +27,26 @@ async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promi
     `uplink queue opened: ${recovery.held} message(s) held for the cloud`,
   )
   return queue
+}
+
+/** The dead letters' own quota: an eighth of cloud.queue.quotaBytes, from 64 KiB to 16 MiB (docs/bridge.md#dead-letters). */
+export function deadLetterQuota(queueQuotaBytes: number): number {
+  return Math.min(16 * 1024 * 1024, Math.max(64 * 1024, Math.floor(queueQuotaBytes / 8)))
+}
+
+/** The dead letters, on disk in <stateDir>/dead-letter whatever the queue's store. */
+async function openDeadLetters(config: Readonly<GatewayConfig>, logger: Logger): Promise<DeadLetterStore> {
+  const log = logger.child({ module: 'dead-letter' })
+  const { store, report } = await DeadLetterStore.open(deadLetterDir(config.gateway.stateDir), {
+    quotaBytes: deadLetterQuota(config.cloud.queue.quotaBytes),
+    logger: log,
+  })
+  const level = report.letters > 0 || report.damaged > 0 || report.tornBytes > 0 ? 'warn' : 'info'
+  log[level](
+    { ...report },
+    `dead letters opened: ${report.letters} message(s) held aside (edge-gateway deadletter list)`,
+  )
+  return store
 }
 
 export interface EdgeGateway {
@@ -36,6 +58,11 @@ export interface EdgeGateway {
   readonly vpnMode: VpnMode
   /** The WireGuard tunnel's latest health poll; null with the VPN off or before the first poll. */
   readonly tunnel: TunnelState | null
+  /**
+   * Resolves when the gateway can no longer forward (the uplink pipeline was given up after its
+   * restarts); `edge-gateway start` then closes it and exits non-zero. Never rejects.
+   */
+  readonly failed: Promise<Error>
   /** Applies the devices and policies of a new config; other sections need a restart. */
   reload(next: Readonly<GatewayConfig>): Promise<ReloadReport>
   close(): Promise<void>
@@ -63,13 +90,22 @@ export async function startEdgeGateway(
       (await lanStarted).deliverCommand(deviceId, topic, payload),
   })
   const queue = await openQueue(config, logger)
+  const deadLetters = await openDeadLetters(config, logger).catch(async (err: unknown) => {
+    await queue.close()
+    throw err
+  })
   // The tunnel comes up before the bridge connects; its health opens and closes the bridge.
   const vpn = await startVpn(config, { logger: logger.child({ module: 'vpn' }), metrics }).catch(
     async (err: unknown) => {
       await queue.close()
+      await deadLetters.close()
       throw err
     },
   )
+  let failed: (err: Error) => void = () => undefined
+  const failure = new Promise<Error>((resolve) => {
+    failed = resolve
+  })
   const bridge = new Bridge({
     ...cloudRuntime,
     cloud: config.cloud,
@@ -77,6 +113,8 @@ export async function startEdgeGateway(
     logger: logger.child({ module: 'bridge' }),
     metrics,
     queue,
+    deadLetters,
+    onForwardingStopped: (err) => failed(err instanceof Error ? err : new Error(String(err))),
     ...(vpn.gate$ && { gate$: vpn.gate$ }),
     ...(vpn.mode !== 'off' && { tunnel: () => vpn.state }),
   })
@@ -122,6 +160,7 @@ export async function startEdgeGateway(
     lan,
     bridge,
     metrics,
+    failed: failure,
     vpnMode: vpn.mode,
     get tunnel() {
       return vpn.state

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander'
 import { registerCloud } from './commands/cloud.js'
+import { registerDeadLetter } from './commands/deadletter.js'
 import { registerDevice } from './commands/device.js'
 import { registerLab } from './commands/lab.js'
 import { registerPolicy } from './commands/policy.js'
@@ -25,6 +26,7 @@ registerDevice(program)
 registerPolicy(program)
 registerCloud(program)
 registerStatus(program)
+registerDeadLetter(program)
 registerVpn(program)
 
 try {

@@ -1,14 +1,15 @@
-import { mergeMap, type OperatorFunction } from 'rxjs'
+import { mergeMap, type ObservableInput, type OperatorFunction } from 'rxjs'
 import type { TopicMapping } from '../../config/index.js'
 import type { Logger } from '../../core/logger.js'
 import type { Metrics } from '../../core/metrics.js'
 import type { CloudProtector } from '../cloud-protector.js'
-import type { OutboundMessage } from '../cloud-session.js'
-import type { QueueEntry } from '../queue/queue.js'
+import type { CloudSession, OutboundMessage } from '../cloud-session.js'
+import { describeProtection, keepsProtection } from '../protection-rule.js'
 import { findMapping } from '../topic-map.js'
+import type { Item } from './item.js'
+import type { SetAside } from './set-aside.js'
 
-export interface Outbound {
-  entry: QueueEntry
+export interface Outbound extends Item {
   message: OutboundMessage
 }
 
@@ -18,20 +19,38 @@ export interface Outbound {
  * inside a COSE_Sign1 made with the gateway's key over the device, the
  * original topic, the gateway sequence number and the time of acceptance.
  * The same three facts travel in MQTT 5 user properties for routing and
- * duplicate detection without parsing. Synchronous, so queue order is kept.
+ * duplicate detection without parsing. Synchronous for what it sends, so queue
+ * order is kept.
+ *
+ * What must not go out as it is, is set aside as a dead letter (never sent on its
+ * LAN topic, never with less protection than it was accepted under):
+ * - no mapping covers its topic any more (`no_mapping`);
+ * - the mapping that covers it now gives less protection, or another kind (`protection_changed`);
+ * - this cloud session cannot carry it (`unsendable`: topic or packet too large).
  */
 export function mapTopic(
   mappings: ReadonlyArray<TopicMapping>,
   gatewayId: string,
   protector: CloudProtector,
+  session: CloudSession,
+  setAside: SetAside,
   logger: Logger,
   metrics: Metrics,
-): OperatorFunction<QueueEntry, Outbound> {
-  return mergeMap((entry: QueueEntry) => {
+): OperatorFunction<Item, Outbound> {
+  return mergeMap((item: Item): ObservableInput<Outbound> => {
+    const { entry } = item
     const { message } = entry
     const mapping = findMapping(mappings, message.topic)
-    // Offer() admits only mapped topics, so a miss means the mapping changed: keep the local topic visible.
-    const topic = mapping ? mapping.cloud + message.topic.slice(mapping.local.length) : message.topic
+    if (!mapping) return setAside(item, 'no_mapping', 'no cloud.topics mapping covers its topic')
+    const protection = protector.protectionFor(mapping)
+    if (message.protection !== undefined && !keepsProtection(message.protection, protection)) {
+      return setAside(
+        item,
+        'protection_changed',
+        `accepted as ${describeProtection(message.protection)}; the mapping that covers it now gives ${describeProtection(protection)}`,
+      )
+    }
+    const topic = mapping.cloud + message.topic.slice(mapping.local.length)
     let payload: Buffer
     try {
       payload = protector.protect(entry, topic, mapping)
@@ -42,7 +61,7 @@ export function mapTopic(
       return []
     }
     const outbound: Outbound = {
-      entry,
+      ...item,
       message: {
         topic,
         payload,
@@ -54,6 +73,8 @@ export function mapTopic(
         },
       },
     }
+    const unsendable = session.unsendable(outbound.message)
+    if (unsendable) return setAside(item, 'unsendable', unsendable)
     return [outbound]
   })
 }

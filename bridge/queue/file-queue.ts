@@ -110,9 +110,14 @@ export class FileQueue implements UplinkQueue {
       quotaBytes: options.quotaBytes,
       qos0Bytes: Math.floor(options.quotaBytes * options.qos0Fraction),
     }
-    this.housekeeper = new Housekeeper(dir, options.ackFlushMs, (bytes) => {
-      this.bytes += bytes
-    })
+    this.housekeeper = new Housekeeper(
+      dir,
+      options.ackFlushMs,
+      (bytes) => {
+        this.bytes += bytes
+      },
+      options.logger,
+    )
     this.view = {
       dir,
       segments,

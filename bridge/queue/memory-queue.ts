@@ -1,7 +1,6 @@
 import { Observable, Subject } from 'rxjs'
-import type { UplinkMessage } from '../../gateway/uplink.js'
 import { QueueError } from './errors.js'
-import { noDrops, type QueueEntry, type QueueStats, type UplinkQueue } from './queue.js'
+import { noDrops, type QueuedMessage, type QueueEntry, type QueueStats, type UplinkQueue } from './queue.js'
 import { recordSize } from './record.js'
 
 interface Slot {
@@ -41,7 +40,7 @@ export class MemoryQueue implements UplinkQueue {
     return this.held
   }
 
-  append(message: UplinkMessage): Promise<QueueEntry | undefined> {
+  append(message: QueuedMessage): Promise<QueueEntry | undefined> {
     if (this.closed)
       return Promise.reject(new QueueError('QUEUE_ERR_CLOSED', 'The in-memory queue is closed'))
     let bytes: number

@@ -1,3 +1,4 @@
+import type { Logger } from '../../core/logger.js'
 import { QueueError } from './errors.js'
 
 export interface FileQueueOptions {
@@ -17,9 +18,13 @@ export interface FileQueueOptions {
   readAheadBytes?: number
   /** Acknowledgements are written to disk at most this long after ack() (default 100 ms). */
   ackFlushMs?: number
+  /** Where the queue's background file work (ack files, segment deletion) reports its failures. */
+  logger?: Logger
 }
 
-export type ResolvedOptions = Readonly<Required<FileQueueOptions>>
+export type ResolvedOptions = Readonly<Required<Omit<FileQueueOptions, 'logger'>>> & {
+  readonly logger?: Logger
+}
 
 function describe(value: unknown): string {
   return `\`${String(value)}\` (${typeof value})`
@@ -59,6 +64,7 @@ export function resolveOptions(options: FileQueueOptions): ResolvedOptions {
     readAhead: options.readAhead ?? 2048,
     readAheadBytes: options.readAheadBytes ?? 4 * 1024 * 1024,
     ackFlushMs: options.ackFlushMs ?? 100,
+    ...(options.logger && { logger: options.logger }),
   }
   check('firstSeq', resolved.firstSeq, isInt(resolved.firstSeq, 0), 'a non-negative safe integer')
   check(

@@ -1,10 +1,21 @@
 import type { Observable } from 'rxjs'
 import type { UplinkMessage } from '../../gateway/uplink.js'
+import type { BodyProtection } from '../envelope.js'
+
+/** A device message as the queue holds it. */
+export interface QueuedMessage extends UplinkMessage {
+  /**
+   * The body protection the cloud mapping gave the message when it was accepted (see
+   * CloudProtector.protectionFor); the bridge never sends it with less. Absent on records
+   * written before the queue kept it.
+   */
+  readonly protection?: BodyProtection
+}
 
 export interface QueueEntry {
   /** Gateway sequence number: strictly increasing, carried to the cloud so consumers can drop duplicates. */
   readonly seq: number
-  readonly message: UplinkMessage
+  readonly message: QueuedMessage
 }
 
 /** Why an append was refused (see quota.ts for the policy). */
@@ -41,7 +52,7 @@ export interface UplinkQueue {
    * after close(), a field too long, or an I/O failure; the message is not held.
    * Entries are numbered and emitted in the order of the append calls.
    */
-  append(message: UplinkMessage): Promise<QueueEntry | undefined>
+  append(message: QueuedMessage): Promise<QueueEntry | undefined>
   /**
    * Removes an entry the cloud acknowledged. Unknown or repeated seqs are
    * ignored. It may be made durable lazily: after a crash an acknowledged entry

@@ -1,6 +1,7 @@
-import type { UplinkMessage } from '../../gateway/uplink.js'
+import type { BodyProtection } from '../envelope.js'
 import { crc32 } from './crc32.js'
 import { QueueError } from './errors.js'
+import type { QueuedMessage } from './queue.js'
 
 /**
  * One record of the log, little-endian:
@@ -12,7 +13,7 @@ import { QueueError } from './errors.js'
  * | 8 | 4 | body length L |
  * | 12 | 8 | gateway sequence number (unsigned, below 2^53) |
  * | 20 | 8 | receivedAt, ms since the epoch (float64) |
- * | 28 | 1 | flags: bit 0 QoS 1, bit 1 retain |
+ * | 28 | 1 | flags: bit 0 QoS 1, bit 1 retain, bits 2-3 the body protection it was accepted under plus 1 (0: not recorded) |
  * | 29 | 2+2+2 | byte lengths of deviceId, clientId, topic |
  * | 35 | ... | deviceId, clientId, topic (UTF-8), then the payload to the end (12 + L) |
  *
@@ -40,7 +41,7 @@ function stringBytes(field: string, value: string): number {
 }
 
 /** Bytes the record of `message` takes in the log. Throws QUEUE_ERR_RECORD for a field that cannot be stored. */
-export function recordSize(message: UplinkMessage): number {
+export function recordSize(message: QueuedMessage): number {
   return (
     MIN_RECORD_BYTES +
     stringBytes('device id', message.deviceId) +
@@ -55,11 +56,12 @@ export function recordSize(message: UplinkMessage): number {
  * number and checksum, which `stampRecord` adds once the number is known.
  * `size` is recordSize(message).
  */
-export function encodeUnstamped(buf: Buffer, pos: number, message: UplinkMessage, size: number): void {
+export function encodeUnstamped(buf: Buffer, pos: number, message: QueuedMessage, size: number): void {
   buf.writeUInt32LE(RECORD_MAGIC, pos)
   buf.writeUInt32LE(size - FRAME_BYTES, pos + 8)
   buf.writeDoubleLE(message.receivedAt, pos + 20)
-  buf[pos + 28] = (message.qos === 1 ? 1 : 0) | (message.retain ? 2 : 0)
+  const protection = message.protection === undefined ? 0 : message.protection + 1
+  buf[pos + 28] = (message.qos === 1 ? 1 : 0) | (message.retain ? 2 : 0) | (protection << 2)
   let at = pos + 35
   const device = buf.write(message.deviceId, at, 'utf8')
   at += device
@@ -81,7 +83,7 @@ export function stampRecord(buf: Buffer, pos: number, size: number, seq: number)
 }
 
 /** The record of (seq, message) as a new buffer. */
-export function encodeRecord(seq: number, message: UplinkMessage): Buffer {
+export function encodeRecord(seq: number, message: QueuedMessage): Buffer {
   const size = recordSize(message)
   const buf = Buffer.allocUnsafe(size)
   encodeUnstamped(buf, 0, message, size)
@@ -141,7 +143,7 @@ export function recordReceivedAt(buf: Buffer, pos: number): number {
 }
 
 /** The message of the record at `pos` (a frame that was found ok); the payload is copied out of `buf`. */
-export function decodeMessage(buf: Buffer, pos: number, end: number): UplinkMessage {
+export function decodeMessage(buf: Buffer, pos: number, end: number): QueuedMessage {
   const flags = buf[pos + 28]!
   const device = buf.readUInt16LE(pos + 29)
   const client = buf.readUInt16LE(pos + 31)
@@ -153,6 +155,7 @@ export function decodeMessage(buf: Buffer, pos: number, end: number): UplinkMess
   at += client
   const topicName = buf.toString('utf8', at, at + topic)
   at += topic
+  const protection = (flags >> 2) & 3
   return {
     topic: topicName,
     payload: Buffer.from(buf.subarray(at, end)),
@@ -161,5 +164,6 @@ export function decodeMessage(buf: Buffer, pos: number, end: number): UplinkMess
     deviceId,
     clientId,
     receivedAt: recordReceivedAt(buf, pos),
+    ...(protection !== 0 && { protection: (protection - 1) as BodyProtection }),
   }
 }

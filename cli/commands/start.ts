@@ -4,6 +4,7 @@ import { describeError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
 import type { ReloadReport } from '../../gateway/index.js'
 import { startEdgeGateway } from '../app.js'
+import { EXIT_RUNTIME } from '../fail.js'
 import { reloadableFiles, watchForReload } from '../reload-watch.js'
 import { untilSignal } from '../shutdown.js'
 
@@ -61,10 +62,22 @@ export function registerStart(program: Command): void {
         })
       }
       const stopWatching = watchForReload(reloadableFiles(options.config, config), reload)
-      await untilSignal(async () => {
-        stopWatching()
-        await reloading
-        await gateway.close()
+      let stopping: Promise<void> | undefined
+      const stop = () =>
+        (stopping ??= (async () => {
+          stopWatching()
+          await reloading
+          await gateway.close()
+        })())
+      // Forwarding given up (docs/bridge.md#when-the-queue-cannot-be-read): stop and exit 1 for the supervisor.
+      const failed = gateway.failed.then(async (err) => {
+        await stop()
+        process.stderr.write(`edge-gateway: uplink forwarding stopped: ${err.message}; exiting\n`)
+        process.exitCode = EXIT_RUNTIME
+        // Exit even if some handle still holds the loop: the supervisor must see the failure.
+        await new Promise<void>((resolve) => logger.flush(() => resolve()))
+        process.exit()
       })
+      await Promise.race([untilSignal(stop), failed])
     })
 }

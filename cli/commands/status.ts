@@ -1,9 +1,9 @@
 import type { Command } from 'commander'
 import type { BridgeStatus } from '../../bridge/bridge.js'
 import { loadConfig } from '../../config/index.js'
-import { readStatusFile, STATUS_INTERVAL_MS, statusFilePath } from '../status-file.js'
+import { readStatusFile, STATUS_INTERVAL_MS, type StatusSnapshot, statusFilePath } from '../status-file.js'
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0)
     return true
@@ -32,6 +32,35 @@ function describeQueue(q: BridgeStatus['queue']): string {
       : `${q.bytes} bytes on disk (queue files; acknowledged records count until their segment is deleted)`
   const oldest = q.oldestAgeMs === null ? '' : `, oldest ${Math.round(q.oldestAgeMs / 1000)} s`
   return `${q.depth} message(s) held${oldest}; ${bytes}`
+}
+
+function describeForwarding(f: BridgeStatus['forwarding'] | undefined): string {
+  if (!f) return 'unknown'
+  switch (f.status) {
+    case 'running':
+      return 'running'
+    case 'restarting':
+      return `restarting after an error (restart ${f.attempt} of ${f.of} in ${f.retryInMs} ms): ${f.cause}`
+    default:
+      return `STOPPED: ${f.cause}; new messages for the cloud are refused`
+  }
+}
+
+function describeDeadLetters(d: BridgeStatus['deadLetters'] | undefined): string {
+  if (!d) return 'unknown'
+  const reasons = Object.entries(d.byReason)
+    .filter(([, n]) => n > 0)
+    .map(([reason, n]) => `${reason} ${n}`)
+  const retrying = d.retrying > 0 ? ` (${d.retrying} being retried)` : ''
+  const held =
+    d.depth === 0 ? 'none' : `${d.depth} message(s) held aside, not sent${retrying}: ${reasons.join(', ')}`
+  return `${held}; ${d.bytes} of ${d.quotaBytes} bytes${d.depth > 0 ? ' (edge-gateway deadletter list)' : ''}`
+}
+
+/** Whether the gateway that wrote `status` still runs: its state, its pid, a recent write. */
+export function isRunning(status: StatusSnapshot): boolean {
+  const ageMs = Date.now() - Date.parse(status.updatedAt)
+  return status.state === 'running' && alive(status.pid) && ageMs < 5 * STATUS_INTERVAL_MS
 }
 
 const SECURITY = /^security_events_total\{event="([^"]+)"\}$/
@@ -80,7 +109,7 @@ export function registerStatus(program: Command): void {
         return
       }
       const ageMs = Date.now() - Date.parse(status.updatedAt)
-      const running = status.state === 'running' && alive(status.pid) && ageMs < 5 * STATUS_INTERVAL_MS
+      const running = isRunning(status)
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ ...status, running }, null, 2)}\n`)
         if (!running) process.exitCode = 3
@@ -95,7 +124,9 @@ export function registerStatus(program: Command): void {
       const lines = [
         `gateway      ${status.gateway} (pid ${status.pid}) ${running ? 'running' : `NOT RUNNING (last report ${Math.round(ageMs / 1000)} s ago, state ${status.state})`}`,
         `cloud link   ${describeLink(b.link)}${b.sending ? '' : ' (holding: tunnel not healthy)'} (${metrics.cloud_connect_attempts_total ?? 0} connection attempt(s), ${metrics.cloud_disconnects_total ?? 0} disconnect(s))`,
+        `forwarding   ${describeForwarding(b.forwarding)}`,
         `queue        ${describeQueue(b.queue)}`,
+        `dead letters ${describeDeadLetters(b.deadLetters)}`,
         `drain        ${b.drainRatePerSecond} msg/s; accepted ${b.accepted}, delivered ${b.delivered}, refused by cloud ${b.refusedByCloud}`,
         `dropped      ${dropped.length > 0 ? dropped.join(', ') : 'none'}`,
         `devices      ${status.lan.connectedClients} connected`,

@@ -24,6 +24,8 @@ export interface AuthorizePublishDeps {
   retained: RetainedLimit
 }
 
+const UPLINK_FAILURE_LINES = 10
+
 /** A disconnect says why, for the log line of the disconnect (close-reason.ts). */
 type Outcome = 'forward' | 'drop' | { disconnect: string; code?: GatewayErrorCode; why: CloseReason }
 
@@ -37,6 +39,9 @@ type Outcome = 'forward' | 'drop' | { disconnect: string; code?: GatewayErrorCod
 export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePublishHandler {
   const rateFlood = new FloodTracker()
   const payloadFlood = new FloodTracker()
+  // Log lines of uplink failures: at most UPLINK_FAILURE_LINES per event each 10 s (the bridge counts them all).
+  const uplinkFailures = new FloodTracker()
+  const failureKeys = { uplink_queue_io_error: {}, uplink_forwarding_stopped: {} }
 
   function fieldsOf(client: Client, session: DeviceSession | undefined, packet: PublishPacket) {
     return {
@@ -165,20 +170,69 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
     }
   }
 
+  /**
+   * The bridge could not hold the message (it rejected): the disk failed (QUEUE_ERR_IO,
+   * event `uplink_queue_io_error` with the errno), or forwarding was given up
+   * (BRIDGE_ERR_FORWARDING_STOPPED, event `uplink_forwarding_stopped`). Logged at error,
+   * not as a security event (nobody on the LAN caused it), at most 10 lines per event
+   * each 10 s; the bridge counts each in uplink_dropped_total. A QoS 1 message gets no
+   * PUBACK and the connection closes, so the device keeps it; a QoS 0 one still goes to
+   * LAN subscribers.
+   */
+  function uplinkFailed(
+    client: Client,
+    session: DeviceSession,
+    packet: PublishPacket,
+    qos: 0 | 1,
+    err: unknown,
+  ): Outcome {
+    const code = (err as { code?: unknown }).code
+    if (code !== 'QUEUE_ERR_IO' && code !== 'BRIDGE_ERR_FORWARDING_STOPPED') throw err
+    const io = code === 'QUEUE_ERR_IO'
+    const event = io ? 'uplink_queue_io_error' : 'uplink_forwarding_stopped'
+    const cause = (err as { cause?: NodeJS.ErrnoException }).cause
+    if (uplinkFailures.record(failureKeys[event]) <= UPLINK_FAILURE_LINES) {
+      deps.logger.error(
+        {
+          event,
+          ...fieldsOf(client, session, packet),
+          ...(io ? { code: cause?.code, errno: cause?.errno, syscall: cause?.syscall } : { code }),
+          err,
+        },
+        io
+          ? `uplink queue I/O error (${cause?.code ?? 'unknown'}): ${qos === 0 ? 'QoS 0 message not forwarded to the cloud' : 'QoS 1 message refused, connection closed so the device keeps and resends it'}`
+          : `uplink forwarding stopped: ${qos === 0 ? 'QoS 0 message not forwarded to the cloud' : 'QoS 1 message refused, connection closed so the device keeps and resends it'}`,
+      )
+    }
+    if (qos === 0) return 'forward'
+    const detail = io
+      ? `the uplink queue could not store it (${cause?.code ?? 'I/O error'}); the device keeps its QoS 1 message`
+      : 'uplink forwarding stopped; the device keeps its QoS 1 message'
+    return {
+      disconnect: io ? 'uplink queue I/O error' : 'uplink forwarding stopped',
+      why: { reason: io ? 'uplink_io_error' : 'uplink_stopped', detail },
+    }
+  }
+
   async function handOver(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
     const qos = packet.qos === 0 ? 0 : 1
     const payload = Buffer.isBuffer(packet.payload)
       ? Buffer.from(packet.payload)
       : Buffer.from(packet.payload)
-    const result = await deps.uplink.offer({
-      topic: packet.topic,
-      payload,
-      qos,
-      retain: packet.retain,
-      deviceId: session.device.id,
-      clientId: client.id,
-      receivedAt: Date.now(),
-    })
+    let result: Awaited<ReturnType<AuthorizePublishDeps['uplink']['offer']>>
+    try {
+      result = await deps.uplink.offer({
+        topic: packet.topic,
+        payload,
+        qos,
+        retain: packet.retain,
+        deviceId: session.device.id,
+        clientId: client.id,
+        receivedAt: Date.now(),
+      })
+    } catch (err) {
+      return uplinkFailed(client, session, packet, qos, err)
+    }
     if (result !== 'full') return 'forward'
     deps.security.report(
       'uplink_queue_full',

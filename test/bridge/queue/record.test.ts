@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import * as zlib from 'node:zlib'
 import { describe, expect, it } from 'vitest'
+import { BodyProtection } from '../../../bridge/envelope.js'
 import { encodeAckRuns, parseAcks, toRuns } from '../../../bridge/queue/ack-log.js'
 import { crc32, crc32Table } from '../../../bridge/queue/crc32.js'
 import {
@@ -35,6 +36,20 @@ describe('record codec', () => {
       expect(recordSeq(buf, 0)).toBe(seq)
       expect(decodeMessage(buf, 0, buf.length)).toEqual(msg)
     }
+  })
+
+  it('keeps the body protection a message was accepted under (bits 2-3 of the flags), and none when not recorded', () => {
+    for (const protection of [BodyProtection.plain, BodyProtection.hpke, BodyProtection.device]) {
+      for (const qos of [0, 1] as const) {
+        const msg = { ...message(4), qos, protection }
+        const buf = encodeRecord(9, msg)
+        expect(buf[28]).toBe(qos | (msg.retain ? 2 : 0) | ((protection + 1) << 2))
+        expect(decodeMessage(buf, 0, buf.length)).toEqual(msg)
+      }
+    }
+    const unrecorded = encodeRecord(9, message(4))
+    expect(unrecorded[28]! >> 2).toBe(0)
+    expect(decodeMessage(unrecorded, 0, unrecorded.length)).not.toHaveProperty('protection')
   })
 
   it('keeps an empty payload and empty strings', () => {
