@@ -15,6 +15,8 @@ export interface UplinkMessage {
  * - accepted: the bridge holds it and will deliver it.
  * - ignored: no mapping sends this topic to the cloud; local delivery only.
  * - full: the bridge cannot hold more; the caller refuses (QoS 1) or drops it (QoS 0).
+ * `offer` rejects when the message cannot be held at all: QUEUE_ERR_IO (the disk failed)
+ * or BRIDGE_ERR_FORWARDING_STOPPED (forwarding was given up); the caller refuses it too.
  */
 export type OfferResult = 'accepted' | 'ignored' | 'full'
 

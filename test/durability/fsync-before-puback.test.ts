@@ -154,7 +154,7 @@ class Gateway {
 
   /** The error lines of the `queue append failed` kind, since the first run. */
   appendFailures(): Array<Record<string, unknown>> {
-    return this.logs.filter((l) => l.msg === 'queue append failed; message not acknowledged')
+    return this.logs.filter((l) => l.event === 'uplink_queue_io_error')
   }
 
   /** What the last error line said, for failure messages. */
