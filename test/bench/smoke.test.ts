@@ -153,7 +153,11 @@ describe('bench/run.mjs --quick', () => {
       expect(p50, where).toBeGreaterThan(0)
       expect(p99, where).toBeGreaterThanOrEqual(p50)
       expect(p999, where).toBeGreaterThanOrEqual(p99)
-      expect(median(row, 'edgeCpuPer10k'), where).toBeGreaterThan(0)
+      // CPU is read from /proc in clock ticks (10 ms). The gateway spends milliseconds per message, so
+      // any trial shows some; Mosquitto about 26 µs, so a trial that a stalled machine held to a few
+      // hundred messages can round to 0.
+      if (row.system === 'edge-gateway') expect(median(row, 'edgeCpuPer10k'), where).toBeGreaterThan(0)
+      else expect(median(row, 'edgeCpuPer10k'), where).toBeGreaterThanOrEqual(0)
       expect(median(row, 'pairCpuPer10k'), where).toBeGreaterThanOrEqual(median(row, 'edgeCpuPer10k'))
       expect(median(row, 'edgePeakMiB'), where).toBeGreaterThan(1)
       expect(median(row, 'firstConnectionMs'), where).toBeGreaterThan(0)
