@@ -57,6 +57,10 @@ export async function waitForDrain({ edge, device, subscriber, markerId, sent, a
     let lastProgress = start
     let markerArrived = false
     for (;;) {
+      // Read before asking: a marker reported before this request was handled by the subscriber
+      // before it, so the reply counts every message that came before the marker. A marker reported
+      // while the request is out may have come after the count was taken: it counts next round.
+      const markerIn = markerSeen
       const { received } = await subscriber.request({ type: 'progress' }, 'progress')
       const now = performance.now()
       if (received >= sent) return end(true)
@@ -64,7 +68,7 @@ export async function waitForDrain({ edge, device, subscriber, markerId, sent, a
         last = received
         lastProgress = now
       }
-      if (markerSeen && !markerArrived) {
+      if (markerIn && !markerArrived) {
         markerArrived = true
         lastProgress = now
       }
