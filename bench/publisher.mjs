@@ -206,9 +206,12 @@ function stopSending() {
   if (!s.sending) return
   s.sending = false
   for (const t of timers) clearTimeout(t)
-  const until = Date.now() + cfg.ackWaitMs
+  // PUBACKs still coming are progress: wait for them while they come, and give up only after
+  // ackWaitMs without one (a fixed deadline would report a slow edge's messages as unacknowledged).
+  s.lastProgress = Date.now()
   const wait = () => {
-    if (cfg.qos === 0 || s.inflight <= 0 || Date.now() >= until || conn === null) finish()
+    if (cfg.qos === 0 || s.inflight <= 0 || Date.now() - s.lastProgress >= cfg.ackWaitMs || conn === null)
+      finish()
     else setTimeout(wait, 20)
   }
   wait()

@@ -97,6 +97,9 @@ async function main() {
   let outcome
   try {
     outcome = await runRounds({ fixtures, cloud, subscriber }, { ...options, sealed }, log)
+    // Messages that reached the subscriber after their trial's drain had ended: counted as lost too early.
+    const { byTrial } = await subscriber.request({ type: 'late' }, 'late')
+    for (const row of outcome.rows) for (const t of row.trials) t.lateArrivals = byTrial[t.trialId] ?? 0
   } finally {
     subscriber.send({ type: 'exit' })
     await subscriber.stop()

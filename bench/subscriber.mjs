@@ -46,7 +46,8 @@ let verifyBacklog = 0
 const awaitingBinding = new Map()
 const bindings = { ok: 0, failed: 0, failures: [] }
 let trial = null
-let stale = 0
+/** Per trial id: messages that arrived after that trial's drain had ended (the drain ended too early). */
+const lateByTrial = new Map()
 let acks = []
 const creditSockets = new Map()
 let credits = []
@@ -75,7 +76,6 @@ function beginTrial({ trial: id, publishers, maxPerPublisher }) {
     failureKinds: {},
   }
   credits = new Array(publishers).fill(0)
-  stale = 0
 }
 
 function onPublish(flags, body) {
@@ -117,7 +117,8 @@ function onPublish(flags, body) {
     return
   }
   if (trial === null || stamp.trial !== trial.id) {
-    stale++
+    // Publishers start after `begin`, so this is a message of a trial that has already finished.
+    lateByTrial.set(stamp.trial, (lateByTrial.get(stamp.trial) ?? 0) + 1)
     return
   }
   const bits = trial.bits[stamp.publisher]
@@ -248,7 +249,6 @@ async function finishTrial() {
     receivedBits: t.bits.map(bitsToBase64),
     duplicates: t.duplicates,
     foreign: t.foreign,
-    stale,
     first: t.first,
     last: t.last,
     latencyMicros: percentiles(filled, [0.5, 0.99, 0.999, 1]),
@@ -310,6 +310,9 @@ serveParent({
   },
   async finish() {
     send(await finishTrial())
+  },
+  late() {
+    send({ type: 'late', byTrial: Object.fromEntries(lateByTrial) })
   },
   exit() {
     conn?.socket.end()

@@ -40,7 +40,8 @@ function loads(quick) {
     maxPerPublisher: cap(rate, RATE_PER_PUBLISHER),
     idle,
   })
-  // After the publishers stop: how long nothing new may arrive before the rest counts as lost.
+  // After the drain's marker arrived (bench/lib/drain.mjs): how long nothing new may arrive before
+  // the messages without a PUBACK (QoS 0, or never acknowledged) that are still missing count as lost.
   const quietMs = quick ? 1_500 : 3_000
   const specs = {
     'closed-q1-64': closedLoad(1, 64),
@@ -80,9 +81,9 @@ const FULL_PATH = [
   'gateway-sealed-hpke',
 ]
 /**
- * The gateway starts the HPKE seal of every entry it reads from its queue at
- * once, so a backlog arrives in bursts with seconds of silence between them:
- * the full path waits longer before it counts what has not arrived as lost.
+ * The full path (slow HPKE setups) waits longer, after the drain's marker, for
+ * messages without a PUBACK; acknowledged messages are waited for by the marker
+ * (bench/lib/drain.mjs), not by a silence.
  */
 const FULL_PATH_QUIET_MS = 15_000
 

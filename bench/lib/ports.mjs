@@ -1,16 +1,33 @@
 import { connect, createServer } from 'node:net'
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (listen on 0, read it, close). */
-export function freePort() {
+function listenOnAnyPort() {
   return new Promise((resolve, reject) => {
     const server = createServer()
     server.unref()
     server.once('error', reject)
-    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => {
-      const { port } = server.address()
-      server.close((err) => (err ? reject(err) : resolve(port)))
-    })
+    server.listen({ port: 0, host: '127.0.0.1', exclusive: true }, () => resolve(server))
   })
+}
+
+/**
+ * `count` distinct TCP ports on 127.0.0.1 that were free a moment ago: all are
+ * held open together before any is closed, since a port closed a moment ago is
+ * what the kernel may hand out next (two listeners of one edge got the same port).
+ */
+export async function freePorts(count) {
+  const servers = []
+  try {
+    for (let i = 0; i < count; i++) servers.push(await listenOnAnyPort())
+    return servers.map((server) => server.address().port)
+  } finally {
+    await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))))
+  }
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago (listen on 0, read it, close). */
+export async function freePort() {
+  const [port] = await freePorts(1)
+  return port
 }
 
 function accepts(port) {

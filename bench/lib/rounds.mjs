@@ -94,7 +94,7 @@ export async function runRounds(shared, options, log) {
         } catch (err) {
           figures = { error: err instanceof Error ? err.message : String(err) }
         }
-        rows.get(key).trials.push({ round, ...figures })
+        rows.get(key).trials.push({ round, trialId, ...figures })
         const took = ((Date.now() - started) / 1000).toFixed(1)
         log(
           figures.error

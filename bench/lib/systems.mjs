@@ -7,7 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gatewayConfig, startGateway } from './gateway.mjs'
 import { edgeConf, startMosquitto } from './mosquitto.mjs'
-import { freePort } from './ports.mjs'
+import { freePorts } from './ports.mjs'
 import { hasExited, stopProcess } from './processes.mjs'
 
 export const SETUPS = {
@@ -40,8 +40,7 @@ export async function startEdge(
 ) {
   const setup = SETUPS[setupName]
   await mkdir(dir, { recursive: true, mode: 0o700 })
-  const tcpPort = await freePort()
-  const pskPort = await freePort()
+  const [tcpPort, pskPort] = await freePorts(2)
   const logFile = join(dir, setup.system === 'gateway' ? 'gateway.log' : 'mosquitto.log')
   const ports = { tcpPort, pskPort, cloudPort }
   let child

@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
+import { waitForDrain } from './drain.mjs'
 import { trialFigures } from './figures.mjs'
 import { PUBLISHERS } from './fixtures.mjs'
 import { DISCONNECT_PACKET } from './mqtt-wire.mjs'
@@ -17,9 +17,8 @@ import { connectFields, lanEndpoint, startEdge } from './systems.mjs'
 
 const PUBLISHER = fileURLToPath(new URL('../publisher.mjs', import.meta.url))
 const IDLE = fileURLToPath(new URL('../idle-devices.mjs', import.meta.url))
+/** A publisher that stopped sending waits for its PUBACKs while they keep coming, and this long without one. */
 const ACK_WAIT_MS = 5_000
-// Long enough for a backlog at the slowest setup (HPKE at 2,000/s offered) to arrive while it still moves.
-const DRAIN_CAP_MS = 90_000
 const IDLE_CONCURRENCY = 20
 
 /** CPU sets of a one-core trial: the edge alone on CPU 0, everything else on CPU 1. */
@@ -53,25 +52,6 @@ function logFindings(edge) {
     queueFullEvents: text.split('"uplink_queue_full"').length - 1,
     warnOrWorse: notable.length,
     notable: notable.slice(0, 5).map((l) => l.slice(0, 300)),
-  }
-}
-
-async function waitForDrain(subscriber, expected, quietMs) {
-  const start = performance.now()
-  let last = -1
-  let lastChange = start
-  for (;;) {
-    const { received } = await subscriber.request({ type: 'progress' }, 'progress')
-    const now = performance.now()
-    if (received >= expected) return { complete: true, ms: Math.round(now - start) }
-    if (received !== last) {
-      last = received
-      lastChange = now
-    } else if (now - lastChange >= quietMs) {
-      return { complete: false, ms: Math.round(now - start), why: `nothing new for ${quietMs} ms` }
-    }
-    if (now - start >= DRAIN_CAP_MS) return { complete: false, ms: Math.round(now - start), why: 'drain cap' }
-    await sleep(50)
   }
 }
 
@@ -166,11 +146,15 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
     const reports = await Promise.all(
       publishers.map((p) => p.request({ type: 'go' }, 'report', load.durationMs + ACK_WAIT_MS + 30_000)),
     )
-    const drain = await waitForDrain(
+    const drain = await waitForDrain({
+      edge,
+      device: probe,
       subscriber,
-      reports.reduce((a, r) => a + r.sent, 0),
-      load.quietMs,
-    )
+      markerId: trialId,
+      sent: reports.reduce((a, r) => a + r.sent, 0),
+      acked: load.qos > 0 ? reports.reduce((a, r) => a + r.acked, 0) : 0,
+      quietMs: load.quietMs,
+    })
     const cpu1 = { edge: cpuSeconds(edge.pid), cloud: cpuSeconds(cloud.pid) }
     const memory = {
       edgePeakMiB: mib(statusKb(edge.pid, 'VmHWM')),

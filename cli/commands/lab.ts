@@ -40,6 +40,8 @@ export function registerLab(program: Command): void {
     .action(async (options: LabOptions) => {
       const base = parseIntOption('base-port', options.basePort, 1024, 65533)
       const interval = parseIntOption('interval', options.interval, 10, 3_600_000)
+      const seconds =
+        options.duration === undefined ? undefined : parseIntOption('duration', options.duration, 1, 86_400)
       const out = (line: string) => process.stdout.write(`${line}\n`)
       const lab = await prepareLab(options.stateDir, { plain: base, psk: base + 1, cloud: base + 2 })
 
@@ -125,15 +127,8 @@ export function registerLab(program: Command): void {
         await cloud.close()
         out('edge-gateway lab: stopped')
       }
-      if (options.duration !== undefined) {
-        const seconds = parseIntOption('duration', options.duration, 1, 86_400)
-        await Promise.race([
-          new Promise<void>((resolve) => setTimeout(resolve, seconds * 1000).unref()),
-          untilSignal(async () => undefined),
-        ])
-        await stop()
-      } else {
-        await untilSignal(stop)
-      }
+      // SIGINT and SIGTERM stop it cleanly, also under `npm run lab` (the script execs node, so npm's
+      // forwarded signals reach this process) and with --duration.
+      await untilSignal(stop, seconds === undefined ? {} : { afterMs: seconds * 1000 })
     })
 }

@@ -29,14 +29,28 @@ interface EnvelopeFigures {
   signatureFailures: number
 }
 
+interface Trial {
+  round?: number
+  trialId?: number
+  error?: string
+  sent?: number
+  acked?: number | null
+  delivered?: number
+  ackedLost?: number | null
+  lateArrivals?: number
+  drain?: { complete: boolean; ms: number; markers: number; why?: string }
+  envelope?: EnvelopeFigures | null
+}
+
 interface Row {
+  group: string
   load: string
   setup: string
   system: string
   lan: string
   uplink: string
   okTrials: number
-  trials: Array<{ error?: string; sent?: number; delivered?: number; envelope?: EnvelopeFigures | null }>
+  trials: Trial[]
   summary: Record<string, Summary | null>
 }
 
@@ -60,11 +74,17 @@ function runBench(args: string[]): Promise<{ code: number | null; stdout: string
   })
 }
 
+const rowName = (row: Row): string => `${row.group} / ${row.load} / ${row.setup}`
+
+/** Names the setup and trial of a failed expectation, with the trial's figures (drain, losses, logs). */
+const trialName = (row: Row, trial: Trial): string =>
+  `${rowName(row)}, trial ${trial.trialId} (round ${trial.round}): ${JSON.stringify(trial)}`
+
 const median = (row: Row, field: string): number => {
   const s = row.summary[field]
   if (!s)
     throw new Error(
-      `Expected a ${field} figure for ${row.setup}, got none (trials: ${JSON.stringify(row.trials)})`,
+      `Expected a ${field} figure for ${rowName(row)}, got none (trials: ${JSON.stringify(row.trials)})`,
     )
   return s.median
 }
@@ -116,44 +136,56 @@ describe('bench/run.mjs --quick', () => {
 
   it('reports sane figures: every trial ran, closed loop loses and duplicates nothing', () => {
     for (const row of report.rows) {
-      expect(row.okTrials, `${row.setup}: ${JSON.stringify(row.trials)}`).toBe(1)
+      expect(row.okTrials, `${rowName(row)}: ${JSON.stringify(row.trials)}`).toBe(1)
       const trial = row.trials[0]!
-      expect(trial.sent).toBeGreaterThan(0)
-      expect(trial.delivered).toBe(trial.sent)
-      expect(median(row, 'deliveredPerSec')).toBeGreaterThan(0)
-      expect(median(row, 'ackedLost')).toBe(0)
-      expect(median(row, 'duplicates')).toBe(0)
+      const where = trialName(row, trial)
+      expect(trial.sent, where).toBeGreaterThan(0)
+      // QoS 1 closed loop: the edge acknowledged every message, and every acknowledged message arrived.
+      expect(trial.acked, where).toBe(trial.sent)
+      expect(trial.ackedLost, where).toBe(0)
+      expect(trial.delivered, where).toBe(trial.sent)
+      // Nothing arrived after the drain had ended (a drain that gives up too early shows here).
+      expect(trial.lateArrivals, where).toBe(0)
+      expect(trial.drain?.complete, where).toBe(true)
+      expect(median(row, 'deliveredPerSec'), where).toBeGreaterThan(0)
+      expect(median(row, 'duplicates'), where).toBe(0)
       const [p50, p99, p999] = [median(row, 'p50Ms'), median(row, 'p99Ms'), median(row, 'p999Ms')]
-      expect(p50).toBeGreaterThan(0)
-      expect(p99).toBeGreaterThanOrEqual(p50)
-      expect(p999).toBeGreaterThanOrEqual(p99)
-      expect(median(row, 'edgeCpuPer10k')).toBeGreaterThan(0)
-      expect(median(row, 'pairCpuPer10k')).toBeGreaterThanOrEqual(median(row, 'edgeCpuPer10k'))
-      expect(median(row, 'edgePeakMiB')).toBeGreaterThan(1)
-      expect(median(row, 'firstConnectionMs')).toBeGreaterThan(0)
+      expect(p50, where).toBeGreaterThan(0)
+      expect(p99, where).toBeGreaterThanOrEqual(p50)
+      expect(p999, where).toBeGreaterThanOrEqual(p99)
+      // CPU is read from /proc in clock ticks (10 ms). The gateway spends milliseconds per message, so
+      // any trial shows some; Mosquitto about 26 µs, so a trial that a stalled machine held to a few
+      // hundred messages can round to 0.
+      if (row.system === 'edge-gateway') expect(median(row, 'edgeCpuPer10k'), where).toBeGreaterThan(0)
+      else expect(median(row, 'edgeCpuPer10k'), where).toBeGreaterThanOrEqual(0)
+      expect(median(row, 'pairCpuPer10k'), where).toBeGreaterThanOrEqual(median(row, 'edgeCpuPer10k'))
+      expect(median(row, 'edgePeakMiB'), where).toBeGreaterThan(1)
+      expect(median(row, 'firstConnectionMs'), where).toBeGreaterThan(0)
     }
   })
 
   it('verifies the gateway envelopes it samples and opens every HPKE body: zero signature failures', () => {
     for (const row of report.rows) {
-      const envelope = row.trials[0]?.envelope
+      const trial = row.trials[0]!
+      const where = trialName(row, trial)
+      const envelope = trial.envelope
       if (row.system === 'Mosquitto bridge') {
-        expect(envelope ?? null, row.setup).toBeNull()
-        expect(row.uplink).toBe('raw payload')
+        expect(envelope ?? null, where).toBeNull()
+        expect(row.uplink, where).toBe('raw payload')
         continue
       }
-      expect(envelope, `${row.setup}: no envelope figures`).toBeTruthy()
+      expect(envelope, `no envelope figures: ${where}`).toBeTruthy()
       const e = envelope as EnvelopeFigures
-      expect(e.envelopes, row.setup).toBeGreaterThanOrEqual(row.trials[0]!.delivered ?? 0)
-      expect(e.verified, row.setup).toBeGreaterThan(0)
-      expect(e.verifyFailures, row.setup).toBe(0)
-      expect(e.hpkeFailures, row.setup).toBe(0)
-      expect(e.unresolved, row.setup).toBe(0)
-      expect(e.signatureFailures, row.setup).toBe(0)
+      expect(e.envelopes, where).toBeGreaterThanOrEqual(trial.delivered ?? 0)
+      expect(e.verified, where).toBeGreaterThan(0)
+      expect(e.verifyFailures, where).toBe(0)
+      expect(e.hpkeFailures, where).toBe(0)
+      expect(e.unresolved, where).toBe(0)
+      expect(e.signatureFailures, where).toBe(0)
       if (FULL_PATH.includes(row.setup)) {
-        expect(row.uplink).toBe('signed, HPKE')
-        expect(e.hpkeOpened, row.setup).toBeGreaterThanOrEqual(row.trials[0]!.delivered ?? 0)
-      } else expect(e.hpkeOpened, row.setup).toBe(0)
+        expect(row.uplink, where).toBe('signed, HPKE')
+        expect(e.hpkeOpened, where).toBeGreaterThanOrEqual(trial.delivered ?? 0)
+      } else expect(e.hpkeOpened, where).toBe(0)
     }
   })
 

@@ -1,17 +1,24 @@
+import { type ChildProcess, spawn } from 'node:child_process'
+import { readdirSync, readFileSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
-import { onLines, terminate } from '../helpers/processes.js'
+import { hasExited, onLines, signalPid, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { spawnCli } from './run-cli.js'
+import { assertBuilt, spawnCli } from './run-cli.js'
+
+const ROOT = fileURLToPath(new URL('../..', import.meta.url))
+
+const tryListen = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const server = createServer()
+    server.once('error', () => resolve(false))
+    server.listen({ host: '127.0.0.1', port }, () => server.close(() => resolve(true)))
+  })
 
 /** Finds a base port with the two ports after it free too (the lab uses three in a row). */
 async function threeFreePorts(): Promise<number> {
-  const tryListen = (port: number) =>
-    new Promise<boolean>((resolve) => {
-      const server = createServer()
-      server.once('error', () => resolve(false))
-      server.listen({ host: '127.0.0.1', port }, () => server.close(() => resolve(true)))
-    })
   for (let attempt = 0; attempt < 50; attempt++) {
     const base = 20_000 + Math.floor(Math.random() * 40_000)
     if ((await tryListen(base)) && (await tryListen(base + 1)) && (await tryListen(base + 2))) return base
@@ -68,4 +75,131 @@ describe('edge-gateway lab', () => {
       expect(lines.at(-1)).toBe('edge-gateway lab: stopped')
     }
   })
+})
+
+/** The part of /proc/<pid>/stat after the command name: state, ppid, ... (null when the process is gone). */
+function statFields(pid: number): string[] | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  } catch {
+    return null
+  }
+}
+
+/** `root` and every process below it, from the parent links in /proc. */
+function processTree(root: number): number[] {
+  const children = new Map<number, number[]>()
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    const ppid = Number(statFields(Number(name))?.[1])
+    if (!children.has(ppid)) children.set(ppid, [])
+    children.get(ppid)!.push(Number(name))
+  }
+  const tree = [root]
+  for (let i = 0; i < tree.length; i++) tree.push(...(children.get(tree[i]!) ?? []))
+  return tree
+}
+
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ').trim()
+  } catch {
+    return ''
+  }
+}
+
+const running = (pid: number) => {
+  const state = statFields(pid)?.[0]
+  return state !== undefined && state !== 'Z'
+}
+
+async function until(done: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!done() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
+}
+
+/**
+ * `npm run lab` as a supervisor (or a script) runs it: npm in a process group of
+ * its own, signals sent to npm's PID, or to the whole group as a terminal's
+ * Ctrl-C does. `--ignore-scripts` leaves out the `prelab` build, which would
+ * rewrite dist/ under the other test files.
+ */
+describe('npm run lab under a supervisor', () => {
+  const dirs: string[] = []
+  const started = new Set<number>()
+
+  afterAll(async () => {
+    // Anything of the lab still running (a failed test) is stopped by PID.
+    for (const pid of started) if (running(pid)) signalPid(pid, 'SIGKILL')
+    for (const dir of dirs) await removeDir(dir)
+  })
+
+  async function runAndSignal(send: (npm: ChildProcess) => void) {
+    assertBuilt()
+    const dir = await makeTempDir('edge-gw-npm-lab-')
+    dirs.push(dir)
+    const base = await threeFreePorts()
+    const npm = spawn(
+      'npm',
+      [
+        'run',
+        'lab',
+        '--ignore-scripts',
+        '--',
+        '--state-dir',
+        join(dir, 'state'),
+        '--base-port',
+        String(base),
+      ],
+      { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
+    )
+    started.add(npm.pid!)
+    const lines: string[] = []
+    const stderr: string[] = []
+    onLines(npm.stdout, (line) => lines.push(line))
+    onLines(npm.stderr, (line) => stderr.push(line))
+    const context = () => `stdout:\n${lines.join('\n')}\nstderr:\n${stderr.join('\n')}`
+    try {
+      await until(() => lines.includes('messages arriving at the cloud side:') || hasExited(npm), 60_000)
+      expect(lines, context()).toContain('messages arriving at the cloud side:')
+      const tree = processTree(npm.pid!)
+      for (const pid of tree) started.add(pid)
+      const commands = tree.map(commandLine)
+      // The lab's node process is under npm (the tree is what must be gone after the signal).
+      expect(
+        commands.some((c) => /^(\S*\/)?node dist\/cli\/main\.js lab /.test(c)),
+        `${commands.join('\n')}\n${context()}`,
+      ).toBe(true)
+      expect(await tryListen(base)).toBe(false)
+
+      send(npm)
+      await until(() => hasExited(npm), 30_000)
+      expect(hasExited(npm), `npm still running 30 s after the signal\n${context()}`).toBe(true)
+      // Every process npm started is gone with it: none is left holding the ports.
+      expect(tree.filter(running).map(commandLine), context()).toEqual([])
+      expect([await tryListen(base), await tryListen(base + 1), await tryListen(base + 2)]).toEqual([
+        true,
+        true,
+        true,
+      ])
+      // The lab stopped cleanly (devices, gateway, cloud broker closed), and npm reports success.
+      expect(lines.at(-1), context()).toBe('edge-gateway lab: stopped')
+      expect(npm.exitCode, context()).toBe(0)
+    } finally {
+      if (!hasExited(npm)) await terminate(npm)
+    }
+  }
+
+  it('SIGTERM to the npm process stops the lab and every process under npm', async () => {
+    await runAndSignal((npm) => signalPid(npm.pid, 'SIGTERM'))
+  }, 120_000)
+
+  it('SIGINT to the npm process stops the lab and every process under npm', async () => {
+    await runAndSignal((npm) => signalPid(npm.pid, 'SIGINT'))
+  }, 120_000)
+
+  it('Ctrl-C (SIGINT to the whole process group) stops it cleanly, although the lab gets it twice', async () => {
+    await runAndSignal((npm) => process.kill(-npm.pid!, 'SIGINT'))
+  }, 120_000)
 })
