@@ -26,6 +26,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # The Debian package may start a system mosquitto on port 1883; the tests never use it (they start their own).
 
-# `npm install` follows the lock file; `npm ci` refuses this lock because npm omits the entries of
-# optional platform packages (biome's) when registry addresses are left out of the lock, as they are here.
-npm install --no-audit --no-fund --loglevel=error
+# `npm ci`: exactly the lock file (which holds every platform entry of biome's optional packages),
+# and a clean tree after it (test/packaging.test.ts checks that `npm install` leaves the lock as it is).
+npm ci --no-audit --no-fund --loglevel=error
