@@ -172,13 +172,18 @@ function bindingToBeSigned(b: KeyBinding): Buffer {
   ])
 }
 
+/** EdDSA signs the message itself (no digest to choose); RSA and ECDSA sign its SHA-256. */
+function bindingDigest(key: KeyObject): string | null {
+  return key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448' ? null : 'sha256'
+}
+
 /**
  * CBOR [tbs, signature]: the binding signed with the certificate's private key
- * (SHA-256 with RSA PKCS#1 v1.5 or ECDSA, whatever the certificate's key is).
+ * (SHA-256 with RSA PKCS#1 v1.5 or ECDSA, or Ed25519/Ed448 itself, whatever the certificate's key is).
  */
 export function encodeKeyBinding(binding: KeyBinding, certificateKey: KeyObject): Buffer {
   const tbs = bindingToBeSigned(binding)
-  return encodeCbor([tbs, rawSign('sha256', tbs, certificateKey)])
+  return encodeCbor([tbs, rawSign(bindingDigest(certificateKey), tbs, certificateKey)])
 }
 
 export type BindingFailure =
@@ -238,7 +243,7 @@ export function verifyKeyBinding(
   if (!certificateNames(cert).includes(gatewayId)) return { failure: 'certificate_name' }
   let ok = false
   try {
-    ok = rawVerify('sha256', tbs, cert.publicKey, signature)
+    ok = rawVerify(bindingDigest(cert.publicKey), tbs, cert.publicKey, signature)
   } catch {
     ok = false
   }

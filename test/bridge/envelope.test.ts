@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import {
   createPrivateKey,
   createPublicKey,
@@ -5,6 +6,9 @@ import {
   randomBytes,
   X509Certificate,
 } from 'node:crypto'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CommandNonces, MAX_REMEMBERED_NONCES } from '../../bridge/command-nonces.js'
 import { EnvelopeConsumer } from '../../bridge/consumer.js'
@@ -91,6 +95,38 @@ describe('key binding', () => {
     if (!('failure' in result)) {
       expect(result.binding.gatewayId).toBe('gw-1')
       expect(result.binding.kid).toEqual(kid)
+    }
+  })
+
+  it('a gateway certificate with an Ed25519 key makes and verifies a binding (EdDSA, no digest)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edge-gw-ed25519-'))
+    try {
+      // node-forge makes no Ed25519 certificates: openssl does, self-signed (its own CA here).
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ed25519',
+          '-nodes',
+          '-subj',
+          '/CN=gw-1',
+          '-days',
+          '2',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      )
+      const certPem = readFileSync(join(dir, 'cert.pem'), 'utf8')
+      const keyPem = readFileSync(join(dir, 'key.pem'), 'utf8')
+      const result = verifyKeyBinding(binding({ cert: { certPem, keyPem } }), new X509Certificate(certPem))
+      expect(result).toMatchObject({ binding: { gatewayId: 'gw-1' } })
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 
