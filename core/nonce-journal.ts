@@ -1,5 +1,6 @@
-import { type FileHandle, mkdir, open, readFile, rename } from 'node:fs/promises'
+import { type FileHandle, mkdir, open, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { writeFileDurably } from './durable-file.js'
 
 /** A key: 1 to 64 characters of lower-case hex, colons allowed (for example `kid:nonce`). */
 const KEY = /^[0-9a-f:]{1,64}$/
@@ -80,22 +81,7 @@ export class NonceJournal {
 
   /** Writes the live keys to a new file and puts it in place durably; returns an append handle. */
   private static async rewrite(file: string, seen: Map<string, number>): Promise<FileHandle> {
-    const tmp = `${file}.tmp`
-    const out = await open(tmp, 'w', 0o600)
-    try {
-      await out.chmod(0o600)
-      await out.writeFile([...seen].map(([k, v]) => `${k} ${v}\n`).join(''))
-      await out.sync()
-    } finally {
-      await out.close()
-    }
-    await rename(tmp, file)
-    const dir = await open(dirname(file), 'r')
-    try {
-      await dir.sync()
-    } finally {
-      await dir.close()
-    }
+    await writeFileDurably(file, [...seen].map(([k, v]) => `${k} ${v}\n`).join(''))
     return open(file, 'a', 0o600)
   }
 

@@ -1,5 +1,6 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
+import { writeFileDurably } from '../../core/durable-file.js'
 import { describeError } from '../../core/errors.js'
 
 const DEFAULT_BLOCK = 65_536
@@ -16,26 +17,6 @@ export interface GatewaySequenceOptions {
   /** Numbers reserved per write; the next block is reserved when half of this one is used. */
   block?: number
   logger?: SequenceLogger
-}
-
-/** Writes `text` to `file` so that a crash or power loss leaves the old or the new content. */
-async function writeDurably(file: string, text: string): Promise<void> {
-  const tmp = `${file}.tmp`
-  const handle = await open(tmp, 'w', 0o600)
-  try {
-    await handle.writeFile(text)
-    await handle.sync()
-  } finally {
-    await handle.close()
-  }
-  await rename(tmp, file)
-  // Without this the rename itself may not survive a power loss, and the old (lower) bound comes back.
-  const dir = await open(dirname(file), 'r')
-  try {
-    await dir.sync()
-  } finally {
-    await dir.close()
-  }
 }
 
 /**
@@ -83,7 +64,7 @@ export class GatewaySequence {
     const block = options.block ?? DEFAULT_BLOCK
     const upTo = Math.min(MAX_SEQ, stored + block)
     if (upTo <= stored) throw new Error(`${file}: gateway sequence numbers exhausted: rotate the device keys`)
-    await writeDurably(file, `${upTo}\n`)
+    await writeFileDurably(file, `${upTo}\n`)
     const sequence = new GatewaySequence(file, stored, block, options.logger)
     sequence.reservedUpTo = upTo
     return sequence
@@ -131,7 +112,7 @@ export class GatewaySequence {
       return
     }
     try {
-      await writeDurably(this.file, `${upTo}\n`)
+      await writeFileDurably(this.file, `${upTo}\n`)
       this.reservedUpTo = Math.max(this.reservedUpTo, upTo)
     } catch (err) {
       this.failures++
