@@ -194,7 +194,9 @@ describe('config blocks in README.md and docs/', () => {
 
   it('finds the README config and the docs config blocks', () => {
     // The README's "complete config" (found by what it says, not by its line number).
-    expect(yamlBlocks.some((b) => b.where.startsWith('README.md:') && b.text.includes('id: site-17'))).toBe(true)
+    expect(yamlBlocks.some((b) => b.where.startsWith('README.md:') && b.text.includes('id: site-17'))).toBe(
+      true,
+    )
     expect(yamlBlocks.length).toBeGreaterThanOrEqual(4)
   })
 
