@@ -1,4 +1,5 @@
 import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto'
+import { Semaphore } from '../../core/semaphore.js'
 import { GatewayError } from '../errors.js'
 
 /**
@@ -20,12 +21,22 @@ const LIMITS = { ln: [10, 18], r: [1, 16], p: [1, 4] } as const
 const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
 const MAX_PASSWORD_BYTES = 1024
 
+/**
+ * scrypt runs on libuv's thread pool (4 threads by default), which the queue's writes and
+ * fdatasyncs share: at most 2 scrypt runs at once, so a burst of password CONNECTs cannot hold
+ * every device's PUBACK behind it. The rest wait their turn (the refusal delay covers the wait).
+ */
+export const scryptSlots = new Semaphore(2)
+
 function derive(password: Buffer, salt: Buffer, params: ScryptParams, length: number): Promise<Buffer> {
   const N = 2 ** params.ln
   const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 }
-  return new Promise((resolve, reject) => {
-    scrypt(password, salt, length, options, (err, key) => (err ? reject(err) : resolve(key)))
-  })
+  return scryptSlots.run(
+    () =>
+      new Promise((resolve, reject) => {
+        scrypt(password, salt, length, options, (err, key) => (err ? reject(err) : resolve(key)))
+      }),
+  )
 }
 
 export async function hashPassword(password: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<string> {
