@@ -1,6 +1,7 @@
 import type { MqttClient } from 'mqtt'
 import { BridgeError } from './errors.js'
 import { MAX_REMAINING_LENGTH, MAX_STRING_BYTES, publishPacketBytes } from './packet-size.js'
+import { topicTextProblem } from './topic-text.js'
 
 export interface OutboundMessage {
   topic: string
@@ -42,6 +43,8 @@ export class CloudSession {
    * refuses it, or the broker drops the connection, and the queue sends it first again.
    */
   unsendable(message: OutboundMessage): string | undefined {
+    const text = topicTextProblem(message.topic)
+    if (text !== undefined) return `its cloud topic cannot be sent: ${text}`
     const topicBytes = Buffer.byteLength(message.topic)
     if (topicBytes > MAX_STRING_BYTES) {
       return `its cloud topic is ${topicBytes} bytes; MQTT allows ${MAX_STRING_BYTES}`

@@ -75,4 +75,31 @@ describe('unsendable records do not wedge the uplink', () => {
     const warned = stack.logs.records.filter((r) => r.reason === 'unsendable' && r.level === 40)
     expect(warned.map((r) => [r.seq, r.device])).toEqual(letters.map((l) => [l.seq, PASSWORD_DEVICE.id]))
   })
+
+  it('a topic with characters the cloud broker refuses (a control character, a non-character) is set aside, not sent', async () => {
+    const before = stack.gateway.metrics.get(UNSENDABLE)
+    const received = sub.messages.length
+    const disconnects = stack.gateway.metrics.get('cloud_disconnects_total')
+    for (const [topic, payload] of [
+      [`${TOPIC}x\u0001y`, 'control'],
+      [`${TOPIC}\uffff`, 'non-character'],
+      [`${TOPIC}d`, 'after them'],
+    ] as const) {
+      expect(await publishOutcome(client, topic, payload)).toBe('acked')
+    }
+    await sub.waitFor(received + 1, 15_000)
+    await waitUntil(
+      () => stack.gateway.metrics.get(UNSENDABLE) === before + 2,
+      10_000,
+      'two more dead letters',
+    )
+    expect(sub.messages.slice(received).map((m) => m.payload)).toEqual(['after them'])
+    // mosquitto would have dropped the link "due to malformed packet" on each: it never saw them.
+    expect(stack.gateway.metrics.get('cloud_disconnects_total')).toBe(disconnects)
+    const letters = (await readDeadLetters(stack.gateway.bridge.deadLetters.dir)).slice(-2)
+    expect(letters.map((l) => l.detail)).toEqual([
+      `its cloud topic cannot be sent: it holds the control character U+0001 at ${CLOUD_PREFIX.length + PASSWORD_DEVICE.id.length + 2}`,
+      `its cloud topic cannot be sent: it holds the non-character U+FFFF at ${CLOUD_PREFIX.length + PASSWORD_DEVICE.id.length + 1}`,
+    ])
+  })
 })
