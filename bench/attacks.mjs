@@ -146,6 +146,7 @@ async function measure(setup, options, log) {
       gatewayExited: hasExited(run.gateway)
         ? { code: run.gateway.exitCode, signal: run.gateway.signalCode }
         : null,
+      gatewayFileLimits: run.gatewayFileLimits,
       quiet: outcome.quiet,
       rssIdleMiB: outcome.rssIdleMiB,
       rssEndMiB,

@@ -58,6 +58,20 @@ export function logLineCounter(file) {
   }
 }
 
+/** The soft and hard limits on open files of a process (`self` or a PID), from /proc; null if unreadable. */
+export function openFileLimits(pid = 'self') {
+  try {
+    const line = readFileSync(`/proc/${pid}/limits`, 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'))
+    const [soft, hard] = line.slice('Max open files'.length).trim().split(/\s+/)
+    const value = (x) => (x === 'unlimited' ? null : Number(x))
+    return { soft: value(soft), hard: value(hard) }
+  } catch {
+    return null
+  }
+}
+
 /** The gateway's status file, or null (not written yet, or being replaced). */
 export function readStatus(file) {
   try {

@@ -5,15 +5,31 @@
  * socket with `ctx.track`, so the runner closes what is left.
  */
 import { connect as tcpConnect } from 'node:net'
+import { openFileLimits } from './monitor.mjs'
 import { fixedHeader, openTcp, sleep, writeAll } from './wire.mjs'
+
+/** File descriptors the attacker keeps for itself (IPC, other sockets) below its limit. */
+const FD_RESERVE = 200
 
 /**
  * (1) `count` TCP connections to the TLS-PSK port that never send a byte (no
  * ClientHello), opened `concurrency` at a time, held until the deadline.
  * Reports how many opened, how many the gateway closed and when the first was.
  */
-export async function idleTls(ctx, { count, concurrency = 100 }) {
-  const r = { target: count, opened: 0, failed: 0, errors: {}, closedByGateway: 0, firstClosedAfterMs: null }
+export async function idleTls(ctx, { count: wanted, concurrency = 100 }) {
+  // Node raises its own soft limit to the hard one at start; what is left is the hard limit.
+  const limits = openFileLimits()
+  const count = limits?.soft ? Math.min(wanted, limits.soft - FD_RESERVE) : wanted
+  const r = {
+    wanted,
+    attackerFileLimits: limits,
+    target: count,
+    opened: 0,
+    failed: 0,
+    errors: {},
+    closedByGateway: 0,
+    firstClosedAfterMs: null,
+  }
   const started = performance.now()
   let next = 0
   const openOne = () =>

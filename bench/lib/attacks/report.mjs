@@ -101,7 +101,11 @@ export function describeOutcome(name, result) {
   if (!result) return null
   switch (name) {
     case 'idle-tls':
-      return `${result.opened}/${result.target} sockets opened in ${result.openMs} ms (${result.failed} failed${
+      return `${result.opened}/${result.target} sockets opened${
+        result.target < result.wanted
+          ? ` (${result.wanted} wanted; the open-file limit allows ${result.target})`
+          : ''
+      } in ${result.openMs} ms (${result.failed} failed${
         Object.keys(result.errors).length ? `: ${JSON.stringify(result.errors)}` : ''
       }); the gateway closed ${result.closedByGateway}${
         result.firstClosedAfterMs !== null ? ` (first after ${result.firstClosedAfterMs} ms)` : ''
@@ -121,7 +125,7 @@ export function describeOutcome(name, result) {
         result.closedByGateway ? ', connection closed by the gateway' : ''
       }`
     case 'malformed':
-      return `${result.run} cases (seed ${result.seed}; ${result.preAuth} before CONNECT, ${result.postAuth} after), the gateway closed ${result.closedByGateway}, refused ${result.sessionRefused} valid CONNECTs`
+      return `${result.run} of ${result.cases} cases in the time (seed ${result.seed}; ${result.preAuth} before CONNECT, ${result.postAuth} after), the gateway closed ${result.closedByGateway}, refused ${result.sessionRefused} valid CONNECTs`
     case 'poison':
       return `QoS 1 to a ${result.topicBytes}-byte topic (${result.cloudTopicBytes} bytes on the cloud): ${result.outcome ?? 'not sent'}`
     case 'lockout':
@@ -162,6 +166,7 @@ export function formatReport(report) {
     `edge-gateway under attack (${report.mode}), ${report.date} - ${m.cores} cores, ${m.model}, Node ${m.node}${git}`,
     `legitimate load: ${d.devices.map((x) => x.id).join(', ')} at ${report.ratePerSecond} msg/s QoS 1 each, one in flight; ` +
       `quiet p50 ${fixed(report.quiet.p50Ms)} ms, p99 ${fixed(report.quiet.p99Ms)} ms; idle RSS ${report.rssIdleMiB} MiB; ` +
+      `gateway open-file limit ${report.gatewayFileLimits?.soft ?? '?'}; ` +
       `took ${report.durationSeconds} s; load average before ${report.loadAverage.before.join(' ')}, after ${report.loadAverage.after.join(' ')}`,
     '',
     formatTable(report.rows),

@@ -12,7 +12,7 @@ import { startGateway } from '../gateway.mjs'
 import { freePort, waitForPort } from '../ports.mjs'
 import { hasExited, spawnScript, stopProcess } from '../processes.mjs'
 import { FLOODER_MAX } from './compromised.mjs'
-import { linkStatus, readStatus, sampleRss } from './monitor.mjs'
+import { linkStatus, openFileLimits, readStatus, sampleRss } from './monitor.mjs'
 import { DEVICE_INDEX, FLOODER, gatewayConfig, LEGIT, PSK_DEVICE } from './setup.mjs'
 import { sleep } from './wire.mjs'
 
@@ -107,5 +107,6 @@ export async function startAll(setup, { ratePerSecond, cleanup, log }) {
     { type: 'init', config: { tcpPort, pskPort, flooder: { id: flooder.id, password: flooder.password } } },
     'ready',
   )
-  return { cloud, subscriber, gateway, logFile, statusFile, rss, legit, attacker }
+  const gatewayFileLimits = openFileLimits(gateway.pid)
+  return { cloud, subscriber, gateway, gatewayFileLimits, logFile, statusFile, rss, legit, attacker }
 }
