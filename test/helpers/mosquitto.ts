@@ -183,6 +183,7 @@ export class CloudMosquitto {
   }
 
   async #launch(): Promise<void> {
+    const since = this.logLineCount
     const child = spawn(this.#binary, ['-c', this.configFile], {
       cwd: this.dir,
       detached: false,
@@ -196,7 +197,7 @@ export class CloudMosquitto {
     child.once('error', (err) => this.#output.push(`spawn error: ${err.message}`))
     child.once('exit', () => children.delete(child))
     try {
-      await this.#waitForListener(child)
+      await this.#waitForListener(child, since)
     } catch (err) {
       await terminate(child)
       this.#forget(child)
@@ -204,10 +205,15 @@ export class CloudMosquitto {
     }
   }
 
-  async #waitForListener(child: ChildProcess): Promise<void> {
+  async #waitForListener(child: ChildProcess, since: number): Promise<void> {
     for (let attempt = 0; attempt < PROBE_ATTEMPTS; attempt++) {
       if (hasExited(child)) break
-      if (await accepts(this.host, this.port)) {
+      // Another process may hold the port (a neighbour's listener): ours is up only once its own
+      // log says it runs, and the port accepts.
+      const started = this.#logLines()
+        .slice(since)
+        .some((l) => / running$/.test(l))
+      if (started && (await accepts(this.host, this.port))) {
         if (!hasExited(child)) return
         break
       }
