@@ -14,8 +14,12 @@ import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
 import { createProtectionRuntime, type ProtectionRuntime } from './protection/runtime.js'
+import { createAccept, protocolErrorSeries } from './protocol/index.js'
 import { applyAccess, type ReloadReport } from './reload.js'
 import type { UplinkSink } from './uplink.js'
+
+/** What aedes says when a connection sends no CONNECT within its connectTimeout. */
+const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
 
 export interface LanGatewayOptions {
   lan: GatewayConfig['lan']
@@ -45,6 +49,8 @@ export class LanGateway {
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
+      // A connection that sends no CONNECT by then is closed (counted as connect_timeout).
+      connectTimeout: options.lan.timeouts.connectMs,
       preConnect: createPreConnect({ access }),
       authenticate: createAuthenticate({
         access,
@@ -64,7 +70,6 @@ export class LanGateway {
       authorizeSubscribe: createAuthorizeSubscribe({ access, security }),
       authorizeForward: createAuthorizeForward({ access, security, metrics, protection }),
     })
-    metrics.declare('lan_protocol_errors_total')
     for (const reason of OPEN_FAILURES) metrics.declare(series('payload_rejected_total', { reason }))
     metrics.declare(series('downlink_withheld_total', { reason: 'no_payload_key' }))
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
@@ -75,11 +80,23 @@ export class LanGateway {
         'client error',
       )
     })
+    const accept = createAccept({
+      broker,
+      limits: { maxPacketBytes: options.lan.maxPacketBytes, maxConnectBytes: options.lan.maxConnectBytes },
+      security,
+      metrics,
+      logger,
+    })
     broker.on('connectionError', (client, err) => {
-      metrics.increment('lan_protocol_errors_total')
+      // What the protocol guard refuses never gets here: it is counted under its own reason.
+      const reason = err.message === CONNECT_TIMEOUT_MESSAGE ? 'connect_timeout' : 'connection_error'
+      metrics.increment(protocolErrorSeries(reason))
+      const { listener, remoteAddress } = transportOf(client)
       logger.warn(
-        { event: 'protocol_error', listener: transportOf(client).listener, reason: err.message },
-        'connection closed before CONNECT completed',
+        { event: 'protocol_error', listener, remoteAddress, reason, err: err.message },
+        reason === 'connect_timeout'
+          ? `no CONNECT within ${options.lan.timeouts.connectMs} ms: connection closed`
+          : 'connection closed before CONNECT completed',
       )
     })
     broker.on('unsubscribe', (topics, client) => {
@@ -102,7 +119,14 @@ export class LanGateway {
     })
 
     const listeners: Listener[] = []
-    const context = { broker, access, logger, security }
+    const context = {
+      broker,
+      access,
+      logger,
+      security,
+      accept,
+      handshakeMs: options.lan.timeouts.handshakeMs,
+    }
     try {
       for (const config of options.lan.listeners) listeners.push(await startListener(config, context))
     } catch (err) {
