@@ -32,7 +32,7 @@ type Phase = 'connect' | 'authenticating' | 'open' | 'ignoring' | 'closed'
  *
  * Cost on the hot path: the bytes of whole packets in a received chunk are
  * passed on as one view of that chunk (no copy); only a packet split across
- * chunks is copied, once, when its last byte arrives. Per packet it reads the
+ * chunks is copied (its own bytes, once) when its last byte arrives. Per packet it reads the
  * fixed header, the topic and the packet identifier; never a PUBLISH payload.
  */
 export class ProtocolGuard extends Duplex {
@@ -99,11 +99,21 @@ export class ProtocolGuard extends Duplex {
       this.need = n + this.header.remaining
     }
     if (this.partsLen < this.need) return
-    const whole = Buffer.concat(this.parts, this.partsLen)
+    // The packet is complete: copy exactly its bytes, once; what follows it stays a view.
+    const packet = Buffer.allocUnsafe(this.need)
+    const rest: Buffer[] = []
+    let filled = 0
+    for (const part of this.parts) {
+      const take = Math.min(part.length, this.need - filled)
+      if (take > 0) part.copy(packet, filled, 0, take)
+      filled += take
+      if (take < part.length) rest.push(take === 0 ? part : part.subarray(take))
+    }
     this.parts = []
     this.partsLen = 0
     this.need = -1
-    this.process(whole)
+    this.process(packet)
+    if (rest.length > 0) this.process(rest.length === 1 ? rest[0]! : Buffer.concat(rest))
   }
 
   private readonly onEnd = (): void => {
@@ -139,7 +149,7 @@ export class ProtocolGuard extends Duplex {
       else if (h.type === DISCONNECT) this.phase = 'ignoring'
     }
     if (offset > 0) this.forward(offset === buf.length ? buf : buf.subarray(0, offset))
-    if (offset < buf.length && this.phase !== 'ignoring') {
+    if (offset < buf.length && this.phase !== 'ignoring' && this.phase !== 'closed') {
       this.parts.push(offset === 0 ? buf : buf.subarray(offset))
       this.partsLen += buf.length - offset
       if (this.phase === 'authenticating') this.pauseSocket()

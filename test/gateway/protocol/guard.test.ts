@@ -84,6 +84,30 @@ describe('ProtocolGuard', () => {
     }
   })
 
+  it('passes every byte on when chunks cut packets into three, at 300 seeded pairs of cuts', async () => {
+    const stream = Buffer.concat([CONNECT, AFTER, AFTER])
+    let seed = 7
+    const random = (n: number) => {
+      seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31
+      return seed % n
+    }
+    for (let k = 0; k < 300; k++) {
+      const a = CONNECT.length + random(stream.length - CONNECT.length - 1)
+      const b = a + 1 + random(stream.length - a - 1)
+      const { transport, guard, violations, out } = setup()
+      transport.deliver(CONNECT)
+      await tick()
+      guard.authenticated()
+      transport.deliver(stream.subarray(CONNECT.length, a))
+      transport.deliver(stream.subarray(a, b))
+      transport.deliver(stream.subarray(b))
+      await tick()
+      expect(Buffer.concat(out).equals(stream), `cuts at ${a} and ${b}`).toBe(true)
+      expect(violations).toEqual([])
+      guard.destroy()
+    }
+  })
+
   it('passes a stream split into single bytes', async () => {
     const { transport, guard, violations, out } = setup()
     for (const byte of CONNECT) transport.deliver(Buffer.from([byte]))
