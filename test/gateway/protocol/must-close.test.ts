@@ -641,15 +641,7 @@ describe('MQTT 3.1.1 "MUST close": closed without a reply, counted, logged; the 
   it('what 3.1.1 allows passes: UTF-8 beyond ASCII, U+FEFF, whole-level wildcards, empty payloads, MQTT 3.1', async () => {
     const client = await RawClient.authenticated(gw.port('tcp'), 'pass-dev-\u00a0ok')
     const offersBefore = gw.offers.length
-    const topics = [
-      'devices/pass-dev/température',
-      'devices/pass-dev/\u{1f600}',
-      'devices/pass-dev/\ufeffbom',
-    ]
-    topics.forEach((topic, i) => {
-      client.send(publish(topic, { flags: 0x02, id: i + 1 }))
-    })
-    client.send(publish('devices/pass-dev/empty', { flags: 0x02, id: 9, payload: '' }))
+    // Filters first (a PUBLISH is answered only after the uplink took it, so order the exchange).
     client.send(
       subscribe(
         [
@@ -663,17 +655,34 @@ describe('MQTT 3.1.1 "MUST close": closed without a reply, counted, logged; the 
       ),
     )
     client.send(unsubscribe(['devices/+/x', '#'], { id: 21 }))
-    client.send(packet(12, 0, []))
-    await client.waitFor('pingresp')
-    const acks = client.packets
-      .filter((p) => p.cmd === 'puback')
-      .map((p) => (p as mqttPacket.IPubackPacket).messageId)
-    expect(acks).toEqual([1, 2, 3, 9])
-    expect(gw.offers.slice(offersBefore).map((o) => o.topic)).toEqual([...topics, 'devices/pass-dev/empty'])
     const suback = (await client.waitFor('suback')) as mqttPacket.ISubackPacket
     expect(suback.messageId).toBe(20)
     expect(suback.granted).toHaveLength(5)
     expect(((await client.waitFor('unsuback')) as mqttPacket.IUnsubackPacket).messageId).toBe(21)
+
+    const topics = [
+      'devices/pass-dev/température',
+      'devices/pass-dev/\u{1f600}',
+      'devices/pass-dev/\ufeffbom',
+      'devices/pass-dev/empty',
+    ]
+    topics.forEach((topic, i) => {
+      client.send(publish(topic, { flags: 0x02, id: i + 1, ...(i === 3 && { payload: '' }) }))
+    })
+    // Each is acknowledged, taken for the cloud, and delivered back through devices/pass-dev/#.
+    const deadline = Date.now() + 5000
+    const count = (cmd: string) => client.packets.filter((p) => p.cmd === cmd).length
+    while ((count('puback') < 4 || count('publish') < 4) && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10))
+    const acks = client.packets
+      .filter((p) => p.cmd === 'puback')
+      .map((p) => (p as mqttPacket.IPubackPacket).messageId)
+    expect(acks.sort()).toEqual([1, 2, 3, 4])
+    expect(gw.offers.slice(offersBefore).map((o) => o.topic)).toEqual(topics)
+    const delivered = client.packets.filter((p) => p.cmd === 'publish') as mqttPacket.IPublishPacket[]
+    expect(delivered.map((p) => p.topic).sort()).toEqual([...topics].sort())
+    client.send(packet(12, 0, []))
+    await client.waitFor('pingresp')
     client.mark()
     client.send(packet(14, 0, []))
     const outcome = await client.outcome()
@@ -693,6 +702,32 @@ describe('MQTT 3.1.1 "MUST close": closed without a reply, counted, logged; the 
     await v31.publishAsync('devices/pass-dev/v31', 'hello', { qos: 1 })
     expect(gw.offers.at(-1)).toMatchObject({ topic: 'devices/pass-dev/v31', deviceId: 'pass-dev', qos: 1 })
     await v31.endAsync()
+  })
+
+  it('a device closed for a violation after authentication has its Will published', async () => {
+    const client = await RawClient.connect(gw.port('tcp'))
+    client.send(
+      mqttPacket.generate({
+        cmd: 'connect',
+        protocolId: 'MQTT',
+        protocolVersion: 4,
+        clientId: 'pass-dev-will',
+        clean: true,
+        keepalive: 60,
+        username: PASSWORD_DEVICE.username,
+        password: Buffer.from(PASSWORD_DEVICE.password),
+        will: { topic: 'devices/pass-dev/status', payload: Buffer.from('lost'), qos: 1, retain: false },
+      }),
+    )
+    expect(((await client.waitFor('connack')) as mqttPacket.IConnackPacket).returnCode).toBe(0)
+    client.send(publish('devices/pass-dev/+'))
+    expect((await client.outcome()).closed).toBe(true)
+    const deadline = Date.now() + 5000
+    while (!gw.offers.some((o) => o.topic === 'devices/pass-dev/status') && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10))
+    expect(gw.offers.filter((o) => o.topic === 'devices/pass-dev/status')).toMatchObject([
+      { deviceId: PASSWORD_DEVICE.id, clientId: 'pass-dev-will', payload: Buffer.from('lost'), qos: 1 },
+    ])
   })
 
   it('after every refusal a real client connects, subscribes, publishes and receives', async () => {
