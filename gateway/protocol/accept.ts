@@ -3,6 +3,7 @@ import type { Aedes, Client } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import { type Metrics, series } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
+import { setCloseReason } from '../close-reason.js'
 import { sessionOf, setTransport, type TransportContext } from '../connection-context.js'
 import { type GuardLimits, ProtocolGuard } from './guard.js'
 import { CONNECTION_ERRORS, PROTOCOL_VIOLATIONS, type ProtocolViolation } from './violations.js'
@@ -43,6 +44,12 @@ export function createAccept(deps: AcceptDeps): Accept {
   function report(violation: ProtocolViolation, transport: TransportContext, client: Client | undefined) {
     metrics.increment(protocolErrorSeries(violation.reason))
     const session = sessionOf(client)
+    // The disconnect line of an authenticated device says why the gateway closed it.
+    if (client && session)
+      setCloseReason(client, {
+        reason: violation.reason,
+        detail: `${violation.packetType}: ${violation.detail}`,
+      })
     const fields = {
       ...(session && { device: session.device.id }),
       ...(client?.id && { clientId: client.id }),

@@ -725,6 +725,15 @@ describe('MQTT 3.1.1 "MUST close": closed without a reply, counted, logged; the 
     const deadline = Date.now() + 5000
     while (!gw.offers.some((o) => o.topic === 'devices/pass-dev/status') && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 10))
+    expect(
+      await gw.logs.waitFor(
+        (r) => r.clientId === 'pass-dev-will' && r.reason === 'invalid_topic' && !r.security,
+      ),
+    ).toMatchObject({
+      level: 40,
+      device: PASSWORD_DEVICE.id,
+      msg: 'device disconnected by the gateway: publish: topic is empty or holds a wildcard',
+    })
     expect(gw.offers.filter((o) => o.topic === 'devices/pass-dev/status')).toMatchObject([
       { deviceId: PASSWORD_DEVICE.id, clientId: 'pass-dev-will', payload: Buffer.from('lost'), qos: 1 },
     ])
