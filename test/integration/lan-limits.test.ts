@@ -1,12 +1,14 @@
+import { spawn } from 'node:child_process'
 import { readdirSync } from 'node:fs'
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
+import { fileURLToPath } from 'node:url'
 import v8 from 'node:v8'
 import vm from 'node:vm'
 import mqtt from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { LanFixture, PASSWORD_DEVICE, PSK_DEVICE } from '../gateway/protocol/lan-fixture.js'
+import { LanFixture, PASSWORD_DEVICE, PSK_DEVICE, ROGUE_DEVICE } from '../gateway/protocol/lan-fixture.js'
 import { RawClient, remainingLength, str, u16 } from '../gateway/protocol/raw-client.js'
 import { waitUntil } from './harness.js'
 
@@ -16,6 +18,7 @@ const CONNECT_MS = 1500
 const MAX_PACKET = 262_144
 const MAX_CONNECT = 8192
 const MB = 1024 * 1024
+const ATTACKER = fileURLToPath(new URL('lan-attack-child.mjs', import.meta.url))
 
 v8.setFlagsFromString('--expose-gc')
 const gc = vm.runInNewContext('gc') as () => void
@@ -400,5 +403,120 @@ describe('resource limits on the LAN listeners', () => {
     expect(gw.offers.at(-1)).toMatchObject({ topic: 'devices/pass-dev/after', payload: Buffer.from('ok') })
     await client.endAsync()
     expect(gw.logs.records.filter((r) => (r.level as number) >= 50)).toEqual([])
+  })
+})
+
+describe('two devices keep publishing while the LAN is attacked', () => {
+  let gw: LanFixture
+
+  beforeAll(async () => {
+    gw = await LanFixture.start({ timeouts: { handshakeMs: HANDSHAKE_MS, connectMs: CONNECT_MS } })
+  })
+
+  afterAll(async () => {
+    await gw?.stop()
+  })
+
+  /** QoS 1 round trips, one after another, for `ms`; the latencies in ms. */
+  async function publishFor(client: mqtt.MqttClient, topic: string, ms: number): Promise<number[]> {
+    const latencies: number[] = []
+    const end = performance.now() + ms
+    while (performance.now() < end) {
+      const t0 = performance.now()
+      await client.publishAsync(topic, 'reading', { qos: 1 })
+      latencies.push(performance.now() - t0)
+    }
+    return latencies
+  }
+
+  const p99 = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length * 0.99)]!
+
+  it('idle TCP and TLS connections, a dribbled handshake and oversized packets: p99 within 2x of quiet, memory bounded', async () => {
+    const psk = await mqtt.connectAsync({
+      protocol: 'mqtts',
+      host: '127.0.0.1',
+      port: gw.port('tls-psk'),
+      clientId: 'psk-dev',
+      reconnectPeriod: 0,
+      ciphers: 'PSK-AES128-GCM-SHA256',
+      maxVersion: 'TLSv1.2',
+      rejectUnauthorized: false,
+      checkServerIdentity: () => undefined,
+      pskCallback: () => ({ identity: PSK_DEVICE.identity, psk: Buffer.from(PSK_DEVICE.keyHex, 'hex') }),
+    } as mqtt.IClientOptions)
+    const plain = await mqtt.connectAsync({
+      host: '127.0.0.1',
+      port: gw.port('tcp'),
+      username: PASSWORD_DEVICE.username,
+      password: PASSWORD_DEVICE.password,
+      clientId: 'pass-dev-steady',
+      reconnectPeriod: 0,
+    })
+    const both = (ms: number) =>
+      Promise.all([
+        publishFor(psk, 'devices/psk-dev/steady', ms),
+        publishFor(plain, 'devices/pass-dev/steady', ms),
+      ]).then(([a, b]) => [...a, ...b])
+    await both(2000) // warm up
+
+    // The attack runs in another process. Quiet and attack windows alternate (the attacker stopped
+    // with SIGSTOP, then continued), so that the load of other processes on this machine falls on both.
+    const attacker = spawn(
+      process.execPath,
+      [
+        ATTACKER,
+        String(gw.port('tcp')),
+        String(gw.port('tls-psk')),
+        ROGUE_DEVICE.identity,
+        ROGUE_DEVICE.keyHex,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    attacker.kill('SIGSTOP')
+    let report = ''
+    attacker.stdout.on('data', (d: Buffer) => {
+      report += d.toString()
+    })
+    const exited = new Promise<number | null>((resolve) => attacker.once('exit', resolve))
+    const base = settledRss()
+    let phase: 'quiet' | 'attack' = 'quiet'
+    const peak = { quiet: base, attack: base }
+    const sampler = setInterval(() => {
+      peak[phase] = Math.max(peak[phase], rss())
+    }, 20)
+    const quiet: number[] = []
+    const underAttack: number[] = []
+    for (let i = 0; i < 3; i++) {
+      phase = 'quiet'
+      // What the attacker left open is closed by the gateway's timeouts first.
+      await connectionsReach(gw, 2)
+      quiet.push(...(await both(1500)))
+      phase = 'attack'
+      attacker.kill('SIGCONT')
+      underAttack.push(...(await both(1500)))
+      attacker.kill('SIGSTOP')
+    }
+    attacker.kill('SIGCONT')
+    attacker.kill('SIGTERM')
+    const killer = setTimeout(() => attacker.kill('SIGKILL'), 10_000)
+    expect(await exited).toBe(0)
+    clearTimeout(killer)
+    clearInterval(sampler)
+    const { rounds } = JSON.parse(report) as { rounds: number }
+    expect(rounds).toBeGreaterThan(0)
+
+    const quietP99 = p99(quiet)
+    const attackP99 = p99(underAttack)
+    const quietPeak = peak.quiet - base
+    const attackPeak = peak.attack - base
+    console.log(
+      `${rounds} attack rounds; QoS 1 round trips of 2 devices: p99 ${quietP99.toFixed(2)} ms quiet (${quiet.length}), ${attackP99.toFixed(2)} ms under attack (${underAttack.length}); gateway process RSS at peak +${Math.round(quietPeak / MB)} MB quiet, +${Math.round(attackPeak / MB)} MB under attack`,
+    )
+    expect(attackP99).toBeLessThan(2 * quietP99)
+    // What the attack adds to what the same publishing takes anyway.
+    expect(attackPeak - quietPeak).toBeLessThan(50 * MB)
+    await waitUntil(() => settledRss() - base < 20 * MB, 10_000, 'RSS back within 20 MB of the baseline')
+    await psk.endAsync()
+    await plain.endAsync()
   })
 })

@@ -16,6 +16,8 @@ import { LogCapture, PASSWORD_DEVICE, PSK_DEVICE } from '../../integration/harne
 
 export { PASSWORD_DEVICE, PSK_DEVICE }
 export const CERT_DEVICE = 'cert-dev'
+/** A device the attack tests use as a compromised one (TLS-PSK, so logging in costs no scrypt). */
+export const ROGUE_DEVICE = { id: 'rogue', identity: 'rogue', keyHex: '5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a' }
 
 /** Files for a `tls` listener and a device certificate, all under one CA. */
 export interface CertFiles {
@@ -48,6 +50,8 @@ export class LanFixture {
     const certs = await mintCerts(dir)
     const pskFile = join(dir, 'psk-dev.psk')
     await writeSecretFile(pskFile, `${PSK_DEVICE.keyHex}\n`)
+    const rogueFile = join(dir, 'rogue.psk')
+    await writeSecretFile(rogueFile, `${ROGUE_DEVICE.keyHex}\n`)
     const input = {
       gateway: { id: 'gw-proto', stateDir: 'state' },
       lan: {
@@ -80,6 +84,7 @@ export class LanFixture {
           clientIds: ['pass-dev*'],
         },
         { id: CERT_DEVICE, certificate: { commonName: CERT_DEVICE } },
+        { id: ROGUE_DEVICE.id, psk: { identity: ROGUE_DEVICE.identity, keyFile: rogueFile } },
       ],
       // Required by the schema; never connected to here.
       cloud: {
