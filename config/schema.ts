@@ -258,6 +258,22 @@ export const configSchema = z.strictObject({
       .prefault({}),
     /** Topic filters one client may hold at once; one more is refused at SUBACK (0x80). */
     maxSubscriptionsPerClient: z.number().int().min(1).max(1_000_000).default(1000),
+    /**
+     * Resource limits on LAN connections (docs/security.md, "Resource limits").
+     * The largest MQTT packet, fixed header included, from an authenticated client:
+     * refused on its fixed header, before any of its body is read. Bounds every payload.
+     */
+    maxPacketBytes: z.number().int().min(1024).max(268_435_460).default(262_144),
+    /** The largest packet before the CONNECT is authenticated (the CONNECT with its Will); at most maxPacketBytes applies. */
+    maxConnectBytes: z.number().int().min(256).max(268_435_460).default(8192),
+    timeouts: z
+      .strictObject({
+        /** A TLS handshake not finished this long after the TCP connection is closed (tls-psk, tls). */
+        handshakeMs: z.number().int().min(100).max(120_000).default(10_000),
+        /** A connection without a CONNECT this long after it was established (after the TLS handshake) is closed. */
+        connectMs: z.number().int().min(100).max(300_000).default(30_000),
+      })
+      .prefault({}),
   }),
   devices: z.array(deviceSchema).default([]),
   /**

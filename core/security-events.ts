@@ -29,6 +29,8 @@ export const SECURITY_EVENT_NAMES = [
   'will_rejected',
   'command_rejected',
   'cloud_message_rejected',
+  'protocol_violation',
+  'packet_too_large',
 ] as const
 
 export type SecurityEventName = (typeof SECURITY_EVENT_NAMES)[number]

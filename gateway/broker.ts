@@ -14,9 +14,13 @@ import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
 import { createProtectionRuntime, type ProtectionRuntime } from './protection/runtime.js'
+import { createAccept, protocolErrorSeries } from './protocol/index.js'
 import { applyAccess, type ReloadReport } from './reload.js'
 import { RetainedLimit } from './retained-limit.js'
 import type { UplinkSink } from './uplink.js'
+
+/** What aedes says when a connection sends no CONNECT within its connectTimeout. */
+const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
 
 export interface LanGatewayOptions {
   lan: GatewayConfig['lan']
@@ -47,6 +51,8 @@ export class LanGateway {
     const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
+      // A connection that sends no CONNECT by then is closed (counted as connect_timeout).
+      connectTimeout: options.lan.timeouts.connectMs,
       preConnect: createPreConnect({ access }),
       authenticate: createAuthenticate({
         access,
@@ -71,7 +77,6 @@ export class LanGateway {
       }),
       authorizeForward: createAuthorizeForward({ access, security, metrics, protection }),
     })
-    metrics.declare('lan_protocol_errors_total')
     for (const reason of OPEN_FAILURES) metrics.declare(series('payload_rejected_total', { reason }))
     metrics.declare(series('downlink_withheld_total', { reason: 'no_payload_key' }))
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
@@ -84,11 +89,23 @@ export class LanGateway {
         'client error',
       )
     })
+    const accept = createAccept({
+      broker,
+      limits: { maxPacketBytes: options.lan.maxPacketBytes, maxConnectBytes: options.lan.maxConnectBytes },
+      security,
+      metrics,
+      logger,
+    })
     broker.on('connectionError', (client, err) => {
-      metrics.increment('lan_protocol_errors_total')
+      // What the protocol guard refuses never gets here: it is counted under its own reason.
+      const reason = err.message === CONNECT_TIMEOUT_MESSAGE ? 'connect_timeout' : 'connection_error'
+      metrics.increment(protocolErrorSeries(reason))
+      const { listener, remoteAddress } = transportOf(client)
       logger.warn(
-        { event: 'protocol_error', listener: transportOf(client).listener, reason: err.message },
-        'connection closed before CONNECT completed',
+        { event: 'protocol_error', listener, remoteAddress, reason, err: err.message },
+        reason === 'connect_timeout'
+          ? `no CONNECT within ${options.lan.timeouts.connectMs} ms: connection closed`
+          : 'connection closed before CONNECT completed',
       )
     })
     broker.on('subscribe', (_subscriptions, client) => subscriptionsStored(client))
@@ -112,7 +129,14 @@ export class LanGateway {
     })
 
     const listeners: Listener[] = []
-    const context = { broker, access, logger, security }
+    const context = {
+      broker,
+      access,
+      logger,
+      security,
+      accept,
+      handshakeMs: options.lan.timeouts.handshakeMs,
+    }
     try {
       for (const config of options.lan.listeners) listeners.push(await startListener(config, context))
     } catch (err) {

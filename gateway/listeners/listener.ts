@@ -4,12 +4,17 @@ import type { Logger } from '../../core/logger.js'
 import type { SecurityEvents } from '../../core/security-events.js'
 import type { AccessControl } from '../access-control.js'
 import { GatewayError } from '../errors.js'
+import type { Accept } from '../protocol/index.js'
 
 export interface ListenerContext {
   broker: Aedes
   access: AccessControl
   logger: Logger
   security: SecurityEvents
+  /** Hands an established connection to the broker, behind the protocol guard. */
+  accept: Accept
+  /** `lan.timeouts.handshakeMs`: a TLS handshake not finished by then is closed. */
+  handshakeMs: number
 }
 
 /** A running listener: one transport, one address, feeding the broker. */
@@ -18,6 +23,8 @@ export interface Listener {
   readonly type: string
   readonly host: string
   readonly port: number
+  /** Connections open on this listener, TLS handshakes in progress included. */
+  connections(): Promise<number>
   close(): Promise<void>
 }
 
@@ -42,6 +49,13 @@ export function listen(server: Server, name: string, host: string, port: number)
       resolve(typeof address === 'object' && address ? address.port : port)
     })
   })
+}
+
+/** Open connections of a server (pending TLS handshakes included). */
+export function countConnections(server: Server): Promise<number> {
+  return new Promise((resolve, reject) =>
+    server.getConnections((err, count) => (err ? reject(err) : resolve(count))),
+  )
 }
 
 /** Stops accepting and waits until the server is closed; open connections are ended by the broker. */

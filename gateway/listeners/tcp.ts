@@ -1,7 +1,6 @@
 import { createServer } from 'node:net'
 import type { ListenerConfig } from '../../config/index.js'
-import { setTransport } from '../connection-context.js'
-import { closeServer, type Listener, type ListenerContext, listen } from './listener.js'
+import { closeServer, countConnections, type Listener, type ListenerContext, listen } from './listener.js'
 
 type TcpConfig = Extract<ListenerConfig, { type: 'tcp' }>
 
@@ -9,10 +8,16 @@ type TcpConfig = Extract<ListenerConfig, { type: 'tcp' }>
 export async function startTcpListener(config: TcpConfig, context: ListenerContext): Promise<Listener> {
   const name = config.name ?? `tcp:${config.port}`
   const server = createServer({ noDelay: true }, (socket) => {
-    setTransport(socket, { listener: name, remoteAddress: socket.remoteAddress ?? 'unknown' })
-    context.broker.handle(socket)
+    context.accept(socket, { listener: name, remoteAddress: socket.remoteAddress ?? 'unknown' })
   })
   const port = await listen(server, name, config.host, config.port)
   context.logger.info({ listener: name, host: config.host, port }, 'listening (plain TCP)')
-  return { name, type: 'tcp', host: config.host, port, close: () => closeServer(server) }
+  return {
+    name,
+    type: 'tcp',
+    host: config.host,
+    port,
+    connections: () => countConnections(server),
+    close: () => closeServer(server),
+  }
 }

@@ -2,7 +2,8 @@ import type { TLSSocket } from 'node:tls'
 import { createServer } from 'node:tls'
 import type { ListenerConfig } from '../../config/index.js'
 import { setTransport } from '../connection-context.js'
-import { closeServer, type Listener, type ListenerContext, listen } from './listener.js'
+import { enforceHandshakeDeadline, nodeHandshakeTimeout } from './handshake-deadline.js'
+import { closeServer, countConnections, type Listener, type ListenerContext, listen } from './listener.js'
 
 type TlsPskConfig = Extract<ListenerConfig, { type: 'tls-psk' }>
 
@@ -34,6 +35,7 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     minVersion: config.minVersion,
     maxVersion: config.maxVersion,
     ciphers: PSK_CIPHERS,
+    handshakeTimeout: nodeHandshakeTimeout(context.handshakeMs),
     ...(config.identityHint !== undefined && { pskIdentityHint: config.identityHint }),
     pskCallback: (socket, identity) => {
       // A PSK handshake proves a key no one can guess: it is never locked out (docs/policies.md#lockout).
@@ -56,15 +58,24 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.setNoDelay(true)
     const pskIdentity = claimed.get(socket)
-    setTransport(socket, {
+    context.accept(socket, {
       listener: name,
       remoteAddress: socket.remoteAddress ?? 'unknown',
       ...(pskIdentity !== undefined && { pskIdentity }),
     })
-    context.broker.handle(socket)
   })
 
+  enforceHandshakeDeadline(server, context.handshakeMs, (remoteAddress) =>
+    security.report(
+      'tls_handshake_failed',
+      { listener: name, remoteAddress, reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' },
+      `TLS-PSK handshake not finished within ${context.handshakeMs} ms: connection closed`,
+    ),
+  )
+
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    // Node leaves a socket whose handshake failed or timed out open: close it.
+    socket.destroy()
     // An unknown identity was reported by the callback already; what OpenSSL says next adds nothing.
     if (unknown.has(socket)) return
     const pskIdentity = claimed.get(socket)
@@ -88,5 +99,12 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
 
   const port = await listen(server, name, config.host, config.port)
   logger.info({ listener: name, host: config.host, port }, 'listening (TLS-PSK)')
-  return { name, type: 'tls-psk', host: config.host, port, close: () => closeServer(server) }
+  return {
+    name,
+    type: 'tls-psk',
+    host: config.host,
+    port,
+    connections: () => countConnections(server),
+    close: () => closeServer(server),
+  }
 }

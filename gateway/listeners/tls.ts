@@ -2,8 +2,8 @@ import { readFile } from 'node:fs/promises'
 import type { TLSSocket } from 'node:tls'
 import { createServer } from 'node:tls'
 import type { ListenerConfig } from '../../config/index.js'
-import { setTransport } from '../connection-context.js'
-import { closeServer, type Listener, type ListenerContext, listen } from './listener.js'
+import { enforceHandshakeDeadline, nodeHandshakeTimeout } from './handshake-deadline.js'
+import { closeServer, countConnections, type Listener, type ListenerContext, listen } from './listener.js'
 
 type TlsConfig = Extract<ListenerConfig, { type: 'tls' }>
 
@@ -20,20 +20,29 @@ export async function startTlsListener(config: TlsConfig, context: ListenerConte
     ca: await readFile(config.caFile),
     requestCert: true,
     rejectUnauthorized: true,
+    handshakeTimeout: nodeHandshakeTimeout(context.handshakeMs),
   })
   server.on('secureConnection', (socket: TLSSocket) => {
     socket.setNoDelay(true)
     const subject = socket.getPeerCertificate().subject as Record<string, string | string[]> | undefined
     const cn = subject?.CN
     const commonName = Array.isArray(cn) ? cn[0] : cn
-    setTransport(socket, {
+    context.accept(socket, {
       listener: name,
       remoteAddress: socket.remoteAddress ?? 'unknown',
       ...(commonName !== undefined && { certificateCommonName: commonName }),
     })
-    context.broker.handle(socket)
   })
+  enforceHandshakeDeadline(server, context.handshakeMs, (remoteAddress) =>
+    context.security.report(
+      'tls_handshake_failed',
+      { listener: name, remoteAddress, reason: 'ERR_TLS_HANDSHAKE_TIMEOUT' },
+      `TLS handshake not finished within ${context.handshakeMs} ms: connection closed`,
+    ),
+  )
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+    // Node leaves a socket whose handshake failed or timed out open: close it.
+    socket.destroy()
     context.security.report(
       'tls_handshake_failed',
       { listener: name, remoteAddress: socket.remoteAddress, reason: err.code ?? err.message },
@@ -42,5 +51,12 @@ export async function startTlsListener(config: TlsConfig, context: ListenerConte
   })
   const port = await listen(server, name, config.host, config.port)
   context.logger.info({ listener: name, host: config.host, port }, 'listening (TLS with client certificates)')
-  return { name, type: 'tls', host: config.host, port, close: () => closeServer(server) }
+  return {
+    name,
+    type: 'tls',
+    host: config.host,
+    port,
+    connections: () => countConnections(server),
+    close: () => closeServer(server),
+  }
 }
