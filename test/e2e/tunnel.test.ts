@@ -179,6 +179,16 @@ describe('WireGuard tunnel between two namespaces', () => {
       subscription = watchTunnel(gatewayConfig, { netns: gatewayNs }).subscribe((s) => states.push(s))
       await eventually('a healthy tunnel', 10_000, async () => (latest()?.healthy ? true : undefined))
 
+      // Fresh traffic from the peer just before the cut, so the window starts at the cut even when a
+      // loaded machine delayed the keepalives (seen with two test runs side by side).
+      const server = await startEchoServer(lab, cloudNs, CLOUD_TUNNEL_IP, ECHO_PORT)
+      try {
+        expect(await echoOnce(lab, gatewayNs, CLOUD_TUNNEL_IP, ECHO_PORT, 'before the cut')).toBe(
+          'before the cut',
+        )
+      } finally {
+        await server.stop()
+      }
       const cutAt = Date.now()
       await veth.setUp('a', false)
       const unhealthy = await eventually('the tunnel to turn unhealthy', 15_000, async () => {
