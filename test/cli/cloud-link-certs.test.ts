@@ -29,7 +29,7 @@ import { hasExited, onLines, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { connectDevice, publishOutcome } from '../integration/clients.js'
 import { waitUntil } from '../integration/harness.js'
-import { spawnCli } from './run-cli.js'
+import { builtCli, spawnCli } from './run-cli.js'
 
 const SERVERNAME = 'cloud.test'
 const CLIENT_ID = 'gw-cert-probe'
@@ -98,6 +98,8 @@ describe('edge-gateway start: the cloud link refuses a broker certificate it mus
 
   /** A broker presenting `serverCert`, a subscriber on its plain listener, and the gateway. */
   async function start(serverCert: string): Promise<Run> {
+    // A stale dist/ fails here, before anything is started that afterEach would not know to stop.
+    builtCli()
     const caseDir = join(dir, serverCert)
     await mkdir(caseDir, { recursive: true, mode: 0o700 })
     const plainPort = await freePort()
