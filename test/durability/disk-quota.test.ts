@@ -103,7 +103,14 @@ describe('disk quota reached through the gateway', () => {
     device.end(true)
     expect(dropped(1)).toBe(1)
     const stats = stack.gateway.bridge.queue.stats()
-    expect(stats.dropped).toEqual({ qos0_quota: 1, qos1_quota: 1, qos0_capacity: 0, qos1_capacity: 0 })
+    expect(stats.dropped).toEqual({
+      qos0_quota: 1,
+      qos1_quota: 1,
+      qos0_capacity: 0,
+      qos1_capacity: 0,
+      qos0_device_quota: 0,
+      qos1_device_quota: 0,
+    })
     expect(stats.bytes).toBeLessThanOrEqual(QUOTA)
     expect(stats.depth).toBe(acknowledged.size)
     expect(stack.logs.events('uplink_queue_full')).toHaveLength(2)
