@@ -147,13 +147,17 @@ export async function startEdgeGateway(
   }
   lanReady(lan)
   const startedAt = new Date().toISOString()
-  const statusWriter = writeStatusPeriodically(config.gateway.stateDir, () => ({
-    gateway: config.gateway.id,
-    pid: process.pid,
-    startedAt,
-    lan: { connectedClients: lan.broker.connectedClients },
-    bridge: bridge.status(),
-  }))
+  const statusWriter = writeStatusPeriodically(
+    config.gateway.stateDir,
+    () => ({
+      gateway: config.gateway.id,
+      pid: process.pid,
+      startedAt,
+      lan: { connectedClients: lan.broker.connectedClients },
+      bridge: bridge.status(),
+    }),
+    logger.child({ module: 'status' }),
+  )
   logger.info(
     { gateway: config.gateway.id, devices: access.registry.size, rules: access.engine.rules.length },
     'edge gateway started',

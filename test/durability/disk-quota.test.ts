@@ -43,7 +43,8 @@ describe('disk quota reached through the gateway', () => {
   beforeAll(async () => {
     stack = await Stack.start({
       persistence: true,
-      cloud: { queue: { quotaBytes: QUOTA } },
+      // One device fills the whole queue: no per-device share, so the quota's own steps show.
+      cloud: { queue: { quotaBytes: QUOTA, deviceShare: 1 } },
       cloudConfig: ['max_queued_messages 0'],
     })
     consumer = await CloudConsumer.start({
