@@ -29,9 +29,15 @@ async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promi
   })
   const level = recovery.corrupted > 0 || recovery.tornBytes > 0 ? 'warn' : 'info'
   logger[level](
-    { module: 'queue', ...recovery },
+    { module: 'queue', ...recovery, segmentBytes: queue.segmentBytes, diskBytes: queue.diskBytes },
     `uplink queue opened: ${recovery.held} message(s) held for the cloud`,
   )
+  if (queue.diskBytes !== undefined && settings.quotaBytes > queue.diskBytes) {
+    logger.warn(
+      { module: 'queue', quotaBytes: settings.quotaBytes, diskBytes: queue.diskBytes },
+      `cloud.queue.quotaBytes (${settings.quotaBytes}) is larger than the filesystem of the state folder (${queue.diskBytes} bytes): the disk fills before the quota, and messages are then refused as I/O errors (ENOSPC) until the backlog drains`,
+    )
+  }
   return queue
 }
 

@@ -92,14 +92,15 @@ export class FileQueue implements UplinkQueue {
     try {
       await mkdir(dir, { recursive: true, mode: DIR_MODE })
       await chmod(dir, DIR_MODE)
-      if (options.segmentBytes === undefined) resolved = resolveOptions(options, await diskSize(dir))
+      const disk = await diskSize(dir)
+      if (options.segmentBytes === undefined) resolved = resolveOptions(options, disk)
       const ledger = new DeviceLedger()
       const recovered = await recoverLog(dir, ledger)
       const segments = await removeAcknowledged(dir, recovered.segments)
       const nextSeq = Math.max(recovered.nextSeq, resolved.firstSeq)
       const handle = await createSegmentFile(dir, recovered.nextId, nextSeq)
       const active = new SegmentIndex(recovered.nextId, nextSeq)
-      const queue = new FileQueue(dir, resolved, [...segments, active], handle, nextSeq, ledger)
+      const queue = new FileQueue(dir, resolved, [...segments, active], handle, nextSeq, ledger, disk)
       for (const segment of segments) if (segment.held === 0) queue.removeSegment(segment)
       await queue.housekeeper.flush(false)
       return { queue, recovery: recovered.report }
@@ -117,6 +118,8 @@ export class FileQueue implements UplinkQueue {
     private handle: FileHandle,
     nextSeq: number,
     private readonly ledger: DeviceLedger,
+    /** The size of the filesystem the folder is on, when it could be told (statfs). */
+    readonly diskBytes: number | undefined,
   ) {
     this.segments = segments
     this.nextSeq = nextSeq

@@ -74,6 +74,11 @@ describe('a full disk recovers by itself once the backlog drains', () => {
 
   it('holds QoS 1 until the disk is full, then refuses it (ENOSPC) and logs that status.json is not written', async () => {
     expect(queue().segmentBytes).toBe(DISK / 16)
+    expect(stack.logs.records.find((r) => r.quotaBytes !== undefined && r.level === 40)).toMatchObject({
+      quotaBytes: 268_435_456,
+      diskBytes: DISK,
+      msg: `cloud.queue.quotaBytes (268435456) is larger than the filesystem of the state folder (${DISK} bytes): the disk fills before the quota, and messages are then refused as I/O errors (ENOSPC) until the backlog drains`,
+    })
     device = await connect()
     let outcome: 'acked' | 'closed' = 'acked'
     while (outcome === 'acked') {
