@@ -16,7 +16,8 @@ import { DEFAULT_RESTARTS, Forwarding, type ForwardingState, type RestartPolicy 
 import { SendGate } from './gate.js'
 import { uplinkPipeline } from './pipeline.js'
 import { MemoryQueue } from './queue/memory-queue.js'
-import type { DropReason, UplinkQueue } from './queue/queue.js'
+import type { DeviceUsage, DropReason, UplinkQueue } from './queue/queue.js'
+import { type CloudLimits, unsendableAtLan } from './sendable.js'
 import { findMapping } from './topic-map.js'
 
 export interface BridgeOptions {
@@ -67,6 +68,8 @@ export interface BridgeStatus {
     capacity: number
     oldestAgeMs: number | null
     dropped: Record<DropReason, number>
+    /** Devices holding messages now, and the five that hold the most. */
+    devices: { holding: number; top: Array<{ device: string } & DeviceUsage> }
   }
   /** Messages held aside instead of being sent (docs/bridge.md#dead-letters). */
   deadLetters: DeadLetterStats
@@ -90,10 +93,12 @@ function declareBridgeCounters(metrics: Metrics): void {
   for (const name of [
     'uplink_accepted_total',
     'uplink_delivered_total',
-    ...['queue_full', 'io_error', 'forwarding_stopped', 'error'].flatMap((reason) => [
-      series('uplink_dropped_total', { reason, qos: 0 }),
-      series('uplink_dropped_total', { reason, qos: 1 }),
-    ]),
+    ...['queue_full', 'device_quota', 'unsendable', 'io_error', 'forwarding_stopped', 'error'].flatMap(
+      (reason) => [
+        series('uplink_dropped_total', { reason, qos: 0 }),
+        series('uplink_dropped_total', { reason, qos: 1 }),
+      ],
+    ),
     ...DEAD_LETTER_REASONS.map((reason) => series('uplink_dead_letter_total', { reason })),
     ...['full', 'io_error'].map((reason) => series('uplink_dead_letter_failed_total', { reason })),
     series('uplink_dropped_total', { reason: 'cloud_refused' }),
@@ -126,11 +131,19 @@ export class Bridge implements UplinkSink {
   private readonly gate = new SendGate()
   private readonly forwarding: Forwarding
   readonly deadLetters: DeadLetterStore
+  /** What the LAN side checks each message against: the cloud broker's limits as last seen. */
+  private readonly cloudLimits: CloudLimits
 
   constructor(private readonly options: BridgeOptions) {
     const { cloud, metrics, protector, gatewayId, logger } = options
     // Sequence numbers start from the clock so they keep rising across restarts of an in-memory queue.
-    this.queue = options.queue ?? new MemoryQueue(cloud.queue.maxMessages, Date.now() * 1000)
+    this.queue =
+      options.queue ??
+      new MemoryQueue(cloud.queue.maxMessages, {
+        firstSeq: Date.now() * 1000,
+        deviceShare: cloud.queue.deviceShare,
+      })
+    this.cloudLimits = { mqtt5: cloud.protocolVersion === 5 }
     this.control = new ControlTopics(cloud.control.prefix, gatewayId)
     const downlink = options.downlink
     this.link = new CloudLink(cloud, cloud.clientId ?? `edge-gateway-${gatewayId}`, logger, metrics, {
@@ -167,11 +180,14 @@ export class Bridge implements UplinkSink {
   /**
    * Holds a device message for the cloud, stamped with the protection its mapping
    * gives it (it never leaves with less). Resolves once the queue has it durably
-   * (the device's PUBACK waits for this), or 'full' when the queue's stated policy
-   * refuses it, or 'ignored' when no mapping sends its topic up. Rejects when it
-   * cannot be held: QUEUE_ERR_IO (the disk failed: the cause has the errno),
-   * BRIDGE_ERR_FORWARDING_STOPPED (forwarding was given up: nobody would send it),
-   * or another QueueError; each counted in uplink_dropped_total by reason.
+   * (the device's PUBACK waits for this), or 'ignored' when no mapping sends its
+   * topic up, or refuses it, counted in uplink_dropped_total by reason:
+   * - `unsendable`: the cloud could never take it (sendable.ts), checked before the queue;
+   * - `device_quota`: the device holds more than its share of a queue at least half full;
+   * - 'full' (`queue_full`): the queue's stated policy refuses it (quota.ts).
+   * Rejects when it cannot be held: QUEUE_ERR_IO (the disk failed: the cause has the
+   * errno), BRIDGE_ERR_FORWARDING_STOPPED (forwarding was given up: nobody would send
+   * it), or another QueueError; each counted too.
    */
   async offer(message: UplinkMessage): Promise<OfferResult> {
     const { cloud, metrics, protector } = this.options
@@ -187,14 +203,28 @@ export class Bridge implements UplinkSink {
         `uplink forwarding stopped (${forwarding.cause}); the message is not held`,
       )
     }
-    let entry: Awaited<ReturnType<UplinkQueue['append']>>
+    const unsendable = unsendableAtLan(message, mapping, this.options.gatewayId, protector, this.cloudLimits)
+    if (unsendable) {
+      dropped('unsendable')
+      return { refused: 'unsendable', detail: unsendable }
+    }
+    let result: Awaited<ReturnType<UplinkQueue['tryAppend']>>
     try {
-      entry = await this.queue.append({ ...message, protection: protector.protectionFor(mapping) })
+      result = await this.queue.tryAppend({ ...message, protection: protector.protectionFor(mapping) })
     } catch (err) {
       dropped((err as { code?: unknown }).code === 'QUEUE_ERR_IO' ? 'io_error' : 'error')
       throw err
     }
-    if (!entry) {
+    if ('refused' in result) {
+      if (result.refused === 'qos0_device_quota' || result.refused === 'qos1_device_quota') {
+        dropped('device_quota')
+        const { messages, bytes } = result.device
+        const share = cloud.queue.deviceShare
+        return {
+          refused: 'device_quota',
+          detail: `the device holds ${messages} message(s), ${bytes} bytes of the uplink queue: over its share (${share}) while the queue is at least half full`,
+        }
+      }
       dropped('queue_full')
       return 'full'
     }
@@ -217,7 +247,13 @@ export class Bridge implements UplinkSink {
     } else {
       this.sending = true
     }
-    const sessions = this.link.session$.pipe(tap((session) => (this.session = session)))
+    const sessions = this.link.session$.pipe(
+      tap((session) => {
+        this.session = session
+        // Kept while the link is down: the LAN side goes on checking against the last broker seen.
+        if (session) this.cloudLimits.maxPacketBytes = session.maxPacketBytes
+      }),
+    )
     this.forwarding.start(
       uplinkPipeline({
         queue: this.queue,
@@ -303,6 +339,7 @@ export class Bridge implements UplinkSink {
         capacity: this.queue.capacity,
         oldestAgeMs: oldest === undefined ? null : Date.now() - oldest,
         dropped: stats.dropped,
+        devices: this.queue.devices(5),
       },
       deadLetters: this.deadLetters.stats(),
       drainRatePerSecond: Math.round(rate * 10) / 10,

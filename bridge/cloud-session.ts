@@ -1,7 +1,6 @@
 import type { MqttClient } from 'mqtt'
 import { BridgeError } from './errors.js'
-import { MAX_REMAINING_LENGTH, MAX_STRING_BYTES, publishPacketBytes } from './packet-size.js'
-import { topicTextProblem } from './topic-text.js'
+import { cloudTopicProblem, packetProblem } from './sendable.js'
 
 export interface OutboundMessage {
   topic: string
@@ -38,29 +37,21 @@ export class CloudSession {
 
   /**
    * Why `message` cannot go over this connection as it is, or undefined when it can:
-   * a cloud topic over MQTT's 65,535 bytes, a PUBLISH over MQTT's largest packet or over
-   * the broker's Maximum Packet Size. Such a message would wedge the link: the writer
-   * refuses it, or the broker drops the connection, and the queue sends it first again.
+   * a cloud topic over MQTT's 65,535 bytes (or empty, or with a wildcard or U+0000), a
+   * PUBLISH over MQTT's largest packet or over the broker's Maximum Packet Size. Such a
+   * message would wedge the link: the writer refuses it, or the broker drops the
+   * connection, and the queue sends it first again.
    */
   unsendable(message: OutboundMessage): string | undefined {
-    const text = topicTextProblem(message.topic)
-    if (text !== undefined) return `its cloud topic cannot be sent: ${text}`
-    const topicBytes = Buffer.byteLength(message.topic)
-    if (topicBytes > MAX_STRING_BYTES) {
-      return `its cloud topic is ${topicBytes} bytes; MQTT allows ${MAX_STRING_BYTES}`
-    }
-    const size = publishPacketBytes(
-      topicBytes,
-      message.payload.length,
-      this.mqtt5 ? message.userProperties : undefined,
+    return (
+      cloudTopicProblem(message.topic) ??
+      packetProblem(
+        Buffer.byteLength(message.topic),
+        message.payload.length,
+        this.mqtt5 ? message.userProperties : undefined,
+        this.maxPacketBytes,
+      )
     )
-    if (size.remaining > MAX_REMAINING_LENGTH) {
-      return `its PUBLISH would be ${size.total} bytes; MQTT allows ${MAX_REMAINING_LENGTH} after the fixed header`
-    }
-    if (this.maxPacketBytes !== undefined && size.total > this.maxPacketBytes) {
-      return `its PUBLISH would be ${size.total} bytes, over the cloud broker's Maximum Packet Size of ${this.maxPacketBytes}`
-    }
-    return undefined
   }
 
   /** Publishes at QoS 1 and resolves when the cloud broker acknowledged it. */

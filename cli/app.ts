@@ -15,17 +15,29 @@ import { startVpn, type VpnMode } from './vpn-runtime.js'
 /** The uplink queue: on disk (crash-safe) unless the config asks for memory. */
 async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promise<UplinkQueue> {
   const settings = config.cloud.queue
-  if (settings.store === 'memory') return new MemoryQueue(settings.maxMessages, Date.now() * 1000)
+  if (settings.store === 'memory') {
+    return new MemoryQueue(settings.maxMessages, {
+      firstSeq: Date.now() * 1000,
+      deviceShare: settings.deviceShare,
+    })
+  }
   const { queue, recovery } = await FileQueue.open(join(config.gateway.stateDir, 'queue'), {
     quotaBytes: settings.quotaBytes,
     maxMessages: settings.maxMessages,
+    deviceShare: settings.deviceShare,
     logger: logger.child({ module: 'queue' }),
   })
   const level = recovery.corrupted > 0 || recovery.tornBytes > 0 ? 'warn' : 'info'
   logger[level](
-    { module: 'queue', ...recovery },
+    { module: 'queue', ...recovery, segmentBytes: queue.segmentBytes, diskBytes: queue.diskBytes },
     `uplink queue opened: ${recovery.held} message(s) held for the cloud`,
   )
+  if (queue.diskBytes !== undefined && settings.quotaBytes > queue.diskBytes) {
+    logger.warn(
+      { module: 'queue', quotaBytes: settings.quotaBytes, diskBytes: queue.diskBytes },
+      `cloud.queue.quotaBytes (${settings.quotaBytes}) is larger than the filesystem of the state folder (${queue.diskBytes} bytes): the disk fills before the quota, and messages are then refused as I/O errors (ENOSPC) until the backlog drains`,
+    )
+  }
   return queue
 }
 
@@ -63,7 +75,7 @@ export interface EdgeGateway {
    * restarts); `edge-gateway start` then closes it and exits non-zero. Never rejects.
    */
   readonly failed: Promise<Error>
-  /** Applies the devices and policies of a new config; other sections need a restart. */
+  /** Applies the devices, policies and lan.deviceRate of a new config; other sections need a restart. */
   reload(next: Readonly<GatewayConfig>): Promise<ReloadReport>
   close(): Promise<void>
 }
@@ -78,7 +90,7 @@ export async function startEdgeGateway(
 ): Promise<EdgeGateway> {
   const metrics = new Metrics()
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
-  const access = await loadAccess(config)
+  const access = { ...(await loadAccess(config)), deviceRate: config.lan.deviceRate }
   for (const warning of access.warnings) logger.warn({ module: 'policies' }, warning)
   // Commands verified before the LAN broker is up wait for it.
   let lanReady: (lan: LanGateway) => void = () => undefined
@@ -141,13 +153,17 @@ export async function startEdgeGateway(
   }
   lanReady(lan)
   const startedAt = new Date().toISOString()
-  const statusWriter = writeStatusPeriodically(config.gateway.stateDir, () => ({
-    gateway: config.gateway.id,
-    pid: process.pid,
-    startedAt,
-    lan: { connectedClients: lan.broker.connectedClients },
-    bridge: bridge.status(),
-  }))
+  const statusWriter = writeStatusPeriodically(
+    config.gateway.stateDir,
+    () => ({
+      gateway: config.gateway.id,
+      pid: process.pid,
+      startedAt,
+      lan: { connectedClients: lan.broker.connectedClients },
+      bridge: bridge.status(),
+    }),
+    logger.child({ module: 'status' }),
+  )
   logger.info(
     { gateway: config.gateway.id, devices: access.registry.size, rules: access.engine.rules.length },
     'edge gateway started',
@@ -166,7 +182,7 @@ export async function startEdgeGateway(
       return vpn.state
     },
     async reload(next) {
-      const loaded = await loadAccess(next)
+      const loaded = { ...(await loadAccess(next)), deviceRate: next.lan.deviceRate }
       for (const warning of loaded.warnings) logger.warn({ module: 'policies' }, warning)
       const report = await lan.reload(loaded)
       current = next

@@ -166,6 +166,11 @@ export const cloudSchema = z.strictObject({
       quotaBytes: z.number().int().min(65_536).max(1_099_511_627_776).default(268_435_456),
       /** `disk` (default): durable, survives crashes and power loss. `memory`: for tests and labs only. */
       store: z.enum(['disk', 'memory']).default('disk'),
+      /**
+       * The part of maxMessages and of quotaBytes one device may hold once the queue is half
+       * full; past it that device's messages are refused first (`device_quota`). 1: no limit.
+       */
+      deviceShare: z.number().gt(0).max(1).default(0.25),
     })
     .prefault({}),
   topics: z.array(topicMappingSchema).min(1),
@@ -272,6 +277,16 @@ export const configSchema = z.strictObject({
         handshakeMs: z.number().int().min(100).max(120_000).default(10_000),
         /** A connection without a CONNECT this long after it was established (after the TLS handshake) is closed. */
         connectMs: z.number().int().min(100).max(300_000).default(30_000),
+      })
+      .prefault({}),
+    /**
+     * PUBLISH packets one device may send, over all its connections, as a token bucket; past
+     * it, dropped like a policy rate (`rate_limited`, then `flood_disconnect`).
+     */
+    deviceRate: z
+      .strictObject({
+        messagesPerSecond: z.number().positive().max(1e9).default(1000),
+        burst: z.number().positive().max(1e12).default(2000),
       })
       .prefault({}),
   }),

@@ -4,10 +4,21 @@ import { SubscriberLimits } from '../policies/subscriber-limits.js'
 import { Lockout, type LockoutSettings } from './auth/lockout.js'
 import type { DeviceRegistry } from './registry.js'
 
+/** PUBLISH packets one device may send over all its connections (lan.deviceRate), as a token bucket. */
+export interface DeviceRate {
+  readonly messagesPerSecond: number
+  readonly burst: number
+}
+
+/** The defaults of lan.deviceRate. */
+export const DEFAULT_DEVICE_RATE: DeviceRate = { messagesPerSecond: 1000, burst: 2000 }
+
 /** Who may connect and what they may do: replaced as a whole on reload. */
 export interface AccessSnapshot {
   readonly registry: DeviceRegistry
   readonly engine: PolicyEngine
+  /** lan.deviceRate; default DEFAULT_DEVICE_RATE. */
+  readonly deviceRate?: DeviceRate
 }
 
 /**
@@ -20,6 +31,8 @@ export class AccessControl {
   readonly lockout: Lockout
   /** Keyed by device and rule index: a new policy renumbers rules, so it gets new buckets. */
   rateLimiter = new RateLimiter()
+  /** The buckets of lan.deviceRate, one per device; rebuilt with the rate on reload. */
+  deviceRates = new RateLimiter()
   subscriberLimits = new SubscriberLimits()
 
   constructor(initial: AccessSnapshot, lockout: LockoutSettings) {
@@ -35,8 +48,13 @@ export class AccessControl {
     return this.snapshot.engine
   }
 
+  get deviceRate(): DeviceRate {
+    return this.snapshot.deviceRate ?? DEFAULT_DEVICE_RATE
+  }
+
   replace(next: AccessSnapshot): void {
     this.snapshot = next
     this.rateLimiter = new RateLimiter()
+    this.deviceRates = new RateLimiter()
   }
 }

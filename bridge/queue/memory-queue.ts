@@ -1,12 +1,29 @@
 import { Observable, Subject } from 'rxjs'
+import { DeviceLedger, type DeviceUsage } from './device-ledger.js'
 import { QueueError } from './errors.js'
-import { noDrops, type QueuedMessage, type QueueEntry, type QueueStats, type UplinkQueue } from './queue.js'
+import {
+  noDrops,
+  type QueuedMessage,
+  type QueueEntry,
+  type QueueStats,
+  type Refused,
+  type UplinkQueue,
+} from './queue.js'
+import { overShare, type QueueLimits } from './quota.js'
 import { recordSize } from './record.js'
 
 interface Slot {
   entry: QueueEntry
   bytes: number
+  device: number
   acked: boolean
+}
+
+export interface MemoryQueueOptions {
+  /** The lowest sequence number to give out (default 1). */
+  firstSeq?: number
+  /** The part of the capacity one device may hold once the queue is half full (default 1: no limit). */
+  deviceShare?: number
 }
 
 /**
@@ -15,8 +32,10 @@ interface Slot {
  * and then so memory follows the number held, not the number ever seen.
  * Nothing is durable: append resolves at once (its work is done before it
  * returns), and everything is lost with the process. At capacity every append
- * is refused (`qos0_capacity` / `qos1_capacity`); `bytes` counts what the
- * messages would take in a file queue.
+ * is refused (`qos0_capacity` / `qos1_capacity`); from half full, a device that
+ * holds `deviceShare` of the capacity is refused (`qos0_device_quota` /
+ * `qos1_device_quota`, see quota.ts); `bytes` counts what the messages would
+ * take in a file queue (no byte quota applies).
  */
 export class MemoryQueue implements UplinkQueue {
   readonly store = 'memory' as const
@@ -28,12 +47,20 @@ export class MemoryQueue implements UplinkQueue {
   private closed = false
   private readonly dropped = noDrops()
   private readonly appended = new Subject<QueueEntry>()
+  private readonly ledger = new DeviceLedger()
+  private readonly limits: QueueLimits
 
   constructor(
     readonly capacity: number,
-    firstSeq = 1,
+    options: MemoryQueueOptions = {},
   ) {
-    this.nextSeq = firstSeq
+    this.nextSeq = options.firstSeq ?? 1
+    this.limits = {
+      maxMessages: capacity,
+      quotaBytes: Number.POSITIVE_INFINITY,
+      qos0Bytes: Number.POSITIVE_INFINITY,
+      deviceShare: options.deviceShare ?? 1,
+    }
   }
 
   get size(): number {
@@ -41,6 +68,10 @@ export class MemoryQueue implements UplinkQueue {
   }
 
   append(message: QueuedMessage): Promise<QueueEntry | undefined> {
+    return this.tryAppend(message).then((result) => ('refused' in result ? undefined : result))
+  }
+
+  tryAppend(message: QueuedMessage): Promise<QueueEntry | Refused> {
     if (this.closed)
       return Promise.reject(new QueueError('QUEUE_ERR_CLOSED', 'The in-memory queue is closed'))
     let bytes: number
@@ -49,16 +80,33 @@ export class MemoryQueue implements UplinkQueue {
     } catch (err) {
       return Promise.reject(err)
     }
-    if (this.held >= this.capacity) {
-      this.dropped[message.qos === 0 ? 'qos0_capacity' : 'qos1_capacity']++
-      return Promise.resolve(undefined)
+    const holds = this.ledger.usage(message.deviceId)
+    const occupancy = { messages: this.held, bytes: this.bytes }
+    const reason = overShare(bytes, occupancy, holds, this.limits)
+      ? (`qos${message.qos}_device_quota` as const)
+      : this.held >= this.capacity
+        ? (`qos${message.qos}_capacity` as const)
+        : undefined
+    if (reason) {
+      this.dropped[reason]++
+      return Promise.resolve({ refused: reason, device: holds })
     }
+    const device = this.ledger.intern(message.deviceId)
+    this.ledger.add(device, bytes)
     const entry: QueueEntry = { seq: this.nextSeq++, message }
-    this.slots.push({ entry, bytes, acked: false })
+    this.slots.push({ entry, bytes, device, acked: false })
     this.held++
     this.bytes += bytes
     this.appended.next(entry)
     return Promise.resolve(entry)
+  }
+
+  usage(deviceId: string): DeviceUsage {
+    return this.ledger.usage(deviceId)
+  }
+
+  devices(top: number): { holding: number; top: Array<{ device: string } & DeviceUsage> } {
+    return { holding: this.ledger.devices, top: this.ledger.top(top) }
   }
 
   private slotOf(seq: number): Slot | undefined {
@@ -74,6 +122,7 @@ export class MemoryQueue implements UplinkQueue {
     slot.acked = true
     this.held--
     this.bytes -= slot.bytes
+    this.ledger.remove(slot.device, slot.bytes)
     while (this.slots[this.head]?.acked) this.head++
     if (this.head > 1024 && this.head * 2 > this.slots.length) {
       this.slots = this.slots.slice(this.head)

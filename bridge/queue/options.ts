@@ -4,7 +4,11 @@ import { QueueError } from './errors.js'
 export interface FileQueueOptions {
   /** Disk space the queue may take, in bytes; at least twice segmentBytes. */
   quotaBytes: number
-  /** Size at which a new segment file is started (default quotaBytes / 16, from 1 KiB to 16 MiB). */
+  /**
+   * Size at which a new segment file is started. Default: a sixteenth of quotaBytes, and of
+   * the size of the filesystem the folder is on (so a small disk gets small segments), from
+   * 1 KiB to 16 MiB.
+   */
   segmentBytes?: number
   /** The lowest sequence number to give out (default 1); the log's own numbering wins when higher. */
   firstSeq?: number
@@ -12,6 +16,11 @@ export interface FileQueueOptions {
   maxMessages?: number
   /** QoS 0 messages are refused above this fraction of the quota (default 0.9). */
   qos0Fraction?: number
+  /**
+   * The part of maxMessages and quotaBytes one device may hold once the queue is half full
+   * (see quota.ts), in (0, 1]; default 1: no per-device limit.
+   */
+  deviceShare?: number
   /** A reader pauses while this many entries it emitted are not acknowledged (default 2,048). */
   readAhead?: number
   /** ... or while they add up to this many record bytes (default 4 MiB). */
@@ -42,12 +51,19 @@ function check(name: string, value: unknown, ok: boolean, expected: string): voi
 const isInt = (v: unknown, min: number): v is number => Number.isSafeInteger(v) && (v as number) >= min
 const isIntOrInfinity = (v: unknown, min: number) => v === Number.POSITIVE_INFINITY || isInt(v, min)
 
-/** Validates `options`, fills in the defaults and freezes the result. */
-export function resolveOptions(options: FileQueueOptions): ResolvedOptions {
+/** The default segment size: a sixteenth of the quota and of the disk (when known), from 1 KiB to 16 MiB. */
+export function defaultSegmentBytes(quotaBytes: number, diskBytes = Number.POSITIVE_INFINITY): number {
+  return Math.min(16 * 1024 * 1024, Math.max(1024, Math.floor(Math.min(quotaBytes, diskBytes) / 16)))
+}
+
+/**
+ * Validates `options`, fills in the defaults and freezes the result. `diskBytes` is the size
+ * of the filesystem the queue is on, when known.
+ */
+export function resolveOptions(options: FileQueueOptions, diskBytes?: number): ResolvedOptions {
   const { quotaBytes } = options
   check('quotaBytes', quotaBytes, isInt(quotaBytes, 2048), 'an integer of at least 2048')
-  const segmentBytes =
-    options.segmentBytes ?? Math.min(16 * 1024 * 1024, Math.max(1024, Math.floor(quotaBytes / 16)))
+  const segmentBytes = options.segmentBytes ?? defaultSegmentBytes(quotaBytes, diskBytes)
   check('segmentBytes', segmentBytes, isInt(segmentBytes, 1024), 'an integer of at least 1024')
   check(
     'segmentBytes',
@@ -61,6 +77,7 @@ export function resolveOptions(options: FileQueueOptions): ResolvedOptions {
     firstSeq: options.firstSeq ?? 1,
     maxMessages: options.maxMessages ?? Number.POSITIVE_INFINITY,
     qos0Fraction: options.qos0Fraction ?? 0.9,
+    deviceShare: options.deviceShare ?? 1,
     readAhead: options.readAhead ?? 2048,
     readAheadBytes: options.readAheadBytes ?? 4 * 1024 * 1024,
     ackFlushMs: options.ackFlushMs ?? 100,
@@ -80,6 +97,8 @@ export function resolveOptions(options: FileQueueOptions): ResolvedOptions {
     typeof fraction === 'number' && fraction > 0 && fraction <= 1,
     'a number in (0, 1]',
   )
+  const share = resolved.deviceShare
+  check('deviceShare', share, typeof share === 'number' && share > 0 && share <= 1, 'a number in (0, 1]')
   check(
     'readAhead',
     resolved.readAhead,

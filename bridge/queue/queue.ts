@@ -1,6 +1,9 @@
 import type { Observable } from 'rxjs'
 import type { UplinkMessage } from '../../gateway/uplink.js'
 import type { BodyProtection } from '../envelope.js'
+import type { DeviceUsage } from './device-ledger.js'
+
+export type { DeviceUsage } from './device-ledger.js'
 
 /** A device message as the queue holds it. */
 export interface QueuedMessage extends UplinkMessage {
@@ -19,7 +22,20 @@ export interface QueueEntry {
 }
 
 /** Why an append was refused (see quota.ts for the policy). */
-export type DropReason = 'qos0_quota' | 'qos1_quota' | 'qos0_capacity' | 'qos1_capacity'
+export type DropReason =
+  | 'qos0_quota'
+  | 'qos1_quota'
+  | 'qos0_capacity'
+  | 'qos1_capacity'
+  | 'qos0_device_quota'
+  | 'qos1_device_quota'
+
+/** What tryAppend resolves with when the queue's policy refuses the message. */
+export interface Refused {
+  readonly refused: DropReason
+  /** What the message's device held when it was refused. */
+  readonly device: DeviceUsage
+}
 
 export interface QueueStats {
   /** Messages held: appended and not yet acknowledged. */
@@ -53,6 +69,12 @@ export interface UplinkQueue {
    * Entries are numbered and emitted in the order of the append calls.
    */
   append(message: QueuedMessage): Promise<QueueEntry | undefined>
+  /** The same as append, but resolves with why (and what the device held) when its policy refuses the message. */
+  tryAppend(message: QueuedMessage): Promise<QueueEntry | Refused>
+  /** What `deviceId` holds: messages appended (or being written) and not yet acknowledged, and their bytes. */
+  usage(deviceId: string): DeviceUsage
+  /** How many devices hold messages now, and the `top` that hold the most, most first (for status). */
+  devices(top: number): { holding: number; top: Array<{ device: string } & DeviceUsage> }
   /**
    * Removes an entry the cloud acknowledged. Unknown or repeated seqs are
    * ignored. It may be made durable lazily: after a crash an acknowledged entry
@@ -74,5 +96,12 @@ export interface UplinkQueue {
 
 /** A `dropped` record with every reason at zero. */
 export function noDrops(): Record<DropReason, number> {
-  return { qos0_quota: 0, qos1_quota: 0, qos0_capacity: 0, qos1_capacity: 0 }
+  return {
+    qos0_quota: 0,
+    qos1_quota: 0,
+    qos0_capacity: 0,
+    qos1_capacity: 0,
+    qos0_device_quota: 0,
+    qos1_device_quota: 0,
+  }
 }

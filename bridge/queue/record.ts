@@ -142,6 +142,11 @@ export function recordReceivedAt(buf: Buffer, pos: number): number {
   return buf.readDoubleLE(pos + 20)
 }
 
+/** The device id of the record at `pos` (a frame that was found ok). */
+export function recordDeviceId(buf: Buffer, pos: number): string {
+  return buf.toString('utf8', pos + 35, pos + 35 + buf.readUInt16LE(pos + 29))
+}
+
 /** The message of the record at `pos` (a frame that was found ok); the payload is copied out of `buf`. */
 export function decodeMessage(buf: Buffer, pos: number, end: number): QueuedMessage {
   const flags = buf[pos + 28]!

@@ -1,7 +1,15 @@
 import { open, readdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseAcks } from './ack-log.js'
-import { findNextRecord, frameAt, MIN_RECORD_BYTES, recordReceivedAt, recordSeq } from './record.js'
+import type { DeviceLedger } from './device-ledger.js'
+import {
+  findNextRecord,
+  frameAt,
+  MIN_RECORD_BYTES,
+  recordDeviceId,
+  recordReceivedAt,
+  recordSeq,
+} from './record.js'
 import {
   ackFileName,
   decodeSegmentHeader,
@@ -53,8 +61,9 @@ export interface RecoveredLog {
  * - ack files: damaged entries are ignored (their messages are sent again), a
  *   torn last entry is cut, an ack file without its segment is removed.
  * Nothing here refuses to start: each finding is reported and the scan goes on.
+ * What each device holds is counted into `ledger` from the records' device ids.
  */
-export async function recoverLog(dir: string): Promise<RecoveredLog> {
+export async function recoverLog(dir: string, ledger: DeviceLedger): Promise<RecoveredLog> {
   const report: RecoveryReport = { records: 0, held: 0, tornBytes: 0, corrupted: 0, details: [] }
   const logs = new Set<number>()
   const acks = new Set<number>()
@@ -70,10 +79,10 @@ export async function recoverLog(dir: string): Promise<RecoveredLog> {
   let lastId = 0
   for (const id of [...logs].sort((a, b) => a - b)) {
     lastId = id
-    const recovered = await recoverSegment(dir, id, lastSeq, report)
+    const recovered = await recoverSegment(dir, id, lastSeq, report, ledger)
     if (!recovered) continue
     const { segment, tornBytes } = recovered
-    await applyAcks(dir, segment, report)
+    await applyAcks(dir, segment, report, ledger)
     segment.trim()
     segments.push(segment)
     report.held += segment.held
@@ -89,6 +98,7 @@ async function recoverSegment(
   id: number,
   lastSeqBefore: number,
   report: RecoveryReport,
+  ledger: DeviceLedger,
 ): Promise<{ segment: SegmentIndex; tornBytes: number } | undefined> {
   const name = segmentFileName(id)
   const path = join(dir, name)
@@ -117,7 +127,10 @@ async function recoverSegment(
     if (frame.status === 'ok') {
       const seq = recordSeq(buf, pos)
       if (seq > prev && seq <= prev + 1 + Math.floor(skipped / MIN_RECORD_BYTES)) {
-        segment.add(seq, recordReceivedAt(buf, pos))
+        const device = ledger.intern(recordDeviceId(buf, pos))
+        const bytes = frame.end - pos
+        segment.add(seq, recordReceivedAt(buf, pos), device, bytes)
+        ledger.add(device, bytes)
         report.records++
         prev = seq
         skipped = 0
@@ -151,7 +164,12 @@ async function recoverSegment(
   return { segment, tornBytes }
 }
 
-async function applyAcks(dir: string, segment: SegmentIndex, report: RecoveryReport): Promise<void> {
+async function applyAcks(
+  dir: string,
+  segment: SegmentIndex,
+  report: RecoveryReport,
+  ledger: DeviceLedger,
+): Promise<void> {
   const name = ackFileName(segment.id)
   const path = join(dir, name)
   let buf: Buffer
@@ -172,7 +190,7 @@ async function applyAcks(dir: string, segment: SegmentIndex, report: RecoveryRep
   for (const [seq, count] of parsed.runs) {
     const from = Math.max(seq, segment.baseSeq)
     const to = Math.min(seq + count - 1, segment.lastSeq)
-    for (let s = from; s <= to; s++) segment.release(s)
+    for (let s = from; s <= to; s++) segment.release(s, ledger)
   }
 }
 

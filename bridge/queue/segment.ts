@@ -1,4 +1,5 @@
 import { crc32 } from './crc32.js'
+import type { DeviceLedger } from './device-ledger.js'
 
 /**
  * A segment file starts with a 16-byte header, little-endian: magic 0x31534745
@@ -41,11 +42,14 @@ export function parseFileName(name: string): { id: number; kind: 'log' | 'ack' }
   return m ? { id: Number(m[1]), kind: m[2] as 'log' | 'ack' } : undefined
 }
 
+const MAX_TIME_OFFSET = 0xffffffff
+
 /**
- * What memory keeps of one segment: which of its sequence numbers are held
- * (a bit each) and when each was received (a float64 each), never payloads.
- * Slot i stands for sequence number baseSeq + i; a record lost to damage
- * leaves its slot empty.
+ * What memory keeps of one segment, never payloads: per record slot, its size in
+ * the log (0: not held), its device's number in the DeviceLedger, and when it was
+ * received as milliseconds after the segment's first record (clamped to 0 .. 2^32-1,
+ * about 49 days): 10 bytes a record. Slot i stands for sequence number baseSeq + i;
+ * a record lost to damage leaves its slot empty.
  */
 export class SegmentIndex {
   /** Bytes of the segment file that are committed (synced, readable). */
@@ -55,8 +59,11 @@ export class SegmentIndex {
   /** Records held: written and not acknowledged. */
   held = 0
   private slots = 0
-  private bits = new Uint8Array(16)
-  private times = new Float64Array(128)
+  private sizes = new Uint32Array(64)
+  private devices = new Uint16Array(64)
+  private times = new Uint32Array(64)
+  /** receivedAt of the first record added; times are kept relative to it. */
+  private timeBase = 0
   /** No held slot lies below this one. */
   private firstHeld = 0
 
@@ -70,27 +77,30 @@ export class SegmentIndex {
     return this.baseSeq + this.slots - 1
   }
 
-  /** Adds a held record; `seq` must be above lastSeq. */
-  add(seq: number, receivedAt: number): void {
+  /** Adds a held record of `bytes` (at least 1) from device number `device`; `seq` must be above lastSeq. */
+  add(seq: number, receivedAt: number, device: number, bytes: number): void {
     const slot = seq - this.baseSeq
+    if (this.slots === 0) this.timeBase = receivedAt
     this.grow(slot + 1)
     this.slots = slot + 1
-    this.bits[slot >> 3]! |= 1 << (slot & 7)
-    this.times[slot] = receivedAt
+    this.sizes[slot] = bytes
+    this.devices[slot] = device
+    this.times[slot] = Math.min(MAX_TIME_OFFSET, Math.max(0, Math.round(receivedAt - this.timeBase)))
     this.held++
   }
 
   has(seq: number): boolean {
     const slot = seq - this.baseSeq
     if (slot < 0 || slot >= this.slots) return false
-    return (this.bits[slot >> 3]! & (1 << (slot & 7))) !== 0
+    return this.sizes[slot] !== 0
   }
 
-  /** Marks `seq` acknowledged; false if it was not held here. */
-  release(seq: number): boolean {
+  /** Marks `seq` acknowledged and takes it off its device in `ledger`; false if it was not held here. */
+  release(seq: number, ledger: DeviceLedger): boolean {
     if (!this.has(seq)) return false
     const slot = seq - this.baseSeq
-    this.bits[slot >> 3]! &= ~(1 << (slot & 7))
+    ledger.remove(this.devices[slot]!, this.sizes[slot]!)
+    this.sizes[slot] = 0
     this.held--
     return true
   }
@@ -99,34 +109,34 @@ export class SegmentIndex {
   oldestReceivedAt(): number | undefined {
     if (this.held === 0) return undefined
     while (!this.has(this.baseSeq + this.firstHeld)) this.firstHeld++
-    return this.times[this.firstHeld]
+    return this.timeBase + this.times[this.firstHeld]!
   }
 
   /** Gives back the spare room of the growable arrays (for a segment that takes no more records). */
   trim(): void {
-    this.bits = this.bits.slice(0, (this.slots + 7) >> 3)
+    this.sizes = this.sizes.slice(0, this.slots)
+    this.devices = this.devices.slice(0, this.slots)
     this.times = this.times.slice(0, this.slots)
   }
 
   /** Bytes of memory this index keeps in its arrays. */
   get memoryBytes(): number {
-    return this.bits.byteLength + this.times.byteLength
+    return this.sizes.byteLength + this.devices.byteLength + this.times.byteLength
   }
 
   private grow(slots: number): void {
-    if (slots > this.times.length) {
-      let capacity = Math.max(this.times.length, 64)
-      while (capacity < slots) capacity *= 2
-      const times = new Float64Array(capacity)
-      times.set(this.times.subarray(0, this.slots))
-      this.times = times
-    }
-    const bytes = (slots + 7) >> 3
-    if (bytes > this.bits.length) {
-      const bits = new Uint8Array(Math.max(bytes, this.bits.length * 2))
-      bits.set(this.bits)
-      this.bits = bits
-    }
+    if (slots <= this.sizes.length) return
+    let capacity = Math.max(this.sizes.length, 64)
+    while (capacity < slots) capacity *= 2
+    const sizes = new Uint32Array(capacity)
+    sizes.set(this.sizes.subarray(0, this.slots))
+    const devices = new Uint16Array(capacity)
+    devices.set(this.devices.subarray(0, this.slots))
+    const times = new Uint32Array(capacity)
+    times.set(this.times.subarray(0, this.slots))
+    this.sizes = sizes
+    this.devices = devices
+    this.times = times
   }
 }
 

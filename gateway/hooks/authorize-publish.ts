@@ -2,7 +2,8 @@ import type { AuthorizePublishHandler, Client, PublishPacket } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import { type Metrics, series } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
-import type { AccessControl } from '../access-control.js'
+import type { CompiledRule } from '../../policies/types.js'
+import type { AccessControl, DeviceRate } from '../access-control.js'
 import { type CloseReason, setCloseReason } from '../close-reason.js'
 import { type DeviceSession, sessionOf, transportOf } from '../connection-context.js'
 import { markDropped } from '../dropped.js'
@@ -11,7 +12,7 @@ import { FloodTracker } from '../flood-tracker.js'
 import { isOpened, markOpened } from '../protection/opened.js'
 import type { ProtectionRuntime } from '../protection/runtime.js'
 import type { RetainedLimit } from '../retained-limit.js'
-import type { UplinkSink } from '../uplink.js'
+import type { OfferRefusal, UplinkSink } from '../uplink.js'
 
 export interface AuthorizePublishDeps {
   access: AccessControl
@@ -24,6 +25,22 @@ export interface AuthorizePublishDeps {
   retained: RetainedLimit
 }
 
+/** lan.deviceRate as a rule the RateLimiter takes: a bucket per device over all its topics and connections. */
+function deviceRateRule(rate: DeviceRate): CompiledRule {
+  return {
+    index: -1,
+    label: 'lan.deviceRate',
+    name: 'lan.deviceRate',
+    who: 'everyone',
+    topic: '#',
+    action: 'publish',
+    effect: 'allow',
+    maxQos: 2,
+    retain: true,
+    rate: { messages: { perSecond: rate.messagesPerSecond, burst: rate.burst } },
+  }
+}
+
 const UPLINK_FAILURE_LINES = 10
 
 /** A disconnect says why, for the log line of the disconnect (close-reason.ts). */
@@ -31,14 +48,17 @@ type Outcome = 'forward' | 'drop' | { disconnect: string; code?: GatewayErrorCod
 
 /**
  * Runs before aedes acknowledges a PUBLISH (aedes 1.x writes the QoS 1 PUBACK
- * only after this callback), as named steps: policy, rate limits, payload
- * protection, hand-over to the bridge. A PUBACK therefore means "allowed,
- * opened, fresh, and held". A denied PUBLISH either closes the connection or
+ * only after this callback), as named steps: policy, the rule's rate limits, the
+ * device's own rate (lan.deviceRate), payload protection, hand-over to the bridge.
+ * A PUBACK therefore means "allowed, opened, fresh, and held". A denied PUBLISH either closes the connection or
  * is acknowledged and dropped, as the policy says (MQTT-3.3.5-2).
  */
 export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePublishHandler {
   const rateFlood = new FloodTracker()
   const payloadFlood = new FloodTracker()
+  // lan.deviceRate as a rule for the RateLimiter, made again when a reload changes the rate.
+  let deviceRate = deps.access.deviceRate
+  let deviceRule = deviceRateRule(deviceRate)
   // Log lines of uplink failures: at most UPLINK_FAILURE_LINES per event each 10 s (the bridge counts them all).
   const uplinkFailures = new FloodTracker()
   const failureKeys = { uplink_queue_io_error: {}, uplink_forwarding_stopped: {} }
@@ -99,31 +119,51 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
     }
     if (decision.rule.rate) {
       const over = access.rateLimiter.check(session.device.id, decision.rule, fields.bytes)
-      if (over !== 'ok') {
-        const limit = access.engine.policy.floodDisconnectAfter
-        const count = rateFlood.record(client)
-        const flooding = count > limit
-        security.report(
-          flooding ? 'flood_disconnect' : 'rate_limited',
-          { ...fields, rule: decision.rule.label, limit: over },
-          flooding
-            ? `device kept flooding (${limit} messages over its ${over} rate in 10 s): disconnected`
-            : `PUBLISH over the ${over} rate limit: dropped`,
-        )
-        if (!flooding) return 'drop'
-        return {
-          disconnect: 'flooding',
-          why: {
-            reason: 'flooding',
-            detail: `${count} messages over its ${over} rate within 10 s (limit ${limit})`,
-            limit,
-            count,
-            rule: decision.rule.label,
-          },
-        }
-      }
+      if (over !== 'ok') return overRate(client, fields, decision.rule.label, over)
+    }
+    // The device's own rate, over all its topics and connections: what it may take of the uplink.
+    if (access.deviceRate !== deviceRate) {
+      deviceRate = access.deviceRate
+      deviceRule = deviceRateRule(deviceRate)
+    }
+    if (access.deviceRates.check(session.device.id, deviceRule, fields.bytes) !== 'ok') {
+      return overRate(client, fields, deviceRule.label, 'device_messages')
     }
     return 'forward'
+  }
+
+  /**
+   * A PUBLISH over a rate (a rule's, or lan.deviceRate: `limit` says which): acknowledged
+   * and dropped (`rate_limited`); past floodDisconnectAfter such messages in 10 s the
+   * connection is closed (`flood_disconnect`). Both kinds count together.
+   */
+  function overRate(
+    client: Client,
+    fields: ReturnType<typeof fieldsOf>,
+    rule: string,
+    over: string,
+  ): Outcome {
+    const limit = deps.access.engine.policy.floodDisconnectAfter
+    const count = rateFlood.record(client)
+    const flooding = count > limit
+    deps.security.report(
+      flooding ? 'flood_disconnect' : 'rate_limited',
+      { ...fields, rule, limit: over },
+      flooding
+        ? `device kept flooding (${limit} messages over its ${over} rate in 10 s): disconnected`
+        : `PUBLISH over the ${over} rate limit: dropped`,
+    )
+    if (!flooding) return 'drop'
+    return {
+      disconnect: 'flooding',
+      why: {
+        reason: 'flooding',
+        detail: `${count} messages over its ${over} rate within 10 s (limit ${limit})`,
+        limit,
+        count,
+        rule,
+      },
+    }
   }
 
   async function openPayload(
@@ -233,6 +273,7 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
     } catch (err) {
       return uplinkFailed(client, session, packet, qos, err)
     }
+    if (typeof result === 'object') return refusedByBridge(client, session, packet, qos, result)
     if (result !== 'full') return 'forward'
     deps.security.report(
       'uplink_queue_full',
@@ -246,6 +287,55 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       disconnect: 'uplink queue full',
       code: 'GW_ERR_UPLINK_FULL',
       why: { reason: 'uplink_full', detail: 'the uplink queue is full; the device keeps its QoS 1 message' },
+    }
+  }
+
+  /**
+   * The bridge refused the message:
+   * - device_quota: the device holds more than its share of the queue (the flooder is refused
+   *   first): event `uplink_queue_full` with `reason: device_quota`; QoS 1 gets no PUBACK and
+   *   the connection closes so the device keeps it, QoS 0 still goes to LAN subscribers.
+   * - unsendable: the cloud could never take it as mapped: a denied PUBLISH (`publish_denied`,
+   *   `reason: unsendable`), closed or acknowledged and dropped as `deniedPublish` says.
+   */
+  function refusedByBridge(
+    client: Client,
+    session: DeviceSession,
+    packet: PublishPacket,
+    qos: 0 | 1,
+    refusal: OfferRefusal,
+  ): Outcome {
+    const fields = { ...fieldsOf(client, session, packet), reason: refusal.refused, detail: refusal.detail }
+    if (refusal.refused === 'unsendable') {
+      const mode = deps.access.engine.policy.deniedPublish
+      deps.security.report(
+        'publish_denied',
+        { ...fields, action: mode },
+        `PUBLISH denied (the cloud could not take it: ${refusal.detail}): ${mode === 'drop' ? 'acknowledged and dropped' : 'connection closed'}`,
+      )
+      if (mode === 'drop') return 'drop'
+      return {
+        disconnect: 'publish not sendable to the cloud',
+        why: {
+          reason: 'publish_denied',
+          detail: `PUBLISH to ${packet.topic} denied (unsendable: ${refusal.detail})`,
+          topic: packet.topic,
+          denied: 'unsendable',
+        },
+      }
+    }
+    deps.security.report(
+      'uplink_queue_full',
+      fields,
+      qos === 0
+        ? `device over its share of the uplink queue: QoS 0 message not forwarded to the cloud (${refusal.detail})`
+        : `device over its share of the uplink queue: QoS 1 message refused, connection closed so the device keeps and resends it (${refusal.detail})`,
+    )
+    if (qos === 0) return 'forward'
+    return {
+      disconnect: 'device over its uplink queue share',
+      code: 'GW_ERR_UPLINK_FULL',
+      why: { reason: 'uplink_device_quota', detail: `${refusal.detail}; the device keeps its QoS 1 message` },
     }
   }
 

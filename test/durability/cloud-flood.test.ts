@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CloudConsumer, summaryLine } from '../helpers/cloud-consumer.js'
 import { DeviceLoad, sentBy } from '../helpers/device-load.js'
 import { CLOUD_PREFIX, PASSWORD_DEVICE, Stack, waitUntil } from '../integration/harness.js'
-import { expectLossless } from './expect-lossless.js'
+import { expectLossless, UNLIMITED_RATE } from './expect-lossless.js'
 
 const CONNECTIONS = 4
 const WINDOW = 500
@@ -22,7 +22,8 @@ describe('flood with a throttled cloud', () => {
 
   beforeAll(async () => {
     // Unlimited queueing for the consumer: what the cloud broker itself drops is not the gateway's loss.
-    stack = await Stack.start({ cloudConfig: ['max_queued_messages 0'] })
+    // One device floods: its rate (lan.deviceRate) is raised, as an operator would for such a device.
+    stack = await Stack.start({ cloudConfig: ['max_queued_messages 0'], lan: UNLIMITED_RATE })
     consumer = await CloudConsumer.start({
       ...stack.cloudClient(),
       topic: `${CLOUD_PREFIX}#`,

@@ -5,7 +5,7 @@ import type { LinkState } from '../../bridge/cloud-link.js'
 import { CloudConsumer, summaryLine } from '../helpers/cloud-consumer.js'
 import { DeviceLoad, sentBy } from '../helpers/device-load.js'
 import { CLOUD_PREFIX, PASSWORD_DEVICE, Stack, waitUntil } from '../integration/harness.js'
-import { expectLossless } from './expect-lossless.js'
+import { expectLossless, UNLIMITED_RATE } from './expect-lossless.js'
 
 /** The lowest the config allows; mqtt.js pings after it and gives up 1.5 keepalives after the last packet in. */
 const KEEPALIVE_S = 5
@@ -28,6 +28,8 @@ describe('cloud broker frozen (SIGSTOP) for longer than the keepalive', () => {
     stack = await Stack.start({
       cloud: { keepaliveSeconds: KEEPALIVE_S, connectTimeoutMs: 2_000 },
       cloudConfig: ['max_queued_messages 0'],
+      // One device offers the default lan.deviceRate exactly: raised, so pacing jitter is not dropped.
+      lan: UNLIMITED_RATE,
     })
     consumer = await CloudConsumer.start({
       ...stack.cloudClient(),

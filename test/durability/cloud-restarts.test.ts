@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CloudConsumer, summaryLine } from '../helpers/cloud-consumer.js'
 import { DeviceLoad, sentBy } from '../helpers/device-load.js'
 import { CLOUD_PREFIX, PASSWORD_DEVICE, Stack, waitUntil } from '../integration/harness.js'
-import { expectLossless } from './expect-lossless.js'
+import { expectLossless, UNLIMITED_RATE } from './expect-lossless.js'
 
 const OUTAGES = 4
 const RATE = 1_500
@@ -22,7 +22,12 @@ describe('cloud broker stopped and restarted several times mid-stream', () => {
   let consumer: CloudConsumer
 
   beforeAll(async () => {
-    stack = await Stack.start({ persistence: true, cloudConfig: ['max_queued_messages 0'] })
+    // One device offers more than the default lan.deviceRate: raised, as an operator would.
+    stack = await Stack.start({
+      persistence: true,
+      cloudConfig: ['max_queued_messages 0'],
+      lan: UNLIMITED_RATE,
+    })
     consumer = await CloudConsumer.start({
       ...stack.cloudClient(),
       topic: `${CLOUD_PREFIX}#`,

@@ -43,7 +43,8 @@ describe('disk quota reached through the gateway', () => {
   beforeAll(async () => {
     stack = await Stack.start({
       persistence: true,
-      cloud: { queue: { quotaBytes: QUOTA } },
+      // One device fills the whole queue: no per-device share, so the quota's own steps show.
+      cloud: { queue: { quotaBytes: QUOTA, deviceShare: 1 } },
       cloudConfig: ['max_queued_messages 0'],
     })
     consumer = await CloudConsumer.start({
@@ -103,7 +104,14 @@ describe('disk quota reached through the gateway', () => {
     device.end(true)
     expect(dropped(1)).toBe(1)
     const stats = stack.gateway.bridge.queue.stats()
-    expect(stats.dropped).toEqual({ qos0_quota: 1, qos1_quota: 1, qos0_capacity: 0, qos1_capacity: 0 })
+    expect(stats.dropped).toEqual({
+      qos0_quota: 1,
+      qos1_quota: 1,
+      qos0_capacity: 0,
+      qos1_capacity: 0,
+      qos0_device_quota: 0,
+      qos1_device_quota: 0,
+    })
     expect(stats.bytes).toBeLessThanOrEqual(QUOTA)
     expect(stats.depth).toBe(acknowledged.size)
     expect(stack.logs.events('uplink_queue_full')).toHaveLength(2)

@@ -15,3 +15,6 @@ export function expectLossless(t: Tally): void {
   expect(t.unknown, 'messages no device sent').toBe(0)
   expect(t.acknowledged).toBeGreaterThan(0)
 }
+
+/** lan settings for tests where one device publishes faster than the default lan.deviceRate (1,000/s). */
+export const UNLIMITED_RATE = { deviceRate: { messagesPerSecond: 1_000_000, burst: 1_000_000 } }

@@ -83,7 +83,11 @@ export class KillBench {
     const config = {
       gateway: { id: 'gw-kill', stateDir: join(dir, 'state') },
       log: { level: 'info', pretty: false },
-      lan: { listeners: [{ type: 'tcp', host: '127.0.0.1', port: lanPort }] },
+      // One device floods over several connections: its rate (lan.deviceRate) is raised.
+      lan: {
+        listeners: [{ type: 'tcp', host: '127.0.0.1', port: lanPort }],
+        deviceRate: { messagesPerSecond: 1_000_000, burst: 1_000_000 },
+      },
       devices: [
         { id: 'dev', username: 'dev', passwordHash: await hashPassword('kill-test'), clientIds: ['dev-*'] },
       ],

@@ -71,6 +71,7 @@ export interface StackOptions {
   lan?: {
     payload?: NonNullable<ConfigInput['lan']>['payload']
     retained?: NonNullable<ConfigInput['lan']>['retained']
+    deviceRate?: NonNullable<ConfigInput['lan']>['deviceRate']
   }
   /** Payload protection per topic (`lan.protection`). */
   protection?: NonNullable<ConfigInput['lan']>['protection']
@@ -125,6 +126,7 @@ export class Stack {
         ...(options.protection && { protection: options.protection }),
         ...(options.lan?.payload && { payload: options.lan.payload }),
         ...(options.lan?.retained && { retained: options.lan.retained }),
+        ...(options.lan?.deviceRate && { deviceRate: options.lan.deviceRate }),
       },
       ...(options.policies && { policies: options.policies }),
       ...(options.mosquitto && { mosquitto: options.mosquitto }),

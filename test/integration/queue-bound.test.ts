@@ -8,7 +8,8 @@ describe('the in-memory uplink bound while the cloud is away', () => {
   let stack: Stack
 
   beforeAll(async () => {
-    stack = await Stack.start({ cloud: { queue: { maxMessages: BOUND } } })
+    // One device fills the whole queue: no per-device share, so the bound itself shows.
+    stack = await Stack.start({ cloud: { queue: { maxMessages: BOUND, deviceShare: 1 } } })
     await stack.waitLinkUp()
     await stack.cloud.stop()
   })

@@ -1,6 +1,7 @@
 import { firstValueFrom, type Subscription, take, timeout, toArray } from 'rxjs'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { QueueEntry, UplinkQueue } from '../../../bridge/queue/queue.js'
+import { recordSize } from '../../../bridge/queue/record.js'
 import type { UplinkMessage } from '../../../gateway/uplink.js'
 
 /** A device message numbered `n`: topic, payload and receivedAt all follow from it. */
@@ -61,16 +62,23 @@ export const numbers = (entries: ReadonlyArray<QueueEntry>) =>
 
 const totalDropped = (queue: UplinkQueue) => Object.values(queue.stats().dropped).reduce((a, b) => a + b, 0)
 
+/** Message `n` of device `device` (its number's device id replaced). */
+export const fromDevice = (device: string, n: number): UplinkMessage => ({ ...message(n), deviceId: device })
+
 /**
- * The behaviour every UplinkQueue must have. `make(capacity)` returns a fresh,
- * empty queue holding at most `capacity` messages; the suite closes it.
+ * The behaviour every UplinkQueue must have. `make(capacity, deviceShare)` returns a
+ * fresh, empty queue holding at most `capacity` messages, of which one device may hold
+ * `deviceShare` once it is half full (default: no per-device limit); the suite closes it.
  */
-export function uplinkQueueContract(name: string, make: (capacity: number) => Promise<UplinkQueue>): void {
+export function uplinkQueueContract(
+  name: string,
+  make: (capacity: number, deviceShare?: number) => Promise<UplinkQueue>,
+): void {
   describe(`UplinkQueue contract: ${name}`, () => {
     const subscriptions: Subscription[] = []
     const queues: UplinkQueue[] = []
-    const fresh = async (capacity: number) => {
-      const queue = await make(capacity)
+    const fresh = async (capacity: number, deviceShare?: number) => {
+      const queue = await make(capacity, deviceShare)
       queues.push(queue)
       return queue
     }
@@ -86,7 +94,14 @@ export function uplinkQueueContract(name: string, make: (capacity: number) => Pr
       const stats = queue.stats()
       expect(stats.depth).toBe(0)
       expect(stats.oldestReceivedAt).toBeUndefined()
-      expect(stats.dropped).toEqual({ qos0_quota: 0, qos1_quota: 0, qos0_capacity: 0, qos1_capacity: 0 })
+      expect(stats.dropped).toEqual({
+        qos0_quota: 0,
+        qos1_quota: 0,
+        qos0_capacity: 0,
+        qos1_capacity: 0,
+        qos0_device_quota: 0,
+        qos1_device_quota: 0,
+      })
       expect(await backlog(queue)).toEqual([])
     })
 
@@ -381,6 +396,63 @@ export function uplinkQueueContract(name: string, make: (capacity: number) => Pr
       await until(() => seen.length === 4, 'the fourth entry')
       await settle()
       expect(seen).toEqual([1, 2, 3, 4])
+    })
+
+    it('counts what each device holds, by message and record bytes, as appends and acks come', async () => {
+      const queue = await fresh(100)
+      expect(queue.usage('a')).toEqual({ messages: 0, bytes: 0 })
+      const [a1, b1, a2] = await Promise.all([
+        queue.append(fromDevice('a', 1)),
+        queue.append(fromDevice('b', 2)),
+        queue.append(fromDevice('a', 3)),
+      ])
+      const bytesOf = (n: number, device: string) => recordSize(fromDevice(device, n))
+      expect(queue.usage('a')).toEqual({ messages: 2, bytes: bytesOf(1, 'a') + bytesOf(3, 'a') })
+      expect(queue.usage('b')).toEqual({ messages: 1, bytes: bytesOf(2, 'b') })
+      expect(queue.devices(5)).toEqual({
+        holding: 2,
+        top: [
+          { device: 'a', messages: 2, bytes: bytesOf(1, 'a') + bytesOf(3, 'a') },
+          { device: 'b', messages: 1, bytes: bytesOf(2, 'b') },
+        ],
+      })
+      queue.ack(a1!.seq)
+      queue.ack(a1!.seq)
+      expect(queue.usage('a')).toEqual({ messages: 1, bytes: bytesOf(3, 'a') })
+      queue.ack(a2!.seq)
+      queue.ack(b1!.seq)
+      expect(queue.usage('a')).toEqual({ messages: 0, bytes: 0 })
+      expect(queue.devices(5)).toEqual({ holding: 0, top: [] })
+    })
+
+    it('from half full, refuses the device holding its share first, by QoS, and still takes the others', async () => {
+      // Capacity 8, a quarter each: 2 messages; under pressure from 4 held.
+      const queue = await fresh(8, 0.25)
+      for (const n of [1, 2, 3, 4]) expect(await queue.append(fromDevice('flood', n))).toBeDefined()
+      expect(await queue.tryAppend(fromDevice('flood', 5))).toEqual({
+        refused: 'qos1_device_quota',
+        device: queue.usage('flood'),
+      })
+      expect(await queue.append({ ...fromDevice('flood', 6), qos: 0 })).toBeUndefined()
+      expect(queue.usage('flood').messages).toBe(4)
+      // The others get their share, and the queue's bounds still apply to them.
+      for (const n of [7, 8]) expect(await queue.append(fromDevice('quiet', n))).toBeDefined()
+      expect(await queue.append(fromDevice('quiet', 9))).toBeUndefined()
+      for (const n of [10, 11]) expect(await queue.append(fromDevice('other', n))).toBeDefined()
+      expect(queue.size).toBe(8)
+      expect(await queue.tryAppend(fromDevice('last', 12))).toEqual({
+        refused: 'qos1_capacity',
+        device: { messages: 0, bytes: 0 },
+      })
+      expect(queue.stats().dropped).toMatchObject({
+        qos1_device_quota: 2,
+        qos0_device_quota: 1,
+        qos1_capacity: 1,
+      })
+      // Once the flooder's messages are acknowledged it is under its share again.
+      for (const entry of (await backlog(queue)).filter((e) => e.message.deviceId === 'flood'))
+        queue.ack(entry.seq)
+      expect(await queue.append(fromDevice('flood', 13))).toBeDefined()
     })
 
     it('refuses a message it cannot store, with a code, and holds nothing of it', async () => {

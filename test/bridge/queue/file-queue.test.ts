@@ -19,20 +19,22 @@ afterAll(async () => {
 
 const MiB = 1024 * 1024
 
-uplinkQueueContract('FileQueue', async (capacity) => {
+uplinkQueueContract('FileQueue', async (capacity, deviceShare) => {
   const { queue } = await FileQueue.open(await tempDir(), {
     quotaBytes: 64 * MiB,
     segmentBytes: 16 * 1024,
     maxMessages: capacity,
+    ...(deviceShare !== undefined && { deviceShare }),
   })
   return queue
 })
 
-uplinkQueueContract('FileQueue with 1 KiB segments', async (capacity) => {
+uplinkQueueContract('FileQueue with 1 KiB segments', async (capacity, deviceShare) => {
   const { queue } = await FileQueue.open(await tempDir(), {
     quotaBytes: 64 * MiB,
     segmentBytes: 1024,
     maxMessages: capacity,
+    ...(deviceShare !== undefined && { deviceShare }),
   })
   return queue
 })
@@ -152,7 +154,7 @@ describe('FileQueue', () => {
     for (let n = 0; n < 20_000; n++)
       appends.push(queue.append({ ...message(n), payload: Buffer.alloc(64, n) }))
     await Promise.all(appends)
-    // A bit and a float64 per held message, plus the spare room of the growing arrays.
+    // 10 bytes per held message (size, device, time), plus the spare room of the growing arrays.
     expect(queue.diagnostics().indexBytes / queue.size).toBeLessThan(20)
   })
 

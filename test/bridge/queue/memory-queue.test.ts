@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest'
 import { MemoryQueue } from '../../../bridge/queue/memory-queue.js'
 import { message, uplinkQueueContract } from './contract.js'
 
-uplinkQueueContract('MemoryQueue', async (capacity) => new MemoryQueue(capacity))
+uplinkQueueContract(
+  'MemoryQueue',
+  async (capacity, deviceShare) =>
+    new MemoryQueue(capacity, deviceShare === undefined ? {} : { deviceShare }),
+)
 
 describe('MemoryQueue', () => {
   const seqs = async (queue: MemoryQueue, ns: number[]) =>
@@ -13,7 +17,7 @@ describe('MemoryQueue', () => {
   })
 
   it('numbers entries from the first seq it is given', async () => {
-    const queue = new MemoryQueue(10, 1000)
+    const queue = new MemoryQueue(10, { firstSeq: 1000 })
     expect(await seqs(queue, [1, 2, 3])).toEqual([1000, 1001, 1002])
     queue.ack(1001)
     expect(queue.size).toBe(2)

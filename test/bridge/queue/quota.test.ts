@@ -9,23 +9,68 @@ import { makeTempDir, removeDir } from '../../helpers/tmp.js'
 import { backlog, message } from './contract.js'
 
 describe('refusal (the quota policy)', () => {
-  const limits = { maxMessages: 100, quotaBytes: 1000, qos0Bytes: 900 }
+  const limits = { maxMessages: 100, quotaBytes: 1000, qos0Bytes: 900, deviceShare: 1 }
+  const none = { messages: 0, bytes: 0 }
 
   it('accepts both QoS while the queue is below the QoS 0 mark', () => {
-    expect(refusal(0, 100, { messages: 5, bytes: 800 }, limits)).toBeUndefined()
-    expect(refusal(1, 100, { messages: 5, bytes: 800 }, limits)).toBeUndefined()
+    expect(refusal(0, 100, 100, { messages: 5, bytes: 800 }, none, limits)).toBeUndefined()
+    expect(refusal(1, 100, 100, { messages: 5, bytes: 800 }, none, limits)).toBeUndefined()
   })
 
   it('refuses QoS 0 first, above the QoS 0 mark, and QoS 1 only above the quota', () => {
-    expect(refusal(0, 101, { messages: 5, bytes: 800 }, limits)).toBe('qos0_quota')
-    expect(refusal(1, 101, { messages: 5, bytes: 800 }, limits)).toBeUndefined()
-    expect(refusal(1, 200, { messages: 5, bytes: 800 }, limits)).toBeUndefined()
-    expect(refusal(1, 201, { messages: 5, bytes: 800 }, limits)).toBe('qos1_quota')
+    expect(refusal(0, 101, 101, { messages: 5, bytes: 800 }, none, limits)).toBe('qos0_quota')
+    expect(refusal(1, 101, 101, { messages: 5, bytes: 800 }, none, limits)).toBeUndefined()
+    expect(refusal(1, 200, 200, { messages: 5, bytes: 800 }, none, limits)).toBeUndefined()
+    expect(refusal(1, 201, 201, { messages: 5, bytes: 800 }, none, limits)).toBe('qos1_quota')
   })
 
   it('refuses every append at the message bound, counted by QoS', () => {
-    expect(refusal(0, 1, { messages: 100, bytes: 0 }, limits)).toBe('qos0_capacity')
-    expect(refusal(1, 1, { messages: 100, bytes: 0 }, limits)).toBe('qos1_capacity')
+    expect(refusal(0, 1, 1, { messages: 100, bytes: 0 }, none, limits)).toBe('qos0_capacity')
+    expect(refusal(1, 1, 1, { messages: 100, bytes: 0 }, none, limits)).toBe('qos1_capacity')
+  })
+})
+
+describe('refusal: a device over its share', () => {
+  // A quarter: 25 messages, 250 bytes; the queue is under pressure from 50 messages or 500 bytes.
+  const limits = { maxMessages: 100, quotaBytes: 1000, qos0Bytes: 900, deviceShare: 0.25 }
+
+  it('lets one device use the free space while the queue is under half full', () => {
+    expect(
+      refusal(1, 10, 10, { messages: 49, bytes: 490 }, { messages: 49, bytes: 490 }, limits),
+    ).toBeUndefined()
+    expect(
+      refusal(0, 10, 10, { messages: 49, bytes: 490 }, { messages: 49, bytes: 490 }, limits),
+    ).toBeUndefined()
+  })
+
+  it('from half full, refuses the device holding its share of the messages, by QoS', () => {
+    const queue = { messages: 50, bytes: 400 }
+    expect(refusal(1, 1, 1, queue, { messages: 25, bytes: 25 }, limits)).toBe('qos1_device_quota')
+    expect(refusal(0, 1, 1, queue, { messages: 25, bytes: 25 }, limits)).toBe('qos0_device_quota')
+    expect(refusal(1, 1, 1, queue, { messages: 24, bytes: 24 }, limits)).toBeUndefined()
+  })
+
+  it('from half the bytes, refuses the device whose record would take it over its share of the bytes', () => {
+    const queue = { messages: 10, bytes: 500 }
+    expect(refusal(1, 51, 51, queue, { messages: 1, bytes: 200 }, limits)).toBe('qos1_device_quota')
+    expect(refusal(1, 50, 50, queue, { messages: 1, bytes: 200 }, limits)).toBeUndefined()
+  })
+
+  it('refuses the device over its share before the queue is full, and the others only at the bounds', () => {
+    const full = { messages: 100, bytes: 0 }
+    expect(refusal(1, 1, 1, full, { messages: 60, bytes: 60 }, limits)).toBe('qos1_device_quota')
+    expect(refusal(1, 1, 1, full, { messages: 2, bytes: 2 }, limits)).toBe('qos1_capacity')
+    expect(refusal(1, 101, 101, { messages: 60, bytes: 900 }, { messages: 2, bytes: 2 }, limits)).toBe(
+      'qos1_quota',
+    )
+  })
+
+  it('a share of 1 is no per-device limit', () => {
+    const all = { messages: 99, bytes: 900 }
+    expect(refusal(1, 10, 10, all, all, { ...limits, deviceShare: 1 })).toBeUndefined()
+    expect(refusal(1, 1, 1, { messages: 100, bytes: 0 }, all, { ...limits, deviceShare: 1 })).toBe(
+      'qos1_capacity',
+    )
   })
 })
 
@@ -68,7 +113,14 @@ describe('FileQueue disk quota', () => {
     const { queue, dir } = await openQueue()
     const held = await appendUntilRefused(queue, qos0, 1)
     const afterQos0 = queue.stats()
-    expect(afterQos0.dropped).toEqual({ qos0_quota: 1, qos1_quota: 0, qos0_capacity: 0, qos1_capacity: 0 })
+    expect(afterQos0.dropped).toEqual({
+      qos0_quota: 1,
+      qos1_quota: 0,
+      qos0_capacity: 0,
+      qos1_capacity: 0,
+      qos0_device_quota: 0,
+      qos1_device_quota: 0,
+    })
     expect(afterQos0.bytes).toBeLessThanOrEqual(QUOTA * 0.9)
     expect(afterQos0.bytes + recordSize(qos0(held.length + 1))).toBeGreaterThan(QUOTA * 0.9)
 
