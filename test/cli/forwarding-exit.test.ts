@@ -97,6 +97,8 @@ describe('edge-gateway start exits 1 when forwarding cannot be recovered', () =>
 
   it('exits 1 after the restarts; started again, it delivers every acknowledged message', async () => {
     child = start()
+    // Both: the LAN listeners are open once the gateway says it started, the link may come up before.
+    await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), 15_000, 'gateway started')
     await waitUntil(() => logs.some((l) => l.msg === 'cloud link up'), 15_000, 'cloud link up')
     await cloud.stop()
     const meter = await connectDevice(port, { username: 'meter', password: PASSWORD, clientId: 'meter' })
