@@ -9,7 +9,7 @@ import { principalFor, sessionOf, transportOf } from './connection-context.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
-import { createAuthorizeSubscribe, subscriptionsStored } from './hooks/authorize-subscribe.js'
+import { createAuthorizeSubscribe, subscriptionsRemoved } from './hooks/authorize-subscribe.js'
 import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
@@ -108,8 +108,8 @@ export class LanGateway {
           : 'connection closed before CONNECT completed',
       )
     })
-    broker.on('subscribe', (_subscriptions, client) => subscriptionsStored(client))
     broker.on('unsubscribe', (topics, client) => {
+      subscriptionsRemoved(client, topics)
       for (const topic of topics) access.subscriberLimits.remove(client.id, topic)
     })
     broker.on('clientDisconnect', (client) => {
