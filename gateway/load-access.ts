@@ -180,5 +180,5 @@ export async function loadAccess(config: Readonly<GatewayConfig>): Promise<Loade
     const where = config.policies?.file ?? 'policies'
     throw new GatewayError('GW_ERR_POLICY_FILE', `${where}: ${(err as Error).message}`, { cause: err })
   }
-  return { registry: new DeviceRegistry(specs), engine, warnings }
+  return { registry: new DeviceRegistry(specs), engine, warnings, deviceRate: config.lan.deviceRate }
 }

@@ -521,5 +521,5 @@ describe('two devices keep publishing while the LAN is attacked', () => {
     await waitUntil(() => settledRss() - base < 20 * MB, 10_000, 'RSS back within 20 MB of the baseline')
     await psk.endAsync()
     await plain.endAsync()
-  })
+  }, 150_000) // its rounds are bounded in time; a machine running other suites beside it needs more than 60 s
 })
