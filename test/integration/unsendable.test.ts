@@ -13,6 +13,9 @@ const TOPIC = `devices/${PASSWORD_DEVICE.id}/`
 // The LAN topic fits MQTT; with CLOUD_PREFIX instead of `devices/` it is 17 bytes longer and does not.
 const LONG_TOPIC = `${TOPIC}${'t'.repeat(65_530 - TOPIC.length)}`
 
+/** mosquitto_sub with a persistent session (no clean session, a fixed client id). */
+const SESSION = ['-c', '-i', 'unsendable-observer']
+
 const connect = (stack: Stack) =>
   connectDevice(stack.port('tcp'), {
     clientId: PASSWORD_DEVICE.id,
@@ -127,6 +130,15 @@ describe('a queued record the cloud can no longer take does not wedge the uplink
   beforeAll(async () => {
     stack = await Stack.start({ persistence: true })
     await stack.waitLinkUp()
+    // A persistent subscriber session, made while the cloud is up: after the restart it gets what
+    // the gateway delivered before it reconnected (the gateway may drain first).
+    const first = await MosquittoSub.start({
+      ...stack.cloudClient(),
+      qos: 1,
+      topic: `${CLOUD_PREFIX}#`,
+      extraArgs: SESSION,
+    })
+    await first.stop()
     await stack.cloud.stop()
   })
 
@@ -146,7 +158,12 @@ describe('a queued record the cloud can no longer take does not wedge the uplink
     await client.endAsync()
     await appendFile(stack.cloud.configFile, `max_packet_size ${MAX_PACKET}\n`)
     await stack.cloud.restart()
-    sub = await MosquittoSub.start({ ...stack.cloudClient(), qos: 1, topic: `${CLOUD_PREFIX}#` })
+    sub = await MosquittoSub.start({
+      ...stack.cloudClient(),
+      qos: 1,
+      topic: `${CLOUD_PREFIX}#`,
+      extraArgs: SESSION,
+    })
     await stack.waitLinkUp()
     await waitUntil(() => stack.gateway.bridge.queue.size === 0, 15_000, 'queue drained')
     await sub.waitFor(2, 15_000)
