@@ -21,6 +21,7 @@ export const SECURITY_EVENT_NAMES = [
   'will_denied',
   'rate_limited',
   'flood_disconnect',
+  'device_rate_paced',
   'subscriber_limit',
   'device_removed',
   'subscription_revoked',

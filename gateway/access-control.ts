@@ -2,9 +2,10 @@ import type { PolicyEngine } from '../policies/engine.js'
 import { RateLimiter } from '../policies/rate-limiter.js'
 import { SubscriberLimits } from '../policies/subscriber-limits.js'
 import { Lockout, type LockoutSettings } from './auth/lockout.js'
+import { DevicePacer } from './device-pacer.js'
 import type { DeviceRegistry } from './registry.js'
 
-/** PUBLISH packets one device may send over all its connections (lan.deviceRate), as a token bucket. */
+/** PUBLISH packets one device may send over all its connections (lan.deviceRate): a rate and a burst. */
 export interface DeviceRate {
   readonly messagesPerSecond: number
   readonly burst: number
@@ -31,13 +32,14 @@ export class AccessControl {
   readonly lockout: Lockout
   /** Keyed by device and rule index: a new policy renumbers rules, so it gets new buckets. */
   rateLimiter = new RateLimiter()
-  /** The buckets of lan.deviceRate, one per device; rebuilt with the rate on reload. */
-  deviceRates = new RateLimiter()
+  /** lan.deviceRate as back-pressure; a reload that changes the rate releases what waits and starts afresh. */
+  devicePacer: DevicePacer
   subscriberLimits = new SubscriberLimits()
 
   constructor(initial: AccessSnapshot, lockout: LockoutSettings) {
     this.snapshot = initial
     this.lockout = new Lockout(lockout)
+    this.devicePacer = new DevicePacer(this.deviceRate)
   }
 
   get registry(): DeviceRegistry {
@@ -55,6 +57,13 @@ export class AccessControl {
   replace(next: AccessSnapshot): void {
     this.snapshot = next
     this.rateLimiter = new RateLimiter()
-    this.deviceRates = new RateLimiter()
+    const rate = this.deviceRate
+    const pacer = this.devicePacer
+    if (rate.messagesPerSecond !== pacer.rate.messagesPerSecond || rate.burst !== pacer.rate.burst) {
+      pacer.release()
+      this.devicePacer = new DevicePacer(rate)
+    } else {
+      for (const id of pacer.devices()) if (!next.registry.byDeviceId(id)) pacer.forget(id)
+    }
   }
 }

@@ -189,6 +189,8 @@ export class LanGateway {
   async close(): Promise<void> {
     const closing = this.listeners.map((l) => l.close())
     await new Promise<void>((resolve) => this.broker.close(() => resolve()))
+    // PUBLISH packets held by lan.deviceRate: their connections are closed now, so they go nowhere.
+    this.access.devicePacer.release()
     await Promise.all(closing)
     await this.protection.close()
     this.logger.info('LAN broker closed')

@@ -2,8 +2,7 @@ import type { AuthorizePublishHandler, Client, PublishPacket } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import { type Metrics, series } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
-import type { CompiledRule } from '../../policies/types.js'
-import type { AccessControl, DeviceRate } from '../access-control.js'
+import type { AccessControl } from '../access-control.js'
 import { type CloseReason, setCloseReason } from '../close-reason.js'
 import { type DeviceSession, sessionOf, transportOf } from '../connection-context.js'
 import { markDropped } from '../dropped.js'
@@ -25,22 +24,6 @@ export interface AuthorizePublishDeps {
   retained: RetainedLimit
 }
 
-/** lan.deviceRate as a rule the RateLimiter takes: a bucket per device over all its topics and connections. */
-function deviceRateRule(rate: DeviceRate): CompiledRule {
-  return {
-    index: -1,
-    label: 'lan.deviceRate',
-    name: 'lan.deviceRate',
-    who: 'everyone',
-    topic: '#',
-    action: 'publish',
-    effect: 'allow',
-    maxQos: 2,
-    retain: true,
-    rate: { messages: { perSecond: rate.messagesPerSecond, burst: rate.burst } },
-  }
-}
-
 const UPLINK_FAILURE_LINES = 10
 
 /** A disconnect says why, for the log line of the disconnect (close-reason.ts). */
@@ -49,16 +32,13 @@ type Outcome = 'forward' | 'drop' | { disconnect: string; code?: GatewayErrorCod
 /**
  * Runs before aedes acknowledges a PUBLISH (aedes 1.x writes the QoS 1 PUBACK
  * only after this callback), as named steps: policy, the rule's rate limits, the
- * device's own rate (lan.deviceRate), payload protection, hand-over to the bridge.
+ * device's own rate (lan.deviceRate, as back-pressure), payload protection, hand-over to the bridge.
  * A PUBACK therefore means "allowed, opened, fresh, and held". A denied PUBLISH either closes the connection or
  * is acknowledged and dropped, as the policy says (MQTT-3.3.5-2).
  */
 export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePublishHandler {
   const rateFlood = new FloodTracker()
   const payloadFlood = new FloodTracker()
-  // lan.deviceRate as a rule for the RateLimiter, made again when a reload changes the rate.
-  let deviceRate = deps.access.deviceRate
-  let deviceRule = deviceRateRule(deviceRate)
   // Log lines of uplink failures: at most UPLINK_FAILURE_LINES per event each 10 s (the bridge counts them all).
   const uplinkFailures = new FloodTracker()
   const failureKeys = { uplink_queue_io_error: {}, uplink_forwarding_stopped: {} }
@@ -121,19 +101,38 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       const over = access.rateLimiter.check(session.device.id, decision.rule, fields.bytes)
       if (over !== 'ok') return overRate(client, fields, decision.rule.label, over)
     }
-    // The device's own rate, over all its topics and connections: what it may take of the uplink.
-    if (access.deviceRate !== deviceRate) {
-      deviceRate = access.deviceRate
-      deviceRule = deviceRateRule(deviceRate)
-    }
-    if (access.deviceRates.check(session.device.id, deviceRule, fields.bytes) !== 'ok') {
-      return overRate(client, fields, deviceRule.label, 'device_messages')
-    }
     return 'forward'
   }
 
   /**
-   * A PUBLISH over a rate (a rule's, or lan.deviceRate: `limit` says which): acknowledged
+   * The device's own rate (lan.deviceRate), over all its topics and connections: a PUBLISH
+   * past it waits for its turn before anything else is done with it, which holds back the
+   * next read of the connection (back-pressure; nothing is dropped). Logged as
+   * `device_rate_paced` (the security log's limiter keeps it to a few lines per device).
+   */
+  async function pace(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
+    const pacer = deps.access.devicePacer
+    const waitMs = pacer.reserve(session.device.id)
+    if (waitMs === 0) return 'forward'
+    const rate = pacer.rate
+    deps.security.report(
+      'device_rate_paced',
+      {
+        ...fieldsOf(client, session, packet),
+        rule: 'lan.deviceRate',
+        messagesPerSecond: rate.messagesPerSecond,
+        burst: rate.burst,
+        waitMs: Math.round(waitMs),
+      },
+      `device over its lan.deviceRate (${rate.messagesPerSecond}/s, bursts of ${rate.burst}): PUBLISH held ${Math.round(waitMs)} ms, the connection is read no further meanwhile`,
+    )
+    await pacer.wait(waitMs)
+    // Gone while it waited: no PUBACK can reach it, so a QoS 1 message comes again on its next connection.
+    return (client as Client & { closed?: boolean }).closed ? 'drop' : 'forward'
+  }
+
+  /**
+   * A PUBLISH over a rule's rate: acknowledged
    * and dropped (`rate_limited`); past floodDisconnectAfter such messages in 10 s the
    * connection is closed (`flood_disconnect`). Both kinds count together.
    */
@@ -342,6 +341,8 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
   async function authorize(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
     const policy = applyPolicy(client, session, packet)
     if (policy !== 'forward') return policy
+    const paced = await pace(client, session, packet)
+    if (paced !== 'forward') return paced
     const opened = await openPayload(client, session, packet)
     if (opened !== 'forward') return opened
     return handOver(client, session, packet)
