@@ -2,16 +2,26 @@
  * Summarizes a V8 CPU profile (`node --cpu-prof`, e.g. through EDGE_GATEWAY_BENCH_NODE_ARGS):
  * self time by function and by package or project folder, top entries first.
  *
- *   node bench/profile-summary.mjs /tmp/prof/CPU.*.cpuprofile [--top 30]
+ *   node bench/profile-summary.mjs /tmp/prof/CPU.*.cpuprofile [--top 30] [--messages N]
+ *
+ * Also prints the time by stage of the message path (LAN parse and authorize,
+ * open, queue, sign, HPKE, cloud publish, acknowledgements...): each sample goes
+ * to the innermost frame of the stack that belongs to a stage (node's own
+ * frames and mqtt-packet are attributed to their caller), so a stage's share is
+ * its own code and what it called in node. With --messages (the messages the
+ * gateway handled while profiled), also CPU µs per message per stage.
  */
 import { readFileSync } from 'node:fs'
 
 const args = process.argv.slice(2)
 const topAt = args.indexOf('--top')
 const top = topAt >= 0 ? Number(args[topAt + 1]) : 30
-const files = args.filter((a, i) => !a.startsWith('--') && i !== topAt + 1)
+const messagesAt = args.indexOf('--messages')
+const messages = messagesAt >= 0 ? Number(args[messagesAt + 1]) : 0
+const valueAt = new Set([topAt, messagesAt].filter((i) => i >= 0).map((i) => i + 1))
+const files = args.filter((a, i) => !a.startsWith('--') && !valueAt.has(i))
 if (files.length === 0) {
-  console.error('usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N]')
+  console.error('usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N] [--messages N]')
   process.exit(2)
 }
 
@@ -24,6 +34,53 @@ function area(url) {
   const own = /\/dist\/([^/]+)\//.exec(url)
   if (own) return `edge-gateway ${own[1]}/`
   return url.replace(/^file:\/\//, '')
+}
+
+/** Stages of the message path by where the code lives; the first rule that matches a frame wins. */
+const STAGES = [
+  [/\/dist\/crypto\/hpke/, 'HPKE seal for the cloud'],
+  [/\/dist\/(crypto|bridge)\/(envelope|cbor)|\/dist\/bridge\/cloud-protector/, 'sign and envelope'],
+  [/\/dist\/crypto\/|\/dist\/gateway\/protection\//, 'open device payload'],
+  [/\/dist\/bridge\/queue\/|\/dist\/core\/durable/, 'queue append and segments'],
+  [/\/dist\/bridge\/|node_modules\/rxjs\//, 'bridge pipeline (RxJS, forwarding, cloud acks)'],
+  [/node_modules\/mqtt\//, 'cloud publish (mqtt.js)'],
+  [/\/dist\/gateway\/protocol\//, 'LAN protocol guard'],
+  [/\/dist\/gateway\//, 'LAN authenticate and authorize (hooks)'],
+  [
+    /node_modules\/(aedes|mqemitter|aedes-[^/]+|fastfall|fastparallel|fastseries|reusify)\//,
+    'LAN broker (aedes)',
+  ],
+  [/node_modules\/pino|\/dist\/core\/(logger|security-events)/, 'logging'],
+  [/\/dist\/core\/metrics/, 'metrics'],
+  [/\/dist\//, 'other gateway code'],
+]
+/** Frames that are attributed to their caller: node's own code and the MQTT codec (LAN or cloud by caller). */
+const TRANSPARENT = (url) =>
+  !url || url.startsWith('node:') || /node_modules\/(mqtt-packet|bl|readable-stream)\//.test(url)
+const FALLBACK = (url) =>
+  /mqtt-packet/.test(url) ? 'MQTT codec (caller unknown)' : 'node (streams, timers, TLS, fs)'
+
+function stageOf(node, byParent) {
+  const special = {
+    '(garbage collector)': 'garbage collection',
+    '(idle)': '(idle)',
+    '(program)': '(program: V8, native, TLS)',
+  }
+  const name = node.callFrame.functionName
+  if (special[name]) return special[name]
+  if (/^(writev|writeBuffer|writeUtf8String|writeLatin1String)$/.test(name) && !node.callFrame.url)
+    return 'socket writes (syscalls, TLS encrypt)'
+  let first
+  for (let n = node; n; n = byParent.get(n.id)) {
+    const url = n.callFrame.url
+    if (TRANSPARENT(url)) {
+      first ??= url
+      continue
+    }
+    for (const [re, stage] of STAGES) if (re.test(url)) return stage
+    return area(url)
+  }
+  return FALLBACK(first ?? '')
 }
 
 for (const file of files) {
@@ -56,6 +113,21 @@ for (const file of files) {
   console.log('\nby area (self time):')
   for (const [a, us] of [...byArea].sort((x, y) => y[1] - x[1]).slice(0, top))
     console.log(`  ${pct(us)}  ${a}`)
+  const byParent = new Map()
+  for (const n of profile.nodes) for (const c of n.children ?? []) byParent.set(c, n)
+  const byStage = new Map()
+  for (const [id, us] of self) {
+    const stage = stageOf(byId.get(id), byParent)
+    byStage.set(stage, (byStage.get(stage) ?? 0) + us)
+  }
+  const busy = total - (byStage.get('(idle)') ?? 0)
+  console.log(
+    `\nby stage of the message path (busy ${(busy / 1e6).toFixed(2)} s${messages ? `, ${messages} messages: ${(busy / messages).toFixed(1)} µs each` : ''}):`,
+  )
+  for (const [stage, us] of [...byStage].sort((x, y) => y[1] - x[1]))
+    console.log(
+      `  ${pct(us)}  ${messages ? `${(us / messages).toFixed(2).padStart(7)} µs/msg  ` : ''}${stage}`,
+    )
   console.log('\nby function (self time):')
   for (const [f, us] of [...byFunction].sort((x, y) => y[1] - x[1]).slice(0, top))
     console.log(`  ${pct(us)}  ${f}`)
