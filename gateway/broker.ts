@@ -1,5 +1,6 @@
 import { Aedes, type Client } from 'aedes'
 import type { GatewayConfig } from '../config/index.js'
+import { LogLimiter } from '../core/log-limiter.js'
 import type { Logger } from '../core/logger.js'
 import { type Metrics, series } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
@@ -21,6 +22,8 @@ import type { UplinkSink } from './uplink.js'
 
 /** What aedes says when a connection sends no CONNECT within its connectTimeout. */
 const CONNECT_TIMEOUT_MESSAGE = 'connect did not arrive in time'
+/** Log lines per reason and address (or device) each 10 s for disconnects anyone can cause. */
+const LINES_PER_KEY = 20
 
 export interface LanGatewayOptions {
   lan: GatewayConfig['lan']
@@ -96,13 +99,25 @@ export class LanGateway {
       metrics,
       logger,
     })
+    // Lines anyone on the LAN can cause (one per connection): at most LINES_PER_KEY per reason
+    // and address (or device) each 10 s; the counters have them all, the next line says how many were left out.
+    const lines = new LogLimiter(LINES_PER_KEY, 10_000)
     broker.on('connectionError', (client, err) => {
       // What the protocol guard refuses never gets here: it is counted under its own reason.
       const reason = err.message === CONNECT_TIMEOUT_MESSAGE ? 'connect_timeout' : 'connection_error'
       metrics.increment(protocolErrorSeries(reason))
       const { listener, remoteAddress } = transportOf(client)
+      const take = lines.take(`protocol_error\u0000${reason}\u0000${remoteAddress}`)
+      if (!take) return
       logger.warn(
-        { event: 'protocol_error', listener, remoteAddress, reason, err: err.message },
+        {
+          event: 'protocol_error',
+          listener,
+          remoteAddress,
+          reason,
+          err: err.message,
+          ...(take.suppressed > 0 && { suppressed: take.suppressed }),
+        },
         reason === 'connect_timeout'
           ? `no CONNECT within ${options.lan.timeouts.connectMs} ms: connection closed`
           : 'connection closed before CONNECT completed',
@@ -122,8 +137,15 @@ export class LanGateway {
         return
       }
       const { detail, ...why } = closed
+      const take = lines.take(`disconnect\u0000${why.reason}\u0000${session.device.id}`)
+      if (!take) return
       logger.warn(
-        { ...why, device: session.device.id, clientId: client.id },
+        {
+          ...why,
+          device: session.device.id,
+          clientId: client.id,
+          ...(take.suppressed > 0 && { suppressed: take.suppressed }),
+        },
         `device disconnected by the gateway: ${detail}`,
       )
     })

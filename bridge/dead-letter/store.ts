@@ -2,7 +2,7 @@ import { chmod, type FileHandle, mkdir, open, readFile, rename } from 'node:fs/p
 import { join } from 'node:path'
 import { Observable } from 'rxjs'
 import type { Logger } from '../../core/logger.js'
-import { LogLimiter } from '../log-limiter.js'
+import { LogLimiter } from '../../core/log-limiter.js'
 import { QueueError } from '../queue/errors.js'
 import { DIR_MODE, FILE_MODE, syncDir, writeFully } from '../queue/io.js'
 import type { QueueEntry } from '../queue/queue.js'

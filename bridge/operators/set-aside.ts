@@ -3,7 +3,7 @@ import type { Logger } from '../../core/logger.js'
 import { type Metrics, series } from '../../core/metrics.js'
 import type { DeadLetterReason } from '../dead-letter/format.js'
 import type { DeadLetterStore } from '../dead-letter/store.js'
-import type { LogLimiter } from '../log-limiter.js'
+import type { LogLimiter } from '../../core/log-limiter.js'
 import type { UplinkQueue } from '../queue/queue.js'
 import type { Item } from './item.js'
 

@@ -1,8 +1,8 @@
 import { mkdir, readdir, rename, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
-import { LogLimiter } from '../../../bridge/log-limiter.js'
 import { FileQueue } from '../../../bridge/queue/file-queue.js'
+import { LogLimiter } from '../../../core/log-limiter.js'
 import { createLogger } from '../../../core/logger.js'
 import { makeTempDir, removeDir } from '../../helpers/tmp.js'
 import { LogCapture } from '../../integration/harness.js'
@@ -114,5 +114,14 @@ describe('LogLimiter', () => {
     now = 1000
     expect(limiter.take('a')).toEqual({ suppressed: 2 })
     expect(limiter.take('a')).toEqual({ suppressed: 0 })
+  })
+
+  it('tracks at most maxKeys keys: a new key past it forgets the oldest', () => {
+    const limiter = new LogLimiter(1, 1000, () => 0, 3)
+    for (const key of ['a', 'b', 'c', 'd']) expect(limiter.take(key)).toEqual({ suppressed: 0 })
+    expect(limiter.size).toBe(3)
+    // 'a' was forgotten: it gets a fresh window; 'd' is still limited.
+    expect(limiter.take('a')).toEqual({ suppressed: 0 })
+    expect(limiter.take('d')).toBeUndefined()
   })
 })

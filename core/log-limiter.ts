@@ -11,17 +11,28 @@ export class LogLimiter {
     private readonly burst = 10,
     private readonly windowMs = 10_000,
     private readonly now: () => number = Date.now,
+    /** Keys tracked at once (a key per address can come from anyone): the oldest is forgotten first. */
+    private readonly maxKeys = 10_000,
   ) {}
 
   /**
    * Whether to write this line now, and if so how many lines of `key` were left out
    * since the last one written (undefined: do not write).
    */
+  /** Keys tracked now. */
+  get size(): number {
+    return this.windows.size
+  }
+
   take(key: string): { suppressed: number } | undefined {
     const now = this.now()
     let w = this.windows.get(key)
     if (!w || now - w.start >= this.windowMs) {
       const suppressed = w?.suppressed ?? 0
+      if (!w && this.windows.size >= this.maxKeys) {
+        const oldest = this.windows.keys().next().value
+        if (oldest !== undefined) this.windows.delete(oldest)
+      }
       w = { start: now, written: 0, suppressed }
       this.windows.set(key, w)
     }
