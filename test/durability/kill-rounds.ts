@@ -47,6 +47,8 @@ export interface KillRoundsResult {
   recoveries: QueueOpened[]
   /** Messages acknowledged per second in each round (from the devices' start to the kill). */
   roundRates: number[]
+  /** Messages acknowledged in each round. */
+  roundAcknowledged: number[]
   consumer: CloudConsumer
 }
 
@@ -159,6 +161,7 @@ export class KillBench {
       offeringMs: 0,
       recoveries: [],
       roundRates: [],
+      roundAcknowledged: [],
       consumer,
     }
     for (let round = 0; round < o.kills; round++) {
@@ -198,6 +201,7 @@ export class KillBench {
       out.sent += result.sent
       out.offeringMs += result.elapsedMs
       out.roundRates.push(Math.round((result.acknowledged.size * 1000) / result.elapsedMs))
+      out.roundAcknowledged.push(result.acknowledged.size)
       for (const p of result.acknowledged) out.acknowledged.add(p)
     }
     consumer.epoch = o.kills
