@@ -1,5 +1,5 @@
 import type { AuthorizeSubscribeHandler, Client } from 'aedes'
-import type { SecurityEvents } from '../../core/security-events.js'
+import type { SecurityEventFields, SecurityEvents } from '../../core/security-events.js'
 import type { AccessControl } from '../access-control.js'
 import { sessionOf, transportOf } from '../connection-context.js'
 
@@ -41,6 +41,9 @@ export function subscriptionsRemoved(client: Client, topics: ReadonlyArray<strin
  * A SUBSCRIBE the policy forbids is refused at SUBACK (0x80) for that filter;
  * the other filters in the packet still stand. An allowed one is granted at
  * most at the rule's QoS, and counts against the rule's subscriber limit.
+ * Each filter takes a turn of the device's rate (lan.deviceRate) first, as a
+ * PUBLISH does: a client that sends SUBSCRIBEs of thousands of filters is held
+ * to the rate by back-pressure, and costs the gateway no more than that.
  */
 export function createAuthorizeSubscribe(deps: {
   access: AccessControl
@@ -48,7 +51,19 @@ export function createAuthorizeSubscribe(deps: {
   /** Topic filters one client may hold at once (`lan.maxSubscriptionsPerClient`). */
   maxSubscriptions: number
 }): AuthorizeSubscribeHandler {
-  return (client, subscription, callback) => {
+  function refuseOverLimit(
+    fields: SecurityEventFields,
+    callback: Parameters<AuthorizeSubscribeHandler>[2],
+  ): void {
+    deps.security.report(
+      'subscription_limit',
+      { ...fields, maxSubscriptions: deps.maxSubscriptions },
+      `SUBSCRIBE refused: the client holds ${deps.maxSubscriptions} subscription(s) already`,
+    )
+    callback(null, null)
+  }
+
+  const decide: AuthorizeSubscribeHandler = (client, subscription, callback) => {
     const { access, security } = deps
     const session = sessionOf(client)
     const fields = {
@@ -66,6 +81,11 @@ export function createAuthorizeSubscribe(deps: {
       )
       return callback(null, null)
     }
+    // At the limit already: refused before the policy is asked (the cheap path for a client that keeps asking).
+    const topics = heldBy(client)
+    if (topics.size >= deps.maxSubscriptions && !topics.has(subscription.topic)) {
+      return refuseOverLimit(fields, callback)
+    }
     const decision = access.engine.decide(session.principal, {
       action: 'subscribe',
       topic: subscription.topic,
@@ -81,12 +101,7 @@ export function createAuthorizeSubscribe(deps: {
     }
     // Counted before the subscriber limit, so a refusal here takes no subscriber slot.
     if (!withinSubscriptionLimit(client, subscription.topic, deps.maxSubscriptions)) {
-      security.report(
-        'subscription_limit',
-        { ...fields, maxSubscriptions: deps.maxSubscriptions },
-        `SUBSCRIBE refused: the client holds ${deps.maxSubscriptions} subscription(s) already`,
-      )
-      return callback(null, null)
+      return refuseOverLimit(fields, callback)
     }
     const max = decision.rule.maxSubscribers
     if (
@@ -101,5 +116,28 @@ export function createAuthorizeSubscribe(deps: {
       return callback(null, null)
     }
     callback(null, { ...subscription, qos: decision.grantedQos })
+  }
+
+  return (client, subscription, callback) => {
+    const session = sessionOf(client)
+    if (!session) return decide(client, subscription, callback)
+    const pacer = deps.access.devicePacer
+    const waitMs = pacer.reserve(session.device.id)
+    if (waitMs === 0) return decide(client, subscription, callback)
+    deps.security.report(
+      'device_rate_paced',
+      {
+        device: session.device.id,
+        clientId: client.id,
+        listener: transportOf(client).listener,
+        topic: subscription.topic,
+        rule: 'lan.deviceRate',
+        messagesPerSecond: pacer.rate.messagesPerSecond,
+        burst: pacer.rate.burst,
+        waitMs: Math.round(waitMs),
+      },
+      `device over its lan.deviceRate (${pacer.rate.messagesPerSecond}/s, bursts of ${pacer.rate.burst}): SUBSCRIBE filter held ${Math.round(waitMs)} ms, the connection is read no further meanwhile`,
+    )
+    pacer.wait(waitMs).then(() => decide(client, subscription, callback))
   }
 }

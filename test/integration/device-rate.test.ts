@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
 import { loadConfig } from '../../config/index.js'
 import { mosquittoPub } from '../helpers/mosquitto-clients.js'
-import { connectDevice, sleep } from './clients.js'
+import { connectDevice, sleep, subscribeGranted } from './clients.js'
 import { PASSWORD_DEVICE, PSK_DEVICE, Stack } from './harness.js'
 
 const TOPIC = `devices/${PASSWORD_DEVICE.id}/rate`
@@ -126,6 +126,32 @@ describe('the per-device rate', () => {
     expect(second).toEqual({ acked: 100, closed: false })
     expect(stack.gateway.metrics.get('uplink_accepted_total')).toBe(200)
     expect(stack.gateway.metrics.get('security_events_total{event="rate_limited"}')).toBe(0)
+  })
+
+  it('SUBSCRIBE filters take turns of the same rate: a SUBSCRIBE of 300 filters is granted, paced past the burst', async () => {
+    stack = await Stack.start({
+      policies: { rules: [ownPrefix] },
+      lan: { deviceRate: { messagesPerSecond: 200, burst: 100 } },
+    })
+    const client = await connect(stack)
+    const filters = Object.fromEntries(
+      Array.from({ length: 300 }, (_, i) => [`devices/${PASSWORD_DEVICE.id}/s/${i}`, { qos: 1 as const }]),
+    )
+    const started = performance.now()
+    const granted = await subscribeGranted(client, filters)
+    const elapsedMs = performance.now() - started
+    await client.endAsync()
+    expect(granted).toEqual(Array(300).fill(1))
+    // 200 past the burst, one each 5 ms: at least 1 s (a lower bound only).
+    expect(elapsedMs).toBeGreaterThanOrEqual(950)
+    const paced = stack.gateway.metrics.get('security_events_total{event="device_rate_paced"}')
+    expect(paced).toBeGreaterThanOrEqual(190)
+    expect(paced).toBeLessThanOrEqual(200)
+    expect(stack.logs.events('device_rate_paced')[0]).toMatchObject({
+      device: PASSWORD_DEVICE.id,
+      rule: 'lan.deviceRate',
+      topic: expect.stringMatching(/^devices\/pass-dev\/s\/\d+$/),
+    })
   })
 
   it('can be raised by the operator: 5,000 messages at full speed all go to the uplink', async () => {
