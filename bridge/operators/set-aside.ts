@@ -1,9 +1,9 @@
 import { defer, ignoreElements, map, type Observable, retry, tap, timer } from 'rxjs'
+import type { LogLimiter } from '../../core/log-limiter.js'
 import type { Logger } from '../../core/logger.js'
 import { type Metrics, series } from '../../core/metrics.js'
 import type { DeadLetterReason } from '../dead-letter/format.js'
 import type { DeadLetterStore } from '../dead-letter/store.js'
-import type { LogLimiter } from '../../core/log-limiter.js'
 import type { UplinkQueue } from '../queue/queue.js'
 import type { Item } from './item.js'
 

@@ -1,7 +1,7 @@
 import { open, rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Logger } from '../../core/logger.js'
 import { LogLimiter } from '../../core/log-limiter.js'
+import type { Logger } from '../../core/logger.js'
 import { encodeAckRuns, toRuns } from './ack-log.js'
 import { FILE_MODE } from './io.js'
 import { ackFileName, type SegmentIndex, segmentFileName } from './segment.js'
