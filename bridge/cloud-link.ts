@@ -123,6 +123,8 @@ export class CloudLink {
       connectTimeout: this.config.connectTimeoutMs,
       reconnectPeriod: 0,
       queueQoSZero: false,
+      // No 65,536-Buffer number cache in the MQTT codec (shared with aedes): see gateway/mqtt-codec.ts.
+      writeCache: false,
       ...(this.hooks.will && { will: { ...this.hooks.will(), qos: 1 as const } }),
     }
     const client = mqtt.connect(options)

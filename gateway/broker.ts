@@ -15,6 +15,7 @@ import { createPreConnect } from './hooks/pre-connect.js'
 import { type Listener, startListener } from './listeners/index.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
 import { createProtectionRuntime, type ProtectionRuntime } from './protection/runtime.js'
+import { useUncachedMqttNumbers } from './mqtt-codec.js'
 import { createAccept, protocolErrorSeries } from './protocol/index.js'
 import { applyAccess, type ReloadReport } from './reload.js'
 import { RetainedLimit } from './retained-limit.js'
@@ -49,6 +50,7 @@ export class LanGateway {
 
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
     const { logger, security, metrics } = options
+    useUncachedMqttNumbers()
     const access = new AccessControl(options.access, options.lan.lockout)
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
