@@ -8,7 +8,7 @@ import { readTunnelSample } from '../../vpn/health.js'
 import { evaluateHealth, type TunnelState } from '../../vpn/health-state.js'
 import { createKeys } from '../../vpn/keys.js'
 import { bringDown, bringUp } from '../../vpn/tunnel.js'
-import { resolveCloudAddress } from '../vpn-runtime.js'
+import { resolveCloudAddress } from '../vpn-tunnel.js'
 
 export interface ConfigOption {
   config: string
