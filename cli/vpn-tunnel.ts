@@ -5,7 +5,7 @@
  */
 import { lookup } from 'node:dns/promises'
 import { isIP } from 'node:net'
-import { BehaviorSubject, distinctUntilChanged, map, type Observable, type Subscription } from 'rxjs'
+import { BehaviorSubject, distinctUntilChanged, map, type Subscription } from 'rxjs'
 import type { GatewayConfig, VpnConfig } from '../config/index.js'
 import { toTunnelConfig, toWatchTarget } from '../config/vpn-schema.js'
 import type { Logger } from '../core/logger.js'
