@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto'
 import type { TopicMapping } from '../config/index.js'
-import type { HpkeSealRecipient } from '../crypto/hpke.js'
+import type { HpkeSealRecipient } from '../crypto/hpke-format.js'
 import { HpkeSealer } from '../crypto/hpke-seal-sync.js'
 import { BodyProtection, EnvelopeKind, signEnvelope, signingKid } from './envelope.js'
 import type { QueueEntry } from './queue/queue.js'

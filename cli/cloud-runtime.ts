@@ -10,7 +10,7 @@ import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
-import type { HpkeSealRecipient } from '../crypto/hpke.js'
+import type { HpkeSealRecipient } from '../crypto/hpke-format.js'
 
 export interface CloudRuntime {
   protector: CloudProtector

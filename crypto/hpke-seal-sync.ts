@@ -16,7 +16,7 @@ import {
   type HpkeSealRecipient,
   hpkeAad,
   MAX_HPKE_KID_LENGTH,
-} from './hpke.js'
+} from './hpke-format.js'
 
 /**
  * HPKE base-mode sealing (RFC 9180: DHKEM(X25519, HKDF-SHA256), HKDF-SHA256,

@@ -3,6 +3,15 @@ import { Chacha20Poly1305 } from '@hpke/chacha20poly1305'
 import { CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core'
 import { type CborMap, decodeCbor, encodeCbor } from './cbor.js'
 import { CryptoError } from './errors.js'
+import {
+  HPKE_ENC_LENGTH,
+  HPKE_INFO,
+  HPKE_KEY_LENGTH,
+  HpkeHeaderLabel,
+  type HpkeSealRecipient,
+  hpkeAad,
+  MAX_HPKE_KID_LENGTH,
+} from './hpke-format.js'
 import type { OpenFailure } from './types.js'
 
 /**
@@ -18,14 +27,17 @@ import type { OpenFailure } from './types.js'
  * protection or sender authentication.
  */
 
-export const HPKE_INFO = Buffer.from('edge-gateway hpke v1', 'utf8')
-/** COSE header labels: kid (RFC 9052) and the HPKE encapsulated key (`ek`, COSE-HPKE). */
-export const HpkeHeaderLabel = { kid: 4, enc: -4 } as const
-export const HPKE_KEY_LENGTH = 32
-export const HPKE_ENC_LENGTH = 32
+export {
+  HPKE_ENC_LENGTH,
+  HPKE_INFO,
+  HPKE_KEY_LENGTH,
+  HpkeHeaderLabel,
+  type HpkeSealRecipient,
+  hpkeAad,
+  MAX_HPKE_KID_LENGTH,
+} from './hpke-format.js'
+
 const TAG_LENGTH = 16
-/** Recipient key ids are 1 to 32 bytes (a name or a key fingerprint; not an OSCORE sender id). */
-export const MAX_HPKE_KID_LENGTH = 32
 
 /** The one suite this module uses; exported for the RFC 9180 test vector. */
 export const hpkeSuite = new CipherSuite({
@@ -39,19 +51,9 @@ export interface HpkeKeyPair {
   privateKey: Buffer
 }
 
-export interface HpkeSealRecipient {
-  kid: Buffer
-  publicKey: Buffer
-}
-
 export interface HpkeOpenRecipient {
   kid: Buffer
   privateKey: Buffer
-}
-
-/** HPKE aad: CBOR [1, "hpke", topic], so a payload moved to another topic fails to open. */
-export function hpkeAad(topic: string): Buffer {
-  return encodeCbor([1, 'hpke', topic])
 }
 
 /** A fresh X25519 key pair as raw 32-byte keys. */

@@ -1,34 +1,6 @@
-import { randomBytes } from 'node:crypto'
-import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
-import { stringify } from 'yaml'
-import { hashPassword } from '../../gateway/index.js'
-import { writeSecretFile } from '../../pki/index.js'
+import type { AddOptions } from '../actions/device.js'
 import { registerSimulate } from './simulate.js'
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = []
-  let size = 0
-  for await (const chunk of process.stdin) {
-    size += (chunk as Buffer).length
-    if (size > 4096) throw new Error('password on standard input is longer than 4096 bytes')
-    chunks.push(chunk as Buffer)
-  }
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '')
-}
-
-interface AddOptions {
-  username?: string
-  psk?: boolean
-  sealed?: boolean
-  kid?: string
-  aead: string
-  keyDir: string
-  clientId?: string[]
-  group?: string[]
-}
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
 
@@ -40,11 +12,7 @@ export function registerDevice(program: Command): void {
     .description(
       'read a password on standard input and print its scrypt hash for `passwordHash` in the config',
     )
-    .action(async () => {
-      const password = await readStdin()
-      if (password.length === 0) throw new Error('no password on standard input')
-      process.stdout.write(`${await hashPassword(password)}\n`)
-    })
+    .action(async () => (await import('../actions/device.js')).hashPasswordFromStdin())
 
   device
     .command('add <id>')
@@ -66,59 +34,7 @@ export function registerDevice(program: Command): void {
       collect,
     )
     .option('--group <name>', 'a group for policy rules (repeatable)', collect)
-    .action(async (id: string, options: AddOptions) => {
-      if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
-        throw new Error(`Expected a device id of letters, digits, ".", "_" or "-", got \`${id}\``)
-      }
-      if (!options.username && !options.psk && !options.sealed) {
-        throw new Error('Expected --username, --psk and/or --sealed: a device needs a credential')
-      }
-      const entry: Record<string, unknown> = { id }
-      if (options.username) {
-        const password = await readStdin()
-        if (password.length < 8)
-          throw new Error('Expected a password of at least 8 characters on standard input')
-        entry.username = options.username
-        entry.passwordHash = await hashPassword(password)
-      }
-      if (options.psk) {
-        const keyFile = resolve(join(options.keyDir, `${id}.psk`))
-        await writeSecretFile(keyFile, `${randomBytes(16).toString('hex')}\n`)
-        entry.psk = { identity: id, keyFile }
-        process.stderr.write(
-          `PSK key written to ${keyFile} (mode 0600); give it to the device, never log it\n`,
-        )
-      }
-      if (options.sealed) {
-        const kid = options.kid ?? randomBytes(1).toString('hex')
-        if (!/^([0-9a-fA-F]{2}){1,6}$/.test(kid))
-          throw new Error(`Expected --kid to be 1 to 6 bytes as hex, got \`${kid}\``)
-        const aeads = ['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305']
-        if (!aeads.includes(options.aead))
-          throw new Error(`Expected --aead to be one of ${aeads.join(', ')}, got \`${options.aead}\``)
-        const secret = randomBytes(16)
-        const secretFile = resolve(join(options.keyDir, `${id}.secret`))
-        await writeSecretFile(secretFile, `${secret.toString('hex')}\n`)
-        // A token device is named by its CONNECT username (docs/wire-format.md): print it, so the
-        // entry connects as it is.
-        if (entry.username === undefined) entry.username = id
-        entry.payloadKey = { kid: kid.toLowerCase(), secretFile, aead: options.aead }
-        const bytes = (b: Buffer) => [...b].map((x) => `0x${x.toString(16).padStart(2, '0')}`).join(', ')
-        process.stderr.write(
-          [
-            `payload master secret written to ${secretFile} (mode 0600). For the device firmware (shown once):`,
-            `  key id (kid):   ${kid.toLowerCase()}   { ${bytes(Buffer.from(kid, 'hex'))} }`,
-            `  master secret:  ${secret.toString('hex')}`,
-            `                  { ${bytes(secret)} }`,
-            `  master salt:    (none)`,
-            `  algorithm:      ${options.aead}; MAC HMAC 256/64; key derivation HKDF-SHA256 as RFC 8613 (see docs/wire-format.md)`,
-            `  CONNECT:        username \`${entry.username}\`, client id ${options.clientId ? `matching ${options.clientId.join(' or ')}` : `\`${id}\``}, password = a one-time token (docs/wire-format.md)`,
-            '',
-          ].join('\n'),
-        )
-      }
-      if (options.clientId) entry.clientIds = options.clientId
-      if (options.group) entry.groups = options.group
-      process.stdout.write(stringify([entry]))
-    })
+    .action(async (id: string, options: AddOptions) =>
+      (await import('../actions/device.js')).addDevice(id, options),
+    )
 }

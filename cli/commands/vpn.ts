@@ -1,104 +1,5 @@
-import { mkdir } from 'node:fs/promises'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
 import type { Command } from 'commander'
-import { type GatewayConfig, loadConfig, type VpnConfig } from '../../config/index.js'
-import { toTunnelConfig } from '../../config/vpn-schema.js'
-import { VpnError } from '../../vpn/errors.js'
-import { readTunnelSample } from '../../vpn/health.js'
-import { evaluateHealth, type TunnelState } from '../../vpn/health-state.js'
-import { createKeys } from '../../vpn/keys.js'
-import { bringDown, bringUp } from '../../vpn/tunnel.js'
-import { resolveCloudAddress } from '../vpn-runtime.js'
-
-interface ConfigOption {
-  config: string
-}
-
-/** The config's `vpn` section, or a config error saying there is none. */
-async function vpnOf(file: string): Promise<{ config: Readonly<GatewayConfig>; vpn: VpnConfig }> {
-  // Key files are not checked here: `vpn keys` creates them, and the others check them themselves.
-  const config = await loadConfig(file, { checkFiles: false })
-  if (config.vpn === undefined) {
-    throw new VpnError(
-      'VPN_ERR_BAD_CONFIG',
-      `${file} has no vpn section; add one (docs/vpn.md) to use \`edge-gateway vpn\``,
-    )
-  }
-  return { config, vpn: config.vpn }
-}
-
-function requireManaged(vpn: VpnConfig, action: string): void {
-  if (!vpn.manage) {
-    throw new VpnError(
-      'VPN_ERR_BAD_CONFIG',
-      `vpn.manage is false: the system manages ${vpn.interfaceName}, so \`edge-gateway vpn ${action}\` does not touch it (use wg-quick or systemd-networkd, or set vpn.manage to true)`,
-    )
-  }
-}
-
-/** Where `vpn up` records wireguard-go's PID for `vpn down`, and its log. */
-async function runtimeFiles(
-  config: Readonly<GatewayConfig>,
-  vpn: VpnConfig,
-): Promise<{ pidFile: string; logFile: string }> {
-  const dir = join(config.gateway.stateDir, 'vpn')
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  return {
-    pidFile: join(dir, `${vpn.interfaceName}.pid`),
-    logFile: join(dir, `${vpn.interfaceName}.wireguard-go.log`),
-  }
-}
-
-function commandOptions(vpn: VpnConfig): { netns?: string } {
-  return vpn.netns === undefined ? {} : { netns: vpn.netns }
-}
-
-/** How long `vpn status` watches for traffic when the last handshake is older than the window. */
-const STATUS_WATCH_MS = 5000
-
-/**
- * The tunnel's state. With a handshake older than the health window the tunnel may still be alive
- * (WireGuard re-handshakes only every 2 minutes; keepalives count), so it reads again every
- * `pollMs` (at most 500 ms apart) for up to 5 s or the window, whichever is shorter, until
- * received traffic shows it alive.
- */
-export async function tunnelStatus(vpn: VpnConfig, now: () => number = Date.now): Promise<TunnelState> {
-  const windowMs = vpn.healthyHandshakeSeconds * 1000
-  const read = async () => {
-    const sample = await readTunnelSample(vpn.interfaceName, vpn.peer.publicKey, commandOptions(vpn))
-    if (sample.error !== null) {
-      throw new VpnError(sample.error.code as VpnError['code'], sample.error.message)
-    }
-    return sample
-  }
-  let last = evaluateHealth(vpn.interfaceName, await read(), undefined, now(), windowMs)
-  const until = now() + Math.min(STATUS_WATCH_MS, windowMs)
-  const interval = Math.min(vpn.pollMs, 500)
-  while (!last.state.healthy && last.state.up && last.state.handshakeAgeMs !== null && now() < until) {
-    await sleep(interval)
-    last = evaluateHealth(vpn.interfaceName, await read(), last.memory, now(), windowMs)
-  }
-  return last.state
-}
-
-function age(ms: number | null): string {
-  return ms === null ? 'never' : `${(ms / 1000).toFixed(1)} s ago`
-}
-
-/** `vpn status` as text: one `field  value` line each. */
-export function formatTunnelStatus(state: TunnelState): string {
-  const rows: Array<[string, string]> = [
-    ['interface', state.interfaceName],
-    ['up', state.up ? 'yes' : 'no'],
-    ['healthy', state.healthy ? 'yes' : `no (${state.reason ?? 'unknown'})`],
-    ['handshake', age(state.handshakeAgeMs)],
-    ['received', `${state.rxBytes} bytes`],
-    ['sent', `${state.txBytes} bytes`],
-    ['endpoint', state.endpoint ?? 'none'],
-  ]
-  return `${rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n')}\n`
-}
+import type { ConfigOption } from '../actions/vpn.js'
 
 export function registerVpn(program: Command): void {
   const vpn = program
@@ -112,32 +13,9 @@ export function registerVpn(program: Command): void {
     )
     .requiredOption('-c, --config <file>', 'the YAML config file')
     .option('--overwrite', 'replace existing key files (the cloud side then needs the new public key)')
-    .action(async (options: ConfigOption & { overwrite?: boolean }) => {
-      const { vpn: section } = await vpnOf(options.config)
-      if (section.privateKeyFile === undefined) {
-        throw new VpnError(
-          'VPN_ERR_BAD_CONFIG',
-          `${options.config}: vpn.privateKeyFile is not set; say where the private key goes`,
-        )
-      }
-      const keys = await createKeys({
-        privateKeyFile: section.privateKeyFile,
-        ...(section.peer.presharedKeyFile !== undefined && {
-          presharedKeyFile: section.peer.presharedKeyFile,
-        }),
-        overwrite: options.overwrite ?? false,
-      })
-      process.stderr.write(
-        `private key ${keys.createdPrivateKey ? 'written to' : 'kept in'} ${section.privateKeyFile} (mode 0600)\n`,
-      )
-      if (section.peer.presharedKeyFile !== undefined) {
-        process.stderr.write(
-          `preshared key ${keys.createdPresharedKey ? 'written to' : 'kept in'} ${section.peer.presharedKeyFile} (mode 0600): copy this file to the cloud side securely; it is never printed\n`,
-        )
-      }
-      process.stderr.write("public key (the cloud side's [Peer] PublicKey):\n")
-      process.stdout.write(`${keys.publicKey}\n`)
-    })
+    .action(async (options: ConfigOption & { overwrite?: boolean }) =>
+      (await import('../actions/vpn.js')).makeKeys(options),
+    )
 
   vpn
     .command('up')
@@ -145,33 +23,13 @@ export function registerVpn(program: Command): void {
       'bring the tunnel up from the config (wireguard-go, if used, keeps running after this command)',
     )
     .requiredOption('-c, --config <file>', 'the YAML config file')
-    .action(async (options: ConfigOption) => {
-      const { config, vpn: section } = await vpnOf(options.config)
-      requireManaged(section, 'up')
-      const cloudAddress = await resolveCloudAddress(config.cloud.host, section)
-      const files = await runtimeFiles(config, section)
-      const tunnel = await bringUp(toTunnelConfig(section), {
-        ...commandOptions(section),
-        cloudAddress,
-        detached: true,
-        ...files,
-      })
-      process.stdout.write(
-        `tunnel ${tunnel.interfaceName} up (${tunnel.implementation}${tunnel.pid === null ? '' : `, pid ${tunnel.pid}`}); ${cloudAddress} is routed through it\n`,
-      )
-    })
+    .action(async (options: ConfigOption) => (await import('../actions/vpn.js')).up(options))
 
   vpn
     .command('down')
     .description('bring the tunnel down (an interface that is not there is fine)')
     .requiredOption('-c, --config <file>', 'the YAML config file')
-    .action(async (options: ConfigOption) => {
-      const { config, vpn: section } = await vpnOf(options.config)
-      requireManaged(section, 'down')
-      const { pidFile } = await runtimeFiles(config, section)
-      await bringDown({ interfaceName: section.interfaceName }, { ...commandOptions(section), pidFile })
-      process.stdout.write(`tunnel ${section.interfaceName} down\n`)
-    })
+    .action(async (options: ConfigOption) => (await import('../actions/vpn.js')).down(options))
 
   vpn
     .command('status')
@@ -180,10 +38,7 @@ export function registerVpn(program: Command): void {
     )
     .requiredOption('-c, --config <file>', 'the YAML config file')
     .option('--json', 'print the state as one JSON object')
-    .action(async (options: ConfigOption & { json?: boolean }) => {
-      const { vpn: section } = await vpnOf(options.config)
-      const state = await tunnelStatus(section)
-      process.stdout.write(options.json ? `${JSON.stringify(state)}\n` : formatTunnelStatus(state))
-      if (!state.healthy) process.exitCode = 1
-    })
+    .action(async (options: ConfigOption & { json?: boolean }) =>
+      (await import('../actions/vpn.js')).status(options),
+    )
 }

@@ -1,0 +1,79 @@
+import { loadConfig } from '../../config/index.js'
+import { describeError } from '../../core/errors.js'
+import { createLogger } from '../../core/logger.js'
+import type { ReloadReport } from '../../gateway/index.js'
+import { startEdgeGateway } from '../app.js'
+import { EXIT_RUNTIME } from '../fail.js'
+import { reloadableFiles, watchForReload } from '../reload-watch.js'
+import { untilSignal } from '../shutdown.js'
+
+/** At most this many device ids are named per list in the reload log line. */
+const LISTED = 10
+
+/** "devices: 2 added (a, b), 1 removed (c), 14 configured; 1 connection(s) closed, 0 subscription(s) revoked". */
+export function describeReload(report: ReloadReport): string {
+  const ids = (list: string[]) =>
+    list.length === 0
+      ? ''
+      : ` (${list.slice(0, LISTED).join(', ')}${list.length > LISTED ? `, and ${list.length - LISTED} more` : ''})`
+  return (
+    `devices: ${report.devicesAdded.length} added${ids(report.devicesAdded)}, ` +
+    `${report.devicesRemoved.length} removed${ids(report.devicesRemoved)}, ${report.devices} configured; ` +
+    `${report.clientsDisconnected} connection(s) closed, ${report.subscriptionsRevoked} subscription(s) revoked`
+  )
+}
+
+export interface StartOptions {
+  config: string
+}
+
+/** `edge-gateway start`: runs the gateway until a signal, reloading devices and policies on change. */
+export async function start(options: StartOptions): Promise<void> {
+  const config = await loadConfig(options.config)
+  const logger = createLogger({
+    level: config.log.level,
+    ...(config.log.pretty !== undefined && { pretty: config.log.pretty }),
+  })
+  const gateway = await startEdgeGateway(config, logger)
+  let reloading = Promise.resolve()
+  const reload = (why: string) => {
+    reloading = reloading.then(async () => {
+      try {
+        const next = await loadConfig(options.config)
+        const report = await gateway.reload(next)
+        logger.info(
+          {
+            why,
+            ...report,
+            devicesAdded: report.devicesAdded.slice(0, LISTED),
+            devicesRemoved: report.devicesRemoved.slice(0, LISTED),
+          },
+          `reloaded devices and policies: ${describeReload(report)}`,
+        )
+      } catch (err) {
+        logger.error(
+          { why, err: describeError(err) },
+          'reload refused: the old devices and policies stay in force',
+        )
+      }
+    })
+  }
+  const stopWatching = watchForReload(reloadableFiles(options.config, config), reload)
+  let stopping: Promise<void> | undefined
+  const stop = () =>
+    (stopping ??= (async () => {
+      stopWatching()
+      await reloading
+      await gateway.close()
+    })())
+  // Forwarding given up (docs/bridge.md#when-the-queue-cannot-be-read): stop and exit 1 for the supervisor.
+  const failed = gateway.failed.then(async (err) => {
+    await stop()
+    process.stderr.write(`edge-gateway: uplink forwarding stopped: ${err.message}; exiting\n`)
+    process.exitCode = EXIT_RUNTIME
+    // Exit even if some handle still holds the loop: the supervisor must see the failure.
+    await new Promise<void>((resolve) => logger.flush(() => resolve()))
+    process.exit()
+  })
+  await Promise.race([untilSignal(stop), failed])
+}
