@@ -159,6 +159,11 @@ describe('npm run lab under a supervisor', () => {
       { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true },
     )
     started.add(npm.pid!)
+    // 'exit' can come before the last output is read: 'close' comes when stdout and stderr have ended.
+    let outputEnded = false
+    npm.once('close', () => {
+      outputEnded = true
+    })
     const lines: string[] = []
     const stderr: string[] = []
     onLines(npm.stdout, (line) => lines.push(line))
@@ -180,6 +185,7 @@ describe('npm run lab under a supervisor', () => {
       send(npm)
       await until(() => hasExited(npm), 30_000)
       expect(hasExited(npm), `npm still running 30 s after the signal\n${context()}`).toBe(true)
+      await until(() => outputEnded, 10_000)
       // Every process npm started is gone with it: none is left holding the ports.
       expect(tree.filter(running).map(commandLine), context()).toEqual([])
       expect([await tryListen(base), await tryListen(base + 1), await tryListen(base + 2)]).toEqual([

@@ -6,13 +6,36 @@ export interface Exit {
 }
 
 /** Resolves when `child` has exited (at once if it already has). */
-export function exitOf(child: ChildProcess): Promise<Exit> {
-  if (child.exitCode !== null || child.signalCode !== null) {
-    return Promise.resolve({ code: child.exitCode, signal: child.signalCode })
+/** Longest wait, after a child exits, for its stdout and stderr to be read to the end. */
+const OUTPUT_END_MS = 2_000
+
+/**
+ * The child's exit, once its piped output has been read to the end: 'exit' can come before the
+ * last lines are read ('close' comes after both), and a test that checks the last line right
+ * after 'exit' would race it. Bounded: a grandchild holding the pipes open does not hold this.
+ */
+export async function exitOf(child: ChildProcess): Promise<Exit> {
+  const exit: Exit =
+    child.exitCode !== null || child.signalCode !== null
+      ? { code: child.exitCode, signal: child.signalCode }
+      : await new Promise((resolve) => {
+          child.once('exit', (code, signal) => resolve({ code, signal }))
+        })
+  // Only the streams someone reads (a paused, unread pipe would never end).
+  const open = [child.stdout, child.stderr].filter(
+    (s) => s !== null && !s.readableEnded && !s.destroyed && s.listenerCount('data') > 0,
+  )
+  if (open.length > 0) {
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      Promise.all(open.map((s) => new Promise((resolve) => s!.once('close', resolve)))),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, OUTPUT_END_MS)
+      }),
+    ])
+    clearTimeout(timer)
   }
-  return new Promise((resolve) => {
-    child.once('exit', (code, signal) => resolve({ code, signal }))
-  })
+  return exit
 }
 
 export function hasExited(child: ChildProcess): boolean {
