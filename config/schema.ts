@@ -280,13 +280,13 @@ export const configSchema = z.strictObject({
       })
       .prefault({}),
     /**
-     * PUBLISH packets one device may send, over all its connections, as a token bucket; past
-     * it, dropped like a policy rate (`rate_limited`, then `flood_disconnect`).
+     * PUBLISH packets (and SUBSCRIBE filters) one device may send, over all its connections, as
+     * a token bucket; past it, each waits for its turn (back-pressure, `device_rate_paced`).
      */
     deviceRate: z
       .strictObject({
-        messagesPerSecond: z.number().positive().max(1e9).default(1000),
-        burst: z.number().positive().max(1e12).default(2000),
+        messagesPerSecond: z.number().positive().max(1e9).default(100),
+        burst: z.number().positive().max(1e12).default(200),
       })
       .prefault({}),
   }),

@@ -12,7 +12,7 @@ export interface DeviceRate {
 }
 
 /** The defaults of lan.deviceRate. */
-export const DEFAULT_DEVICE_RATE: DeviceRate = { messagesPerSecond: 1000, burst: 2000 }
+export const DEFAULT_DEVICE_RATE: DeviceRate = { messagesPerSecond: 100, burst: 200 }
 
 /** Who may connect and what they may do: replaced as a whole on reload. */
 export interface AccessSnapshot {

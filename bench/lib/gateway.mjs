@@ -47,7 +47,7 @@ export function gatewayConfig({
         { name: 'lan-psk', type: 'tls-psk', host: '127.0.0.1', port: pskPort },
       ],
       ...(sealed && { protection: [{ topic: SEALED_TOPIC_FILTER, mode: 'sealed' }] }),
-      // The throughput loads measure the path, not the per-device rate limit (1,000/s by default):
+      // The throughput loads measure the path, not the per-device rate limit (100/s by default):
       // raised as an operator with fast devices would (the attack bench keeps the default).
       deviceRate: { messagesPerSecond: 1_000_000, burst: 1_000_000 },
     },

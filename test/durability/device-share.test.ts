@@ -46,6 +46,8 @@ describe('one device flooding does not starve the others', () => {
       persistence: true,
       cloudConfig: ['max_queued_messages 0'],
       cloud: { queue: { maxMessages: MAX_MESSAGES, deviceShare: SHARE } },
+      // The queue share is what is tested: the device's own rate (lan.deviceRate) is raised out of the way.
+      lan: { deviceRate: { messagesPerSecond: 1_000_000, burst: 1_000_000 } },
       devices: [FLOODER, ...CALM].map((id) => ({ id, username: id, passwordHash })),
     })
     consumer = await CloudConsumer.start({

@@ -42,8 +42,8 @@ const connect = (stack: Stack) =>
   })
 
 /**
- * lan.deviceRate: each device's PUBLISH packets are spaced to its rate (default 1,000 a
- * second, bursts of 2,000) before anything else is done with them: a packet past it waits
+ * lan.deviceRate: each device's PUBLISH packets are spaced to its rate (default 100 a
+ * second, bursts of 200) before anything else is done with them: a packet past it waits
  * for its turn and the connection is read no further meanwhile (TCP back-pressure). Nothing
  * is dropped and the device is not disconnected; every held packet is a `device_rate_paced`
  * security event.
@@ -72,9 +72,9 @@ describe('the per-device rate', () => {
     expect(metrics.get('uplink_accepted_total')).toBe(500)
     expect(metrics.get('security_events_total{event="rate_limited"}')).toBe(0)
     expect(metrics.get('security_events_total{event="flood_disconnect"}')).toBe(0)
-    // The burst of 100 went at once (what refilled meanwhile too); every later one was held.
+    // The burst of 100 went at once, and what refilled while the client was slow to send; the rest was held.
     const paced = metrics.get('security_events_total{event="device_rate_paced"}')
-    expect(paced).toBeGreaterThanOrEqual(390)
+    expect(paced).toBeGreaterThanOrEqual(300)
     expect(paced).toBeLessThanOrEqual(400)
     expect(stack.logs.events('device_rate_paced')[0]).toMatchObject({
       device: PASSWORD_DEVICE.id,
@@ -145,7 +145,7 @@ describe('the per-device rate', () => {
     // 200 past the burst, one each 5 ms: at least 1 s (a lower bound only).
     expect(elapsedMs).toBeGreaterThanOrEqual(950)
     const paced = stack.gateway.metrics.get('security_events_total{event="device_rate_paced"}')
-    expect(paced).toBeGreaterThanOrEqual(190)
+    expect(paced).toBeGreaterThanOrEqual(150)
     expect(paced).toBeLessThanOrEqual(200)
     expect(stack.logs.events('device_rate_paced')[0]).toMatchObject({
       device: PASSWORD_DEVICE.id,

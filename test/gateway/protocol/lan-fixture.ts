@@ -69,7 +69,7 @@ export class LanFixture {
           },
         ],
         lockout: { maxFailures: 1000, refusalDelayMs: 0 },
-        // These tests publish as fast as a client can: the per-device rate (1,000/s by default) is
+        // These tests publish as fast as a client can: the per-device rate (100/s by default) is
         // not what they measure, and a fast machine would hit it (tests/integration/device-rate.test.ts does).
         deviceRate: { messagesPerSecond: 1_000_000, burst: 1_000_000 },
         ...lan,
