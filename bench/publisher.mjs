@@ -3,10 +3,21 @@
  *   flood   as fast as it can; QoS 1 with at most `window` publishes awaiting PUBACK,
  *           QoS 0 as fast as the socket takes them
  *   closed  at most `window` messages sent and not yet seen by the cloud subscriber
- *           (credits come back over a Unix socket from bench/subscriber.mjs)
+ *           (credits come back over a Unix socket from bench/subscriber.mjs), QoS 0 or 1
  *   rate    `ratePerSecond`, open loop (never waits for acknowledgements)
+ *   serial  QoS 1, one message in flight: the next one goes when the PUBACK of the
+ *           last has come; the PUBACK round trip of every message is reported
  * Every run is bounded by `maxMessages` and `durationMs`. It counts PUBACKs per
  * message id, so the parent can tell acknowledged-and-lost from never-acknowledged.
+ *
+ * Once it stops sending, it waits for the PUBACKs of what it sent for as long as
+ * its connection lives: an edge on a live connection acknowledges every QoS 1
+ * message or closes the connection (the gateway refuses that way), so a silence
+ * is a slow edge, not a refusal. Giving up after a few seconds without a PUBACK
+ * made a stalled edge's messages "never acknowledged", which the drain's marker
+ * does not order, so they could count as missing and arrive after the trial
+ * (bench/lib/drain.mjs). Only `ackStallMs` with no PUBACK at all (a hung edge)
+ * ends the wait.
  */
 import { connect as unixConnect } from 'node:net'
 import { bitsToBase64, createBits, setBit } from './lib/bitset.mjs'
@@ -20,6 +31,7 @@ const BATCH = 64
 const BATCHES_PER_TURN = 8
 const QOS0_BUFFER_BYTES = 256 * 1024
 const MAX_RECONNECTS = 5
+/** Closed loop: no credit and no PUBACK for this long stops sending (a lost QoS 0 message holds its slot). */
 const STALL_MS = 3_000
 
 let cfg
@@ -29,6 +41,10 @@ let layout
 let pad
 let ackedBits
 const pidToCounter = new Int32Array(65_536).fill(-1)
+/** Serial mode: send time (µs) per packet id, and the PUBACK round trip of every acknowledged message. */
+const pidSentAt = new Float64Array(65_536)
+let ackRtts = null
+let ackRttCount = 0
 const s = {
   sent: 0,
   acked: 0,
@@ -65,9 +81,10 @@ function onPacket(type, _flags, body) {
   if (counter < 0) return
   pidToCounter[pid] = -1
   s.inflight--
+  if (ackRtts !== null && ackRttCount < ackRtts.length) ackRtts[ackRttCount++] = nowMicros() - pidSentAt[pid]
   if (setBit(ackedBits, counter)) s.acked++
   s.lastProgress = Date.now()
-  if (cfg.mode === 'flood') queuePump()
+  if (cfg.mode === 'flood' || cfg.mode === 'serial') queuePump()
 }
 
 function onClose() {
@@ -101,6 +118,7 @@ function sendBatch(n) {
       pid = nextPacketId()
       if (pid === 0) break
       pidToCounter[pid] = s.sent
+      pidSentAt[pid] = micros
       s.inflight++
     }
     const counter = s.sent++
@@ -128,6 +146,7 @@ function allowance() {
     return Math.min(left, cfg.window - s.inflight)
   }
   if (cfg.mode === 'closed') return Math.min(left, cfg.window - (s.sent - s.credited))
+  if (cfg.mode === 'serial') return Math.min(left, 1 - s.inflight)
   const due = Math.floor(((Date.now() - s.startedAt) * cfg.ratePerSecond) / 1000)
   return Math.min(left, due - s.sent)
 }
@@ -194,25 +213,46 @@ function go() {
     timers.push(
       setInterval(() => {
         if (Date.now() - s.lastProgress < STALL_MS) return
-        s.stalled = true
-        stopSending()
+        afterPendingIo(() => {
+          if (!s.sending || Date.now() - s.lastProgress < STALL_MS) return
+          s.stalled = true
+          stopSending()
+        })
       }, 500),
     )
   }
   queuePump()
 }
 
+/**
+ * Runs `fn` after the event loop has read what is waiting on the sockets: a timer
+ * fires before the poll phase, so a process that was not scheduled for a while
+ * would otherwise see a silence that is only unread data.
+ */
+function afterPendingIo(fn) {
+  setImmediate(fn)
+}
+
 function stopSending() {
   if (!s.sending) return
   s.sending = false
   for (const t of timers) clearTimeout(t)
-  // PUBACKs still coming are progress: wait for them while they come, and give up only after
-  // ackWaitMs without one (a fixed deadline would report a slow edge's messages as unacknowledged).
+  // Every PUBACK of a live connection comes (see the top of this file): wait for them all.
   s.lastProgress = Date.now()
+  const waiting = () => cfg.qos > 0 && s.inflight > 0 && conn !== null
+  const stale = () => Date.now() - s.lastProgress >= cfg.ackStallMs
   const wait = () => {
-    if (cfg.qos === 0 || s.inflight <= 0 || Date.now() - s.lastProgress >= cfg.ackWaitMs || conn === null)
-      finish()
-    else setTimeout(wait, 20)
+    if (!waiting()) finish()
+    else if (!stale()) setTimeout(wait, 20)
+    else
+      afterPendingIo(() => {
+        if (!waiting()) finish()
+        else if (!stale()) setTimeout(wait, 20)
+        else {
+          s.errors.push(`${s.inflight} PUBACKs still missing after ${cfg.ackStallMs} ms without one`)
+          finish()
+        }
+      })
   }
   wait()
 }
@@ -230,6 +270,7 @@ function finish() {
     lastSend: s.lastSend,
     disconnects: s.disconnects,
     stalled: s.stalled,
+    ...(ackRtts !== null && { ackRttMicros: Array.from(ackRtts.subarray(0, ackRttCount)) }),
     cpuMicros: cpuMicros() - s.cpuAtGo,
     wallMs: Date.now() - s.startedAt,
     errors: s.errors,
@@ -240,6 +281,10 @@ serveParent({
   async init(message) {
     cfg = message.config
     ackedBits = createBits(cfg.maxMessages)
+    if (cfg.mode === 'serial') {
+      if (cfg.qos !== 1) throw new Error(`Expected QoS 1 for a serial load, got ${cfg.qos}`)
+      ackRtts = new Float64Array(cfg.maxMessages)
+    }
     pad = filler(cfg.payloadSize)
     layout = publishLayout(cfg.topic, cfg.qos, cfg.payloadSize)
     if (cfg.sealed) sealer = await createSealer({ ...cfg.sealed, topic: cfg.topic })

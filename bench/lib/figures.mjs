@@ -1,5 +1,6 @@
 /** Turns what the processes of one trial reported into the figures of one table row. */
 import { bitsFromBase64, countAndNot } from './bitset.mjs'
+import { percentiles } from './stats.mjs'
 
 const round = (x, digits = 2) =>
   x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toFixed(digits))
@@ -35,6 +36,7 @@ export function trialFigures({ load, reports, result, cpu, memory, startup, drai
     lost: sent - delivered,
     duplicates: result.duplicates,
     latencyMs: { p50: ms(p50), p99: ms(p99), p999: ms(p999), max: ms(max) },
+    ackRttMs: ackRtt(reports),
     cpu: {
       edgeSeconds: round(cpu.edge, 2),
       cloudSeconds: round(cpu.cloud, 2),
@@ -70,6 +72,17 @@ function envelopeFigures(e) {
     ...e,
     signatureFailures: e.verifyFailures + e.hpkeFailures + e.unresolved,
   }
+}
+
+/**
+ * Serial loads: the PUBACK round trip at the device (PUBLISH written to PUBACK read, one
+ * message in flight), over every acknowledged message; null for the other loads.
+ */
+function ackRtt(reports) {
+  const all = reports.flatMap((r) => r.ackRttMicros ?? [])
+  if (!reports.some((r) => r.ackRttMicros)) return null
+  const [p50, p99, p999, max] = percentiles(all, [0.5, 0.99, 0.999, 1])
+  return { n: all.length, p50: ms(p50), p99: ms(p99), p999: ms(p999), max: ms(max) }
 }
 
 function sum(xs) {
