@@ -33,10 +33,13 @@ export function uplinkLabel(setup) {
   return setup.hpke ? 'signed, HPKE' : 'signed'
 }
 
-/** Starts the edge of `setupName` in `dir`; `spawnedAt` is performance.now() at spawn. */
+/**
+ * Starts the edge of `setupName` in `dir`; `spawnedAt` is performance.now() at spawn.
+ * `atRest`: an edge that runs beside a trial's, with a cloud session of its own (bench/lib/at-rest.mjs).
+ */
 export async function startEdge(
   setupName,
-  { fixtures, cloudPort, dir, cpus, idle, bridgeProtocol, queueStore },
+  { fixtures, cloudPort, dir, cpus, idle, bridgeProtocol, queueStore, atRest = false },
 ) {
   const setup = SETUPS[setupName]
   await mkdir(dir, { recursive: true, mode: 0o700 })
@@ -49,7 +52,15 @@ export async function startEdge(
     const confFile = join(dir, 'mosquitto.conf')
     await writeFile(
       confFile,
-      edgeConf({ dir, ...ports, pki: fixtures.pki, files: fixtures.mosquitto, idle, bridgeProtocol }),
+      edgeConf({
+        dir,
+        ...ports,
+        pki: fixtures.pki,
+        files: fixtures.mosquitto,
+        idle,
+        bridgeProtocol,
+        ...(atRest && { remoteClientId: 'edge-mosquitto-bench-at-rest' }),
+      }),
     )
     spawnedAt = performance.now()
     child = startMosquitto({ dir, confFile, cpus })
@@ -63,6 +74,7 @@ export async function startEdge(
       hpke: setup.hpke,
       idle,
       queueStore,
+      atRest,
     })
     // JSON is YAML: the gateway reads it as its usual config file.
     await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 })
