@@ -7,6 +7,11 @@
  *   rate    `ratePerSecond`, open loop (never waits for acknowledgements)
  *   serial  QoS 1, one message in flight: the next one goes when the PUBACK of the
  *           last has come; the PUBACK round trip of every message is reported
+ *   restart the closed loop through a restart of the edge: when the connection closes it
+ *           reconnects every RESTART_RETRY_MS until the edge is back, the messages still
+ *           outstanding then no longer hold the window (an edge without persistence lost
+ *           them), and PUBACKs are counted in ACK_BUCKET_MS buckets of the monotonic clock;
+ *           it sends until the parent says `stop`
  * Every run is bounded by `maxMessages` and `durationMs`. It counts PUBACKs per
  * message id, so the parent can tell acknowledged-and-lost from never-acknowledged.
  *
@@ -31,6 +36,9 @@ const BATCH = 64
 const BATCHES_PER_TURN = 8
 const QOS0_BUFFER_BYTES = 256 * 1024
 const MAX_RECONNECTS = 5
+/** Restart mode: how often a device waiting for the edge tries again, and the PUBACK histogram's bucket. */
+const RESTART_RETRY_MS = 20
+const ACK_BUCKET_MS = 10
 /** Closed loop: no credit and no PUBACK for this long stops sending (a lost QoS 0 message holds its slot). */
 const STALL_MS = 3_000
 
@@ -45,12 +53,17 @@ const pidToCounter = new Int32Array(65_536).fill(-1)
 const pidSentAt = new Float64Array(65_536)
 let ackRtts = null
 let ackRttCount = 0
+/** Restart mode: PUBACKs per ACK_BUCKET_MS from `go`, and the monotonic time of `go` (µs). */
+let ackBuckets = null
+let goMicros = 0
 const s = {
   sent: 0,
   acked: 0,
   inflight: 0,
   credited: 0,
+  forgiven: 0,
   disconnects: 0,
+  reconnectAttempts: 0,
   firstSend: 0,
   lastSend: 0,
   lastProgress: 0,
@@ -70,7 +83,11 @@ const timers = []
 async function open() {
   conn = await connectMqtt(cfg.endpoint, cfg.connect)
   conn.setHandler(onPacket)
-  conn.socket.on('error', (err) => s.errors.length < 5 && s.errors.push(err.message))
+  // A restart closes connections by design: its resets are not errors of the run.
+  conn.socket.on(
+    'error',
+    (err) => cfg.mode !== 'restart' && s.errors.length < 5 && s.errors.push(err.message),
+  )
   conn.socket.once('close', onClose)
 }
 
@@ -82,6 +99,10 @@ function onPacket(type, _flags, body) {
   pidToCounter[pid] = -1
   s.inflight--
   if (ackRtts !== null && ackRttCount < ackRtts.length) ackRtts[ackRttCount++] = nowMicros() - pidSentAt[pid]
+  if (ackBuckets !== null) {
+    const at = Math.floor((nowMicros() - goMicros) / (ACK_BUCKET_MS * 1000))
+    if (at >= 0 && at < ackBuckets.length) ackBuckets[at]++
+  }
   if (setBit(ackedBits, counter)) s.acked++
   s.lastProgress = Date.now()
   if (cfg.mode === 'flood' || cfg.mode === 'serial') queuePump()
@@ -93,8 +114,28 @@ function onClose() {
   s.disconnects++
   pidToCounter.fill(-1)
   s.inflight = 0
+  if (cfg.mode === 'restart') {
+    if (s.sending) setTimeout(waitForEdge, RESTART_RETRY_MS)
+    return
+  }
   if (s.disconnects > MAX_RECONNECTS || !s.sending) return
   setTimeout(() => open().then(queuePump, (err) => s.errors.push(`reconnect: ${err.message}`)), 200)
+}
+
+/** Restart mode: connects again as soon as the edge accepts; refused attempts while it is down are expected. */
+function waitForEdge() {
+  if (!s.sending || conn !== null) return
+  s.reconnectAttempts++
+  open().then(
+    () => {
+      // What was outstanding at the restart may never come back (Mosquitto keeps nothing across one).
+      s.forgiven = s.sent - s.credited
+      queuePump()
+    },
+    () => {
+      if (s.sending) setTimeout(waitForEdge, RESTART_RETRY_MS)
+    },
+  )
 }
 
 function nextPacketId() {
@@ -147,6 +188,8 @@ function allowance() {
   }
   if (cfg.mode === 'closed') return Math.min(left, cfg.window - (s.sent - s.credited))
   if (cfg.mode === 'serial') return Math.min(left, 1 - s.inflight)
+  if (cfg.mode === 'restart')
+    return Math.min(left, cfg.window - Math.max(0, s.sent - s.credited - s.forgiven))
   const due = Math.floor(((Date.now() - s.startedAt) * cfg.ratePerSecond) / 1000)
   return Math.min(left, due - s.sent)
 }
@@ -202,6 +245,7 @@ function openCredits() {
 }
 
 function go() {
+  goMicros = nowMicros()
   s.cpuAtGo = cpuMicros()
   s.startedAt = Date.now()
   s.lastProgress = s.startedAt
@@ -271,6 +315,10 @@ function finish() {
     disconnects: s.disconnects,
     stalled: s.stalled,
     ...(ackRtts !== null && { ackRttMicros: Array.from(ackRtts.subarray(0, ackRttCount)) }),
+    ...(ackBuckets !== null && {
+      acks: { goMicros, bucketMs: ACK_BUCKET_MS, buckets: Array.from(ackBuckets) },
+      reconnectAttempts: s.reconnectAttempts,
+    }),
     cpuMicros: cpuMicros() - s.cpuAtGo,
     wallMs: Date.now() - s.startedAt,
     errors: s.errors,
@@ -285,14 +333,16 @@ serveParent({
       if (cfg.qos !== 1) throw new Error(`Expected QoS 1 for a serial load, got ${cfg.qos}`)
       ackRtts = new Float64Array(cfg.maxMessages)
     }
+    if (cfg.mode === 'restart') ackBuckets = new Uint32Array(Math.ceil(cfg.durationMs / ACK_BUCKET_MS))
     pad = filler(cfg.payloadSize)
     layout = publishLayout(cfg.topic, cfg.qos, cfg.payloadSize)
     if (cfg.sealed) sealer = await createSealer({ ...cfg.sealed, topic: cfg.topic })
-    if (cfg.mode === 'closed') await openCredits()
+    if (cfg.mode === 'closed' || cfg.mode === 'restart') await openCredits()
     await open()
     send({ type: 'ready', id: cfg.id })
   },
   go,
+  stop: stopSending,
   exit() {
     s.finished = true
     conn?.socket.end(DISCONNECT_PACKET)

@@ -25,7 +25,7 @@ import { machine } from './lib/proc-stats.mjs'
 import { pinProcess } from './lib/processes.mjs'
 import { runRounds } from './lib/rounds.mjs'
 import { sealingAvailable } from './lib/sealer.mjs'
-import { formatAtRestTable, formatTable, formatWireTable } from './lib/table.mjs'
+import { formatAtRestTable, formatRestartTable, formatTable, formatWireTable } from './lib/table.mjs'
 import { formatCells } from './signing.mjs'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -176,6 +176,15 @@ async function main() {
       '### at rest: start-up and resident memory (TLS-PSK, no load)',
       '',
       formatAtRestTable(report.atRest, report.rows),
+    )
+  }
+  const restarts = formatRestartTable(report.rows)
+  if (restarts) {
+    lines.push(
+      '',
+      '### restart under load: PUBACK/s per 0.5 s from the new spawn (TLS-PSK, each round)',
+      '',
+      restarts,
     )
   }
   if (report.wire.length > 0)

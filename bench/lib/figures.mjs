@@ -5,7 +5,18 @@ import { percentiles } from './stats.mjs'
 const round = (x, digits = 2) =>
   x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toFixed(digits))
 
-export function trialFigures({ load, reports, result, cpu, memory, startup, drain, logCounts, idle }) {
+export function trialFigures({
+  load,
+  reports,
+  result,
+  cpu,
+  memory,
+  startup,
+  drain,
+  logCounts,
+  idle,
+  restart,
+}) {
   const sent = sum(reports.map((r) => r.sent))
   const acked = sum(reports.map((r) => r.acked))
   let ackedLost = null
@@ -55,6 +66,7 @@ export function trialFigures({ load, reports, result, cpu, memory, startup, drai
     errors: reports.flatMap((r) => r.errors).slice(0, 5),
     logCounts,
     idle,
+    ...(restart && { restart }),
     foreign: result.foreign,
     envelope: envelopeFigures(result.envelope),
   }

@@ -13,7 +13,11 @@ export interface GoalRow {
   load: string
   setup: string
   loadSpec?: { idle?: number }
-  trials: Array<{ error?: string; startup?: { firstConnectionMs?: number; firstDeliveryMs?: number } }>
+  trials: Array<{
+    error?: string
+    startup?: { firstConnectionMs?: number; firstDeliveryMs?: number }
+    restart?: { fullSpeedAfterMs: number | null }
+  }>
   summary: Record<string, Summary | null>
 }
 

@@ -283,15 +283,7 @@ export function goals(rows, extras = {}) {
     }),
   )
 
-  out.push(
-    notMeasured(
-      'restart',
-      'first 4 s after a restart: full speed within 0.5 s',
-      { kind: 'absolute', op: '<=', value: 0.5 },
-      's',
-      'not measured by this run (optional in the issue)',
-    ),
-  )
+  out.push(restartGoal(rows))
 
   const storm = extras.storm ?? null
   out.push(
@@ -306,6 +298,54 @@ export function goals(rows, extras = {}) {
         ),
   )
   return out
+}
+
+const RESTART_WHAT =
+  'first 4 s after a restart: back at full speed (restart-q1-64, TLS-PSK; ms from the new spawn)'
+
+/**
+ * Per system, the median over the trials of when full speed came back; a trial
+ * that did not get there within its 4 s counts as later than any that did.
+ */
+function restartSide(row) {
+  const values = (row?.trials ?? [])
+    .filter((t) => !t.error && t.restart)
+    .map((t) => t.restart.fullSpeedAfterMs ?? Number.POSITIVE_INFINITY)
+    .sort((a, b) => a - b)
+  if (values.length === 0) return { value: null, n: 0, missed: 0 }
+  const mid = Math.floor(values.length / 2)
+  const median = values.length % 2 ? values[mid] : (values[mid - 1] + values[mid]) / 2
+  return {
+    value: Number.isFinite(median) ? median : null,
+    n: values.length,
+    missed: values.filter((v) => !Number.isFinite(v)).length,
+  }
+}
+
+function restartGoal(rows) {
+  const goal = { kind: 'absolute', op: '<=', value: 500 }
+  const { g, m } = pair(rows, 'restart-q1-64')
+  if (!g && !m)
+    return notMeasured('restart', RESTART_WHAT, goal, 'ms', 'not in this run (restart-q1-64 left out)')
+  const gs = restartSide(g)
+  const ms = restartSide(m)
+  const missed = (side, who) =>
+    side.missed > 0 ? [`${who} not back at full speed within 4 s in ${side.missed} of ${side.n} trials`] : []
+  const result = entry({
+    id: 'restart',
+    what: RESTART_WHAT,
+    unit: 'ms',
+    gateway: gs.value,
+    mosquitto: ms.value,
+    goal,
+    notes: [...missed(gs, 'gateway'), ...missed(ms, 'Mosquitto')],
+  })
+  // Never back at full speed within the 4 s measured: not met, and no figure to print.
+  if (gs.value === null && gs.n > 0) {
+    result.met = false
+    result.notes = result.notes.filter((n) => n !== 'no gateway figure')
+  }
+  return result
 }
 
 function round(x) {

@@ -44,6 +44,19 @@ function loads(quick) {
     durationMs: quick ? 1_000 : 3_000,
     maxPerPublisher: quick ? 1_000 : 5_000,
   })
+  // The closed loop through a restart of the edge (bench/lib/restart.mjs): sending for beforeMs,
+  // SIGTERM and a new spawn, PUBACKs counted for afterMs from that spawn; the parent ends it, and
+  // durationMs only bounds it.
+  const restartLoad = (payloadSize) => ({
+    mode: 'restart',
+    qos: 1,
+    payloadSize,
+    window: CLOSED_WINDOW,
+    beforeMs: quick ? 1_500 : 2_000,
+    afterMs: 4_000,
+    durationMs: 30_000,
+    maxPerPublisher: 120_000,
+  })
   const rateLoad = (qos, payloadSize, idle = 0) => ({
     mode: 'rate',
     qos,
@@ -61,6 +74,7 @@ function loads(quick) {
     'closed-q1-1k': closedLoad(1, 1024),
     'closed-q0-64': closedLoad(0, 64),
     'serial-q1-64': serialLoad(64),
+    'restart-q1-64': restartLoad(64),
     'flood-q1-64': floodLoad(1, 64),
     'flood-q1-1k': floodLoad(1, 1024),
     'flood-q0-64': floodLoad(0, 64),
@@ -79,6 +93,8 @@ export const LOAD_TEXT = {
   closed:
     'at most 100 messages in flight end to end (25 per publisher; a slot comes back when the cloud subscriber has seen the message), QoS 1, or QoS 0 for closed-q0',
   rate: '2,000 msg/s in all (500 per publisher), open loop',
+  restart:
+    'the closed loop through a restart of the edge (SIGTERM, then the same config and state on the same ports; devices reconnect every 20 ms): PUBACK/s per 0.5 s for 4 s from the new spawn, against the rate of the second before the stop',
   serial:
     'one publisher, one QoS 1 message in flight (the next when the PUBACK came); "PUBACK ms" is the round trip at the device; at most 5,000 messages and 3 s (1,000 and 1 s with --quick)',
 }
@@ -120,7 +136,7 @@ export function buildPlan({ quick = false, only, setups, sealed = true, pinned =
   // Quick runs a subset, unless --only picks the loads.
   const short = quick && !only
   const pskLoads = short
-    ? [...headline, 'closed-q0-64', 'serial-q1-64', 'idle1000-rate-q1-64']
+    ? [...headline, 'closed-q0-64', 'serial-q1-64', 'restart-q1-64', 'idle1000-rate-q1-64']
     : Object.keys(all)
   const groups = [
     { name: PSK_GROUP, setups: PSK_PAIR, loads: pskLoads, pinned: false },

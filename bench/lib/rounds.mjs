@@ -115,6 +115,7 @@ export async function runRounds(shared, options, log) {
                 (figures.envelope
                   ? `  verified ${figures.envelope.verified} failed ${figures.envelope.signatureFailures}`
                   : '') +
+                (figures.restart ? `  full speed after ${figures.restart.fullSpeedAfterMs ?? '-'} ms` : '') +
                 `  (${took} s)`,
         )
       }

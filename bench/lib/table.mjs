@@ -171,3 +171,34 @@ export function formatAtRestTable(atRest, rows) {
   })
   return render(header, lines)
 }
+
+/**
+ * Restart loads, one row per setup and round: the stop, the PUBACK rate of the second before it,
+ * the rate in each 0.5 s from the new spawn, and when full speed (90 % of before) came back.
+ */
+export function formatRestartTable(rows) {
+  const trials = rows
+    .filter((r) => r.loadSpec?.mode === 'restart')
+    .flatMap((r) => r.trials.filter((t) => t.restart).map((t) => ({ r, t })))
+  if (trials.length === 0) return null
+  const buckets = Math.max(...trials.map(({ t }) => t.restart.afterPerSec.length))
+  const header = [
+    'load',
+    'system',
+    'round',
+    'stop ms',
+    'PUBACK/s before',
+    ...Array.from({ length: buckets }, (_, i) => `${i * 0.5}-${(i + 1) * 0.5} s`),
+    'full speed after ms',
+  ]
+  const lines = trials.map(({ r, t }) => [
+    r.load,
+    r.system,
+    String(t.round),
+    num(t.restart.stopMs),
+    num(t.restart.beforePerSec),
+    ...Array.from({ length: buckets }, (_, i) => num(t.restart.afterPerSec[i] ?? null)),
+    t.restart.fullSpeedAfterMs === null ? `not within ${buckets * 0.5} s` : num(t.restart.fullSpeedAfterMs),
+  ])
+  return render(header, lines)
+}

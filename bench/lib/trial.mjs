@@ -12,6 +12,7 @@ import { PUBLISHERS } from './fixtures.mjs'
 import { DISCONNECT_PACKET } from './mqtt-wire.mjs'
 import { cpuSeconds, statusKb } from './proc-stats.mjs'
 import { spawnScript, stopProcess } from './processes.mjs'
+import { driveRestart, restartFigures } from './restart.mjs'
 import { firstAcceptedConnection, firstDelivery } from './startup.mjs'
 import { connectFields, lanEndpoint, startEdge } from './systems.mjs'
 
@@ -147,9 +148,16 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
     )
 
     const cpu0 = { edge: cpuSeconds(edge.pid), cloud: cpuSeconds(cloud.pid) }
-    const reports = await Promise.all(
-      publishers.map((p) => p.request({ type: 'go' }, 'report', load.durationMs + ACK_STALL_MS + 30_000)),
-    )
+    const reportTimeoutMs = load.durationMs + ACK_STALL_MS + 30_000
+    let reports
+    let restart = null
+    if (load.mode === 'restart') {
+      ;({ reports, restart } = await driveRestart({ edge, publishers, load, reportTimeoutMs }))
+      // The edge's CPU across two processes is not one figure: left out.
+      cpu0.edge = null
+    } else {
+      reports = await Promise.all(publishers.map((p) => p.request({ type: 'go' }, 'report', reportTimeoutMs)))
+    }
     const drain = await waitForDrain({
       edge,
       device: probe,
@@ -160,8 +168,10 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
       quietMs: load.quietMs,
     })
     const cpu1 = { edge: cpuSeconds(edge.pid), cloud: cpuSeconds(cloud.pid) }
+    const peakKb = statusKb(edge.pid, 'VmHWM')
     const memory = {
-      edgePeakMiB: mib(statusKb(edge.pid, 'VmHWM')),
+      // Through a restart: the higher peak of the two processes.
+      edgePeakMiB: mib(restart?.peakBeforeKb > peakKb ? restart.peakBeforeKb : peakKb),
       cloudPeakMiB: mib(statusKb(cloud.pid, 'VmHWM')),
     }
     const result = await subscriber.request({ type: 'finish' }, 'result')
@@ -178,6 +188,7 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
       drain,
       logCounts,
       idle,
+      restart: restart && restartFigures(reports, restart, load.afterMs),
     })
   } finally {
     for (const h of helpers) h.send({ type: 'exit' })

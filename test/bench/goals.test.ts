@@ -21,14 +21,17 @@ function row(
   load: string,
   setup: string,
   fields: Record<string, Summary>,
-  options: { idle?: number; startups?: number[] } = {},
+  options: { idle?: number; startups?: number[]; restarts?: Array<number | null> } = {},
 ): GoalRow {
   return {
     group,
     load,
     setup,
     loadSpec: { idle: options.idle ?? 0 },
-    trials: (options.startups ?? []).map((ms) => ({ startup: { firstConnectionMs: ms } })),
+    trials: [
+      ...(options.startups ?? []).map((ms) => ({ startup: { firstConnectionMs: ms } })),
+      ...(options.restarts ?? []).map((ms) => ({ restart: { fullSpeedAfterMs: ms } })),
+    ],
     summary: fields,
   }
 }
@@ -81,6 +84,8 @@ function fullRun(): GoalRow[] {
         startups: [5000],
       },
     ),
+    row(PSK, 'restart-q1-64', 'mosquitto-psk', {}, { restarts: [500, 1000] }),
+    row(PSK, 'restart-q1-64', 'gateway-psk', {}, { restarts: [500, 500, null] }),
     row(FULL, 'closed-q1-64', 'mosquitto-psk', { deliveredPerSec: s(4000), ackedLost: s(0) }),
     row(FULL, 'closed-q1-64', 'gateway-sealed-hpke', { deliveredPerSec: s(2000), ackedLost: s(0) }),
   ]
@@ -133,9 +138,12 @@ describe('issue 14 goals from the rows of a run', () => {
       'rss-peak': { gateway: 95, mosquitto: 11, ratio: 95 / 11, met: true },
       'rss-idle1000': { gateway: 120, mosquitto: 24, ratio: 5, met: true },
       startup: { gateway: 245, mosquitto: null, ratio: null, met: true },
-      restart: { gateway: null, mosquitto: null, ratio: null, met: null },
+      restart: { gateway: 500, mosquitto: 750, ratio: 500 / 750, met: true },
       storm: { gateway: null, mosquitto: null, ratio: null, met: null },
     })
+    expect(byId(list, 'restart').notes).toEqual([
+      'gateway not back at full speed within 4 s in 1 of 3 trials',
+    ])
     expect(byId(list, 'p99-2000').p50).toEqual({ gateway: 2, mosquitto: 1 })
     expect(byId(list, 'serial-puback').p99).toEqual({ gateway: 3, mosquitto: 0.5 })
   })
@@ -153,6 +161,9 @@ describe('issue 14 goals from the rows of a run', () => {
     set('serial-q1-64', 'gateway-psk', 'ackRttP50Ms', 0.41)
     set('flood-q1-64', 'gateway-psk', 'edgePeakMiB', 97)
     set('idle1000-rate-q1-64', 'gateway-psk', 'edgePeakMiB', 129)
+    rows.find((r) => r.load === 'restart-q1-64' && r.setup === 'gateway-psk')!.trials = [
+      { restart: { fullSpeedAfterMs: 1000 } },
+    ]
     const atRest = [AT_REST[0]!, { ...AT_REST[1]!, rssMiB: s(64.1) }]
     const met = Object.fromEntries(goals(rows, { atRest }).map((g) => [g.id, g.met]))
     expect(met).toEqual({
@@ -166,9 +177,23 @@ describe('issue 14 goals from the rows of a run', () => {
       'rss-peak': false,
       'rss-idle1000': false,
       startup: true,
-      restart: null,
+      restart: false,
       storm: null,
     })
+  })
+
+  it('a gateway never back at full speed within the 4 s measured does not meet the restart goal', () => {
+    const rows = fullRun()
+    rows.find((r) => r.load === 'restart-q1-64' && r.setup === 'gateway-psk')!.trials = [
+      { restart: { fullSpeedAfterMs: null } },
+      { restart: { fullSpeedAfterMs: 500 } },
+    ]
+    const restart = byId(goals(rows), 'restart')
+    expect([restart.gateway, restart.met, restart.notes]).toEqual([
+      null,
+      false,
+      ['gateway not back at full speed within 4 s in 1 of 2 trials'],
+    ])
   })
 
   it('a gateway that lost an acknowledged message does not meet a lossless goal, however fast', () => {
@@ -210,6 +235,7 @@ describe('issue 14 goals from the rows of a run', () => {
     expect(byId(list, 'full-path-closed').notes).toEqual([
       'not in this run (the full-path group or its sealed setup was left out)',
     ])
+    expect(byId(list, 'restart').notes).toEqual(['not in this run (restart-q1-64 left out)'])
     expect(byId(list, 'storm').notes).toEqual(['measured by bench/storm.mjs, not by this run'])
   })
 
@@ -287,6 +313,6 @@ describe('issue 14 goals from the rows of a run', () => {
         .map((c) => c.trim())
         .slice(6, 9),
     ).toEqual(['see bench/storm.mjs', 'not judged', 'measured by bench/storm.mjs, not by this run'])
-    expect(text.split('\n').at(-1)).toBe('10 of 10 judged goals met; 2 not judged (see notes)')
+    expect(text.split('\n').at(-1)).toBe('11 of 11 judged goals met; 1 not judged (see notes)')
   })
 })
