@@ -283,14 +283,19 @@ function stopSending() {
   for (const t of timers) clearTimeout(t)
   // Every PUBACK of a live connection comes (see the top of this file): wait for them all.
   s.lastProgress = Date.now()
-  const waiting = () => cfg.qos > 0 && s.inflight > 0 && conn !== null
+  const waitingAcks = () => cfg.qos > 0 && s.inflight > 0 && conn !== null
+  // A closed loop also waits for its loop to close: the subscriber has seen every message it sent
+  // (QoS 0 included, which the drain's marker does not order), or nothing came for STALL_MS (a lost
+  // QoS 0 message). This only lets the messages arrive first; the drain still decides what is lost.
+  const waitingCredits = () =>
+    cfg.mode === 'closed' && s.sent > s.credited && Date.now() - s.lastProgress < STALL_MS
   const stale = () => Date.now() - s.lastProgress >= cfg.ackStallMs
   const wait = () => {
-    if (!waiting()) finish()
-    else if (!stale()) setTimeout(wait, 20)
+    if (!waitingAcks() && !waitingCredits()) finish()
+    else if (!waitingAcks() || !stale()) setTimeout(wait, 20)
     else
       afterPendingIo(() => {
-        if (!waiting()) finish()
+        if (!waitingAcks()) wait()
         else if (!stale()) setTimeout(wait, 20)
         else {
           s.errors.push(`${s.inflight} PUBACKs still missing after ${cfg.ackStallMs} ms without one`)
