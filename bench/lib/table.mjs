@@ -145,11 +145,11 @@ export function formatAtRestTable(atRest, rows) {
   const header = [
     'system',
     'LAN',
-    'start ms (trials)',
+    'start ms',
     'first delivery ms',
-    'n',
+    'trials',
     'RSS 20 s after start MiB',
-    'n',
+    'rounds',
   ]
   const pooled = (setup, read) =>
     summarize(
