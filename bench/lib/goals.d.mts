@@ -12,7 +12,7 @@ export interface GoalRow {
   group: string
   load: string
   setup: string
-  loadSpec?: { idle?: number }
+  loadSpec?: { idle?: number; afterMs?: number }
   trials: Array<{
     error?: string
     startup?: { firstConnectionMs?: number; firstDeliveryMs?: number }
@@ -49,6 +49,8 @@ export interface GoalResult {
   notes: string[]
   p50?: { gateway: number | null; mosquitto: number | null }
   p99?: { gateway: number | null; mosquitto: number | null }
+  /** What to print instead of a missing figure (a restart never back at full speed: "> 4000"). */
+  text?: { gateway?: string; mosquitto?: string }
 }
 
 export interface GoalExtras {

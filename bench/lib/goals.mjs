@@ -340,11 +340,14 @@ function restartGoal(rows) {
     goal,
     notes: [...missed(gs, 'gateway'), ...missed(ms, 'Mosquitto')],
   })
-  // Never back at full speed within the 4 s measured: not met, and no figure to print.
+  // Never back at full speed within the 4 s measured: not met, and printed as later than those 4 s.
+  const later = (row) => `> ${row?.loadSpec?.afterMs ?? '?'}`
   if (gs.value === null && gs.n > 0) {
     result.met = false
     result.notes = result.notes.filter((n) => n !== 'no gateway figure')
+    result.text = { gateway: later(g) }
   }
+  if (ms.value === null && ms.n > 0) result.text = { ...result.text, mosquitto: later(m) }
   return result
 }
 
@@ -361,6 +364,7 @@ const metText = (met) => (met === true ? 'met' : met === false ? 'NOT MET' : 'no
 
 /** A figure, with the second percentile a goal carries beside it (p50 beside p99, p99 beside p50). */
 function figureText(g, side) {
+  if (g.text?.[side]) return g.text[side]
   const value = round(g[side])
   if (g.p50) return `${value} (p50 ${round(g.p50[side])})`
   if (g.p99) return `${value} (p99 ${round(g.p99[side])})`

@@ -188,12 +188,23 @@ describe('issue 14 goals from the rows of a run', () => {
       { restart: { fullSpeedAfterMs: null } },
       { restart: { fullSpeedAfterMs: 500 } },
     ]
-    const restart = byId(goals(rows), 'restart')
+    rows.find((r) => r.load === 'restart-q1-64' && r.setup === 'gateway-psk')!.loadSpec = { afterMs: 4000 }
+    const list = goals(rows)
+    const restart = byId(list, 'restart')
     expect([restart.gateway, restart.met, restart.notes]).toEqual([
       null,
       false,
       ['gateway not back at full speed within 4 s in 1 of 2 trials'],
     ])
+    const line = formatGoals(list)
+      .split('\n')
+      .find((l) => l.startsWith('| first 4 s after a restart'))
+    expect(
+      line
+        ?.split('|')
+        .map((c) => c.trim())
+        .slice(3, 8),
+    ).toEqual(['> 4000', '750', '-', '≤ 500 ms', 'NOT MET'])
   })
 
   it('a gateway that lost an acknowledged message does not meet a lossless goal, however fast', () => {
