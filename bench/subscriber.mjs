@@ -46,8 +46,14 @@ let verifyBacklog = 0
 const awaitingBinding = new Map()
 const bindings = { ok: 0, failed: 0, failures: [] }
 let trial = null
-/** Per trial id: messages that arrived after that trial's drain had ended (the drain ended too early). */
+/**
+ * Per trial id: messages that arrived after that trial's drain had ended and had not arrived before
+ * (the drain ended too early), and repeats of messages that had (a redelivery still on its way).
+ */
 const lateByTrial = new Map()
+const lateRepeatsByTrial = new Map()
+/** The message ids each finished trial received, to tell a late message from a late repeat. */
+const finishedBits = new Map()
 let acks = []
 const creditSockets = new Map()
 let credits = []
@@ -118,7 +124,9 @@ function onPublish(flags, body) {
   }
   if (trial === null || stamp.trial !== trial.id) {
     // Publishers start after `begin`, so this is a message of a trial that has already finished.
-    lateByTrial.set(stamp.trial, (lateByTrial.get(stamp.trial) ?? 0) + 1)
+    const bits = finishedBits.get(stamp.trial)?.[stamp.publisher]
+    const counts = bits && !setBit(bits, stamp.counter) ? lateRepeatsByTrial : lateByTrial
+    counts.set(stamp.trial, (counts.get(stamp.trial) ?? 0) + 1)
     return
   }
   const bits = trial.bits[stamp.publisher]
@@ -239,6 +247,7 @@ async function finishTrial() {
   const t = trial
   trial = null
   if (t === null) return { type: 'result', received: 0 }
+  finishedBits.set(t.id, t.bits)
   const cpuMicrosSpent = cpuMicros() - t.cpuAtBegin
   await verifyChain
   const filled = t.latencies.subarray(0, Math.min(t.received, t.latencies.length))
@@ -312,7 +321,11 @@ serveParent({
     send(await finishTrial())
   },
   late() {
-    send({ type: 'late', byTrial: Object.fromEntries(lateByTrial) })
+    send({
+      type: 'late',
+      byTrial: Object.fromEntries(lateByTrial),
+      repeatsByTrial: Object.fromEntries(lateRepeatsByTrial),
+    })
   },
   exit() {
     conn?.socket.end()

@@ -11,6 +11,8 @@ export const USAGE = `node bench/run.mjs [options]      (after npm run build)
   --no-sealed          leave out the sealed-payload setup
   --no-wire            leave out the bytes-on-the-wire measurement
   --no-micro           leave out the signing and sealing micro-benchmark (bench/signing.mjs)
+  --no-at-rest         leave out the resident memory 20 s after start (an edge of each TLS-PSK
+                       setup per round, at rest beside the trials)
   --verify-every N     the subscriber verifies every N-th gateway message per publisher with the
                        project's EnvelopeConsumer (default 16; 1 verifies every message)
   --out FILE           JSON results (default bench/results/latest.json)
@@ -30,6 +32,7 @@ export function parseArgs(argv) {
     sealed: true,
     wire: true,
     micro: true,
+    atRest: true,
     verifyEvery: 16,
     out: undefined,
     maxMinutes: 14,
@@ -55,6 +58,7 @@ export function parseArgs(argv) {
     else if (arg === '--no-sealed') options.sealed = false
     else if (arg === '--no-wire') options.wire = false
     else if (arg === '--no-micro') options.micro = false
+    else if (arg === '--no-at-rest') options.atRest = false
     else if (arg === '--verify-every') options.verifyEvery = Math.max(1, Math.round(positive(arg, value())))
     else if (arg === '--out') options.out = value()
     else if (arg === '--max-minutes') options.maxMinutes = positive(arg, value())

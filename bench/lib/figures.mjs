@@ -1,10 +1,22 @@
 /** Turns what the processes of one trial reported into the figures of one table row. */
 import { bitsFromBase64, countAndNot } from './bitset.mjs'
+import { percentiles } from './stats.mjs'
 
 const round = (x, digits = 2) =>
   x === null || x === undefined || !Number.isFinite(x) ? null : Number(x.toFixed(digits))
 
-export function trialFigures({ load, reports, result, cpu, memory, startup, drain, logCounts, idle }) {
+export function trialFigures({
+  load,
+  reports,
+  result,
+  cpu,
+  memory,
+  startup,
+  drain,
+  logCounts,
+  idle,
+  restart,
+}) {
   const sent = sum(reports.map((r) => r.sent))
   const acked = sum(reports.map((r) => r.acked))
   let ackedLost = null
@@ -35,6 +47,7 @@ export function trialFigures({ load, reports, result, cpu, memory, startup, drai
     lost: sent - delivered,
     duplicates: result.duplicates,
     latencyMs: { p50: ms(p50), p99: ms(p99), p999: ms(p999), max: ms(max) },
+    ackRttMs: ackRtt(reports),
     cpu: {
       edgeSeconds: round(cpu.edge, 2),
       cloudSeconds: round(cpu.cloud, 2),
@@ -53,6 +66,7 @@ export function trialFigures({ load, reports, result, cpu, memory, startup, drai
     errors: reports.flatMap((r) => r.errors).slice(0, 5),
     logCounts,
     idle,
+    ...(restart && { restart }),
     foreign: result.foreign,
     envelope: envelopeFigures(result.envelope),
   }
@@ -70,6 +84,17 @@ function envelopeFigures(e) {
     ...e,
     signatureFailures: e.verifyFailures + e.hpkeFailures + e.unresolved,
   }
+}
+
+/**
+ * Serial loads: the PUBACK round trip at the device (PUBLISH written to PUBACK read, one
+ * message in flight), over every acknowledged message; null for the other loads.
+ */
+function ackRtt(reports) {
+  const all = reports.flatMap((r) => r.ackRttMicros ?? [])
+  if (!reports.some((r) => r.ackRttMicros)) return null
+  const [p50, p99, p999, max] = percentiles(all, [0.5, 0.99, 0.999, 1])
+  return { n: all.length, p50: ms(p50), p99: ms(p99), p999: ms(p999), max: ms(max) }
 }
 
 function sum(xs) {

@@ -14,6 +14,7 @@ const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 export const SEALED_TOPIC_FILTER = 'devices/+/sealed'
 /** The gateway id: the edge certificate's CN, which the key binding must name for a consumer to trust it. */
 export const GATEWAY_ID = 'edge-gateway'
+const AT_REST_CONTROL_PREFIX = '$gw-at-rest'
 
 export function gatewayConfig({
   tcpPort,
@@ -25,6 +26,7 @@ export function gatewayConfig({
   hpke,
   idle,
   queueStore,
+  atRest,
 }) {
   const devices = fixtures.publishers.map((d) => ({
     id: d.id,
@@ -71,6 +73,10 @@ export function gatewayConfig({
       }),
       // Unset: the gateway's default (a durable queue on disk, in the trial's state folder).
       ...(queueStore && { queue: { store: queueStore } }),
+      // An edge at rest beside a trial's (bench/lib/at-rest.mjs): its own cloud session, and its key
+      // binding and health messages under a prefix the subscriber does not read, so that neither
+      // replaces the trial gateway's binding nor counts in the trial.
+      ...(atRest && { clientId: `${GATEWAY_ID}-at-rest`, control: { prefix: AT_REST_CONTROL_PREFIX } }),
     },
   }
 }

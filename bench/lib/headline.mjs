@@ -4,9 +4,8 @@
  * p99 at 2,000 msg/s, CPU per message, peak memory.
  */
 
-import { FULL_PATH_GROUP } from './plan.mjs'
-
-const GROUP = '2 cores, TLS-PSK'
+import { goals } from './goals.mjs'
+import { FULL_PATH_GROUP, PSK_GROUP as GROUP } from './plan.mjs'
 
 function find(rows, load, setup, group = GROUP) {
   return rows.find((r) => r.group === group && r.load === load && r.setup === setup)
@@ -19,7 +18,8 @@ const range = (row, field) => {
 }
 const ratio = (a, b) => (a === null || b === null || b === 0 ? null : Math.round((a / b) * 100) / 100)
 
-export function headline(rows) {
+/** `extras`: what the goals need beyond the rows (bench/lib/goals.mjs). */
+export function headline(rows, extras = {}) {
   const pair = (load) => ({ m: find(rows, load, 'mosquitto-psk'), g: find(rows, load, 'gateway-psk') })
   const closed = pair('closed-q1-64')
   const flood = pair('flood-q1-64')
@@ -58,6 +58,7 @@ export function headline(rows) {
     },
     peakMemoryMiB: { gateway: peak('gateway'), mosquittoEdge: peak('mosquitto') },
     fullPath: fullPath(rows),
+    goals: goals(rows, extras),
   }
 }
 

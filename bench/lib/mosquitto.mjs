@@ -48,7 +48,21 @@ export function cloudConf({ dir, port, pki }) {
   ].join('\n')
 }
 
-export function edgeConf({ dir, tcpPort, pskPort, cloudPort, pki, files, idle, bridgeProtocol = 'mqttv50' }) {
+/**
+ * `remoteClientId`: the bridge's client id at the cloud; an edge at rest beside a trial's
+ * (bench/lib/at-rest.mjs) needs its own, or the cloud broker would drop one for the other.
+ */
+export function edgeConf({
+  dir,
+  tcpPort,
+  pskPort,
+  cloudPort,
+  pki,
+  files,
+  idle,
+  bridgeProtocol = 'mqttv50',
+  remoteClientId = 'edge-mosquitto-bench',
+}) {
   return [
     '# edge-gateway bench: the Mosquitto edge broker bridged to the cloud',
     ...common(dir),
@@ -71,7 +85,7 @@ export function edgeConf({ dir, tcpPort, pskPort, cloudPort, pki, files, idle, b
     `bridge_cafile ${pki.caFile}`,
     `bridge_certfile ${pki.edgeCertFile}`,
     `bridge_keyfile ${pki.edgeKeyFile}`,
-    'remote_clientid edge-mosquitto-bench',
+    `remote_clientid ${remoteClientId}`,
     // Like the gateway's cloud session (clean: true); no $SYS notifications (the gateway sends none).
     'cleansession true',
     'notifications false',

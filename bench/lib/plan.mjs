@@ -23,6 +23,9 @@ function loads(quick) {
     durationMs: quick ? 1_500 : 4_000,
     maxPerPublisher: (payloadSize > 256 ? 2_000 : 8_000) / (quick ? 4 : 1),
   })
+  // Closed loop, QoS 0 too: a slot comes back when the cloud subscriber has seen the message, whatever
+  // its QoS. A QoS 0 message lost on the way never gives its slot back; with every slot held, the
+  // publisher stops after 3 s without progress (bench/publisher.mjs), and the loss is counted.
   const closedLoad = (qos, payloadSize) => ({
     mode: 'closed',
     qos,
@@ -30,6 +33,29 @@ function loads(quick) {
     window: CLOSED_WINDOW,
     durationMs: closed,
     maxPerPublisher: cap(closed, 40_000),
+  })
+  // One device, one QoS 1 message in flight: the PUBACK round trip, with nothing queued before it.
+  const serialLoad = (payloadSize) => ({
+    mode: 'serial',
+    qos: 1,
+    payloadSize,
+    publishers: 1,
+    window: 1,
+    durationMs: quick ? 1_000 : 3_000,
+    maxPerPublisher: quick ? 1_000 : 5_000,
+  })
+  // The closed loop through a restart of the edge (bench/lib/restart.mjs): sending for beforeMs,
+  // SIGTERM and a new spawn, PUBACKs counted for afterMs from that spawn; the parent ends it, and
+  // durationMs only bounds it.
+  const restartLoad = (payloadSize) => ({
+    mode: 'restart',
+    qos: 1,
+    payloadSize,
+    window: CLOSED_WINDOW,
+    beforeMs: quick ? 1_500 : 2_000,
+    afterMs: 4_000,
+    durationMs: 30_000,
+    maxPerPublisher: 120_000,
   })
   const rateLoad = (qos, payloadSize, idle = 0) => ({
     mode: 'rate',
@@ -46,6 +72,9 @@ function loads(quick) {
   const specs = {
     'closed-q1-64': closedLoad(1, 64),
     'closed-q1-1k': closedLoad(1, 1024),
+    'closed-q0-64': closedLoad(0, 64),
+    'serial-q1-64': serialLoad(64),
+    'restart-q1-64': restartLoad(64),
     'flood-q1-64': floodLoad(1, 64),
     'flood-q1-1k': floodLoad(1, 1024),
     'flood-q0-64': floodLoad(0, 64),
@@ -61,11 +90,18 @@ function loads(quick) {
 export const LOAD_TEXT = {
   flood:
     'a burst of 8,000 (64 B) or 2,000 (1 KiB) messages per publisher (a quarter with --quick) as fast as the edge takes them; QoS 1 with 256 unacknowledged per publisher; at most 4 s of sending',
-  closed: 'at most 100 messages in flight end to end (25 per publisher), QoS 1',
+  closed:
+    'at most 100 messages in flight end to end (25 per publisher; a slot comes back when the cloud subscriber has seen the message), QoS 1, or QoS 0 for closed-q0',
   rate: '2,000 msg/s in all (500 per publisher), open loop',
+  restart:
+    'the closed loop through a restart of the edge (SIGTERM, then the same config and state on the same ports; devices reconnect every 20 ms): PUBACK/s per 0.5 s for 4 s from the new spawn, against the rate of the second before the stop',
+  serial:
+    'one publisher, one QoS 1 message in flight (the next when the PUBACK came); "PUBACK ms" is the round trip at the device; at most 5,000 messages and 3 s (1,000 and 1 s with --quick)',
 }
 
 const PSK_PAIR = ['mosquitto-psk', 'gateway-psk']
+/** The group every load runs in: the TLS-PSK pair on 2 cores (the headline and the goals read it). */
+export const PSK_GROUP = '2 cores, TLS-PSK'
 const TCP_GROUP = ['mosquitto-tcp', 'gateway-tcp', 'gateway-sealed']
 /**
  * Issue 5's full path, each step on and off in one table: the Mosquitto bridge
@@ -99,9 +135,11 @@ export function buildPlan({ quick = false, only, setups, sealed = true, pinned =
   const headline = ['closed-q1-64', 'rate-q1-64', 'flood-q1-64']
   // Quick runs a subset, unless --only picks the loads.
   const short = quick && !only
-  const pskLoads = short ? [...headline, 'idle1000-rate-q1-64'] : Object.keys(all)
+  const pskLoads = short
+    ? [...headline, 'closed-q0-64', 'serial-q1-64', 'restart-q1-64', 'idle1000-rate-q1-64']
+    : Object.keys(all)
   const groups = [
-    { name: '2 cores, TLS-PSK', setups: PSK_PAIR, loads: pskLoads, pinned: false },
+    { name: PSK_GROUP, setups: PSK_PAIR, loads: pskLoads, pinned: false },
     {
       name: '2 cores, plain TCP',
       setups: sealed ? TCP_GROUP : TCP_GROUP.filter((s) => s !== 'gateway-sealed'),

@@ -5,6 +5,7 @@
  * while the time budget lasts.
  */
 import { join } from 'node:path'
+import { AT_REST_SETUPS, startAtRest, summarizeAtRest } from './at-rest.mjs'
 import { buildPlan } from './plan.mjs'
 import { pinProcess } from './processes.mjs'
 import { firstAcceptedConnection } from './startup.mjs'
@@ -49,7 +50,11 @@ export async function runRounds(shared, options, log) {
   const deadline = Date.now() + options.maxMinutes * 60_000
   const rows = new Map()
   const wire = new Map()
+  const atRestSamples = []
   const notes = []
+  // Memory at rest: the TLS-PSK setups this run measures, one edge of each per round.
+  const planned = new Set(plan.flatMap((p) => p.setups))
+  const atRestSetups = options.atRest ? AT_REST_SETUPS.filter((s) => planned.has(s)) : []
   let trialId = 0
   let lastRoundMs = 0
   for (let round = 1; round <= options.repeats; round++) {
@@ -60,6 +65,10 @@ export async function runRounds(shared, options, log) {
       )
       break
     }
+    const atRest =
+      atRestSetups.length > 0
+        ? await startAtRest(ctx, round % 2 ? atRestSetups : [...atRestSetups].reverse(), round)
+        : null
     for (const [i, item] of plan.entries()) {
       pinShared(ctx, item.pinned ? PIN.rest : PIN.all)
       const order = (round + i) % 2 === 0 ? item.setups : [...item.setups].reverse()
@@ -81,6 +90,8 @@ export async function runRounds(shared, options, log) {
           })
         }
         trialId++
+        // An edge at rest that has been read is stopped now, between two trials.
+        await atRest?.stopRead()
         const started = Date.now()
         let figures
         try {
@@ -104,11 +115,22 @@ export async function runRounds(shared, options, log) {
                 (figures.envelope
                   ? `  verified ${figures.envelope.verified} failed ${figures.envelope.signatureFailures}`
                   : '') +
+                (figures.restart ? `  full speed after ${figures.restart.fullSpeedAfterMs ?? '-'} ms` : '') +
                 `  (${took} s)`,
         )
       }
     }
     pinShared(ctx, PIN.all)
+    if (atRest) {
+      for (const sample of await atRest.finish()) {
+        atRestSamples.push(sample)
+        log(
+          sample.error
+            ? `round ${round} at rest ${sample.setup}: FAILED: ${sample.error}`
+            : `round ${round} at rest ${sample.setup.padEnd(19)} RSS ${sample.rssMiB} MiB ${sample.afterMs} ms after spawn`,
+        )
+      }
+    }
     if (options.wire) {
       // HPKE changes only the cloud side: the LAN bytes are those of gateway-psk and gateway-sealed.
       const setupNames = [...new Set(plan.flatMap((p) => p.setups))].filter((s) => !SETUPS[s].hpke)
@@ -142,5 +164,5 @@ export async function runRounds(shared, options, log) {
       runs,
     }
   })
-  return { rows: rowList, wire: wireList, notes }
+  return { rows: rowList, wire: wireList, atRest: summarizeAtRest(atRestSamples), atRestSamples, notes }
 }

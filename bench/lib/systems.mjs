@@ -7,6 +7,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gatewayConfig, startGateway } from './gateway.mjs'
 import { edgeConf, startMosquitto } from './mosquitto.mjs'
+import { nowMicros } from './payload.mjs'
 import { freePorts } from './ports.mjs'
 import { hasExited, stopProcess } from './processes.mjs'
 
@@ -33,26 +34,38 @@ export function uplinkLabel(setup) {
   return setup.hpke ? 'signed, HPKE' : 'signed'
 }
 
-/** Starts the edge of `setupName` in `dir`; `spawnedAt` is performance.now() at spawn. */
+/**
+ * Starts the edge of `setupName` in `dir`; `spawnedAt` is performance.now() at spawn,
+ * `spawnedAtMicros` the monotonic clock every process reads (bench/lib/payload.mjs).
+ * `atRest`: an edge that runs beside a trial's, with a cloud session of its own (bench/lib/at-rest.mjs).
+ * `restart()` stops it and starts it again on the same ports, config and state (the gateway's
+ * durable queue included); the edge object then describes the new process.
+ */
 export async function startEdge(
   setupName,
-  { fixtures, cloudPort, dir, cpus, idle, bridgeProtocol, queueStore },
+  { fixtures, cloudPort, dir, cpus, idle, bridgeProtocol, queueStore, atRest = false },
 ) {
   const setup = SETUPS[setupName]
   await mkdir(dir, { recursive: true, mode: 0o700 })
   const [tcpPort, pskPort] = await freePorts(2)
   const logFile = join(dir, setup.system === 'gateway' ? 'gateway.log' : 'mosquitto.log')
   const ports = { tcpPort, pskPort, cloudPort }
-  let child
-  let spawnedAt
+  let spawn
   if (setup.system === 'mosquitto') {
     const confFile = join(dir, 'mosquitto.conf')
     await writeFile(
       confFile,
-      edgeConf({ dir, ...ports, pki: fixtures.pki, files: fixtures.mosquitto, idle, bridgeProtocol }),
+      edgeConf({
+        dir,
+        ...ports,
+        pki: fixtures.pki,
+        files: fixtures.mosquitto,
+        idle,
+        bridgeProtocol,
+        ...(atRest && { remoteClientId: 'edge-mosquitto-bench-at-rest' }),
+      }),
     )
-    spawnedAt = performance.now()
-    child = startMosquitto({ dir, confFile, cpus })
+    spawn = () => startMosquitto({ dir, confFile, cpus })
   } else {
     const configFile = join(dir, 'gateway.yaml')
     const config = gatewayConfig({
@@ -63,23 +76,32 @@ export async function startEdge(
       hpke: setup.hpke,
       idle,
       queueStore,
+      atRest,
     })
     // JSON is YAML: the gateway reads it as its usual config file.
     await writeFile(configFile, JSON.stringify(config, null, 2), { mode: 0o600 })
-    spawnedAt = performance.now()
-    child = startGateway({ dir, configFile, cpus, logFile })
+    spawn = () => startGateway({ dir, configFile, cpus, logFile })
   }
-  return {
+  const edge = {
     name: setupName,
     setup,
-    child,
-    pid: child.pid,
     ...ports,
     logFile,
-    spawnedAt,
-    running: () => !hasExited(child),
-    stop: () => stopProcess(child),
+    running: () => !hasExited(edge.child),
+    stop: () => stopProcess(edge.child),
+    async restart() {
+      await stopProcess(edge.child)
+      launch()
+    },
   }
+  function launch() {
+    edge.spawnedAt = performance.now()
+    edge.spawnedAtMicros = nowMicros()
+    edge.child = spawn()
+    edge.pid = edge.child.pid
+  }
+  launch()
+  return edge
 }
 
 /** Where a device of this setup connects, and how. */

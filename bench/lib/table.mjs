@@ -1,4 +1,5 @@
 /** Medians and ranges across a row's trials, and the printed tables. */
+import { PSK_GROUP } from './plan.mjs'
 import { summarize } from './stats.mjs'
 
 /** Figures summarized per row: name -> how to read it from one trial's figures. */
@@ -12,6 +13,8 @@ export const SUMMARY_FIELDS = {
   p50Ms: (f) => f.latencyMs.p50,
   p99Ms: (f) => f.latencyMs.p99,
   p999Ms: (f) => f.latencyMs.p999,
+  ackRttP50Ms: (f) => f.ackRttMs?.p50 ?? null,
+  ackRttP99Ms: (f) => f.ackRttMs?.p99 ?? null,
   edgeCpuPer10k: (f) => f.cpu.edgePer10k,
   pairCpuPer10k: (f) => f.cpu.pairPer10k,
   edgePeakMiB: (f) => f.memory.edgePeakMiB,
@@ -63,6 +66,7 @@ const COLUMNS = [
   ['p50 ms', (r) => cell(r.summary.p50Ms)],
   ['p99 ms', (r) => cell(r.summary.p99Ms)],
   ['p999 ms', (r) => cell(r.summary.p999Ms)],
+  ['PUBACK p50/p99 ms', (r) => pubackCell(r.summary)],
   ['CPU s/10k edge', (r) => cell(r.summary.edgeCpuPer10k)],
   ['CPU s/10k edge+cloud', (r) => cell(r.summary.pairCpuPer10k)],
   ['peak RSS MiB', (r) => cell(r.summary.edgePeakMiB)],
@@ -75,6 +79,12 @@ const COLUMNS = [
 function verifiedCell(s) {
   if (!s.verified) return '-'
   return `${num(s.verified.sum)}/${num(s.signatureFailures?.sum ?? null)}`
+}
+
+/** Serial loads: the PUBACK round trip at the device, p50/p99 (medians over the rounds). */
+function pubackCell(s) {
+  if (!s.ackRttP50Ms) return '-'
+  return `${num(s.ackRttP50Ms.median)}/${num(s.ackRttP99Ms?.median ?? null)}`
 }
 
 function harnessCell(s) {
@@ -122,6 +132,73 @@ export function formatWireTable(wire) {
     w.error ? '-' : `${w.qos1PerMessage.total} (${w.qos1PerMessage.up}/${w.qos1PerMessage.down})`,
     w.error ? '-' : String(w.qos0PerMessage.up),
     w.error ? '-' : String(w.payloadBytes),
+  ])
+  return render(header, lines)
+}
+
+/**
+ * At rest, one row per system: start-up over the trials (spawn to the first CONNACK and to the
+ * first message at the subscriber, every TLS-PSK trial without idle devices pooled) and the
+ * resident memory 20 s after spawn with no load (bench/lib/at-rest.mjs, one reading per round).
+ */
+export function formatAtRestTable(atRest, rows) {
+  const header = [
+    'system',
+    'LAN',
+    'start ms',
+    'first delivery ms',
+    'trials',
+    'RSS 20 s after start MiB',
+    'rounds',
+  ]
+  const pooled = (setup, read) =>
+    summarize(
+      rows
+        .filter((r) => r.group === PSK_GROUP && r.setup === setup && !(r.loadSpec?.idle > 0))
+        .flatMap((r) => r.trials.filter((t) => !t.error).map(read)),
+    )
+  const lines = atRest.map((a) => {
+    const start = pooled(a.setup, (t) => t.startup?.firstConnectionMs ?? null)
+    return [
+      a.system,
+      'TLS-PSK',
+      cell(start),
+      cell(pooled(a.setup, (t) => t.startup?.firstDeliveryMs ?? null)),
+      String(start?.n ?? 0),
+      a.n > 0 ? cell(a.rssMiB) : `failed: ${a.errors[0] ?? '-'}`,
+      `${a.n}/${a.of}`,
+    ]
+  })
+  return render(header, lines)
+}
+
+/**
+ * Restart loads, one row per setup and round: the stop, the PUBACK rate of the second before it,
+ * the rate in each 0.5 s from the new spawn, and when full speed (90 % of before) came back.
+ */
+export function formatRestartTable(rows) {
+  const trials = rows
+    .filter((r) => r.loadSpec?.mode === 'restart')
+    .flatMap((r) => r.trials.filter((t) => t.restart).map((t) => ({ r, t })))
+  if (trials.length === 0) return null
+  const buckets = Math.max(...trials.map(({ t }) => t.restart.afterPerSec.length))
+  const header = [
+    'load',
+    'system',
+    'round',
+    'stop ms',
+    'PUBACK/s before',
+    ...Array.from({ length: buckets }, (_, i) => `${i * 0.5}-${(i + 1) * 0.5} s`),
+    'full speed after ms',
+  ]
+  const lines = trials.map(({ r, t }) => [
+    r.load,
+    r.system,
+    String(t.round),
+    num(t.restart.stopMs),
+    num(t.restart.beforePerSec),
+    ...Array.from({ length: buckets }, (_, i) => num(t.restart.afterPerSec[i] ?? null)),
+    t.restart.fullSpeedAfterMs === null ? `not within ${buckets * 0.5} s` : num(t.restart.fullSpeedAfterMs),
   ])
   return render(header, lines)
 }

@@ -12,13 +12,17 @@ import { PUBLISHERS } from './fixtures.mjs'
 import { DISCONNECT_PACKET } from './mqtt-wire.mjs'
 import { cpuSeconds, statusKb } from './proc-stats.mjs'
 import { spawnScript, stopProcess } from './processes.mjs'
+import { driveRestart, restartFigures } from './restart.mjs'
 import { firstAcceptedConnection, firstDelivery } from './startup.mjs'
 import { connectFields, lanEndpoint, startEdge } from './systems.mjs'
 
 const PUBLISHER = fileURLToPath(new URL('../publisher.mjs', import.meta.url))
 const IDLE = fileURLToPath(new URL('../idle-devices.mjs', import.meta.url))
-/** A publisher that stopped sending waits for its PUBACKs while they keep coming, and this long without one. */
-const ACK_WAIT_MS = 5_000
+/**
+ * A publisher that stopped sending waits for every PUBACK while its connection lives; only this
+ * long without any (a hung edge) ends the wait. The same bound as the drain's (bench/lib/drain.mjs).
+ */
+const ACK_STALL_MS = 90_000
 const IDLE_CONCURRENCY = 20
 
 /** CPU sets of a one-core trial: the edge alone on CPU 0, everything else on CPU 1. */
@@ -71,7 +75,7 @@ function publisherConfig(edge, fixtures, load, trialId, n, creditSocket) {
     ratePerSecond: load.ratePerSecond,
     maxMessages: load.maxPerPublisher,
     durationMs: load.durationMs,
-    ackWaitMs: ACK_WAIT_MS,
+    ackStallMs: ACK_STALL_MS,
     creditSocket,
     ...(sealed && { sealed: device.payload }),
   }
@@ -124,11 +128,12 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
       }
     }
 
+    const count = load.publishers ?? PUBLISHERS
     await subscriber.request(
-      { type: 'begin', trial: trialId, publishers: PUBLISHERS, maxPerPublisher: load.maxPerPublisher },
+      { type: 'begin', trial: trialId, publishers: count, maxPerPublisher: load.maxPerPublisher },
       'begun',
     )
-    const publishers = Array.from({ length: PUBLISHERS }, () => spawnScript(PUBLISHER, { cpus: harnessCpus }))
+    const publishers = Array.from({ length: count }, () => spawnScript(PUBLISHER, { cpus: harnessCpus }))
     helpers.push(...publishers)
     await Promise.all(
       publishers.map((p, n) =>
@@ -143,9 +148,16 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
     )
 
     const cpu0 = { edge: cpuSeconds(edge.pid), cloud: cpuSeconds(cloud.pid) }
-    const reports = await Promise.all(
-      publishers.map((p) => p.request({ type: 'go' }, 'report', load.durationMs + ACK_WAIT_MS + 30_000)),
-    )
+    const reportTimeoutMs = load.durationMs + ACK_STALL_MS + 30_000
+    let reports
+    let restart = null
+    if (load.mode === 'restart') {
+      ;({ reports, restart } = await driveRestart({ edge, publishers, load, reportTimeoutMs }))
+      // The edge's CPU across two processes is not one figure: left out.
+      cpu0.edge = null
+    } else {
+      reports = await Promise.all(publishers.map((p) => p.request({ type: 'go' }, 'report', reportTimeoutMs)))
+    }
     const drain = await waitForDrain({
       edge,
       device: probe,
@@ -156,8 +168,10 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
       quietMs: load.quietMs,
     })
     const cpu1 = { edge: cpuSeconds(edge.pid), cloud: cpuSeconds(cloud.pid) }
+    const peakKb = statusKb(edge.pid, 'VmHWM')
     const memory = {
-      edgePeakMiB: mib(statusKb(edge.pid, 'VmHWM')),
+      // Through a restart: the higher peak of the two processes.
+      edgePeakMiB: mib(restart?.peakBeforeKb > peakKb ? restart.peakBeforeKb : peakKb),
       cloudPeakMiB: mib(statusKb(cloud.pid, 'VmHWM')),
     }
     const result = await subscriber.request({ type: 'finish' }, 'result')
@@ -174,6 +188,7 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
       drain,
       logCounts,
       idle,
+      restart: restart && restartFigures(reports, restart, load.afterMs),
     })
   } finally {
     for (const h of helpers) h.send({ type: 'exit' })
