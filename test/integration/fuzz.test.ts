@@ -24,7 +24,8 @@ function settledRssMb(): number {
 
 const SEED = 0x13
 const CASES = 2000
-const BUDGET_MS = 45_000
+/** 2,000 cases take 10-20 s on an idle 2-core machine; 45 s was not enough with other suites and benchmarks running. */
+const BUDGET_MS = 100_000
 const SECRET = Buffer.from('8899aabbccddeeff0011223344556677', 'hex')
 const PRE_SECRET = Buffer.from('00112233445566778899aabbccddeeff', 'hex')
 /** Its CONNECTs are the ones mutated; FUZZ logs in cleanly before each case after authentication. */
@@ -164,5 +165,5 @@ describe('fuzz: mutated MQTT packets before and after authentication', () => {
     await client.endAsync()
     await waitUntil(() => delivered() === before + 1, 10_000, 'the cloud acknowledged the good message')
     expect(stack.logs.records.filter((r) => (r.level as number) >= 50)).toEqual([])
-  })
+  }, 150_000)
 })
