@@ -2,6 +2,7 @@ import type { PolicyEngine } from '../policies/engine.js'
 import { RateLimiter } from '../policies/rate-limiter.js'
 import { SubscriberLimits } from '../policies/subscriber-limits.js'
 import { Lockout, type LockoutSettings } from './auth/lockout.js'
+import { VerifiedPasswords } from './auth/verified-passwords.js'
 import type { DeviceRegistry } from './registry.js'
 
 /** PUBLISH packets one device may send over all its connections (lan.deviceRate), as a token bucket. */
@@ -34,10 +35,13 @@ export class AccessControl {
   /** The buckets of lan.deviceRate, one per device; rebuilt with the rate on reload. */
   deviceRates = new RateLimiter()
   subscriberLimits = new SubscriberLimits()
+  /** Passwords verified lately, per device (lan.passwordChecks.cacheEntries); outlives reloads. */
+  readonly passwords: VerifiedPasswords
 
-  constructor(initial: AccessSnapshot, lockout: LockoutSettings) {
+  constructor(initial: AccessSnapshot, lockout: LockoutSettings, passwordCacheEntries = 0) {
     this.snapshot = initial
     this.lockout = new Lockout(lockout)
+    this.passwords = new VerifiedPasswords(passwordCacheEntries)
   }
 
   get registry(): DeviceRegistry {
@@ -54,6 +58,7 @@ export class AccessControl {
 
   replace(next: AccessSnapshot): void {
     this.snapshot = next
+    this.passwords.retain(next.registry)
     this.rateLimiter = new RateLimiter()
     this.deviceRates = new RateLimiter()
   }

@@ -12,6 +12,8 @@ export interface DeviceSpec {
   id: string
   username?: string
   password?: PasswordVerifier
+  /** Tells the stored hash from any other (gateway/auth/password-verifier.ts hashFingerprint); without it, no caching. */
+  passwordFingerprint?: string
   psk?: { identity: string; key: Buffer }
   certificateCommonName?: string
   /** Exact or with `*`; default: the device id. */
@@ -32,6 +34,7 @@ export interface Device {
   readonly id: string
   readonly username?: string
   readonly password?: PasswordVerifier
+  readonly passwordFingerprint?: string
   readonly pskIdentity?: string
   readonly certificateCommonName?: string
   readonly groups: ReadonlyArray<string>
@@ -89,6 +92,8 @@ export class DeviceRegistry {
       id: spec.id,
       ...(spec.username !== undefined && { username: spec.username }),
       ...(spec.password !== undefined && { password: spec.password }),
+      ...(spec.password !== undefined &&
+        spec.passwordFingerprint !== undefined && { passwordFingerprint: spec.passwordFingerprint }),
       ...(spec.psk && { pskIdentity: spec.psk.identity }),
       ...(spec.certificateCommonName !== undefined && { certificateCommonName: spec.certificateCommonName }),
       groups: [...(spec.groups ?? [])],

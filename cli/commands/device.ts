@@ -1,7 +1,10 @@
 import { randomBytes } from 'node:crypto'
+import { access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { Command } from 'commander'
 import { stringify } from 'yaml'
+import { loadConfig } from '../../config/index.js'
+import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
 import { writeSecretFile } from '../../pki/index.js'
 import { registerSimulate } from './simulate.js'
@@ -19,7 +22,29 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '')
 }
 
-interface AddOptions {
+interface PepperOptions {
+  pepperFile?: string
+  config?: string
+}
+
+/**
+ * The pepper to hash with: `--pepper-file`, else the `lan.passwordPepperFile` of `--config`;
+ * none without either (a `$scrypt$` hash).
+ */
+async function pepperOf(options: PepperOptions): Promise<Pepper | undefined> {
+  if (options.pepperFile !== undefined && options.config !== undefined)
+    throw new Error('Expected --pepper-file or --config, not both')
+  if (options.pepperFile !== undefined) return readPepperFile(resolve(options.pepperFile))
+  if (options.config === undefined) return undefined
+  const file = (await loadConfig(options.config, { checkFiles: false })).lan.passwordPepperFile
+  return file === undefined ? undefined : readPepperFile(file)
+}
+
+const PEPPER_FILE_HELP =
+  'hash with this password pepper ($scrypt-pepper$, cheaper scrypt): lan.passwordPepperFile'
+const CONFIG_HELP = "hash with the config's lan.passwordPepperFile, if it sets one"
+
+interface AddOptions extends PepperOptions {
   username?: string
   psk?: boolean
   sealed?: boolean
@@ -40,10 +65,34 @@ export function registerDevice(program: Command): void {
     .description(
       'read a password on standard input and print its scrypt hash for `passwordHash` in the config',
     )
-    .action(async () => {
+    .option('--pepper-file <file>', PEPPER_FILE_HELP)
+    .option('--config <file>', CONFIG_HELP)
+    .action(async (options: PepperOptions) => {
+      const pepper = await pepperOf(options)
       const password = await readStdin()
       if (password.length === 0) throw new Error('no password on standard input')
-      process.stdout.write(`${await hashPassword(password)}\n`)
+      process.stdout.write(`${await hashPassword(password, undefined, pepper)}\n`)
+    })
+
+  device
+    .command('pepper <file>')
+    .description(
+      'write a new 32-byte password pepper (mode 0600) for lan.passwordPepperFile; never overwrites a file',
+    )
+    .action(async (file: string) => {
+      const path = resolve(file)
+      const exists = await access(path).then(
+        () => true,
+        () => false,
+      )
+      if (exists)
+        throw new Error(
+          `${path} exists; a new pepper would break every hash made with the old one, so it is not overwritten`,
+        )
+      await writeSecretFile(path, `${randomBytes(PEPPER_BYTES).toString('hex')}\n`)
+      process.stderr.write(
+        `password pepper written to ${path} (mode 0600); back it up apart from the config, never log it\n`,
+      )
     })
 
   device
@@ -66,6 +115,8 @@ export function registerDevice(program: Command): void {
       collect,
     )
     .option('--group <name>', 'a group for policy rules (repeatable)', collect)
+    .option('--pepper-file <file>', PEPPER_FILE_HELP)
+    .option('--config <file>', CONFIG_HELP)
     .action(async (id: string, options: AddOptions) => {
       if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
         throw new Error(`Expected a device id of letters, digits, ".", "_" or "-", got \`${id}\``)
@@ -75,11 +126,12 @@ export function registerDevice(program: Command): void {
       }
       const entry: Record<string, unknown> = { id }
       if (options.username) {
+        const pepper = await pepperOf(options)
         const password = await readStdin()
         if (password.length < 8)
           throw new Error('Expected a password of at least 8 characters on standard input')
         entry.username = options.username
-        entry.passwordHash = await hashPassword(password)
+        entry.passwordHash = await hashPassword(password, undefined, pepper)
       }
       if (options.psk) {
         const keyFile = resolve(join(options.keyDir, `${id}.psk`))

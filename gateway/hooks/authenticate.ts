@@ -33,6 +33,12 @@ export interface AuthenticateDeps {
 /** Checks a one-time CONNECT token for a device; 'ok' or why not. */
 export type TokenCheck = (device: Device, token: Buffer, clientId: string) => Promise<'ok' | string>
 
+/** Checks a password against a device's hash (default: the hash itself, no cache). */
+export type PasswordCheck = (device: Device, password: Buffer) => Promise<boolean>
+
+const checkHash: PasswordCheck = (device, password) =>
+  device.password ? device.password(password) : verifyAgainstDummy(password)
+
 /** A COSE_Mac0 token is a 4-element CBOR array (0x84); no UTF-8 text password starts with that byte. */
 const looksLikeToken = (password: Buffer) => password[0] === 0x84
 
@@ -68,6 +74,7 @@ export async function decide(
   password: Buffer | undefined,
   facts: Pick<ConnectFacts, 'emptyClientId' | 'clean'> = { emptyClientId: false, clean: true },
   tokenCheck?: TokenCheck,
+  passwordCheck: PasswordCheck = checkHash,
 ): Promise<Verdict> {
   if (facts.emptyClientId && !facts.clean) {
     return refuse(
@@ -105,9 +112,7 @@ export async function decide(
         )
       }
     } else if (password !== undefined) {
-      const ok = userDevice.password
-        ? await userDevice.password(password)
-        : await verifyAgainstDummy(password)
+      const ok = await passwordCheck(userDevice, password)
       if (!ok) return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_bad_password', 'wrong password', userDevice.id)
     } else if (!transportDevice) {
       return refuse(
@@ -199,6 +204,7 @@ async function authenticate(
     password,
     facts,
     (device, token, id) => checkConnectToken(deps.protection, device, token, id),
+    (device, secret) => access.passwords.check(device, secret),
   )
   if (!verdict.ok) {
     for (const key of access.lockout.fail({ ...attempt, known: verdict.device !== undefined })) {
