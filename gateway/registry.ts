@@ -4,8 +4,12 @@ import type { DerivedContext } from '../crypto/types.js'
 import { compileClientIdPatterns } from './client-id.js'
 import { GatewayError } from './errors.js'
 
-/** Checks a presented password; built once per device from its stored hash. */
-export type PasswordVerifier = (password: Buffer) => Promise<boolean>
+/**
+ * Checks a presented password; built once per device from its stored hash. `wanted`, asked when
+ * a slow hash is about to start, says whether anyone still waits for the answer: if not (the
+ * client gave up and closed), the check rejects with PasswordCheckAbandoned instead of spending it.
+ */
+export type PasswordVerifier = (password: Buffer, wanted?: () => boolean) => Promise<boolean>
 
 /** What the registry is built from: the config's devices and Mosquitto's files, resolved. */
 export interface DeviceSpec {

@@ -34,7 +34,7 @@ export function passwordVerifier(encoded: string, pepper?: Pepper): PasswordVeri
       )
     }
   }
-  return (password) => verifyPassword(password, parsed, pepper)
+  return (password, wanted) => verifyPassword(password, parsed, pepper, wanted)
 }
 
 /**

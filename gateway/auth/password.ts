@@ -50,12 +50,33 @@ export function defaultScryptConcurrency(cores: number = availableParallelism())
  */
 export const scryptSlots = new Semaphore(defaultScryptConcurrency())
 
-function derive(password: Buffer, salt: Buffer, params: ScryptParams, length: number): Promise<Buffer> {
+/**
+ * A password check given up before its scrypt started: the client closed while it waited for a
+ * slot (in a reconnect storm, a device that timed out and will connect again). Not a failure.
+ */
+export class PasswordCheckAbandoned extends Error {
+  constructor() {
+    super('the client closed before its password check started')
+    this.name = 'PasswordCheckAbandoned'
+  }
+}
+
+function derive(
+  password: Buffer,
+  salt: Buffer,
+  params: ScryptParams,
+  length: number,
+  wanted?: () => boolean,
+): Promise<Buffer> {
   const N = 2 ** params.ln
   const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 }
   return scryptSlots.run(
     () =>
       new Promise((resolve, reject) => {
+        if (wanted && !wanted()) {
+          reject(new PasswordCheckAbandoned())
+          return
+        }
         scrypt(password, salt, length, options, (err, key) => (err ? reject(err) : resolve(key)))
       }),
   )
@@ -124,11 +145,12 @@ export async function verifyPassword(
   password: Buffer,
   parsed: ParsedHash,
   pepper?: Pepper,
+  wanted?: () => boolean,
 ): Promise<boolean> {
   if (password.length > MAX_PASSWORD_BYTES) return false
   const peppered = parsed.pepperId !== undefined
   const input = peppered && pepper ? pepperPassword(pepper, password) : password
-  const candidate = await derive(input, parsed.salt, parsed.params, parsed.hash.length)
+  const candidate = await derive(input, parsed.salt, parsed.params, parsed.hash.length, wanted)
   return timingSafeEqual(candidate, parsed.hash) && (!peppered || pepper !== undefined)
 }
 
@@ -137,12 +159,12 @@ let dummy: ParsedHash | undefined
  * Spends the same work as a real verification, so that an unknown username
  * cannot be told apart from a wrong password by timing.
  */
-export async function verifyAgainstDummy(password: Buffer): Promise<false> {
+export async function verifyAgainstDummy(password: Buffer, wanted?: () => boolean): Promise<false> {
   dummy ??= {
     params: DEFAULT_SCRYPT,
     salt: randomBytes(SALT_BYTES),
     hash: randomBytes(HASH_BYTES),
   }
-  await verifyPassword(password, dummy)
+  await verifyPassword(password, dummy, undefined, wanted)
   return false
 }

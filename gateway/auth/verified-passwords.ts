@@ -52,14 +52,14 @@ export class VerifiedPasswords {
   }
 
   /** Whether `password` is the device's: from memory when it was verified against the same hash, else its hash. */
-  async check(device: Device, password: Buffer): Promise<boolean> {
-    if (!device.password) return verifyAgainstDummy(password)
+  async check(device: Device, password: Buffer, wanted?: () => boolean): Promise<boolean> {
+    if (!device.password) return verifyAgainstDummy(password, wanted)
     const fingerprint = device.passwordFingerprint
-    if (!this.#entries || fingerprint === undefined) return device.password(password)
+    if (!this.#entries || fingerprint === undefined) return device.password(password, wanted)
     const mac = this.#mac(device.id, password)
     const entry = this.#entries.get(device.id)
     if (entry && entry.fingerprint === fingerprint && timingSafeEqual(entry.mac, mac)) return true
-    const ok = await device.password(password)
+    const ok = await device.password(password, wanted)
     if (ok) this.#entries.set(device.id, { fingerprint, mac })
     return ok
   }

@@ -5,7 +5,7 @@ import type { SecurityEventName, SecurityEvents } from '../../core/security-even
 import { TOKEN_MAX_BYTES } from '../../crypto/token.js'
 import type { AccessControl } from '../access-control.js'
 import type { Attempt } from '../auth/lockout.js'
-import { verifyAgainstDummy } from '../auth/password.js'
+import { PasswordCheckAbandoned, verifyAgainstDummy } from '../auth/password.js'
 import { isAcceptableClientId } from '../client-id.js'
 import {
   type ConnectFacts,
@@ -165,6 +165,12 @@ export function attemptOf(
   return { kind: 'password', identity: username, address }
 }
 
+/** Whether the client still waits for its CONNACK (its connection is open). */
+function stillThere(client: Client): boolean {
+  const conn = (client as unknown as { conn?: { destroyed?: boolean } }).conn
+  return !client.closed && conn?.destroyed !== true
+}
+
 /** The pause a client's answer waits at least (the lockout's slow-down), set during the check. */
 const holds = new WeakMap<Client, number>()
 const holdFor = (client: Client, ms: number) => holds.set(client, ms)
@@ -204,7 +210,8 @@ async function authenticate(
     password,
     facts,
     (device, token, id) => checkConnectToken(deps.protection, device, token, id),
-    (device, secret) => access.passwords.check(device, secret),
+    // A client that closed while its check waited for a slot is not worth an scrypt run.
+    (device, secret) => access.passwords.check(device, secret, () => stillThere(client)),
   )
   if (!verdict.ok) {
     for (const key of access.lockout.fail({ ...attempt, known: verdict.device !== undefined })) {
@@ -323,6 +330,11 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
         return refuseAtFloor(refusal(verdict.returnCode, verdict.message))
       },
       (cause: unknown) => {
+        if (cause instanceof PasswordCheckAbandoned) {
+          // No one reads the answer: no event, no lockout count, no refusal delay.
+          deps.logger.debug({ clientId: client.id, listener: transport.listener }, cause.message)
+          return done(refusal(SERVER_UNAVAILABLE, cause.message), false)
+        }
         deps.logger.error({ err: cause, clientId: client.id }, 'authentication failed internally')
         return refuseAtFloor(refusal(SERVER_UNAVAILABLE, 'authentication unavailable'))
       },

@@ -3,6 +3,7 @@ import {
   DEFAULT_SCRYPT,
   defaultScryptConcurrency,
   hashPassword,
+  PasswordCheckAbandoned,
   PEPPERED_SCRYPT,
   parsePasswordHash,
   type ScryptParams,
@@ -11,7 +12,7 @@ import {
 } from '../../../gateway/auth/password.js'
 import { pepperFrom } from '../../../gateway/auth/pepper.js'
 import { GatewayError } from '../../../gateway/errors.js'
-import { thrownBy } from '../../helpers/catch.js'
+import { rejectionOf, thrownBy } from '../../helpers/catch.js'
 
 /** The cheapest parameters the parser accepts, so the suite stays fast. */
 const FAST: ScryptParams = { ln: 10, r: 8, p: 1 }
@@ -299,5 +300,25 @@ describe('$scrypt-pepper$ hashes', () => {
 describe('defaultScryptConcurrency', () => {
   it('leaves a core to the event loop: 1 on 1 or 2 cores, 2 from 3 cores on', () => {
     expect([1, 2, 3, 4, 64].map((cores) => defaultScryptConcurrency(cores))).toEqual([1, 1, 2, 2, 2])
+  })
+})
+
+describe('a check no one waits for', () => {
+  it('is given up before its scrypt starts when `wanted` says so, and runs when it does not', async () => {
+    const parsed = parsePasswordHash(await hashPassword(PASSWORD, FAST))
+    let asked = 0
+    const err = await rejectionOf(
+      verifyPassword(Buffer.from(PASSWORD), parsed, undefined, () => {
+        asked++
+        return false
+      }),
+    )
+    expect(err).toBeInstanceOf(PasswordCheckAbandoned)
+    expect((err as Error).message).toBe('the client closed before its password check started')
+    expect(asked).toBe(1)
+    expect(await verifyPassword(Buffer.from(PASSWORD), parsed, undefined, () => true)).toBe(true)
+    expect(await rejectionOf(verifyAgainstDummy(Buffer.from(PASSWORD), () => false))).toBeInstanceOf(
+      PasswordCheckAbandoned,
+    )
   })
 })

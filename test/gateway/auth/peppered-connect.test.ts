@@ -1,10 +1,13 @@
+import { connect as connectNet } from 'node:net'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import mqttPacket from 'mqtt-packet'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import { stringify } from 'yaml'
 import { type GatewayConfig, parseConfig } from '../../../config/index.js'
 import { createLogger } from '../../../core/logger.js'
 import { Metrics } from '../../../core/metrics.js'
 import { SecurityEvents } from '../../../core/security-events.js'
+import { scryptSlots } from '../../../gateway/auth/password.js'
 import { hashPassword, LanGateway, loadAccess, type UplinkMessage } from '../../../gateway/index.js'
 import { writeSecretFile } from '../../../pki/index.js'
 import { rejectionOf } from '../../helpers/catch.js'
@@ -149,6 +152,51 @@ describe('a device with a peppered password hash', () => {
     expect(await connect(PEPPERED, PEPPERED.password)).toBe(4)
     expect(refusalsOf(PEPPERED.id)).toHaveLength(before + 1)
     expect(await connect(PEPPERED, 'peppered password 2')).toBe(0)
+  })
+
+  it('a client that closes while its check waits for a slot costs no scrypt, no event and no lockout count', async () => {
+    const slots = scryptSlots.size
+    let release: () => void = () => undefined
+    const held = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    scryptSlots.resize(1)
+    // The one slot is taken until `release`: the CONNECT below waits its turn.
+    const holding = scryptSlots.run(() => held)
+    try {
+      const socket = connectNet({ host: '127.0.0.1', port: port() })
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clean: true,
+          clientId: PLAIN.id,
+          keepalive: 30,
+          username: PLAIN.id,
+          password: Buffer.from('Tr0ub4dor&3'),
+        }),
+      )
+      await vi.waitFor(() => expect(scryptSlots.queued).toBe(1), { timeout: 5000, interval: 10 })
+      const closed = new Promise((resolve) => socket.once('close', resolve))
+      socket.end()
+      await closed
+      // The gateway's side of the connection is gone too.
+      await vi.waitFor(async () => expect(await gateway.listener('tcp')!.connections()).toBe(0), {
+        timeout: 5000,
+        interval: 10,
+      })
+      const refusals = refusalsOf(PLAIN.id).length
+      release()
+      await holding
+      await logs.waitFor((r) => r.msg === 'the client closed before its password check started')
+      expect(refusalsOf(PLAIN.id)).toHaveLength(refusals)
+      expect(scryptSlots.inUse).toBe(0)
+    } finally {
+      release()
+      scryptSlots.resize(slots)
+    }
   })
 
   it('a hash made with another pepper fails the config load, naming the device, not at CONNECT', async () => {
