@@ -107,7 +107,11 @@ async function storm({ deadlineMs }) {
   async function worker() {
     while (next < devices.length) {
       const i = next++
-      if (devices[i].session && !devices[i].session.socket.destroyed) continue
+      if (devices[i].session && !devices[i].session.socket.destroyed) {
+        // Still connected (its session survived): not part of this storm.
+        outcomes[i].kept = true
+        continue
+      }
       await stormDevice(devices[i], deadline, outcomes[i])
     }
   }

@@ -6,7 +6,9 @@ const round = (x, digits = 1) =>
 
 /** One kind's storm: `{ releasedAt, outcomes }` from bench/lib/storm/devices.mjs, `t0` the restart (or release). */
 export function kindFigures(reply, t0) {
-  const done = reply.outcomes.filter((o) => o.pubackAt !== null)
+  const kept = reply.outcomes.filter((o) => o.kept).length
+  const stormed = reply.outcomes.filter((o) => !o.kept)
+  const done = stormed.filter((o) => o.pubackAt !== null)
   const errors = {}
   for (const o of reply.outcomes)
     for (const [reason, n] of Object.entries(o.errors)) errors[reason] = (errors[reason] ?? 0) + n
@@ -21,9 +23,10 @@ export function kindFigures(reply, t0) {
   const last = done.length ? Math.max(...done.map((o) => o.pubackAt)) : null
   return {
     devices: reply.outcomes.length,
+    kept,
     published: done.length,
-    failed: reply.outcomes.length - done.length,
-    retried: reply.outcomes.filter((o) => o.attempts > 1).length,
+    failed: stormed.length - done.length,
+    retried: stormed.filter((o) => o.attempts > 1).length,
     connackP50Ms: round(connackP50),
     connackP99Ms: round(connackP99),
     pubackP50Ms: round(doneP50),
