@@ -56,6 +56,7 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
     gateway: { ...config.gateway, stateDir: at(config.gateway.stateDir) },
     lan: {
       ...config.lan,
+      ...(config.lan.passwordPepperFile && { passwordPepperFile: at(config.lan.passwordPepperFile) }),
       listeners: config.lan.listeners.map((l) =>
         l.type === 'tls'
           ? { ...l, certFile: at(l.certFile), keyFile: at(l.keyFile), caFile: at(l.caFile) }
@@ -112,6 +113,8 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
       checks.push([`devices[${i}].payloadKey.secretFile`, secretFileProblem(d.payloadKey.secretFile)])
     if (d.signingKeyFile) checks.push([`devices[${i}].signingKeyFile`, publicFileProblem(d.signingKeyFile)])
   })
+  if (config.lan.passwordPepperFile)
+    checks.push(['lan.passwordPepperFile', secretFileProblem(config.lan.passwordPepperFile)])
   config.lan.listeners.forEach((l, i) => {
     if (l.type !== 'tls') return
     checks.push([`lan.listeners[${i}].certFile`, publicFileProblem(l.certFile)])

@@ -231,6 +231,27 @@ export const configSchema = z.strictObject({
         failuresBeforeDisconnect: z.number().int().min(1).max(100_000).default(20),
       })
       .prefault({}),
+    /**
+     * A 32-byte secret (64 hex digits, file mode 0600) mixed into `$scrypt-pepper$` password
+     * hashes (`edge-gateway device pepper`, `device hash-password --config`): without this file
+     * the hashes in the config cannot be checked offline at all. docs/security.md, "Password hashes".
+     */
+    passwordPepperFile: secretFilePath.optional(),
+    passwordChecks: z
+      .strictObject({
+        /**
+         * scrypt runs at once (libuv's thread pool, shared with the queue's file writes).
+         * Default: the CPU cores less one for the event loop, at least 1 and at most 2.
+         */
+        concurrency: z.number().int().min(1).max(64).optional(),
+        /**
+         * Devices whose last verified password is remembered in memory (an HMAC under a key made
+         * at start, never written anywhere), so the same device reconnecting with the same
+         * password skips scrypt; forgotten when its hash changes. 0: none. Lost at restart.
+         */
+        cacheEntries: z.number().int().min(0).max(10_000_000).default(10_000),
+      })
+      .prefault({}),
     lockout: z
       .strictObject({
         /** Failed authentications per identity or per address before the lock. */

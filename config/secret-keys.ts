@@ -25,6 +25,8 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
   // mosquitto: its password and PSK files.
   'passwordFile',
   'pskFile',
+  // lan: the password pepper's file. Its path is no secret, but a pepper pasted here would be.
+  'passwordPepperFile',
 ])
 
 /** Keys whose values are names, numbers, addresses, public paths or choices: quoting them helps. */
@@ -34,12 +36,14 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'aead',
   'allowedIps',
   'burst',
+  'cacheEntries',
   'caFile',
   'certFile',
   'clientId',
   'clientIds',
   'cloud',
   'commonName',
+  'concurrency',
   'connectTimeoutMs',
   'deniedPublish',
   'deviceShare',

@@ -8,8 +8,31 @@ export class Semaphore {
   private active = 0
   private readonly waiting: Array<() => void> = []
 
-  constructor(private readonly slots: number) {
+  private slots: number
+
+  constructor(slots: number) {
+    this.slots = Semaphore.checked(slots)
+  }
+
+  private static checked(slots: number): number {
     if (!Number.isInteger(slots) || slots < 1) throw new Error(`Expected at least 1 slot, got ${slots}`)
+    return slots
+  }
+
+  get size(): number {
+    return this.slots
+  }
+
+  /**
+   * Changes the number of slots. More slots start waiting tasks at once; fewer let the tasks
+   * running finish, and start no new one until fewer than `slots` run.
+   */
+  resize(slots: number): void {
+    this.slots = Semaphore.checked(slots)
+    while (this.active < this.slots && this.waiting.length > 0) {
+      this.active++
+      this.waiting.shift()?.()
+    }
   }
 
   get inUse(): number {
@@ -26,7 +49,7 @@ export class Semaphore {
     try {
       return await task()
     } finally {
-      const next = this.waiting.shift()
+      const next = this.active <= this.slots ? this.waiting.shift() : undefined
       // The slot passes straight to the next waiter; `active` stays as it is.
       if (next) next()
       else this.active--

@@ -2,6 +2,7 @@ import type { PolicyEngine } from '../policies/engine.js'
 import { RateLimiter } from '../policies/rate-limiter.js'
 import { SubscriberLimits } from '../policies/subscriber-limits.js'
 import { Lockout, type LockoutSettings } from './auth/lockout.js'
+import { VerifiedPasswords } from './auth/verified-passwords.js'
 import { DevicePacer } from './device-pacer.js'
 import type { DeviceRegistry } from './registry.js'
 
@@ -35,11 +36,14 @@ export class AccessControl {
   /** lan.deviceRate as back-pressure; a reload that changes the rate releases what waits and starts afresh. */
   devicePacer: DevicePacer
   subscriberLimits = new SubscriberLimits()
+  /** Passwords verified lately, per device (lan.passwordChecks.cacheEntries); outlives reloads. */
+  readonly passwords: VerifiedPasswords
 
-  constructor(initial: AccessSnapshot, lockout: LockoutSettings) {
+  constructor(initial: AccessSnapshot, lockout: LockoutSettings, passwordCacheEntries = 0) {
     this.snapshot = initial
     this.lockout = new Lockout(lockout)
     this.devicePacer = new DevicePacer(this.deviceRate)
+    this.passwords = new VerifiedPasswords(passwordCacheEntries)
   }
 
   get registry(): DeviceRegistry {
@@ -56,6 +60,7 @@ export class AccessControl {
 
   replace(next: AccessSnapshot): void {
     this.snapshot = next
+    this.passwords.retain(next.registry)
     this.rateLimiter = new RateLimiter()
     const rate = this.deviceRate
     const pacer = this.devicePacer

@@ -5,6 +5,7 @@ import type { Logger } from '../core/logger.js'
 import { type Metrics, series } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
 import { AccessControl, type AccessSnapshot } from './access-control.js'
+import { defaultScryptConcurrency, scryptSlots } from './auth/password.js'
 import { closeReasonOf } from './close-reason.js'
 import { principalFor, sessionOf, transportOf } from './connection-context.js'
 import { createAuthenticate } from './hooks/authenticate.js'
@@ -51,7 +52,12 @@ export class LanGateway {
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
     const { logger, security, metrics } = options
     useUncachedMqttNumbers()
-    const access = new AccessControl(options.access, options.lan.lockout)
+    const access = new AccessControl(
+      options.access,
+      options.lan.lockout,
+      options.lan.passwordChecks.cacheEntries,
+    )
+    scryptSlots.resize(options.lan.passwordChecks.concurrency ?? defaultScryptConcurrency())
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
     const broker = await Aedes.createBroker({
@@ -86,6 +92,8 @@ export class LanGateway {
     metrics.declare(series('downlink_withheld_total', { reason: 'no_payload_key' }))
     metrics.gauge('lan_connected_clients', () => broker.connectedClients)
     metrics.gauge('lan_lockout_entries', () => access.lockout.size)
+    metrics.gauge('lan_verified_passwords', () => access.passwords.size)
+    metrics.gauge('lan_password_checks_waiting', () => scryptSlots.queued)
     metrics.gauge('lan_retained_messages', () => retained.messages)
     metrics.gauge('lan_retained_bytes', () => retained.totalBytes)
     broker.on('clientError', (client, err) => {

@@ -3,6 +3,7 @@ import { EdgeGatewayError } from '../core/errors.js'
 export type GatewayErrorCode =
   | 'GW_ERR_BAD_PASSWORD_HASH'
   | 'GW_ERR_BAD_PSK_FILE'
+  | 'GW_ERR_BAD_PEPPER_FILE'
   | 'GW_ERR_LISTEN'
   | 'GW_ERR_PUBLISH_DENIED'
   | 'GW_ERR_UPLINK_FULL'

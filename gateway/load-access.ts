@@ -14,7 +14,8 @@ import {
 } from '../policies/mosquitto/index.js'
 import type { PolicyInput } from '../policies/schema.js'
 import type { AccessSnapshot } from './access-control.js'
-import { passwordVerifier } from './auth/password-verifier.js'
+import { hashFingerprint, passwordVerifier } from './auth/password-verifier.js'
+import { type Pepper, readPepperFile } from './auth/pepper.js'
 import { GatewayError } from './errors.js'
 import { readMasterSecretConfig } from './protection/master-secret.js'
 import { DeviceRegistry, type DeviceSpec, type PayloadKeys, readPskFile } from './registry.js'
@@ -31,8 +32,25 @@ export interface LoadedAccess extends AccessSnapshot {
   warnings: string[]
 }
 
+/** A device's verifier, the hash parsed now; a bad hash names its device (never the hash). */
+function verifierOf(
+  deviceId: string,
+  encoded: string,
+  pepper: Pepper | undefined,
+): Pick<DeviceSpec, 'password' | 'passwordFingerprint'> {
+  try {
+    return { password: passwordVerifier(encoded, pepper), passwordFingerprint: hashFingerprint(encoded) }
+  } catch (err) {
+    if (err instanceof GatewayError)
+      throw new GatewayError(err.code, `device ${deviceId}: ${err.message}`, { cause: err })
+    throw err
+  }
+}
+
 async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[]> {
   const specs: DeviceSpec[] = []
+  const pepperFile = config.lan.passwordPepperFile
+  const pepper = pepperFile !== undefined ? await readPepperFile(pepperFile) : undefined
   // The gateway's Sender ID is the same for every device (OSCORE): two devices sharing a master
   // secret would share its sending key and nonces, so that is refused.
   const secrets = new Map<string, string>()
@@ -54,7 +72,7 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
     specs.push({
       id: d.id,
       ...(d.username !== undefined && { username: d.username }),
-      ...(d.passwordHash !== undefined && { password: passwordVerifier(d.passwordHash) }),
+      ...(d.passwordHash !== undefined && verifierOf(d.id, d.passwordHash, pepper)),
       ...(d.psk && { psk: { identity: d.psk.identity, key: await readPskFile(d.psk.keyFile) } }),
       ...(d.certificate && { certificateCommonName: d.certificate.commonName }),
       ...(d.clientIds && { clientIds: d.clientIds }),
@@ -83,6 +101,14 @@ async function mosquittoDevices(config: Readonly<GatewayConfig>, warnings: strin
         id: entry.username,
         username: entry.username,
         password: (password) => verifier.verify(entry.username, password),
+        passwordFingerprint: hashFingerprint(
+          [
+            entry.hash.type,
+            entry.hash.type === 'sha512-pbkdf2' ? entry.hash.iterations : 0,
+            entry.hash.salt.toString('base64'),
+            entry.hash.hash.toString('base64'),
+          ].join('$'),
+        ),
         clientIds: ['*'],
       })
     }

@@ -4,14 +4,20 @@ import type { DerivedContext } from '../crypto/types.js'
 import { compileClientIdPatterns } from './client-id.js'
 import { GatewayError } from './errors.js'
 
-/** Checks a presented password; built once per device from its stored hash. */
-export type PasswordVerifier = (password: Buffer) => Promise<boolean>
+/**
+ * Checks a presented password; built once per device from its stored hash. `wanted`, asked when
+ * a slow hash is about to start, says whether anyone still waits for the answer: if not (the
+ * client gave up and closed), the check rejects with PasswordCheckAbandoned instead of spending it.
+ */
+export type PasswordVerifier = (password: Buffer, wanted?: () => boolean) => Promise<boolean>
 
 /** What the registry is built from: the config's devices and Mosquitto's files, resolved. */
 export interface DeviceSpec {
   id: string
   username?: string
   password?: PasswordVerifier
+  /** Tells the stored hash from any other (gateway/auth/password-verifier.ts hashFingerprint); without it, no caching. */
+  passwordFingerprint?: string
   psk?: { identity: string; key: Buffer }
   certificateCommonName?: string
   /** Exact or with `*`; default: the device id. */
@@ -32,6 +38,7 @@ export interface Device {
   readonly id: string
   readonly username?: string
   readonly password?: PasswordVerifier
+  readonly passwordFingerprint?: string
   readonly pskIdentity?: string
   readonly certificateCommonName?: string
   readonly groups: ReadonlyArray<string>
@@ -89,6 +96,8 @@ export class DeviceRegistry {
       id: spec.id,
       ...(spec.username !== undefined && { username: spec.username }),
       ...(spec.password !== undefined && { password: spec.password }),
+      ...(spec.password !== undefined &&
+        spec.passwordFingerprint !== undefined && { passwordFingerprint: spec.passwordFingerprint }),
       ...(spec.psk && { pskIdentity: spec.psk.identity }),
       ...(spec.certificateCommonName !== undefined && { certificateCommonName: spec.certificateCommonName }),
       groups: [...(spec.groups ?? [])],

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto'
+import { access } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
+import { loadConfig } from '../../config/index.js'
+import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
 import { writeSecretFile } from '../../pki/index.js'
 
@@ -17,7 +20,25 @@ async function readStdin(): Promise<string> {
     .replace(/\r?\n$/, '')
 }
 
-export interface AddOptions {
+export interface PepperOptions {
+  pepperFile?: string
+  config?: string
+}
+
+/**
+ * The pepper to hash with: `--pepper-file`, else the `lan.passwordPepperFile` of `--config`;
+ * none without either (a `$scrypt$` hash).
+ */
+async function pepperOf(options: PepperOptions): Promise<Pepper | undefined> {
+  if (options.pepperFile !== undefined && options.config !== undefined)
+    throw new Error('Expected --pepper-file or --config, not both')
+  if (options.pepperFile !== undefined) return readPepperFile(resolve(options.pepperFile))
+  if (options.config === undefined) return undefined
+  const file = (await loadConfig(options.config, { checkFiles: false })).lan.passwordPepperFile
+  return file === undefined ? undefined : readPepperFile(file)
+}
+
+export interface AddOptions extends PepperOptions {
   username?: string
   psk?: boolean
   sealed?: boolean
@@ -28,11 +49,29 @@ export interface AddOptions {
   group?: string[]
 }
 
-/** `device hash-password`: the scrypt hash of the password on standard input. */
-export async function hashPasswordFromStdin(): Promise<void> {
+/** `device hash-password`: the scrypt hash of the password on standard input (peppered with a pepper). */
+export async function hashPasswordFromStdin(options: PepperOptions): Promise<void> {
+  const pepper = await pepperOf(options)
   const password = await readStdin()
   if (password.length === 0) throw new Error('no password on standard input')
-  process.stdout.write(`${await hashPassword(password)}\n`)
+  process.stdout.write(`${await hashPassword(password, undefined, pepper)}\n`)
+}
+
+/** `device pepper <file>`: a new 32-byte password pepper, 0600; never overwrites a file. */
+export async function writePepper(file: string): Promise<void> {
+  const path = resolve(file)
+  const exists = await access(path).then(
+    () => true,
+    () => false,
+  )
+  if (exists)
+    throw new Error(
+      `${path} exists; a new pepper would break every hash made with the old one, so it is not overwritten`,
+    )
+  await writeSecretFile(path, `${randomBytes(PEPPER_BYTES).toString('hex')}\n`)
+  process.stderr.write(
+    `password pepper written to ${path} (mode 0600); back it up apart from the config, never log it\n`,
+  )
 }
 
 /** `device add`: credentials for a new device, and its `devices:` entry on standard output. */
@@ -45,10 +84,11 @@ export async function addDevice(id: string, options: AddOptions): Promise<void> 
   }
   const entry: Record<string, unknown> = { id }
   if (options.username) {
+    const pepper = await pepperOf(options)
     const password = await readStdin()
     if (password.length < 8) throw new Error('Expected a password of at least 8 characters on standard input')
     entry.username = options.username
-    entry.passwordHash = await hashPassword(password)
+    entry.passwordHash = await hashPassword(password, undefined, pepper)
   }
   if (options.psk) {
     const keyFile = resolve(join(options.keyDir, `${id}.psk`))

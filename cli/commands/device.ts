@@ -1,8 +1,12 @@
 import type { Command } from 'commander'
-import type { AddOptions } from '../actions/device.js'
+import type { AddOptions, PepperOptions } from '../actions/device.js'
 import { registerSimulate } from './simulate.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
+
+const PEPPER_FILE_HELP =
+  'hash with this password pepper ($scrypt-pepper$, cheaper scrypt): lan.passwordPepperFile'
+const CONFIG_HELP = "hash with the config's lan.passwordPepperFile, if it sets one"
 
 export function registerDevice(program: Command): void {
   const device = program.command('device').description('manage devices')
@@ -12,7 +16,18 @@ export function registerDevice(program: Command): void {
     .description(
       'read a password on standard input and print its scrypt hash for `passwordHash` in the config',
     )
-    .action(async () => (await import('../actions/device.js')).hashPasswordFromStdin())
+    .option('--pepper-file <file>', PEPPER_FILE_HELP)
+    .option('--config <file>', CONFIG_HELP)
+    .action(async (options: PepperOptions) =>
+      (await import('../actions/device.js')).hashPasswordFromStdin(options),
+    )
+
+  device
+    .command('pepper <file>')
+    .description(
+      'write a new 32-byte password pepper (mode 0600) for lan.passwordPepperFile; never overwrites a file',
+    )
+    .action(async (file: string) => (await import('../actions/device.js')).writePepper(file))
 
   device
     .command('add <id>')
@@ -34,6 +49,8 @@ export function registerDevice(program: Command): void {
       collect,
     )
     .option('--group <name>', 'a group for policy rules (repeatable)', collect)
+    .option('--pepper-file <file>', PEPPER_FILE_HELP)
+    .option('--config <file>', CONFIG_HELP)
     .action(async (id: string, options: AddOptions) =>
       (await import('../actions/device.js')).addDevice(id, options),
     )

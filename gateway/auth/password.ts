@@ -1,11 +1,21 @@
 import { randomBytes, type ScryptOptions, scrypt, timingSafeEqual } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { Semaphore } from '../../core/semaphore.js'
 import { GatewayError } from '../errors.js'
+import { type Pepper, pepperPassword } from './pepper.js'
 
 /**
- * Password hashes in the form `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>`,
- * salt and hash in unpadded base64. scrypt runs on libuv's thread pool, so a
- * verification never blocks the broker's event loop.
+ * Password hashes in two forms, salt and hash in unpadded base64:
+ *
+ * - `$scrypt$ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>`: scrypt(password, salt);
+ * - `$scrypt-pepper$id=<pepper id>,ln=<log2 N>,r=<r>,p=<p>$<salt>$<hash>`:
+ *   scrypt(HMAC-SHA256(pepper, password), salt), the pepper a 32-byte secret in
+ *   its own file (`lan.passwordPepperFile`, gateway/auth/pepper.ts). Without the
+ *   pepper such a hash cannot be checked offline at all, so it is written with
+ *   cheaper parameters (PEPPERED_SCRYPT) and a reconnect storm costs less.
+ *
+ * scrypt runs on libuv's thread pool, so a verification never blocks the
+ * broker's event loop.
  */
 export interface ScryptParams {
   ln: number
@@ -13,7 +23,10 @@ export interface ScryptParams {
   p: number
 }
 
+/** `$scrypt$` hashes: 16 MiB and about 50 ms of one core each. */
 export const DEFAULT_SCRYPT: ScryptParams = { ln: 14, r: 8, p: 1 }
+/** `$scrypt-pepper$` hashes: 2 MiB, about an eighth of DEFAULT_SCRYPT's work (docs/security.md). */
+export const PEPPERED_SCRYPT: ScryptParams = { ln: 11, r: 8, p: 1 }
 const SALT_BYTES = 16
 const HASH_BYTES = 32
 /** Bounds that keep a hostile or mistyped hash from costing more than 256 MiB or seconds of work. */
@@ -22,33 +35,79 @@ const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
 const MAX_PASSWORD_BYTES = 1024
 
 /**
- * scrypt runs on libuv's thread pool (4 threads by default), which the queue's writes and
- * fdatasyncs share: at most 2 scrypt runs at once, so a burst of password CONNECTs cannot hold
- * every device's PUBACK behind it. The rest wait their turn (the refusal delay covers the wait).
+ * scrypt runs at once by default: the CPU cores less one, which the event loop keeps (the
+ * connected devices' PUBACKs, TLS handshakes), at least 1 and at most 2, since libuv's thread
+ * pool (4 threads) is shared with the queue's writes and fdatasyncs. `lan.passwordChecks.concurrency`
+ * overrides it.
  */
-export const scryptSlots = new Semaphore(2)
+export function defaultScryptConcurrency(cores: number = availableParallelism()): number {
+  return Math.max(1, Math.min(2, cores - 1))
+}
 
-function derive(password: Buffer, salt: Buffer, params: ScryptParams, length: number): Promise<Buffer> {
+/**
+ * The scrypt runs of this process; a burst of password CONNECTs waits its turn here, in arrival
+ * order (the refusal delay covers the wait). Sized by the LAN gateway at start.
+ */
+export const scryptSlots = new Semaphore(defaultScryptConcurrency())
+
+/**
+ * A password check given up before its scrypt started: the client closed while it waited for a
+ * slot (in a reconnect storm, a device that timed out and will connect again). Not a failure.
+ */
+export class PasswordCheckAbandoned extends Error {
+  constructor() {
+    super('the client closed before its password check started')
+    this.name = 'PasswordCheckAbandoned'
+  }
+}
+
+function derive(
+  password: Buffer,
+  salt: Buffer,
+  params: ScryptParams,
+  length: number,
+  wanted?: () => boolean,
+): Promise<Buffer> {
   const N = 2 ** params.ln
   const options: ScryptOptions = { N, r: params.r, p: params.p, maxmem: 256 * N * params.r + 1024 * 1024 }
   return scryptSlots.run(
     () =>
       new Promise((resolve, reject) => {
+        if (wanted && !wanted()) {
+          reject(new PasswordCheckAbandoned())
+          return
+        }
         scrypt(password, salt, length, options, (err, key) => (err ? reject(err) : resolve(key)))
       }),
   )
 }
 
-export async function hashPassword(password: string, params: ScryptParams = DEFAULT_SCRYPT): Promise<string> {
+const encodeParams = (params: ScryptParams) => `ln=${params.ln},r=${params.r},p=${params.p}`
+
+/** A `$scrypt$` hash of `password`; with `pepper`, a `$scrypt-pepper$` hash (default PEPPERED_SCRYPT). */
+export async function hashPassword(
+  password: string,
+  params?: ScryptParams,
+  pepper?: Pepper,
+): Promise<string> {
   const salt = randomBytes(SALT_BYTES)
-  const hash = await derive(Buffer.from(password, 'utf8'), salt, params, HASH_BYTES)
-  return `$scrypt$ln=${params.ln},r=${params.r},p=${params.p}$${salt.toString('base64url')}$${hash.toString('base64url')}`
+  const bytes = Buffer.from(password, 'utf8')
+  if (pepper) {
+    const used = params ?? PEPPERED_SCRYPT
+    const hash = await derive(pepperPassword(pepper, bytes), salt, used, HASH_BYTES)
+    return `$scrypt-pepper$id=${pepper.id},${encodeParams(used)}$${salt.toString('base64url')}$${hash.toString('base64url')}`
+  }
+  const used = params ?? DEFAULT_SCRYPT
+  const hash = await derive(bytes, salt, used, HASH_BYTES)
+  return `$scrypt$${encodeParams(used)}$${salt.toString('base64url')}$${hash.toString('base64url')}`
 }
 
-interface ParsedHash {
+export interface ParsedHash {
   params: ScryptParams
   salt: Buffer
   hash: Buffer
+  /** Set for a `$scrypt-pepper$` hash: the id of the pepper it was made with. */
+  pepperId?: string
 }
 
 export function parsePasswordHash(encoded: string): ParsedHash {
@@ -56,12 +115,16 @@ export function parsePasswordHash(encoded: string): ParsedHash {
   const fail = (why: string) =>
     new GatewayError(
       'GW_ERR_BAD_PASSWORD_HASH',
-      `password hash ${why}; expected $scrypt$ln=N,r=N,p=N$<salt>$<hash> as written by \`edge-gateway device hash-password\``,
+      `password hash ${why}; expected $scrypt$ln=N,r=N,p=N$<salt>$<hash> (or $scrypt-pepper$id=<pepper id>,ln=N,r=N,p=N$<salt>$<hash>) as written by \`edge-gateway device hash-password\``,
     )
-  if (parts.length !== 5 || parts[0] !== '' || parts[1] !== 'scrypt') throw fail('is not an scrypt hash')
-  const match = /^ln=(\d+),r=(\d+),p=(\d+)$/.exec(parts[2] ?? '')
+  const peppered = parts[1] === 'scrypt-pepper'
+  if (parts.length !== 5 || parts[0] !== '' || (parts[1] !== 'scrypt' && !peppered))
+    throw fail('is not an scrypt hash')
+  const match = (
+    peppered ? /^id=([0-9a-f]{8}),ln=(\d+),r=(\d+),p=(\d+)$/ : /^()ln=(\d+),r=(\d+),p=(\d+)$/
+  ).exec(parts[2] ?? '')
   if (!match) throw fail('has unreadable parameters')
-  const params = { ln: Number(match[1]), r: Number(match[2]), p: Number(match[3]) }
+  const params = { ln: Number(match[2]), r: Number(match[3]), p: Number(match[4]) }
   for (const key of ['ln', 'r', 'p'] as const) {
     const [lo, hi] = LIMITS[key]
     if (params[key] < lo || params[key] > hi) throw fail(`has ${key}=${params[key]} outside ${lo}..${hi}`)
@@ -71,14 +134,24 @@ export function parsePasswordHash(encoded: string): ParsedHash {
   const hash = Buffer.from(parts[4] ?? '', 'base64url')
   if (salt.length < 8 || hash.length < 16 || hash.length > 64)
     throw fail('has a salt or hash of the wrong size')
-  return { params, salt, hash }
+  return { params, salt, hash, ...(peppered && { pepperId: match[1] }) }
 }
 
-/** Constant-time check of a password against a parsed hash. */
-export async function verifyPassword(password: Buffer, parsed: ParsedHash): Promise<boolean> {
+/**
+ * Constant-time check of a password against a parsed hash. A `$scrypt-pepper$` hash needs the
+ * pepper: without one it refuses every password (after the same work, so it is not faster).
+ */
+export async function verifyPassword(
+  password: Buffer,
+  parsed: ParsedHash,
+  pepper?: Pepper,
+  wanted?: () => boolean,
+): Promise<boolean> {
   if (password.length > MAX_PASSWORD_BYTES) return false
-  const candidate = await derive(password, parsed.salt, parsed.params, parsed.hash.length)
-  return timingSafeEqual(candidate, parsed.hash)
+  const peppered = parsed.pepperId !== undefined
+  const input = peppered && pepper ? pepperPassword(pepper, password) : password
+  const candidate = await derive(input, parsed.salt, parsed.params, parsed.hash.length, wanted)
+  return timingSafeEqual(candidate, parsed.hash) && (!peppered || pepper !== undefined)
 }
 
 let dummy: ParsedHash | undefined
@@ -86,12 +159,12 @@ let dummy: ParsedHash | undefined
  * Spends the same work as a real verification, so that an unknown username
  * cannot be told apart from a wrong password by timing.
  */
-export async function verifyAgainstDummy(password: Buffer): Promise<false> {
+export async function verifyAgainstDummy(password: Buffer, wanted?: () => boolean): Promise<false> {
   dummy ??= {
     params: DEFAULT_SCRYPT,
     salt: randomBytes(SALT_BYTES),
     hash: randomBytes(HASH_BYTES),
   }
-  await verifyPassword(password, dummy)
+  await verifyPassword(password, dummy, undefined, wanted)
   return false
 }

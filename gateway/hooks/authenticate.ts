@@ -5,7 +5,7 @@ import type { SecurityEventName, SecurityEvents } from '../../core/security-even
 import { TOKEN_MAX_BYTES } from '../../crypto/token.js'
 import type { AccessControl } from '../access-control.js'
 import type { Attempt } from '../auth/lockout.js'
-import { verifyAgainstDummy } from '../auth/password.js'
+import { PasswordCheckAbandoned, verifyAgainstDummy } from '../auth/password.js'
 import { isAcceptableClientId } from '../client-id.js'
 import {
   type ConnectFacts,
@@ -32,6 +32,12 @@ export interface AuthenticateDeps {
 
 /** Checks a one-time CONNECT token for a device; 'ok' or why not. */
 export type TokenCheck = (device: Device, token: Buffer, clientId: string) => Promise<'ok' | string>
+
+/** Checks a password against a device's hash (default: the hash itself, no cache). */
+export type PasswordCheck = (device: Device, password: Buffer) => Promise<boolean>
+
+const checkHash: PasswordCheck = (device, password) =>
+  device.password ? device.password(password) : verifyAgainstDummy(password)
 
 /** A COSE_Mac0 token is a 4-element CBOR array (0x84); no UTF-8 text password starts with that byte. */
 const looksLikeToken = (password: Buffer) => password[0] === 0x84
@@ -68,6 +74,7 @@ export async function decide(
   password: Buffer | undefined,
   facts: Pick<ConnectFacts, 'emptyClientId' | 'clean'> = { emptyClientId: false, clean: true },
   tokenCheck?: TokenCheck,
+  passwordCheck: PasswordCheck = checkHash,
 ): Promise<Verdict> {
   if (facts.emptyClientId && !facts.clean) {
     return refuse(
@@ -105,9 +112,7 @@ export async function decide(
         )
       }
     } else if (password !== undefined) {
-      const ok = userDevice.password
-        ? await userDevice.password(password)
-        : await verifyAgainstDummy(password)
+      const ok = await passwordCheck(userDevice, password)
       if (!ok) return refuse(BAD_USERNAME_OR_PASSWORD, 'auth_bad_password', 'wrong password', userDevice.id)
     } else if (!transportDevice) {
       return refuse(
@@ -160,6 +165,12 @@ export function attemptOf(
   return { kind: 'password', identity: username, address }
 }
 
+/** Whether the client still waits for its CONNACK (its connection is open). */
+function stillThere(client: Client): boolean {
+  const conn = (client as unknown as { conn?: { destroyed?: boolean } }).conn
+  return !client.closed && conn?.destroyed !== true
+}
+
 /** The pause a client's answer waits at least (the lockout's slow-down), set during the check. */
 const holds = new WeakMap<Client, number>()
 const holdFor = (client: Client, ms: number) => holds.set(client, ms)
@@ -199,6 +210,8 @@ async function authenticate(
     password,
     facts,
     (device, token, id) => checkConnectToken(deps.protection, device, token, id),
+    // A client that closed while its check waited for a slot is not worth an scrypt run.
+    (device, secret) => access.passwords.check(device, secret, () => stillThere(client)),
   )
   if (!verdict.ok) {
     for (const key of access.lockout.fail({ ...attempt, known: verdict.device !== undefined })) {
@@ -317,6 +330,11 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
         return refuseAtFloor(refusal(verdict.returnCode, verdict.message))
       },
       (cause: unknown) => {
+        if (cause instanceof PasswordCheckAbandoned) {
+          // No one reads the answer: no event, no lockout count, no refusal delay.
+          deps.logger.debug({ clientId: client.id, listener: transport.listener }, cause.message)
+          return done(refusal(SERVER_UNAVAILABLE, cause.message), false)
+        }
         deps.logger.error({ err: cause, clientId: client.id }, 'authentication failed internally')
         return refuseAtFloor(refusal(SERVER_UNAVAILABLE, 'authentication unavailable'))
       },

@@ -1,5 +1,9 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
-import { ConfigError, parseConfig } from '../../config/index.js'
+import { ConfigError, checkConfigFiles, parseConfig } from '../../config/index.js'
+import { rejectionOf } from '../helpers/catch.js'
+import { makeTempDir, removeDir } from '../helpers/tmp.js'
 
 const source = { file: '/etc/edge-gateway/gateway.yaml', baseDir: '/etc/edge-gateway' }
 
@@ -57,6 +61,26 @@ describe('parseConfig', () => {
     expect(Object.isFrozen(config.cloud.topics[0])).toBe(true)
   })
 
+  it('resolves lan.passwordPepperFile against the config folder; passwordChecks has its defaults', () => {
+    const config = parseConfig(
+      valid.replace('lan:\n', 'lan:\n  passwordPepperFile: keys/password.pepper\n'),
+      source,
+    )
+    expect(config.lan.passwordPepperFile).toBe('/etc/edge-gateway/keys/password.pepper')
+    expect(config.lan.passwordChecks).toEqual({ cacheEntries: 10_000 })
+    expect(parseConfig(valid, source).lan.passwordPepperFile).toBeUndefined()
+  })
+
+  it('refuses passwordChecks out of bounds, quoting the number', () => {
+    const withChecks = (checks: string) => valid.replace('lan:\n', `lan:\n  passwordChecks: ${checks}\n`)
+    expect(errorOf(withChecks('{ concurrency: 0 }')).message).toBe(
+      '/etc/edge-gateway/gateway.yaml: lan.passwordChecks.concurrency: Too small: expected number to be >=1, got 0 (number)',
+    )
+    expect(errorOf(withChecks('{ cacheEntries: -1 }')).message).toBe(
+      '/etc/edge-gateway/gateway.yaml: lan.passwordChecks.cacheEntries: Too small: expected number to be >=0, got -1 (number)',
+    )
+  })
+
   it('refuses an unknown key, naming its path', () => {
     const err = errorOf(valid.replace('  port: 8884', '  port: 8884\n  colour: blue'))
     expect(err.code).toBe('CONFIG_ERR_SCHEMA')
@@ -112,5 +136,48 @@ describe('parseConfig', () => {
     expect(errorOf('- 1\n- 2\n').message).toBe(
       '/etc/edge-gateway/gateway.yaml: expected a mapping at the top level',
     )
+  })
+})
+
+describe('checkConfigFiles', () => {
+  it('checks lan.passwordPepperFile as a key file: present and 0600 or tighter', async () => {
+    const dir = await makeTempDir('edge-gw-load-')
+    try {
+      await mkdir(join(dir, 'pki'))
+      await mkdir(join(dir, 'keys'))
+      for (const [file, mode] of [
+        ['pki/ca.pem', 0o644],
+        ['pki/client.pem', 0o644],
+        ['pki/client.key', 0o600],
+        ['keys/valve-2.psk', 0o600],
+      ] as const) {
+        await writeFile(join(dir, file), 'x', { mode })
+        await chmod(join(dir, file), mode)
+      }
+      const file = join(dir, 'gateway.yaml')
+      const config = parseConfig(
+        valid.replace('lan:\n', 'lan:\n  passwordPepperFile: keys/password.pepper\n'),
+        {
+          file,
+          baseDir: dir,
+        },
+      )
+      const pepper = join(dir, 'keys/password.pepper')
+      const missing = await rejectionOf(checkConfigFiles(config, file))
+      expect(missing).toMatchObject({
+        code: 'CONFIG_ERR_SECRET_FILE',
+        message: `${file}: lan.passwordPepperFile: ${pepper} does not exist`,
+      })
+      await writeFile(pepper, 'x', { mode: 0o640 })
+      await chmod(pepper, 0o640)
+      expect(await rejectionOf(checkConfigFiles(config, file))).toMatchObject({
+        code: 'CONFIG_ERR_SECRET_FILE',
+        message: `${file}: lan.passwordPepperFile: ${pepper} has mode 0640; a key file must be 0600 or tighter (chmod 600 ${pepper})`,
+      })
+      await chmod(pepper, 0o600)
+      await checkConfigFiles(config, file)
+    } finally {
+      await removeDir(dir)
+    }
   })
 })

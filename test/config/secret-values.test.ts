@@ -97,6 +97,7 @@ const secretPaths = keys
 /** For each path at or under a secret key: the message after the path, for the wrong-typed NUMBER. */
 const WRONG_TYPE: Record<string, string> = {
   'lan.listeners[].keyFile': `expected string, got a number ${NOT_SHOWN}`,
+  'lan.passwordPepperFile': `expected string, got a number ${NOT_SHOWN}`,
   'devices[].passwordHash': `expected string, got a number ${NOT_SHOWN}`,
   'devices[].psk': `expected object, got a number ${NOT_SHOWN}`,
   'devices[].psk.identity': `expected string, got a number ${NOT_SHOWN}`,
@@ -129,6 +130,8 @@ const SECRET_ITSELF: Record<string, [string, string]> = {
   'devices[].payloadKey': [MASTER_SECRET_HEX, `expected object, got a string ${NOT_SHOWN}`],
   'devices[].payloadKey.secretFile': [MASTER_SECRET_HEX, PATH_NOT_SECRET],
   'lan.listeners[].keyFile': [PEM_KEY, PATH_NOT_SECRET],
+  // A 32-byte pepper pasted for the path of its file.
+  'lan.passwordPepperFile': [MASTER_SECRET_HEX, PATH_NOT_SECRET],
   'cloud.keyFile': [PEM_KEY, PATH_NOT_SECRET],
   'cloud.signing': [PEM_KEY, `expected object, got a string ${NOT_SHOWN}`],
   'cloud.signing.keyFile': [PEM_KEY, PATH_NOT_SECRET],
@@ -158,7 +161,13 @@ describe('config errors never quote a secret (docs/security.md)', () => {
   })
 
   it('a key named like a secret is a secret key (the public-key paths are reviewed exceptions)', () => {
-    const reviewedPublic = new Set(['publicKeyFile', 'signingKeyFile', 'tokenWindowSeconds'])
+    const reviewedPublic = new Set([
+      'publicKeyFile',
+      'signingKeyFile',
+      'tokenWindowSeconds',
+      // lan.passwordChecks: how many scrypt runs at once and how many devices are remembered.
+      'passwordChecks',
+    ])
     const secretLooking = keys
       .map((k) => k.key)
       .filter((key) => /secret|passw|psk|private|preshared|token|credential|key$|keyfile$/i.test(key))

@@ -125,6 +125,7 @@ async function makeNamedFiles(config: Readonly<GatewayConfig>, dir: string): Pro
   if (config.mosquitto?.passwordFile) files.push([config.mosquitto.passwordFile, 'secret', empty])
   if (config.mosquitto?.pskFile) files.push([config.mosquitto.pskFile, 'secret', empty])
   for (const [, file] of vpnSecretFiles(config.vpn)) files.push([file, 'secret', placeholder])
+  if (config.lan.passwordPepperFile) files.push([config.lan.passwordPepperFile, 'secret', hex(32)])
   for (const [file, kind, content] of files) {
     const inside = relative(dir, file)
     if (inside.startsWith('..') || inside.startsWith('/')) {

@@ -1,13 +1,18 @@
 import { describe, expect, it } from 'vitest'
 import {
+  DEFAULT_SCRYPT,
+  defaultScryptConcurrency,
   hashPassword,
+  PasswordCheckAbandoned,
+  PEPPERED_SCRYPT,
   parsePasswordHash,
   type ScryptParams,
   verifyAgainstDummy,
   verifyPassword,
 } from '../../../gateway/auth/password.js'
+import { pepperFrom } from '../../../gateway/auth/pepper.js'
 import { GatewayError } from '../../../gateway/errors.js'
-import { thrownBy } from '../../helpers/catch.js'
+import { rejectionOf, thrownBy } from '../../helpers/catch.js'
 
 /** The cheapest parameters the parser accepts, so the suite stays fast. */
 const FAST: ScryptParams = { ln: 10, r: 8, p: 1 }
@@ -208,5 +213,112 @@ describe('parsePasswordHash', () => {
     const saltSecret = 'c2VjcmV0' // a short "salt" that is really something else
     expect(formatError(encode('ln=10,r=8,p=1', saltSecret, HASH))).not.toContain(saltSecret)
     expect(formatError(encode('ln=10,r=8,p=1', SALT, 'c2VjcmV0'))).not.toContain(SALT)
+  })
+})
+
+describe('$scrypt-pepper$ hashes', () => {
+  const pepper = pepperFrom(Buffer.alloc(32, 0x5c))
+  const otherPepper = pepperFrom(Buffer.alloc(32, 0x5d))
+  const peppered = (params: string, salt = SALT, hash = HASH) => `$scrypt-pepper$${params}$${salt}$${hash}`
+
+  it('writes $scrypt-pepper$id=<pepper id>,ln,r,p$salt$hash, at PEPPERED_SCRYPT by default', async () => {
+    const encoded = await hashPassword(PASSWORD, undefined, pepper)
+    expect(encoded).toMatch(
+      new RegExp(
+        `^\\$scrypt-pepper\\$id=${pepper.id},ln=11,r=8,p=1\\$[A-Za-z0-9_-]{22}\\$[A-Za-z0-9_-]{43}$`,
+      ),
+    )
+    expect(PEPPERED_SCRYPT).toEqual({ ln: 11, r: 8, p: 1 })
+    expect(DEFAULT_SCRYPT).toEqual({ ln: 14, r: 8, p: 1 })
+    expect(parsePasswordHash(encoded)).toMatchObject({ params: PEPPERED_SCRYPT, pepperId: pepper.id })
+  })
+
+  it('accepts the password with the pepper it was made with', async () => {
+    const parsed = parsePasswordHash(await hashPassword(PASSWORD, FAST, pepper))
+    expect(parsed.params).toEqual(FAST)
+    expect(await verifyPassword(Buffer.from(PASSWORD), parsed, pepper)).toBe(true)
+  })
+
+  it('refuses a wrong password, an empty one and one over 1024 bytes', async () => {
+    const parsed = parsePasswordHash(await hashPassword(PASSWORD, FAST, pepper))
+    for (const wrong of ['correct horse battery stapl', `${PASSWORD} `, '', 'x'.repeat(1025)]) {
+      expect(await verifyPassword(Buffer.from(wrong), parsed, pepper), wrong).toBe(false)
+    }
+  })
+
+  it('refuses the right password with another pepper, or with none', async () => {
+    const parsed = parsePasswordHash(await hashPassword(PASSWORD, FAST, pepper))
+    expect(await verifyPassword(Buffer.from(PASSWORD), parsed, otherPepper)).toBe(false)
+    expect(await verifyPassword(Buffer.from(PASSWORD), parsed)).toBe(false)
+  })
+
+  it('is not the plain hash of the password, nor of its HMAC read as a $scrypt$ hash', async () => {
+    const encoded = await hashPassword(PASSWORD, FAST, pepper)
+    const [, , , salt, hash] = encoded.split('$') as [string, string, string, string, string]
+    const asPlain = parsePasswordHash(encode('ln=10,r=8,p=1', salt, hash))
+    expect(asPlain.pepperId).toBeUndefined()
+    expect(await verifyPassword(Buffer.from(PASSWORD), asPlain)).toBe(false)
+    expect(await verifyPassword(Buffer.from(PASSWORD), asPlain, pepper)).toBe(false)
+  })
+
+  it('a $scrypt$ hash ignores a pepper: old hashes keep working once a pepper is configured', async () => {
+    const parsed = parsePasswordHash(await hashPassword(PASSWORD, FAST))
+    expect(await verifyPassword(Buffer.from(PASSWORD), parsed, pepper)).toBe(true)
+  })
+
+  it('holds its parameters to the same bounds as $scrypt$', () => {
+    const id = `id=${pepper.id}`
+    const err = (encoded: string) => thrownBy(() => parsePasswordHash(encoded)) as GatewayError
+    expect(parsePasswordHash(peppered(`${id},ln=10,r=1,p=1`)).params).toEqual({ ln: 10, r: 1, p: 1 })
+    expect(parsePasswordHash(peppered(`${id},ln=18,r=8,p=4`)).params).toEqual({ ln: 18, r: 8, p: 4 })
+    expect(err(peppered(`${id},ln=9,r=8,p=1`)).message).toContain('has ln=9 outside 10..18')
+    expect(err(peppered(`${id},ln=19,r=8,p=1`)).message).toContain('has ln=19 outside 10..18')
+    expect(err(peppered(`${id},ln=10,r=17,p=1`)).message).toContain('has r=17 outside 1..16')
+    expect(err(peppered(`${id},ln=10,r=8,p=5`)).message).toContain('has p=5 outside 1..4')
+    expect(err(peppered(`${id},ln=18,r=16,p=1`)).message).toContain('needs more than 256 MiB of memory')
+    expect(err(peppered(`${id},ln=10,r=8,p=1`, Buffer.alloc(7).toString('base64url'))).message).toContain(
+      'has a salt or hash of the wrong size',
+    )
+  })
+
+  it('needs a pepper id of 8 lower-case hex digits, before the parameters', () => {
+    for (const params of [
+      'ln=10,r=8,p=1',
+      `ln=10,r=8,p=1,id=${pepper.id}`,
+      'id=1234567,ln=10,r=8,p=1',
+      'id=123456789,ln=10,r=8,p=1',
+      'id=ABCDEF01,ln=10,r=8,p=1',
+      'id=,ln=10,r=8,p=1',
+    ]) {
+      expect(formatError(peppered(params)), params).toContain('has unreadable parameters')
+    }
+    // The id belongs to the peppered form only.
+    expect(formatError(encode(`id=${pepper.id},ln=10,r=8,p=1`))).toContain('has unreadable parameters')
+  })
+})
+
+describe('defaultScryptConcurrency', () => {
+  it('leaves a core to the event loop: 1 on 1 or 2 cores, 2 from 3 cores on', () => {
+    expect([1, 2, 3, 4, 64].map((cores) => defaultScryptConcurrency(cores))).toEqual([1, 1, 2, 2, 2])
+  })
+})
+
+describe('a check no one waits for', () => {
+  it('is given up before its scrypt starts when `wanted` says so, and runs when it does not', async () => {
+    const parsed = parsePasswordHash(await hashPassword(PASSWORD, FAST))
+    let asked = 0
+    const err = await rejectionOf(
+      verifyPassword(Buffer.from(PASSWORD), parsed, undefined, () => {
+        asked++
+        return false
+      }),
+    )
+    expect(err).toBeInstanceOf(PasswordCheckAbandoned)
+    expect((err as Error).message).toBe('the client closed before its password check started')
+    expect(asked).toBe(1)
+    expect(await verifyPassword(Buffer.from(PASSWORD), parsed, undefined, () => true)).toBe(true)
+    expect(await rejectionOf(verifyAgainstDummy(Buffer.from(PASSWORD), () => false))).toBeInstanceOf(
+      PasswordCheckAbandoned,
+    )
   })
 })
