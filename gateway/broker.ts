@@ -34,6 +34,11 @@ export interface LanGatewayOptions {
   security: SecurityEvents
 }
 
+/** scrypt runs at once: as configured, else the default for the hashes of `access` (password.ts). */
+function sizeScryptSlots(configured: number | undefined, access: AccessSnapshot): void {
+  scryptSlots.resize(configured ?? defaultScryptConcurrency(undefined, access.slowPasswordHashes ?? true))
+}
+
 /** The LAN side: one aedes broker with our hooks, behind one listener per configured transport. */
 export class LanGateway {
   private constructor(
@@ -43,6 +48,8 @@ export class LanGateway {
     private readonly protection: ProtectionRuntime,
     private readonly security: SecurityEvents,
     private readonly logger: Logger,
+    /** lan.passwordChecks.concurrency; unset: the default for the hashes in force. */
+    private readonly passwordConcurrency: number | undefined,
   ) {}
 
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
@@ -52,7 +59,8 @@ export class LanGateway {
       options.lan.lockout,
       options.lan.passwordChecks.cacheEntries,
     )
-    scryptSlots.resize(options.lan.passwordChecks.concurrency ?? defaultScryptConcurrency())
+    const passwordConcurrency = options.lan.passwordChecks.concurrency
+    sizeScryptSlots(passwordConcurrency, options.access)
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
     const broker = await Aedes.createBroker({
@@ -153,7 +161,7 @@ export class LanGateway {
       await protection.close()
       throw err
     }
-    return new LanGateway(broker, listeners, access, protection, security, logger)
+    return new LanGateway(broker, listeners, access, protection, security, logger, passwordConcurrency)
   }
 
   listener(type: string): Listener | undefined {
@@ -191,6 +199,7 @@ export class LanGateway {
 
   /** Applies a new registry and policy without dropping connections that remain allowed. */
   reload(next: AccessSnapshot): Promise<ReloadReport> {
+    sizeScryptSlots(this.passwordConcurrency, next)
     return applyAccess(this.access, next, this.clients(), this.security)
   }
 
