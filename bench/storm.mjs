@@ -240,10 +240,7 @@ async function measureEdge(edge, devices, options, log) {
         listeningMs: round(started.listeningAt - started.spawnedAt),
         edgeCpuSeconds: round(cpuSeconds(edge.pid) - cpu0, 2),
         steady: steadyFigures(
-          await steady.request(
-            { type: 'stats', from: started.spawnedAt, to: end, lostSince: stopped.stoppingAt },
-            'stats',
-          ),
+          await steadyBack(steady, started.spawnedAt, end, stopped.stoppingAt),
           started.spawnedAt,
         ),
       }
@@ -252,6 +249,20 @@ async function measureEdge(edge, devices, options, log) {
     return result
   } finally {
     for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => undefined)
+  }
+}
+
+/**
+ * The steady devices' figures over [from, to] once both have their session back after the restart
+ * (a short storm can end before they retry), waiting 30 s at most.
+ */
+async function steadyBack(steady, from, to, lostSince) {
+  const deadline = now() + 30_000
+  for (;;) {
+    const stats = await steady.request({ type: 'stats', from, to, lostSince }, 'stats')
+    const back = Object.values(stats.perDevice).every((d) => d.reconnects.length > 0)
+    if (back || now() > deadline) return stats
+    await sleep(100)
   }
 }
 
