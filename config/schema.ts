@@ -240,8 +240,9 @@ export const configSchema = z.strictObject({
     passwordChecks: z
       .strictObject({
         /**
-         * scrypt runs at once (libuv's thread pool, shared with the queue's file writes).
-         * Default: the CPU cores less one for the event loop, at least 1 and at most 2.
+         * scrypt runs at once (libuv's thread pool, shared with the queue's file writes). Default:
+         * with only `$scrypt-pepper$` hashes the CPU cores less one (the event loop keeps one),
+         * else the cores; at least 1, at most 2 (gateway/auth/password.ts).
          */
         concurrency: z.number().int().min(1).max(64).optional(),
         /**

@@ -21,6 +21,8 @@ export interface AccessSnapshot {
   readonly engine: PolicyEngine
   /** lan.deviceRate; default DEFAULT_DEVICE_RATE. */
   readonly deviceRate?: DeviceRate
+  /** Some device has a `$scrypt$` (unpeppered, expensive) hash; it sizes the default scrypt concurrency. Default true. */
+  readonly slowPasswordHashes?: boolean
 }
 
 /**

@@ -38,6 +38,11 @@ export interface LanGatewayOptions {
   security: SecurityEvents
 }
 
+/** scrypt runs at once: as configured, else the default for the hashes of `access` (password.ts). */
+function sizeScryptSlots(configured: number | undefined, access: AccessSnapshot): void {
+  scryptSlots.resize(configured ?? defaultScryptConcurrency(undefined, access.slowPasswordHashes ?? true))
+}
+
 /** The LAN side: one aedes broker with our hooks, behind one listener per configured transport. */
 export class LanGateway {
   private constructor(
@@ -47,6 +52,8 @@ export class LanGateway {
     private readonly protection: ProtectionRuntime,
     private readonly security: SecurityEvents,
     private readonly logger: Logger,
+    /** lan.passwordChecks.concurrency; unset: the default for the hashes in force. */
+    private readonly passwordConcurrency: number | undefined,
   ) {}
 
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
@@ -57,7 +64,8 @@ export class LanGateway {
       options.lan.lockout,
       options.lan.passwordChecks.cacheEntries,
     )
-    scryptSlots.resize(options.lan.passwordChecks.concurrency ?? defaultScryptConcurrency())
+    const passwordConcurrency = options.lan.passwordChecks.concurrency
+    sizeScryptSlots(passwordConcurrency, options.access)
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
     const broker = await Aedes.createBroker({
@@ -177,7 +185,7 @@ export class LanGateway {
       await protection.close()
       throw err
     }
-    return new LanGateway(broker, listeners, access, protection, security, logger)
+    return new LanGateway(broker, listeners, access, protection, security, logger, passwordConcurrency)
   }
 
   listener(type: string): Listener | undefined {
@@ -215,6 +223,7 @@ export class LanGateway {
 
   /** Applies a new registry and policy without dropping connections that remain allowed. */
   reload(next: AccessSnapshot): Promise<ReloadReport> {
+    sizeScryptSlots(this.passwordConcurrency, next)
     return applyAccess(this.access, next, this.clients(), this.security)
   }
 

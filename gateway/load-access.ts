@@ -206,5 +206,11 @@ export async function loadAccess(config: Readonly<GatewayConfig>): Promise<Loade
     const where = config.policies?.file ?? 'policies'
     throw new GatewayError('GW_ERR_POLICY_FILE', `${where}: ${(err as Error).message}`, { cause: err })
   }
-  return { registry: new DeviceRegistry(specs), engine, warnings, deviceRate: config.lan.deviceRate }
+  return {
+    registry: new DeviceRegistry(specs),
+    engine,
+    warnings,
+    deviceRate: config.lan.deviceRate,
+    slowPasswordHashes: config.devices.some((d) => d.passwordHash?.startsWith('$scrypt$') === true),
+  }
 }

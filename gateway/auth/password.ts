@@ -25,8 +25,11 @@ export interface ScryptParams {
 
 /** `$scrypt$` hashes: 16 MiB and about 50 ms of one core each. */
 export const DEFAULT_SCRYPT: ScryptParams = { ln: 14, r: 8, p: 1 }
-/** `$scrypt-pepper$` hashes: 2 MiB, about an eighth of DEFAULT_SCRYPT's work (docs/security.md). */
-export const PEPPERED_SCRYPT: ScryptParams = { ln: 11, r: 8, p: 1 }
+/**
+ * `$scrypt-pepper$` hashes: 1 MiB, a sixteenth of DEFAULT_SCRYPT's work, so that 1,000 password
+ * devices reconnect within 10 s on 2 cores (bench/storm.mjs; docs/security.md, "Password hashes").
+ */
+export const PEPPERED_SCRYPT: ScryptParams = { ln: 10, r: 8, p: 1 }
 const SALT_BYTES = 16
 const HASH_BYTES = 32
 /** Bounds that keep a hostile or mistyped hash from costing more than 256 MiB or seconds of work. */
@@ -35,13 +38,16 @@ const MAX_SCRYPT_MEMORY = 256 * 1024 * 1024
 const MAX_PASSWORD_BYTES = 1024
 
 /**
- * scrypt runs at once by default: the CPU cores less one, which the event loop keeps (the
- * connected devices' PUBACKs, TLS handshakes), at least 1 and at most 2, since libuv's thread
- * pool (4 threads) is shared with the queue's writes and fdatasyncs. `lan.passwordChecks.concurrency`
- * overrides it.
+ * scrypt runs at once by default, at most 2 (libuv's thread pool has 4 threads, shared with the
+ * queue's writes and fdatasyncs). With only cheap `$scrypt-pepper$` hashes, the CPU cores less
+ * one, at least 1: the other core stays with the event loop (the PUBACKs of the devices already
+ * connected, TLS handshakes), and one slot still checks 1,000 devices in about 2 s. With any
+ * `$scrypt$` hash (`slowHashes`), as many as there are cores: one 40 ms check at a time would take
+ * a 1,000-device reconnect storm past the devices' CONNACK timeouts (docs/security.md).
+ * `lan.passwordChecks.concurrency` overrides it.
  */
-export function defaultScryptConcurrency(cores: number = availableParallelism()): number {
-  return Math.max(1, Math.min(2, cores - 1))
+export function defaultScryptConcurrency(cores: number = availableParallelism(), slowHashes = true): number {
+  return slowHashes ? Math.max(1, Math.min(2, cores)) : Math.max(1, Math.min(2, cores - 1))
 }
 
 /**

@@ -73,7 +73,7 @@ describe('edge-gateway device pepper / hash-password --pepper-file', () => {
     expect(result.code).toBe(0)
     const encoded = result.stdout.trim()
     const pepper = await readPepperFile(pepperFile)
-    expect(encoded.startsWith(`$scrypt-pepper$id=${pepper.id},ln=11,r=8,p=1$`)).toBe(true)
+    expect(encoded.startsWith(`$scrypt-pepper$id=${pepper.id},ln=10,r=8,p=1$`)).toBe(true)
     expect(await passwordVerifier(encoded, pepper)(Buffer.from(PASSWORD))).toBe(true)
     expect(await passwordVerifier(encoded, pepper)(Buffer.from(`${PASSWORD}!`))).toBe(false)
   })

@@ -33,15 +33,15 @@ async function secret(path, content) {
 
 /**
  * A gateway variant, written `<form><ln>[/c<concurrency>][/cache<entries>]`: `scrypt14` is
- * `$scrypt$` at ln=14 (the default of `device hash-password`), `pepper11` is `$scrypt-pepper$` at
- * ln=11; `/c1` sets lan.passwordChecks.concurrency, `/cache0` lan.passwordChecks.cacheEntries.
+ * `$scrypt$` at ln=14 (the default of `device hash-password`), `pepper10` is `$scrypt-pepper$` at
+ * ln=10; `/c1` sets lan.passwordChecks.concurrency, `/cache0` lan.passwordChecks.cacheEntries.
  * What is not given is not written into the config: the gateway's default applies.
  */
 export function parseVariant(text) {
   const match = /^(scrypt|pepper)(\d{1,2})(?:\/c(\d+))?(?:\/cache(\d+))?$/.exec(text)
   if (!match)
     throw new Error(
-      `Expected a gateway variant like scrypt14, scrypt14/c2/cache0 or pepper11/c1, got ${JSON.stringify(text)}`,
+      `Expected a gateway variant like scrypt14, scrypt14/c2/cache0 or pepper10/c1, got ${JSON.stringify(text)}`,
     )
   return {
     name: text,

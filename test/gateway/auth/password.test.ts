@@ -225,10 +225,10 @@ describe('$scrypt-pepper$ hashes', () => {
     const encoded = await hashPassword(PASSWORD, undefined, pepper)
     expect(encoded).toMatch(
       new RegExp(
-        `^\\$scrypt-pepper\\$id=${pepper.id},ln=11,r=8,p=1\\$[A-Za-z0-9_-]{22}\\$[A-Za-z0-9_-]{43}$`,
+        `^\\$scrypt-pepper\\$id=${pepper.id},ln=10,r=8,p=1\\$[A-Za-z0-9_-]{22}\\$[A-Za-z0-9_-]{43}$`,
       ),
     )
-    expect(PEPPERED_SCRYPT).toEqual({ ln: 11, r: 8, p: 1 })
+    expect(PEPPERED_SCRYPT).toEqual({ ln: 10, r: 8, p: 1 })
     expect(DEFAULT_SCRYPT).toEqual({ ln: 14, r: 8, p: 1 })
     expect(parsePasswordHash(encoded)).toMatchObject({ params: PEPPERED_SCRYPT, pepperId: pepper.id })
   })
@@ -298,8 +298,13 @@ describe('$scrypt-pepper$ hashes', () => {
 })
 
 describe('defaultScryptConcurrency', () => {
-  it('leaves a core to the event loop: 1 on 1 or 2 cores, 2 from 3 cores on', () => {
-    expect([1, 2, 3, 4, 64].map((cores) => defaultScryptConcurrency(cores))).toEqual([1, 1, 2, 2, 2])
+  it('with only peppered hashes leaves a core to the event loop: 1 on 1 or 2 cores, 2 from 3 cores on', () => {
+    expect([1, 2, 3, 4, 64].map((cores) => defaultScryptConcurrency(cores, false))).toEqual([1, 1, 2, 2, 2])
+  })
+
+  it('with $scrypt$ hashes uses every core, at most 2: 1 on 1 core, 2 from 2 cores on', () => {
+    expect([1, 2, 3, 64].map((cores) => defaultScryptConcurrency(cores, true))).toEqual([1, 2, 2, 2])
+    expect(defaultScryptConcurrency(2)).toBe(2)
   })
 })
 

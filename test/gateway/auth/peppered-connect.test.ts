@@ -7,7 +7,7 @@ import { type GatewayConfig, parseConfig } from '../../../config/index.js'
 import { createLogger } from '../../../core/logger.js'
 import { Metrics } from '../../../core/metrics.js'
 import { SecurityEvents } from '../../../core/security-events.js'
-import { scryptSlots } from '../../../gateway/auth/password.js'
+import { defaultScryptConcurrency, scryptSlots } from '../../../gateway/auth/password.js'
 import { hashPassword, LanGateway, loadAccess, type UplinkMessage } from '../../../gateway/index.js'
 import { writeSecretFile } from '../../../pki/index.js'
 import { rejectionOf } from '../../helpers/catch.js'
@@ -196,6 +196,25 @@ describe('a device with a peppered password hash', () => {
     } finally {
       release()
       scryptSlots.resize(slots)
+    }
+  })
+
+  it('sizes the default scrypt concurrency by the hashes in force, at start and at reload', async () => {
+    // At start the config has a $scrypt$ device: as many slots as cores, at most 2.
+    const peppered = await devicesWith(PEPPERED.password)
+    expect((await loadAccess(configWith(peppered))).slowPasswordHashes).toBe(true)
+    const onlyPeppered = configWith(peppered.filter((d) => d.id === PEPPERED.id))
+    const access = await loadAccess(onlyPeppered)
+    expect(access.slowPasswordHashes).toBe(false)
+    const before = scryptSlots.size
+    try {
+      await gateway.reload(access)
+      expect(scryptSlots.size).toBe(defaultScryptConcurrency(undefined, false))
+      await gateway.reload(await loadAccess(configWith(peppered)))
+      expect(scryptSlots.size).toBe(defaultScryptConcurrency(undefined, true))
+      expect(await connect(PEPPERED, PEPPERED.password)).toBe(0)
+    } finally {
+      scryptSlots.resize(before)
     }
   })
 
