@@ -12,6 +12,7 @@ import { isOpened, markOpened } from '../protection/opened.js'
 import type { ProtectionRuntime } from '../protection/runtime.js'
 import type { RetainedLimit } from '../retained-limit.js'
 import type { OfferRefusal, UplinkSink } from '../uplink.js'
+import { paceDevice } from './pace-device.js'
 
 export interface AuthorizePublishDeps {
   access: AccessControl
@@ -111,22 +112,14 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
    * `device_rate_paced` (the security log's limiter keeps it to a few lines per device).
    */
   async function pace(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
-    const pacer = deps.access.devicePacer
-    const waitMs = pacer.reserve(session.device.id)
-    if (waitMs === 0) return 'forward'
-    const rate = pacer.rate
-    deps.security.report(
-      'device_rate_paced',
-      {
-        ...fieldsOf(client, session, packet),
-        rule: 'lan.deviceRate',
-        messagesPerSecond: rate.messagesPerSecond,
-        burst: rate.burst,
-        waitMs: Math.round(waitMs),
-      },
-      `device over its lan.deviceRate (${rate.messagesPerSecond}/s, bursts of ${rate.burst}): PUBLISH held ${Math.round(waitMs)} ms, the connection is read no further meanwhile`,
+    const held = paceDevice(
+      deps.access.devicePacer,
+      deps.security,
+      { ...fieldsOf(client, session, packet), device: session.device.id },
+      'PUBLISH',
     )
-    await pacer.wait(waitMs)
+    if (!held) return 'forward'
+    await held
     // Gone while it waited: no PUBACK can reach it, so a QoS 1 message comes again on its next connection.
     return (client as Client & { closed?: boolean }).closed ? 'drop' : 'forward'
   }

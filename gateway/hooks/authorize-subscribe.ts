@@ -2,6 +2,7 @@ import type { AuthorizeSubscribeHandler, Client } from 'aedes'
 import type { SecurityEventFields, SecurityEvents } from '../../core/security-events.js'
 import type { AccessControl } from '../access-control.js'
 import { sessionOf, transportOf } from '../connection-context.js'
+import { paceDevice } from './pace-device.js'
 
 /**
  * The filters each client holds, as far as the limit is concerned: every filter granted
@@ -121,23 +122,18 @@ export function createAuthorizeSubscribe(deps: {
   return (client, subscription, callback) => {
     const session = sessionOf(client)
     if (!session) return decide(client, subscription, callback)
-    const pacer = deps.access.devicePacer
-    const waitMs = pacer.reserve(session.device.id)
-    if (waitMs === 0) return decide(client, subscription, callback)
-    deps.security.report(
-      'device_rate_paced',
+    const held = paceDevice(
+      deps.access.devicePacer,
+      deps.security,
       {
         device: session.device.id,
         clientId: client.id,
         listener: transportOf(client).listener,
         topic: subscription.topic,
-        rule: 'lan.deviceRate',
-        messagesPerSecond: pacer.rate.messagesPerSecond,
-        burst: pacer.rate.burst,
-        waitMs: Math.round(waitMs),
       },
-      `device over its lan.deviceRate (${pacer.rate.messagesPerSecond}/s, bursts of ${pacer.rate.burst}): SUBSCRIBE filter held ${Math.round(waitMs)} ms, the connection is read no further meanwhile`,
+      'SUBSCRIBE filter',
     )
-    pacer.wait(waitMs).then(() => decide(client, subscription, callback))
+    if (!held) return decide(client, subscription, callback)
+    held.then(() => decide(client, subscription, callback))
   }
 }

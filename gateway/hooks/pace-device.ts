@@ -1,0 +1,26 @@
+import type { SecurityEventFields, SecurityEvents } from '../../core/security-events.js'
+import type { DevicePacer } from '../device-pacer.js'
+
+/**
+ * Takes the device's turn of lan.deviceRate for one PUBLISH or SUBSCRIBE filter (`what`):
+ * undefined when it may go at once; else a promise that resolves at its turn, after a
+ * `device_rate_paced` security event (the security log's limiter keeps it to a few lines
+ * per device). While it waits, aedes reads the connection no further (back-pressure).
+ */
+export function paceDevice(
+  pacer: DevicePacer,
+  security: SecurityEvents,
+  fields: SecurityEventFields & { device: string },
+  what: string,
+): Promise<void> | undefined {
+  const waitMs = pacer.reserve(fields.device)
+  if (waitMs === 0) return undefined
+  const { messagesPerSecond, burst } = pacer.rate
+  const ms = Math.round(waitMs)
+  security.report(
+    'device_rate_paced',
+    { ...fields, rule: 'lan.deviceRate', messagesPerSecond, burst, waitMs: ms },
+    `device over its lan.deviceRate (${messagesPerSecond}/s, bursts of ${burst}): ${what} held ${ms} ms, the connection is read no further meanwhile`,
+  )
+  return pacer.wait(waitMs)
+}
