@@ -120,7 +120,9 @@ describe('bench/storm.mjs, small', () => {
     for (const r of results) {
       expect(r.before.count, r.name).toBeGreaterThan(0)
       expect(r.restart.listeningMs, r.name).toBeGreaterThan(0)
-      expect(r.restart.edgeCpuSeconds, r.name).toBeGreaterThan(0)
+      // CPU time is counted in 10 ms clock ticks: Mosquitto can take a small storm in less than one.
+      if (r.name.startsWith('mosquitto')) expect(r.restart.edgeCpuSeconds, r.name).toBeGreaterThanOrEqual(0)
+      else expect(r.restart.edgeCpuSeconds, r.name).toBeGreaterThan(0)
       const back = r.restart.steady!.backAfterMs!
       expect(Object.keys(back).sort(), r.name).toEqual(['password', 'psk'])
       for (const ms of Object.values(back)) expect(ms, r.name).toBeGreaterThan(0)
