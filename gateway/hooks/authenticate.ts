@@ -6,6 +6,7 @@ import { TOKEN_MAX_BYTES } from '../../crypto/token.js'
 import type { AccessControl } from '../access-control.js'
 import type { Attempt } from '../auth/lockout.js'
 import { PasswordCheckAbandoned, verifyAgainstDummy } from '../auth/password.js'
+import { RefusalFloor } from '../auth/refusal-floor.js'
 import { isAcceptableClientId } from '../client-id.js'
 import {
   type ConnectFacts,
@@ -277,6 +278,7 @@ async function authenticate(
 }
 
 export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler {
+  const floor = new RefusalFloor({ floorMs: deps.refusalDelayMs })
   return (client: Client, username, password, done) => {
     const transport = transportOf(client)
     const arrived = performance.now()
@@ -287,13 +289,15 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
     }
     // Refusals leave at one moment after arrival, whatever work the check took (an unknown user,
     // a scrypt hash, a Mosquitto $7$ hash or a token), so timing does not tell usernames apart;
-    // the lockout's slow-down is a floor too, not a pause added before the check.
+    // the lockout's slow-down is a floor too, not a pause added before the check. The floor rises
+    // above lan.lockout.refusalDelayMs while checks run slower than it (gateway/auth/refusal-floor.ts).
     const refuseAtFloor = async (err: AuthenticateError) => {
-      await until(Math.max(deps.refusalDelayMs, holds.get(client) ?? 0))
+      await until(Math.max(floor.current(), holds.get(client) ?? 0))
       done(err, false)
     }
     authenticate(deps, client, username, password).then(
       async (verdict) => {
+        floor.record(performance.now() - arrived)
         if (verdict.ok) await until(holds.get(client) ?? 0)
         if (verdict.ok) {
           setSession(client, {
