@@ -293,6 +293,16 @@ export const configSchema = z.strictObject({
     maxPacketBytes: z.number().int().min(1024).max(268_435_460).default(262_144),
     /** The largest packet before the CONNECT is authenticated (the CONNECT with its Will); at most maxPacketBytes applies. */
     maxConnectBytes: z.number().int().min(256).max(268_435_460).default(8192),
+    /**
+     * Connections accepted but not yet authenticated (TLS handshake or CONNECT still to come);
+     * one past a bound is closed as it is accepted, before any TLS state (`connection_refused`).
+     */
+    pendingConnections: z
+      .strictObject({
+        perAddress: z.number().int().min(1).max(1_000_000).default(64),
+        total: z.number().int().min(1).max(1_000_000).default(1024),
+      })
+      .prefault({}),
     timeouts: z
       .strictObject({
         /** A TLS handshake not finished this long after the TCP connection is closed (tls-psk, tls). */

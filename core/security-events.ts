@@ -6,6 +6,7 @@ export const SECURITY_EVENT_NAMES = [
   'retained_limit',
   'subscription_limit',
   'tls_handshake_failed',
+  'connection_refused',
   'psk_unknown_identity',
   'auth_bad_password',
   'auth_unknown_user',

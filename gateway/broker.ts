@@ -13,6 +13,7 @@ import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
 import { createAuthorizeSubscribe, subscriptionsRemoved } from './hooks/authorize-subscribe.js'
 import { createPreConnect } from './hooks/pre-connect.js'
+import { Admission } from './listeners/admission.js'
 import { type Listener, startListener } from './listeners/index.js'
 import { useUncachedMqttNumbers } from './mqtt-codec.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
@@ -110,8 +111,11 @@ export class LanGateway {
         'client error',
       )
     })
+    const admission = new Admission(options.lan.pendingConnections)
+    metrics.gauge('lan_pending_connections', () => admission.pending)
     const accept = createAccept({
       broker,
+      admission,
       limits: { maxPacketBytes: options.lan.maxPacketBytes, maxConnectBytes: options.lan.maxConnectBytes },
       security,
       metrics,
@@ -176,6 +180,7 @@ export class LanGateway {
       security,
       accept,
       handshakeMs: options.lan.timeouts.handshakeMs,
+      admission,
     }
     try {
       for (const config of options.lan.listeners) listeners.push(await startListener(config, context))

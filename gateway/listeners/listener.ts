@@ -1,10 +1,11 @@
-import type { Server } from 'node:net'
+import { createServer, type Server, type Socket } from 'node:net'
 import type { Aedes } from 'aedes'
 import type { Logger } from '../../core/logger.js'
 import type { SecurityEvents } from '../../core/security-events.js'
 import type { AccessControl } from '../access-control.js'
 import { GatewayError } from '../errors.js'
 import type { Accept } from '../protocol/index.js'
+import type { Admission } from './admission.js'
 
 export interface ListenerContext {
   broker: Aedes
@@ -15,6 +16,8 @@ export interface ListenerContext {
   accept: Accept
   /** `lan.timeouts.handshakeMs`: a TLS handshake not finished by then is closed. */
   handshakeMs: number
+  /** `lan.pendingConnections`: connections not yet authenticated, per address and in all. */
+  admission: Admission
 }
 
 /** A running listener: one transport, one address, feeding the broker. */
@@ -26,6 +29,37 @@ export interface Listener {
   /** Connections open on this listener, TLS handshakes in progress included. */
   connections(): Promise<number>
   close(): Promise<void>
+}
+
+/**
+ * A TCP server that takes an admission slot for each connection it accepts
+ * (given back when the connection closes, or earlier by the broker once the
+ * client is authenticated) and closes at once, before any TLS state exists,
+ * a connection past `lan.pendingConnections`, reporting `connection_refused`.
+ */
+export function admittingServer(
+  context: ListenerContext,
+  name: string,
+  handle: (socket: Socket) => void,
+): Server {
+  return createServer({ noDelay: true }, (socket) => {
+    const address = socket.remoteAddress ?? 'unknown'
+    const port = socket.remotePort
+    const refused = context.admission.admit(address, port)
+    if (refused) {
+      socket.destroy()
+      context.security.report(
+        'connection_refused',
+        { listener: name, remoteAddress: address, reason: refused },
+        refused === 'pending_per_address'
+          ? 'connection closed on accept: too many unauthenticated connections from this address (lan.pendingConnections.perAddress)'
+          : 'connection closed on accept: too many unauthenticated connections (lan.pendingConnections.total)',
+      )
+      return
+    }
+    socket.once('close', () => context.admission.release(address, port))
+    handle(socket)
+  })
 }
 
 /** Binds a server and resolves with its actual port (for port 0). */

@@ -1,9 +1,15 @@
 import type { TLSSocket } from 'node:tls'
 import { createServer } from 'node:tls'
 import type { ListenerConfig } from '../../config/index.js'
-import { setTransport } from '../connection-context.js'
 import { enforceHandshakeDeadline, nodeHandshakeTimeout } from './handshake-deadline.js'
-import { closeServer, countConnections, type Listener, type ListenerContext, listen } from './listener.js'
+import {
+  admittingServer,
+  closeServer,
+  countConnections,
+  type Listener,
+  type ListenerContext,
+  listen,
+} from './listener.js'
 
 type TlsPskConfig = Extract<ListenerConfig, { type: 'tls-psk' }>
 
@@ -97,14 +103,16 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
     )
   })
 
-  const port = await listen(server, name, config.host, config.port)
+  // The TLS server does not listen itself: it is handed the connections the admission lets in.
+  const tcp = admittingServer(context, name, (socket) => server.emit('connection', socket))
+  const port = await listen(tcp, name, config.host, config.port)
   logger.info({ listener: name, host: config.host, port }, 'listening (TLS-PSK)')
   return {
     name,
     type: 'tls-psk',
     host: config.host,
     port,
-    connections: () => countConnections(server),
-    close: () => closeServer(server),
+    connections: () => countConnections(tcp),
+    close: () => closeServer(tcp),
   }
 }

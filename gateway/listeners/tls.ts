@@ -3,7 +3,14 @@ import type { TLSSocket } from 'node:tls'
 import { createServer } from 'node:tls'
 import type { ListenerConfig } from '../../config/index.js'
 import { enforceHandshakeDeadline, nodeHandshakeTimeout } from './handshake-deadline.js'
-import { closeServer, countConnections, type Listener, type ListenerContext, listen } from './listener.js'
+import {
+  admittingServer,
+  closeServer,
+  countConnections,
+  type Listener,
+  type ListenerContext,
+  listen,
+} from './listener.js'
 
 type TlsConfig = Extract<ListenerConfig, { type: 'tls' }>
 
@@ -49,14 +56,16 @@ export async function startTlsListener(config: TlsConfig, context: ListenerConte
       `TLS handshake failed: ${err.message.split('\n')[0]}`,
     )
   })
-  const port = await listen(server, name, config.host, config.port)
+  // The TLS server does not listen itself: it is handed the connections the admission lets in.
+  const tcp = admittingServer(context, name, (socket) => server.emit('connection', socket))
+  const port = await listen(tcp, name, config.host, config.port)
   context.logger.info({ listener: name, host: config.host, port }, 'listening (TLS with client certificates)')
   return {
     name,
     type: 'tls',
     host: config.host,
     port,
-    connections: () => countConnections(server),
-    close: () => closeServer(server),
+    connections: () => countConnections(tcp),
+    close: () => closeServer(tcp),
   }
 }

@@ -5,6 +5,7 @@ import { type Metrics, series } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
 import { setCloseReason } from '../close-reason.js'
 import { sessionOf, setTransport, type TransportContext } from '../connection-context.js'
+import type { Admission } from '../listeners/admission.js'
 import { type GuardLimits, ProtocolGuard } from './guard.js'
 import { CONNECTION_ERRORS, PROTOCOL_VIOLATIONS, type ProtocolViolation } from './violations.js'
 
@@ -14,6 +15,8 @@ export interface AcceptDeps {
   security: SecurityEvents
   metrics: Metrics
   logger: Logger
+  /** Its slot is given back once the client is authenticated. */
+  admission: Admission
 }
 
 /** Hands a connection whose transport is established (TCP, or TLS after its handshake) to the broker. */
@@ -27,16 +30,22 @@ export const protocolErrorSeries = (reason: string) => series('lan_protocol_erro
  * authenticated the client.
  */
 export function createAccept(deps: AcceptDeps): Accept {
-  const { broker, limits, security, metrics, logger } = deps
+  const { broker, limits, security, metrics, logger, admission } = deps
   for (const reason of [...PROTOCOL_VIOLATIONS, ...CONNECTION_ERRORS])
     metrics.declare(protocolErrorSeries(reason))
+  /** The admission slot of each connection: its address and port. */
+  const slots = new WeakMap<ProtocolGuard, [string, number | undefined]>()
   broker.on('clientReady', (client: Client) => {
-    if (client.conn instanceof ProtocolGuard) client.conn.authenticated()
+    if (!(client.conn instanceof ProtocolGuard)) return
+    client.conn.authenticated()
+    const slot = slots.get(client.conn)
+    if (slot) admission.release(...slot)
   })
   return (socket, transport) => {
     const guard: ProtocolGuard = new ProtocolGuard(socket, limits, (violation) =>
       report(violation, transport, (guard as unknown as { client?: Client }).client),
     )
+    slots.set(guard, [transport.remoteAddress, (socket as { remotePort?: number }).remotePort])
     setTransport(guard, transport)
     broker.handle(guard)
   }
