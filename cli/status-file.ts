@@ -16,6 +16,8 @@ export interface StatusSnapshot {
   startedAt: string
   lan: { connectedClients: number }
   bridge: unknown
+  /** The process's memory (bytes), as `process.memoryUsage()` reads it at the write. */
+  memory?: NodeJS.MemoryUsage
 }
 
 /** Seconds between writes of the status file. */
@@ -61,7 +63,11 @@ export function writeStatusPeriodically(
       .then(() =>
         writePublicFile(
           file,
-          `${JSON.stringify({ ...snapshot(), state, updatedAt: new Date().toISOString() }, null, 2)}\n`,
+          `${JSON.stringify(
+            { ...snapshot(), memory: process.memoryUsage(), state, updatedAt: new Date().toISOString() },
+            null,
+            2,
+          )}\n`,
         ),
       )
       .then(written, failed)

@@ -13,6 +13,8 @@ export const PSK_CIPHER = 'PSK-AES128-GCM-SHA256'
 export function openSocket(endpoint, timeoutMs = 10_000) {
   return new Promise((resolve, reject) => {
     const { host, port } = endpoint
+    // Each device its own loopback address when the caller gives one (a LAN host per device).
+    const local = endpoint.localAddress ? { localAddress: endpoint.localAddress } : {}
     let socket
     const ready = () => {
       clearTimeout(timer)
@@ -26,13 +28,14 @@ export function openSocket(endpoint, timeoutMs = 10_000) {
       reject(err)
     }
     if (endpoint.transport === 'tcp') {
-      socket = tcpConnect({ host, port }, ready)
+      socket = tcpConnect({ host, port, ...local }, ready)
     } else if (endpoint.transport === 'psk') {
       const psk = Buffer.from(endpoint.psk.keyHex, 'hex')
       socket = tlsConnect(
         {
           host,
           port,
+          ...local,
           minVersion: 'TLSv1.2',
           maxVersion: 'TLSv1.2',
           ciphers: PSK_CIPHER,

@@ -33,10 +33,18 @@ function makeDevice(spec) {
   return { ...spec, session: null, layout: publishLayout(`devices/${spec.id}/storm`, 1, PAYLOAD_BYTES) }
 }
 
+/** Each device connects from its own loopback address, as devices on a LAN are hosts of their own. */
+function localAddressOf(d) {
+  const i = devices.indexOf(d)
+  return `127.${config.kind === 'psk' ? 41 : 42}.${Math.floor(i / 250)}.${(i % 250) + 1}`
+}
+
 function endpointOf(d) {
+  d.localAddress ??= localAddressOf(d)
+  const { localAddress } = d
   return config.kind === 'psk'
-    ? { transport: 'psk', host: '127.0.0.1', port: config.port, psk: d.psk }
-    : { transport: 'tcp', host: '127.0.0.1', port: config.port }
+    ? { transport: 'psk', host: '127.0.0.1', port: config.port, psk: d.psk, localAddress }
+    : { transport: 'tcp', host: '127.0.0.1', port: config.port, localAddress }
 }
 
 function fieldsOf(d) {
