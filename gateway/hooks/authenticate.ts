@@ -37,6 +37,8 @@ export type TokenCheck = (device: Device, token: Buffer, clientId: string) => Pr
 /** Checks a password against a device's hash (default: the hash itself, no cache). */
 export type PasswordCheck = (device: Device, password: Buffer) => Promise<boolean>
 
+const noWork = async () => undefined
+
 const checkHash: PasswordCheck = (device, password) =>
   device.password ? device.password(password) : verifyAgainstDummy(password)
 
@@ -76,6 +78,8 @@ export async function decide(
   facts: Pick<ConnectFacts, 'emptyClientId' | 'clean'> = { emptyClientId: false, clean: true },
   tokenCheck?: TokenCheck,
   passwordCheck: PasswordCheck = checkHash,
+  /** The work done for a password given with an unknown username (a decoy scrypt run unless told otherwise). */
+  unknownUserWork: (password: Buffer) => Promise<unknown> = verifyAgainstDummy,
 ): Promise<Verdict> {
   if (facts.emptyClientId && !facts.clean) {
     return refuse(
@@ -97,7 +101,7 @@ export async function decide(
   if (username !== undefined) {
     userDevice = registry.byUser(username)
     if (!userDevice) {
-      if (password) await verifyAgainstDummy(password)
+      if (password) await unknownUserWork(password)
       return transportDevice
         ? refuse(NOT_AUTHORIZED, 'auth_identity_mismatch', 'username names no device', transportDevice.id)
         : refuse(BAD_USERNAME_OR_PASSWORD, 'auth_unknown_user', 'unknown username')
@@ -213,6 +217,9 @@ async function authenticate(
     (device, token, id) => checkConnectToken(deps.protection, device, token, id),
     // A client that closed while its check waited for a slot is not worth an scrypt run.
     (device, secret) => access.passwords.check(device, secret, () => stillThere(client)),
+    // With a refusal floor, an unknown username is answered at the same moment as a wrong password
+    // without a decoy scrypt run, which would take a password-check slot from the real devices.
+    deps.refusalDelayMs > 0 ? noWork : verifyAgainstDummy,
   )
   if (!verdict.ok) {
     for (const key of access.lockout.fail({ ...attempt, known: verdict.device !== undefined })) {
