@@ -81,6 +81,21 @@ export function gatewayConfig({
   }
 }
 
+/** The value the launchers set for MALLOC_MMAP_THRESHOLD_ (bytes). */
+export const MALLOC_MMAP_THRESHOLD = 1_048_576
+
+/**
+ * The environment the gateway is started with, as its launchers set it (`npm run lab`, the
+ * README's start command): glibc's mmap threshold fixed at 1 MiB, so buffers that large
+ * (scrypt's 16 MiB, big socket reads) go back to the system when freed instead of staying in
+ * malloc's arenas (docs/performance.md, "Memory after a burst"). `EDGE_GATEWAY_BENCH_MALLOC=default`
+ * measures glibc's own dynamic threshold instead.
+ */
+export function gatewayEnv(env = process.env) {
+  if (env.EDGE_GATEWAY_BENCH_MALLOC === 'default') return env
+  return { ...env, MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? String(MALLOC_MMAP_THRESHOLD) }
+}
+
 /**
  * `EDGE_GATEWAY_BENCH_NODE_ARGS` adds Node options for the gateway process only, to
  * profile it under a load, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
@@ -91,5 +106,6 @@ export function startGateway({ dir, configFile, cpus, logFile }) {
     cpus,
     cwd: dir,
     logFile,
+    env: gatewayEnv(),
   })
 }

@@ -33,11 +33,11 @@ function track(child) {
 }
 
 /** A server process (mosquitto, the gateway) with stdout and stderr appended to `logFile`. */
-export function spawnServer(command, args, { cpus, logFile, cwd }) {
+export function spawnServer(command, args, { cpus, logFile, cwd, env }) {
   const fd = openSync(logFile, 'a')
   const [cmd, argv] = pinned(command, args, cpus)
   try {
-    return track(spawn(cmd, argv, { cwd, stdio: ['ignore', fd, fd] }))
+    return track(spawn(cmd, argv, { cwd, stdio: ['ignore', fd, fd], ...(env && { env }) }))
   } finally {
     closeSync(fd)
   }
