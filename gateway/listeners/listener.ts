@@ -47,7 +47,8 @@ export function admittingServer(
     const port = socket.remotePort
     const refused = context.admission.admit(address, port)
     if (refused) {
-      socket.destroy()
+      // A reset, not a FIN: nothing of this connection stays in the kernel (no TIME_WAIT).
+      socket.resetAndDestroy()
       context.security.report(
         'connection_refused',
         { listener: name, remoteAddress: address, reason: refused },

@@ -109,6 +109,17 @@ describe('bench/attacks.mjs --quick', () => {
     expect(report.gatewayExited).toBeNull()
   })
 
+  // Issue 13's memory goals are not timing: the gateway stays under 200 MiB through every attack and
+  // is back within 20 MiB of where it was after each (the p99 ratio is printed, not asserted here:
+  // a neighbour's load moves it, and npm run bench:attacks on a quiet machine is its measure).
+  it('keeps gateway memory under 200 MiB and gives it back after each attack; a TLS-PSK device connects during each', () => {
+    for (const row of report.rows) {
+      expect(row.goals?.rssMax, `${row.attack}: RSS max`).toBe(true)
+      expect(row.goals?.rssAfter, `${row.attack}: RSS after vs before`).toBe(true)
+      expect(row.goals?.access, `${row.attack}: device access`).toBe(true)
+    }
+  })
+
   it('prints one table row per attack', () => {
     const lines = result.stdout.split('\n')
     for (const name of ATTACKS) {
