@@ -11,6 +11,8 @@ export const USAGE = `node bench/run.mjs [options]      (after npm run build)
   --no-sealed          leave out the sealed-payload setup
   --no-wire            leave out the bytes-on-the-wire measurement
   --no-micro           leave out the signing and sealing micro-benchmark (bench/signing.mjs)
+  --storm / --no-storm the reconnect storm (bench/storm.mjs: variants scrypt14 and pepper10, and
+                       Mosquitto) as a line of the goals; on by default, off with --quick
   --no-at-rest         leave out the resident memory 20 s after start (an edge of each TLS-PSK
                        setup per round, at rest beside the trials)
   --verify-every N     the subscriber verifies every N-th gateway message per publisher with the
@@ -33,6 +35,7 @@ export function parseArgs(argv) {
     wire: true,
     micro: true,
     atRest: true,
+    storm: undefined,
     verifyEvery: 16,
     out: undefined,
     maxMinutes: 14,
@@ -59,6 +62,8 @@ export function parseArgs(argv) {
     else if (arg === '--no-wire') options.wire = false
     else if (arg === '--no-micro') options.micro = false
     else if (arg === '--no-at-rest') options.atRest = false
+    else if (arg === '--storm') options.storm = true
+    else if (arg === '--no-storm') options.storm = false
     else if (arg === '--verify-every') options.verifyEvery = Math.max(1, Math.round(positive(arg, value())))
     else if (arg === '--out') options.out = value()
     else if (arg === '--max-minutes') options.maxMinutes = positive(arg, value())
@@ -67,6 +72,7 @@ export function parseArgs(argv) {
     else throw new Error(`Unknown option ${JSON.stringify(arg)}\n\n${USAGE}`)
   }
   options.repeats ??= options.quick ? 1 : 3
+  options.storm ??= !options.quick
   return options
 }
 

@@ -7,6 +7,7 @@ import {
   judge,
   type Summary,
 } from '../../bench/lib/goals.mjs'
+import { stormEntry } from '../../bench/lib/storm-goal.mjs'
 
 const PSK = '2 cores, TLS-PSK'
 const FULL = '2 cores, full path (sign, HPKE)'
@@ -283,6 +284,29 @@ describe('issue 14 goals from the rows of a run', () => {
       'storm',
     )
     expect([storm.ratio, storm.met, storm.goal.text]).toEqual([3, false, '≤ 2.0× Mosquitto'])
+  })
+
+  it("takes the storm's line from bench/storm.mjs's report: the pepper10 gateway against Mosquitto, scrypt14 in the notes", () => {
+    const restart = (lastPubackMs: number, failed = 0, p99Ms = 5) => ({
+      restart: { lastPubackMs, password: { failed }, psk: { failed: 0 }, steady: { p99Ms } },
+    })
+    const entry = stormEntry({
+      settings: { passwordDevices: 1000, pskDevices: 1000 },
+      results: [
+        { variant: { name: 'scrypt14' }, ...restart(24_000) },
+        { variant: { name: 'pepper10' }, ...restart(7_000, 0, 560) },
+        { name: 'mosquitto', ...restart(2_600, 3) },
+      ],
+    })
+    expect([entry.gateway, entry.mosquitto]).toEqual([7_000, 2_600])
+    expect(entry.notes).toEqual([
+      '$scrypt$ ln=14 (the default hash): last PUBACK 24000 ms',
+      "steady devices' p99 PUBACK during the storm: gateway 560 ms, Mosquitto 5 ms",
+      'devices that never published again: gateway 0, Mosquitto 3',
+    ])
+    const line = byId(goals([], { storm: entry }), 'storm')
+    expect([line.met, line.goal.text]).toEqual([true, '≤ 10000 ms'])
+    expect(byId(goals([], { storm: stormEntry({ results: [] }) }), 'storm').met).toBeNull()
   })
 
   it('judge: ratio and absolute goals, either direction, null without figures', () => {
