@@ -11,4 +11,6 @@ export interface StormEntry {
 
 export const STORM_GOAL: StormEntry['goal']
 export function stormEntry(report: unknown): StormEntry
-export function runStormGoal(log: (line: string) => void): Promise<{ entry: StormEntry | null; error: string | null }>
+export function runStormGoal(
+  log: (line: string) => void,
+): Promise<{ entry: StormEntry | null; error: string | null }>

@@ -60,7 +60,10 @@ export async function runStormGoal(log) {
       killSignal: 'SIGTERM',
     })
     if (child.error || child.status === 2 || child.status === null)
-      return { entry: null, error: `bench/storm.mjs failed (${child.error?.message ?? `exit ${child.status}`})` }
+      return {
+        entry: null,
+        error: `bench/storm.mjs failed (${child.error?.message ?? `exit ${child.status}`})`,
+      }
     return { entry: stormEntry(JSON.parse(readFileSync(out, 'utf8'))), error: null }
   } finally {
     await rm(dir, { recursive: true, force: true })
