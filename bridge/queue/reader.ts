@@ -151,7 +151,9 @@ export class LogReader {
       }
     } finally {
       this.pumping = false
-      if (this.mode === 'done') this.closeHandle()
+      // Only disk mode reads files: a live or paused reader lets go of its segment, which may be
+      // acknowledged and deleted meanwhile (an open file keeps its space on a small disk).
+      if (this.mode !== 'disk') this.closeHandle()
     }
   }
 

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process'
-import { readFile, statfs } from 'node:fs/promises'
+import { readdir, readFile, readlink, stat, statfs } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { MqttClient } from 'mqtt'
@@ -43,6 +43,17 @@ describe('a full disk recovers by itself once the backlog drains', () => {
       password: PASSWORD_DEVICE.password,
     })
   const queue = () => stack.gateway.bridge.queue as FileQueue
+  /** The state folder's files, and the files under it this process holds open though deleted. */
+  const whatHoldsSpace = async () => {
+    const files = (await readdir(stateDir, { recursive: true })).sort()
+    const sizes = await Promise.all(files.map(async (f) => `${f} ${(await stat(join(stateDir, f))).size}`))
+    const deleted = []
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
+      if (target.startsWith(stateDir) && target.endsWith('(deleted)')) deleted.push(target)
+    }
+    return `files: ${sizes.join(', ')}; open but deleted: ${deleted.length ? deleted.join(', ') : 'none'}`
+  }
   const freeBytes = async () => {
     const fs = await statfs(stateDir)
     return fs.bavail * fs.bsize
@@ -112,7 +123,9 @@ describe('a full disk recovers by itself once the backlog drains', () => {
     while ((await freeBytes()) < DISK / 2 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50))
     const free = await freeBytes()
-    expect(free).toBeGreaterThan(DISK / 2)
+    expect(free, `free ${free} of ${DISK} bytes after the drain; ${await whatHoldsSpace()}`).toBeGreaterThan(
+      DISK / 2,
+    )
 
     device = await connect()
     for (let n = 0; n < 20; n++) {

@@ -1,4 +1,4 @@
-import { mkdir, readdir, rmdir } from 'node:fs/promises'
+import { mkdir, readdir, readlink, rmdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
 import { FileQueue } from '../../../bridge/queue/file-queue.js'
@@ -75,6 +75,26 @@ describe('FileQueue: the acknowledged active segment', () => {
     const [after] = await fill(reopened, 18, 18)
     expect(after!.seq).toBeGreaterThan(next!.seq)
     expect(numbers(await backlog(reopened))).toEqual([17, 18])
+  })
+
+  it('is not held open by a reader that caught up: its space really comes back', async () => {
+    const dir = await tempDir()
+    const queue = await openQueue(dir)
+    const entries = await fill(queue, 1, 16)
+    // A reader that reads them from the disk and stays subscribed (live), as the cloud link does.
+    const read: number[] = []
+    const subscription = queue.read().subscribe((e) => read.push(e.seq))
+    await until(() => read.length === entries.length, 'the reader caught up')
+    for (const e of entries) queue.ack(e.seq)
+    await until(() => queue.diagnostics().reclaims === 1, 'the reclaim')
+    await oneSegmentFile(dir)
+    const held: string[] = []
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
+      if (target.startsWith(dir) && target.endsWith('(deleted)')) held.push(target)
+    }
+    expect(held).toEqual([])
+    subscription.unsubscribe()
   })
 
   it('is kept while it is under a quarter of a segment, or holds a message', async () => {
