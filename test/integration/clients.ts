@@ -1,4 +1,5 @@
 import { connect as netConnect } from 'node:net'
+import { type TLSSocket, connect as tlsConnect } from 'node:tls'
 import mqtt, { type ErrorWithReasonCode, type MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 
@@ -131,3 +132,51 @@ export function rawConnack(
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/**
+ * A CONNECT over TLS-PSK (TLS 1.2 or 1.3) from `localAddress`, without credentials: resolves with
+ * the CONNACK code and the socket, left open (the caller closes it), or with 'closed' when the
+ * connection ended first (a failed handshake, or closed on accept); rejects after 5 s without either.
+ */
+export function pskConnack(
+  port: number,
+  psk: { identity: string; key: Buffer },
+  clientId: string,
+  localAddress: string,
+): Promise<{ code: number | 'closed'; socket: TLSSocket }> {
+  return new Promise((resolve, reject) => {
+    const socket = tlsConnect({
+      socket: netConnect({ host: '127.0.0.1', port, localAddress }),
+      ciphers: 'PSK-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256',
+      pskCallback: () => ({ identity: psk.identity, psk: psk.key }),
+      checkServerIdentity: () => undefined,
+    })
+    const timer = setTimeout(() => {
+      socket.destroy()
+      reject(new Error('no CONNACK within 5 s'))
+    }, 5000)
+    const done = (code: number | 'closed') => {
+      clearTimeout(timer)
+      resolve({ code, socket })
+    }
+    const parser = mqttPacket.parser({ protocolVersion: 4 })
+    parser.on('packet', (packet) => {
+      if (packet.cmd === 'connack') done((packet as mqttPacket.IConnackPacket).returnCode ?? -1)
+    })
+    socket.on('data', (chunk: Buffer) => parser.parse(chunk))
+    socket.on('error', () => undefined)
+    socket.once('close', () => done('closed'))
+    socket.once('secureConnect', () =>
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId,
+          clean: true,
+          keepalive: 30,
+        }),
+      ),
+    )
+  })
+}

@@ -1,14 +1,12 @@
 import { randomBytes } from 'node:crypto'
 import { join } from 'node:path'
-import { type ConnectionOptions, connect as tlsConnect } from 'node:tls'
-import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { deriveContext } from '../../crypto/context.js'
 import { makeToken } from '../../crypto/token.js'
 import { Alg } from '../../crypto/types.js'
 import { writeSecretFile } from '../../pki/index.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { connackCode, rawConnack, sleep } from './clients.js'
+import { connackCode, pskConnack, rawConnack, sleep } from './clients.js'
 import { PASSWORD_DEVICE, PSK_DEVICE, Stack } from './harness.js'
 
 describe('lockout after repeated authentication failures', () => {
@@ -80,46 +78,10 @@ describe('the lockout table stays bounded under a spray of random identities', (
 })
 
 /** A CONNECT over TLS-PSK from `localAddress`; resolves with the CONNACK code, or 'handshake failed'. */
-function pskConnack(port: number, identity: string, key: Buffer, clientId: string, localAddress: string) {
-  return new Promise<number | 'handshake failed'>((resolve, reject) => {
-    const socket = tlsConnect({
-      host: '127.0.0.1',
-      port,
-      localAddress,
-      ciphers: 'PSK-AES128-GCM-SHA256:TLS_AES_128_GCM_SHA256',
-      pskCallback: () => ({ identity, psk: key }),
-      checkServerIdentity: () => undefined,
-      // Passed on to net.connect (not in the TLS option types).
-    } as ConnectionOptions)
-    const parser = mqttPacket.parser({ protocolVersion: 4 })
-    const timer = setTimeout(() => {
-      socket.destroy()
-      reject(new Error('no CONNACK within 5 s'))
-    }, 5000)
-    parser.on('packet', (packet) => {
-      if (packet.cmd !== 'connack') return
-      clearTimeout(timer)
-      socket.destroy()
-      resolve((packet as mqttPacket.IConnackPacket).returnCode ?? -1)
-    })
-    socket.on('data', (chunk) => parser.parse(chunk))
-    socket.on('error', () => {
-      clearTimeout(timer)
-      resolve('handshake failed')
-    })
-    socket.on('secureConnect', () =>
-      socket.write(
-        mqttPacket.generate({
-          cmd: 'connect',
-          protocolId: 'MQTT',
-          protocolVersion: 4,
-          clientId,
-          clean: true,
-          keepalive: 30,
-        }),
-      ),
-    )
-  })
+async function pskCode(port: number, identity: string, key: Buffer, clientId: string, localAddress: string) {
+  const { code, socket } = await pskConnack(port, { identity, key }, clientId, localAddress)
+  socket.destroy()
+  return code === 'closed' ? 'handshake failed' : code
 }
 
 /**
@@ -158,10 +120,10 @@ describe('failures from one source cannot deny service to a device', () => {
     for (let i = 0; i < 6; i++)
       expect(await rawConnack(port, { clientId: PSK_DEVICE.id }, '127.0.5.1')).toBe(5)
     expect(
-      await pskConnack(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.5.1'),
+      await pskCode(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.5.1'),
     ).toBe(0)
     expect(
-      await pskConnack(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.5.2'),
+      await pskCode(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.5.2'),
     ).toBe(0)
   })
 
@@ -184,7 +146,7 @@ describe('failures from one source cannot deny service to a device', () => {
     const port = stack.port('tcp')
     for (let i = 0; i < 6; i++) expect(await rawConnack(port, { clientId: `junk-${i}` }, '127.0.7.1')).toBe(5)
     expect(
-      await pskConnack(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.7.1'),
+      await pskCode(stack.port('tls-psk'), PSK_DEVICE.identity, PSK_KEY, PSK_DEVICE.id, '127.0.7.1'),
     ).toBe(0)
     expect(await rawConnack(port, { clientId: 'tok', username: 'tok', password: token() }, '127.0.7.1')).toBe(
       0,

@@ -1,9 +1,8 @@
 import { connect as netConnect, type Socket } from 'node:net'
-import { type TLSSocket, connect as tlsConnect } from 'node:tls'
-import mqttPacket from 'mqtt-packet'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { series } from '../../core/metrics.js'
 import { LanFixture, PSK_DEVICE } from '../gateway/protocol/lan-fixture.js'
+import { pskConnack } from './clients.js'
 
 const PER_ADDRESS = 16
 const TOTAL = 40
@@ -41,40 +40,13 @@ function idle(port: number, localAddress: string): Promise<Held> {
 }
 
 /** The PSK device's CONNECT over TLS-PSK from `localAddress`: its CONNACK code, or 'closed'. */
-function pskConnect(
-  port: number,
-  localAddress: string,
-  clientId: string,
-): Promise<{ code: number | 'closed'; socket: TLSSocket }> {
-  return new Promise((resolve) => {
-    const socket = tlsConnect({
-      socket: netConnect({ host: '127.0.0.1', port, localAddress }),
-      ciphers: 'PSK-AES128-GCM-SHA256',
-      maxVersion: 'TLSv1.2',
-      checkServerIdentity: () => undefined,
-      pskCallback: () => ({ identity: PSK_DEVICE.identity, psk: Buffer.from(PSK_DEVICE.keyHex, 'hex') }),
-    })
-    const parser = mqttPacket.parser({ protocolVersion: 4 })
-    parser.on('packet', (p) => {
-      if (p.cmd === 'connack') resolve({ code: (p as mqttPacket.IConnackPacket).returnCode ?? -1, socket })
-    })
-    socket.on('data', (chunk: Buffer) => parser.parse(chunk))
-    socket.on('error', () => undefined)
-    socket.once('close', () => resolve({ code: 'closed', socket }))
-    socket.once('secureConnect', () =>
-      socket.write(
-        mqttPacket.generate({
-          cmd: 'connect',
-          protocolId: 'MQTT',
-          protocolVersion: 4,
-          clientId,
-          clean: true,
-          keepalive: 60,
-        }),
-      ),
-    )
-  })
-}
+const pskConnect = (port: number, localAddress: string, clientId: string) =>
+  pskConnack(
+    port,
+    { identity: PSK_DEVICE.identity, key: Buffer.from(PSK_DEVICE.keyHex, 'hex') },
+    clientId,
+    localAddress,
+  )
 
 /**
  * lan.pendingConnections: connections accepted but not yet authenticated are
