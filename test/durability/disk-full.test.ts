@@ -46,7 +46,12 @@ describe('a full disk recovers by itself once the backlog drains', () => {
   /** The state folder's files, and the files under it this process holds open though deleted. */
   const whatHoldsSpace = async () => {
     const files = (await readdir(stateDir, { recursive: true })).sort()
-    const sizes = await Promise.all(files.map(async (f) => `${f} ${(await stat(join(stateDir, f))).size}`))
+    // Files may go while this looks (segments deleted in the background).
+    const sizes = await Promise.all(
+      files.map(
+        async (f) => `${f} ${(await stat(join(stateDir, f)).catch(() => undefined))?.size ?? 'gone'}`,
+      ),
+    )
     const deleted = []
     for (const fd of await readdir('/proc/self/fd')) {
       const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '')
@@ -123,9 +128,9 @@ describe('a full disk recovers by itself once the backlog drains', () => {
     while ((await freeBytes()) < DISK / 2 && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 50))
     const free = await freeBytes()
-    expect(free, `free ${free} of ${DISK} bytes after the drain; ${await whatHoldsSpace()}`).toBeGreaterThan(
-      DISK / 2,
-    )
+    // What holds the space is looked up only when it is not back (the listing is for the failure message).
+    if (free <= DISK / 2)
+      expect.fail(`free ${free} of ${DISK} bytes after the drain; ${await whatHoldsSpace()}`)
 
     device = await connect()
     for (let n = 0; n < 20; n++) {
