@@ -93,7 +93,6 @@ export async function runLab(options: LabOptions): Promise<void> {
   out(
     `  mosquitto_pub -h 127.0.0.1 -p ${lab.ports.psk} --psk ${keyHex} --psk-identity ${lab.psk.identity} -i ${LAB_PSK_DEVICE}-cli -t devices/${LAB_PSK_DEVICE}/hello -m 'hello from mosquitto_pub' -q 1`,
   )
-  out('messages arriving at the cloud side:')
 
   const onDeviceError = (id: string, err: Error) => out(`device ${id}: ${err.message}`)
   const devices = [
@@ -117,6 +116,10 @@ export async function runLab(options: LabOptions): Promise<void> {
     out('edge-gateway lab: stopped')
   }
   // SIGINT and SIGTERM stop it cleanly, also under `npm run lab` (the script execs node, so npm's
-  // forwarded signals reach this process) and with --duration.
-  await untilSignal(stop, seconds === undefined ? {} : { afterMs: seconds * 1000 })
+  // forwarded signals reach this process) and with --duration. The banner's last line comes once
+  // the handlers are in place: a supervisor that signals on seeing it never meets Node's default
+  // (an exit without stopping).
+  const stopped = untilSignal(stop, seconds === undefined ? {} : { afterMs: seconds * 1000 })
+  out('messages arriving at the cloud side:')
+  await stopped
 }
