@@ -29,6 +29,7 @@ import { describeOutcome, failedGoals, formatReport, GOALS, mib } from './lib/at
 import { runAttacks } from './lib/attacks/run.mjs'
 import { DEVICE_INDEX, FLOODER, makeSetup } from './lib/attacks/setup.mjs'
 import { startAll } from './lib/attacks/start.mjs'
+import { gitState } from './lib/git-state.mjs'
 import { machine } from './lib/proc-stats.mjs'
 import { hasExited } from './lib/processes.mjs'
 
@@ -96,15 +97,6 @@ function preflight() {
   } catch {
     throw new Error('mosquitto is not installed: run npm run test:setup')
   }
-}
-
-function gitState() {
-  const git = (args) =>
-    spawnSync('git', args, { cwd: ROOT, encoding: 'utf8', timeout: 5_000 }).stdout?.trim() ?? ''
-  const commit = git(['rev-parse', '--short', 'HEAD'])
-  return commit
-    ? { commit, changedFiles: git(['status', '--porcelain']).split('\n').filter(Boolean).length }
-    : null
 }
 
 const round2 = (xs) => xs.map((x) => Math.round(x * 100) / 100)

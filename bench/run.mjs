@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs, USAGE } from './lib/args.mjs'
 import { startCloud, startSubscriber } from './lib/cloud.mjs'
 import { makeFixtures } from './lib/fixtures.mjs'
+import { gitState } from './lib/git-state.mjs'
 import { formatGoals } from './lib/goals.mjs'
 import { formatHeadline, headline } from './lib/headline.mjs'
 import { LOAD_TEXT } from './lib/plan.mjs'
@@ -67,15 +68,6 @@ function signingMicroBench(quick, log) {
     return { error: (out.stderr || out.error?.message || `exit ${out.status}`).trim().slice(0, 300) }
   }
   return JSON.parse(out.stdout)
-}
-
-/** The commit measured, and whether the working tree had changes (a bench of a dirty tree says so). */
-function gitState() {
-  const git = (args) =>
-    spawnSync('git', args, { cwd: ROOT, encoding: 'utf8', timeout: 5_000 }).stdout?.trim() ?? ''
-  const commit = git(['rev-parse', '--short', 'HEAD'])
-  const changed = git(['status', '--porcelain']).split('\n').filter(Boolean).length
-  return commit ? { commit, changedFiles: changed } : null
 }
 
 async function main() {

@@ -33,6 +33,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { startCloud } from './lib/cloud.mjs'
 import { makeFixtures } from './lib/fixtures.mjs'
+import { gitState } from './lib/git-state.mjs'
 import { cpuSeconds, machine } from './lib/proc-stats.mjs'
 import { spawnScript, stopProcess } from './lib/processes.mjs'
 import { formatTable, kindFigures, round, steadyFigures } from './lib/storm/figures.mjs'
@@ -271,15 +272,6 @@ function strip(figures) {
   const { lastPubackAt, ...rest } = figures
   const kind = ({ lastPubackAt: _, ...k }) => k
   return { ...rest, password: kind(rest.password), psk: kind(rest.psk) }
-}
-
-function gitState() {
-  const git = (args) =>
-    spawnSync('git', args, { cwd: ROOT, encoding: 'utf8', timeout: 5_000 }).stdout?.trim() ?? ''
-  const commit = git(['rev-parse', '--short', 'HEAD'])
-  return commit
-    ? { commit, changedFiles: git(['status', '--porcelain']).split('\n').filter(Boolean).length }
-    : null
 }
 
 async function main() {
