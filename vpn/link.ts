@@ -44,13 +44,18 @@ export async function addKernelInterface(
   }
 }
 
-/** Deletes the link `name`; false when there was none. */
+/**
+ * Deletes the link `name`; false when there was none: `Cannot find device` when the name is
+ * unknown, `No such device` when the link went between the lookup and the delete (a wireguard-go
+ * that died takes its interface with it, a moment after its process is gone).
+ */
 export async function deleteLink(name: string, options: CommandOptions): Promise<boolean> {
   try {
     await run('ip', ['link', 'del', 'dev', name], options)
     return true
   } catch (err) {
-    if (err instanceof VpnError && /Cannot find device|does not exist/.test(stderrOf(err))) return false
+    if (err instanceof VpnError && /Cannot find device|does not exist|No such device/.test(stderrOf(err)))
+      return false
     throw err
   }
 }
