@@ -18,6 +18,8 @@ export class DevicePacer {
   /** Per device: the theoretical arrival time of its next packet (ms, monotonic). */
   private readonly next = new Map<string, number>()
   private readonly held = new Set<Held>()
+  /** Per device: its last held packet's turn, while one is held (see `behind`). */
+  private readonly tails = new Map<string, Promise<void>>()
   private readonly intervalMs: number
   private readonly toleranceMs: number
 
@@ -40,9 +42,12 @@ export class DevicePacer {
     return Math.max(0, due - this.toleranceMs - now)
   }
 
-  /** Resolves after `ms`, or at once when the pacer is released (reload, stop). */
-  wait(ms: number): Promise<void> {
-    return new Promise((resolve) => {
+  /**
+   * Resolves after `ms`, or at once when the pacer is released (reload, stop). With a device,
+   * also not before that device's earlier held packets: their order is kept.
+   */
+  wait(ms: number, deviceId?: string): Promise<void> {
+    const timer = new Promise<void>((resolve) => {
       const held: Held = {
         timer: setTimeout(() => {
           this.held.delete(held)
@@ -52,6 +57,30 @@ export class DevicePacer {
       }
       this.held.add(held)
     })
+    if (deviceId === undefined) return timer
+    const tail = this.tails.get(deviceId)
+    return this.chain(deviceId, tail === undefined ? timer : Promise.all([tail, timer]).then(() => undefined))
+  }
+
+  /**
+   * For a packet whose turn is now (`reserve` gave 0): undefined when nothing of the device is
+   * held, else a promise that resolves after its last held packet went. A busy process can run
+   * the next packet's `reserve` more than one interval after the last one's, when the device's
+   * turn has come again while the held packet's timer has not run yet; without this, the later
+   * packet would overtake it (a SUBSCRIBE's second filter taking the last subscription slot
+   * before the first, a QoS 1 message delivered before the one sent ahead of it).
+   */
+  behind(deviceId: string): Promise<void> | undefined {
+    const tail = this.tails.get(deviceId)
+    return tail === undefined ? undefined : this.chain(deviceId, tail)
+  }
+
+  private chain(deviceId: string, turn: Promise<void>): Promise<void> {
+    const done: Promise<void> = turn.then(() => {
+      if (this.tails.get(deviceId) === done) this.tails.delete(deviceId)
+    })
+    this.tails.set(deviceId, done)
+    return done
   }
 
   /** Packets waiting for their turn now. */
@@ -76,6 +105,7 @@ export class DevicePacer {
   /** Forgets a device removed from the config. */
   forget(deviceId: string): void {
     this.next.delete(deviceId)
+    this.tails.delete(deviceId)
   }
 }
 

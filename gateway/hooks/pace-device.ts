@@ -5,7 +5,8 @@ import type { DevicePacer } from '../device-pacer.js'
  * Takes the device's turn of lan.deviceRate for one PUBLISH or SUBSCRIBE filter (`what`):
  * undefined when it may go at once; else a promise that resolves at its turn, after a
  * `device_rate_paced` security event (the security log's limiter keeps it to a few lines
- * per device). While it waits, aedes reads the connection no further (back-pressure).
+ * per device). While it waits, aedes reads the connection no further (back-pressure). A packet
+ * whose turn is now still goes after the device's packets held before it.
  */
 export function paceDevice(
   pacer: DevicePacer,
@@ -14,7 +15,7 @@ export function paceDevice(
   what: string,
 ): Promise<void> | undefined {
   const waitMs = pacer.reserve(fields.device)
-  if (waitMs === 0) return undefined
+  if (waitMs === 0) return pacer.behind(fields.device)
   const { messagesPerSecond, burst } = pacer.rate
   const ms = Math.round(waitMs)
   security.report(
@@ -22,5 +23,5 @@ export function paceDevice(
     { ...fields, rule: 'lan.deviceRate', messagesPerSecond, burst, waitMs: ms },
     `device over its lan.deviceRate (${messagesPerSecond}/s, bursts of ${burst}): ${what} held ${ms} ms, the connection is read no further meanwhile`,
   )
-  return pacer.wait(waitMs)
+  return pacer.wait(waitMs, fields.device)
 }

@@ -36,6 +36,29 @@ describe('DevicePacer (lan.deviceRate as back-pressure)', () => {
     expect([0, 1, 2, 3].map(() => pacer.reserve('a'))).toEqual([0, 250, 500, 750])
   })
 
+  it("keeps a device's order when a packet whose turn is now comes while an earlier one is held", async () => {
+    const { clock, pacer } = pacerAt(100, 1)
+    const order: string[] = []
+    expect(pacer.reserve('a')).toBe(0)
+    const wait = pacer.reserve('a')
+    expect(wait).toBeCloseTo(10, 6)
+    const first = pacer.wait(wait, 'a').then(() => order.push('first'))
+    // The process was busy: the device's turn came again before the held packet's timer ran.
+    clock.t += 50
+    expect(pacer.reserve('a')).toBe(0)
+    const behind = pacer.behind('a')
+    expect(behind).toBeInstanceOf(Promise)
+    const second = behind!.then(() => order.push('second'))
+    // Another device is not held behind it.
+    expect(pacer.behind('b')).toBeUndefined()
+    await Promise.all([first, second])
+    expect(order).toEqual(['first', 'second'])
+    // Nothing held any more: the next packet whose turn is now goes at once.
+    clock.t += 50
+    expect(pacer.reserve('a')).toBe(0)
+    expect(pacer.behind('a')).toBeUndefined()
+  })
+
   it('release lets every waiting packet go at once; forget drops a device', async () => {
     const { pacer } = pacerAt(0.001, 1)
     pacer.reserve('a')
