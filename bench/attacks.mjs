@@ -8,7 +8,7 @@
  *
  * Everything runs on 127.0.0.1 (each attacker binds its own loopback
  * address): a cloud mosquitto with mutual TLS, a subscriber counting every
- * message by device and sequence number, the gateway (`node dist/cli/main.js
+ * message by device and sequence number, the gateway (`node dist/bin/edge-gateway.js
  * start`), the legitimate devices and the attacker in their own processes.
  * Per attack: the legitimate p99 against the quiet p99, gateway RSS (before,
  * max during, after a settle period), the legitimate messages acknowledged
@@ -90,7 +90,7 @@ function parseArgs(argv) {
 }
 
 function preflight() {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))
+  if (!existsSync(join(ROOT, 'dist', 'bin', 'edge-gateway.js')))
     throw new Error('dist/ is missing: run npm run build first (the bench runs the built gateway)')
   try {
     execFileSync('which', ['mosquitto'], { stdio: 'ignore' })

@@ -1,6 +1,6 @@
 /**
  * A longer fuzz run against the built gateway, started as a user would
- * (`node dist/cli/main.js start`), with a real cloud mosquitto behind it:
+ * (`node dist/bin/edge-gateway.js start`), with a real cloud mosquitto behind it:
  *
  *   npm run build && node bench/fuzz.mjs                  # 20,000 cases
  *   node bench/fuzz.mjs --cases 100000 --seed 7 --minutes 30
@@ -65,7 +65,7 @@ function parseArgs(argv) {
 }
 
 function preflight() {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))
+  if (!existsSync(join(ROOT, 'dist', 'bin', 'edge-gateway.js')))
     throw new Error('dist/ is missing: run npm run build first (the fuzz run starts the built gateway)')
   try {
     execFileSync('which', ['mosquitto'], { stdio: 'ignore' })

@@ -34,7 +34,7 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const SIGNING = fileURLToPath(new URL('signing.mjs', import.meta.url))
 
 function preflight() {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js'))) {
+  if (!existsSync(join(ROOT, 'dist', 'bin', 'edge-gateway.js'))) {
     throw new Error('dist/ is missing: run npm run build first (the bench runs the built gateway from dist/)')
   }
   for (const binary of ['mosquitto', 'mosquitto_passwd', 'taskset']) {

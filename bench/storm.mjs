@@ -125,7 +125,7 @@ function parseArgs(argv) {
 }
 
 function preflight() {
-  if (!existsSync(join(ROOT, 'dist', 'cli', 'main.js')))
+  if (!existsSync(join(ROOT, 'dist', 'bin', 'edge-gateway.js')))
     throw new Error('dist/ is missing: run npm run build first (the bench runs the built gateway)')
   for (const binary of ['mosquitto', 'mosquitto_passwd']) {
     if (spawnSync('which', [binary], { stdio: 'ignore' }).status !== 0)

@@ -1,6 +1,6 @@
 /**
  * The gateway's config for a trial and starting it exactly as a user would:
- * `node dist/cli/main.js start --config <file>`, JSON log lines to a file.
+ * `node dist/bin/edge-gateway.js start --config <file>`, JSON log lines to a file.
  * Both LAN listeners are always on (as the Mosquitto edge has both); the
  * sealed setups add the devices' payload keys and `lan.protection`; the hpke
  * setups HPKE-seal every payload to the cloud recipient (`sealFor`). Every
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url'
 import { CLOUD_TOPIC_PREFIX } from './mosquitto.mjs'
 import { spawnServer } from './processes.mjs'
 
-const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+const MAIN = fileURLToPath(new URL('../../dist/bin/edge-gateway.js', import.meta.url))
 export const SEALED_TOPIC_FILTER = 'devices/+/sealed'
 /** The gateway id: the edge certificate's CN, which the key binding must name for a consumer to trust it. */
 export const GATEWAY_ID = 'edge-gateway'

@@ -72,7 +72,7 @@ describe('bench/attacks.mjs --quick', () => {
   let report: Report
 
   beforeAll(async () => {
-    // The bench runs the built gateway (dist/cli/main.js): refuse a missing or stale build.
+    // The bench runs the built gateway (dist/bin/edge-gateway.js): refuse a missing or stale build.
     assertFreshBuild()
     dir = await makeTempDir('edge-gw-attacks-test-')
     const out = join(dir, 'attacks.json')

@@ -133,7 +133,7 @@ describe('bench/run.mjs --quick', () => {
   let report: Report
 
   beforeAll(async () => {
-    // The benchmark runs the built gateway (dist/cli/main.js): refuse a missing or stale build.
+    // The benchmark runs the built gateway (dist/bin/edge-gateway.js): refuse a missing or stale build.
     assertFreshBuild()
     dir = await makeTempDir('edge-gw-bench-smoke-')
     const out = join(dir, 'latest.json')

@@ -6,6 +6,9 @@ import { generateHpkeKeyPair } from '../../crypto/hpke.js'
 import { hashPassword } from '../../gateway/index.js'
 import { mintLabPki } from '../../pki/index.js'
 import {
+  bundleFilesLoaded,
+  bundlePackagesLoaded,
+  filesLoaded,
   forbiddenLoads,
   inPackages,
   type LoadTrace,
@@ -109,6 +112,14 @@ describe('edge-gateway loads only what a command needs', () => {
     })
   }
 
+  it('the bundle users run (dist/bin/edge-gateway.js): `--help` loads its entry and commander, no chunk of a command', async () => {
+    const trace = await traceCli(['--help'], { entry: 'bundle' })
+    expect(trace.code).toBe(0)
+    expect(trace.stdout).toContain('Usage: edge-gateway')
+    expect(bundlePackagesLoaded(trace)).toEqual(['commander'])
+    expect(bundleFilesLoaded(trace).filter((f) => !/^chunks\/chunk-/.test(f))).toEqual(['edge-gateway.js'])
+  })
+
   it('a usage error (a missing required option) loads none of the heavy packages either', async () => {
     const trace = await traceCli(['start'])
     expect(trace.code).toBe(2)
@@ -147,10 +158,14 @@ describe('edge-gateway loads only what a command needs', () => {
       await removeDir(dir)
     })
 
-    async function traceStart(name: string, config: Record<string, unknown>): Promise<LoadTrace> {
+    async function traceStart(
+      name: string,
+      config: Record<string, unknown>,
+      entry: 'compiled' | 'bundle' = 'compiled',
+    ): Promise<LoadTrace> {
       const file = join(dir, `${name}.yaml`)
       await writeFile(file, stringify(config), { mode: 0o600 })
-      const trace = await traceCli(['start', '--config', file], { stopAfter: 'edge gateway started' })
+      const trace = await traceCli(['start', '--config', file], { stopAfter: 'edge gateway started', entry })
       expect(trace.stdout).toContain('edge gateway started')
       expect(trace.code).toBe(0)
       expect(trace.commonJsRecorded).toBe(true)
@@ -172,6 +187,21 @@ describe('edge-gateway loads only what a command needs', () => {
         'yaml',
         'zod',
       ])
+    })
+
+    it('the bundle: the same packages, from a few dozen files instead of hundreds', async () => {
+      const compiled = await traceStart('minimal-compiled', base)
+      const bundled = await traceStart('minimal-bundle', base, 'bundle')
+      expect(bundlePackagesLoaded(bundled).filter((p) => NOT_AT_START.includes(p))).toEqual([])
+      expect(bundlePackagesLoaded(bundled)).toEqual(expect.arrayContaining(dependenciesLoaded(compiled)))
+      // The start command's own chunk, loaded when the command runs; no other command's.
+      const commands = bundleFilesLoaded(bundled).filter(
+        (f) => f.startsWith('chunks/') && !f.startsWith('chunks/chunk-'),
+      )
+      expect(commands.map((f) => f.replace(/-[A-Z0-9]+\.js$/, ''))).toEqual(['chunks/start'])
+      // pino (outside the bundle) is most of what is left.
+      expect(filesLoaded(bundled)).toBeLessThan(100)
+      expect(filesLoaded(compiled)).toBeGreaterThan(5 * filesLoaded(bundled))
     })
 
     it('sealing to an HPKE recipient (sealFor) still loads no HPKE library: the gateway seals with node:crypto', async () => {

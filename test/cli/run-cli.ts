@@ -1,9 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { assertFreshBuild } from '../helpers/fresh-build.js'
+import { assertFreshBuild, BUNDLE } from '../helpers/fresh-build.js'
 
-/** The built CLI, as a user runs it after `npm run build`; not exported: spawners go through `builtCli()`. */
-const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
+/**
+ * The built CLI as a user runs it after `npm run build` (the bundle package.json's `bin` names);
+ * not exported: spawners go through `builtCli()`.
+ */
+const CLI = fileURLToPath(new URL(`../../${BUNDLE}`, import.meta.url))
+
+/** tsc's compiled CLI, which the bundle is made from: the import-graph test traces it module by module. */
+const COMPILED = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url))
 
 /** Throws unless dist/ holds a build of the sources as they are now (test/helpers/fresh-build.ts). */
 export function assertBuilt(): void {
@@ -14,6 +20,12 @@ export function assertBuilt(): void {
 export function builtCli(): string {
   assertBuilt()
   return CLI
+}
+
+/** The compiled (unbundled) CLI's path, once dist/ is known to match the sources. */
+export function compiledCli(): string {
+  assertBuilt()
+  return COMPILED
 }
 
 export interface CliResult {

@@ -10,9 +10,9 @@ const BEFORE = new Date('2026-01-01T11:00:00Z')
 const AFTER = new Date('2026-01-01T13:00:00Z')
 
 /**
- * The check every CLI spawner runs (test/cli/run-cli.ts) before it starts dist/cli/main.js, on
- * a temporary copy of the layout: sources in two folders, a tsconfig, and a dist/ "built" at
- * BUILT from sources last changed at BEFORE.
+ * The check every CLI spawner runs (test/cli/run-cli.ts) before it starts the bundled CLI, on
+ * a temporary copy of the layout: sources in two folders, a tsconfig, and a dist/ "built" (and
+ * bundled) at BUILT from sources last changed at BEFORE.
  */
 describe('staleBuildProblem', () => {
   let root: string
@@ -32,6 +32,7 @@ describe('staleBuildProblem', () => {
       sourceDirs: ['core', 'bridge'],
       inputFiles: ['tsconfig.json', 'package.json'],
       outDir: 'dist',
+      bundle: 'dist/bin/edge-gateway.js',
     }
     await file('tsconfig.json', BEFORE)
     await file('package.json', BEFORE)
@@ -40,6 +41,7 @@ describe('staleBuildProblem', () => {
     await file('bridge/queue/reader.ts', BEFORE)
     await file('dist/core/errors.js', BUILT)
     await file('dist/bridge/queue/reader.js', BUILT)
+    await file('dist/bin/edge-gateway.js', BUILT)
   })
 
   afterEach(async () => {
@@ -96,6 +98,21 @@ describe('staleBuildProblem', () => {
     )
   })
 
+  it('refuses a bundle older than the compile (tsc ran, the bundler did not)', async () => {
+    await utimes(join(root, 'dist/bin/edge-gateway.js'), BEFORE, BEFORE)
+    expect(staleBuildProblem(layout)).toBe(
+      'dist/bin/edge-gateway.js is older than dist/core/errors.js: it bundles an earlier compile, ' +
+        'so this test would run stale code; run `npm run build` first (`npm test` does it)',
+    )
+  })
+
+  it('refuses a compile without its bundle', async () => {
+    await rm(join(root, 'dist/bin'), { recursive: true })
+    expect(staleBuildProblem(layout)).toBe(
+      'dist/bin/edge-gateway.js is missing (the bundle of dist/cli/main.js): run `npm run build` first (`npm test` does it)',
+    )
+  })
+
   it('ignores outputs left over from deleted sources', async () => {
     await file('dist/core/removed.js', BEFORE)
     expect(staleBuildProblem(layout)).toBeNull()
@@ -106,8 +123,9 @@ describe('staleBuildProblem', () => {
     expect(projectLayout(root)).toEqual({
       root,
       sourceDirs: ['core', 'bridge'],
-      inputFiles: ['tsconfig.json', 'tsconfig.build.json', 'package.json'],
+      inputFiles: ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/bundle.mjs'],
       outDir: 'dist',
+      bundle: 'dist/bin/edge-gateway.js',
     })
   })
 

@@ -11,6 +11,11 @@ export interface BuildLayout {
   inputFiles: readonly string[]
   /** Relative to root. */
   outDir: string
+  /**
+   * The bundle made from outDir after each compile (scripts/bundle.mjs), relative to root: it
+   * must be at least as new as the oldest compiled file, or it bundles an earlier compile.
+   */
+  bundle?: string
 }
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url))
@@ -29,10 +34,14 @@ export function projectLayout(root = ROOT): BuildLayout {
   return {
     root,
     sourceDirs: include,
-    inputFiles: ['tsconfig.json', 'tsconfig.build.json', 'package.json'],
+    inputFiles: ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/bundle.mjs'],
     outDir: 'dist',
+    bundle: BUNDLE,
   }
 }
+
+/** The CLI as it is installed and run: the bundle `npm run build` makes (package.json `bin`). */
+export const BUNDLE = 'dist/bin/edge-gateway.js'
 
 function tsFiles(dir: string): string[] {
   const found: string[] = []
@@ -90,6 +99,18 @@ export function staleBuildProblem(layout: BuildLayout = projectLayout()): string
       `${outDir}/ is older than the sources: ${newestInput.file} changed after the build (${oldestOutput.file} predates it), ` +
       'so this test would run stale code; run `npm run build` first (`npm test` does it)'
     )
+  }
+  if (layout.bundle !== undefined) {
+    const bundled = mtimeOf(join(root, layout.bundle))
+    if (bundled === undefined) {
+      return `${layout.bundle} is missing (the bundle of ${outDir}/cli/main.js): run \`npm run build\` first (\`npm test\` does it)`
+    }
+    if (bundled < oldestOutput.mtimeMs) {
+      return (
+        `${layout.bundle} is older than ${oldestOutput.file}: it bundles an earlier compile, ` +
+        'so this test would run stale code; run `npm run build` first (`npm test` does it)'
+      )
+    }
   }
   return null
 }

@@ -1,8 +1,9 @@
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { builtCli } from '../../cli/run-cli.js'
+import { builtCli, compiledCli } from '../../cli/run-cli.js'
 import { onLines, terminate } from '../processes.js'
 import { makeTempDir, removeDir } from '../tmp.js'
 
@@ -29,11 +30,16 @@ export interface TraceOptions {
   /** Stop the process (SIGTERM) once a stdout line contains this; otherwise wait until it exits. */
   stopAfter?: string
   timeoutMs?: number
+  /**
+   * Which CLI: tsc's output module by module (`compiled`, the default: a trace names every
+   * project file and package), or the bundle users run (`bundle`: chunks, see `bundleContents`).
+   */
+  entry?: 'compiled' | 'bundle'
 }
 
 /** Runs the built CLI with the load-trace hook (register.mjs) and reads back what it loaded. */
 export async function traceCli(args: string[], options: TraceOptions = {}): Promise<LoadTrace> {
-  const cli = builtCli()
+  const cli = options.entry === 'bundle' ? builtCli() : compiledCli()
   const dir = await makeTempDir('edge-gw-load-trace-')
   const file = join(dir, 'trace.jsonl')
   try {
@@ -143,4 +149,43 @@ export function projectModules(trace: LoadTrace): string[] {
     .filter((m) => m.url.startsWith('file:') && fileURLToPath(m.url).startsWith(`${dist}/`))
     .map((m) => fileURLToPath(m.url).slice(dist.length + 1))
     .sort()
+}
+
+/** What each file of the bundle holds (dist/bin/contents.json, written by scripts/bundle.mjs). */
+interface BundleFile {
+  bytes: number
+  packages: string[]
+  project: string[]
+}
+
+/** The bundle's files a trace loaded (relative to dist/bin/), sorted. */
+export function bundleFilesLoaded(trace: LoadTrace): string[] {
+  const bin = join(ROOT, 'dist', 'bin')
+  return trace.modules
+    .filter((m) => m.url.startsWith('file:') && fileURLToPath(m.url).startsWith(`${bin}/`))
+    .map((m) => fileURLToPath(m.url).slice(bin.length + 1))
+    .sort()
+}
+
+/** Files of any kind (project, bundle, packages) a trace loaded: what Node read and compiled. */
+export function filesLoaded(trace: LoadTrace): number {
+  return trace.modules.filter((m) => m.url.startsWith('file:')).length
+}
+
+/**
+ * The npm packages a trace of the bundle loaded: those inside the chunks it loaded, by
+ * dist/bin/contents.json, and those left outside the bundle (pino), by their path.
+ */
+export function bundlePackagesLoaded(trace: LoadTrace): string[] {
+  const contents = JSON.parse(readFileSync(join(ROOT, 'dist', 'bin', 'contents.json'), 'utf8')) as Record<
+    string,
+    BundleFile
+  >
+  const names = new Set(packagesLoaded(trace))
+  for (const file of bundleFilesLoaded(trace)) {
+    const held = contents[file]
+    if (held === undefined) throw new Error(`dist/bin/contents.json does not list ${file}: rebuild`)
+    for (const name of held.packages) names.add(name)
+  }
+  return [...names].sort()
 }

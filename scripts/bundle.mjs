@@ -1,0 +1,95 @@
+/**
+ * Bundles the compiled CLI (dist/cli/main.js, from tsc) into dist/bin/: the entry
+ * `edge-gateway.js` and the chunks each command loads when it runs.
+ *
+ * Why: Node 20 reads, compiles and links every ES module file on its own. `start` loaded about
+ * 790 files (zod, rxjs, aedes and mqtt are each many small files), and that was most of the
+ * CPU between spawn and the first CONNACK (docs/performance.md, "Start-up"). Bundled, the same
+ * code is a few files; `--splitting` keeps the CLI's lazy loading (a command's code is a chunk
+ * of its own, loaded by the dynamic import that names it).
+ *
+ * Left out of the bundle: pino and pino-pretty. pino's pretty transport runs in a worker thread
+ * that loads `pino-pretty` and pino's own worker file by path from node_modules, which a bundle
+ * cannot carry.
+ *
+ * The input is tsc's output, not the TypeScript sources: what runs is what `tsc` type-checked
+ * and emitted, and esbuild follows each file's source map back to the .ts source.
+ */
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import { build } from 'esbuild'
+
+/**
+ * Packages' own source maps point at sources most do not ship (mqtt's name its TypeScript
+ * files), so the bundle's map would name files nobody has; without their `sourceMappingURL`
+ * line, the bundle maps a package's code to its JavaScript, carried in the map.
+ */
+const packageSourceMapsOff = {
+  name: 'package-source-maps-off',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/].*\.[cm]?js$/ }, async (args) => ({
+      contents: (await readFile(args.path, 'utf8')).replace(/\/\/# sourceMappingURL=\S*\s*$/, ''),
+      loader: 'js',
+    }))
+  },
+}
+
+const root = fileURLToPath(new URL('../', import.meta.url))
+const outdir = `${root}dist/bin`
+
+await rm(outdir, { recursive: true, force: true })
+const result = await build({
+  absWorkingDir: root,
+  entryPoints: { 'edge-gateway': 'dist/cli/main.js' },
+  outdir,
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  chunkNames: 'chunks/[name]-[hash]',
+  external: ['pino', 'pino-pretty'],
+  // CommonJS packages in the bundle (aedes, mqtt-packet, node-forge...) call require() for
+  // Node's own modules; an ES module has no require, so each file gets one.
+  banner: {
+    js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
+  },
+  sourcemap: 'linked',
+  sourcesContent: true,
+  legalComments: 'linked',
+  logLevel: 'warning',
+  metafile: true,
+  plugins: [packageSourceMapsOff],
+})
+
+/** The npm package an input path is in (`@scope/name` or `name`), or undefined for the project's own. */
+function packageOf(path) {
+  return /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1]
+}
+
+// dist/bin/contents.json: what each output file holds (npm packages, and the project's own
+// compiled modules), for an audit of what runs and for test/cli/import-graph.test.ts, which
+// maps the chunks a command loads back to the packages in them.
+const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js'))
+const contents = {}
+for (const [file, output] of outputs) {
+  const packages = new Set()
+  const project = []
+  for (const input of Object.keys(output.inputs)) {
+    const name = packageOf(input)
+    if (name !== undefined) packages.add(name)
+    else project.push(input.replace(/^dist\//, ''))
+  }
+  contents[file.replace(/^dist\/bin\//, '')] = {
+    bytes: output.bytes,
+    packages: [...packages].sort(),
+    project: project.sort(),
+  }
+}
+await writeFile(`${outdir}/contents.json`, `${JSON.stringify(contents, null, 1)}\n`)
+const bytes = outputs.reduce((sum, [, out]) => sum + out.bytes, 0)
+const inputs = Object.keys(result.metafile.inputs).length
+// On stderr: `npm pack --json` runs this (prepack), and its stdout must be the JSON alone.
+console.error(
+  `bundle: ${inputs} files into ${outputs.length} in dist/bin (${(bytes / 1048576).toFixed(1)} MiB)`,
+)
