@@ -58,6 +58,13 @@ const result = await build({
   sourcesContent: true,
   legalComments: 'linked',
   logLevel: 'warning',
+  // Whitespace and comments out, syntax shortened; names are kept (stack traces name functions,
+  // and NODE_OPTIONS=--enable-source-maps maps their positions back to the .ts sources).
+  // V8 keeps every loaded file's text for as long as the process runs, and a file with one
+  // character past U+00FF left in a comment (zod's, mqtt's, aedes') is kept at two bytes per
+  // character: minified, the text a start keeps is about 2 MiB instead of 5.7, all one-byte.
+  minifyWhitespace: true,
+  minifySyntax: true,
   metafile: true,
   plugins: [packageSourceMapsOff],
 })

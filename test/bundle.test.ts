@@ -1,0 +1,49 @@
+import { readdir, readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { beforeAll, describe, expect, it } from 'vitest'
+import { assertBuilt } from './cli/run-cli.js'
+
+const BIN = fileURLToPath(new URL('../dist/bin/', import.meta.url))
+
+async function jsFiles(dir: string, prefix = ''): Promise<string[]> {
+  const out: string[] = []
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) out.push(...(await jsFiles(join(dir, entry.name), `${prefix}${entry.name}/`)))
+    else if (entry.name.endsWith('.js')) out.push(`${prefix}${entry.name}`)
+  }
+  return out.sort()
+}
+
+/** The bundle scripts/bundle.mjs makes from tsc's output (dist/bin/), as `npm run build` leaves it. */
+describe('the bundled CLI (dist/bin)', () => {
+  let files: string[]
+
+  beforeAll(async () => {
+    assertBuilt()
+    files = await jsFiles(BIN)
+  })
+
+  it('is ASCII throughout, so V8 keeps each file text it holds at one byte per character', async () => {
+    const wide: string[] = []
+    for (const file of files) {
+      const bytes = await readFile(join(BIN, file))
+      const at = bytes.findIndex((b) => b > 0x7f)
+      if (at >= 0)
+        wide.push(`${file} at byte ${at}: ${JSON.stringify(bytes.subarray(at - 20, at + 10).toString())}`)
+    }
+    expect(wide).toEqual([])
+  })
+
+  it('lists in contents.json every file it holds, with the packages in it', async () => {
+    const contents = JSON.parse(await readFile(join(BIN, 'contents.json'), 'utf8')) as Record<
+      string,
+      { packages: string[]; project: string[] }
+    >
+    expect(Object.keys(contents).sort()).toEqual(files)
+    expect(contents['edge-gateway.js']!.packages).toEqual(['commander'])
+    expect(contents['edge-gateway.js']!.project).toContain('cli/main.js')
+    // pino stays outside (its pretty transport loads files by path in a worker thread).
+    expect(Object.values(contents).flatMap((c) => c.packages)).not.toContain('pino')
+  })
+})
