@@ -32,8 +32,12 @@ export class RateLimiter {
 
   constructor(options: RateLimiterOptions = {}) {
     this.now = options.now ?? (() => performance.now())
+    // Bounded by maxSize at one per entry rather than by `max`: with `max`, lru-cache allocates
+    // its arrays for every entry up front (about 2.7 MiB for 100,000, held from the start by a
+    // gateway with a handful of devices); with maxSize they grow with the entries.
     this.entries = new LRUCache<string, Entry>({
-      max: options.max ?? 100_000,
+      maxSize: options.max ?? 100_000,
+      sizeCalculation: () => 1,
       dispose: (entry, key) => this.unlink(entry.deviceId, key),
     })
   }

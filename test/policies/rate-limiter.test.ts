@@ -27,6 +27,14 @@ function clock() {
 }
 
 describe('RateLimiter', () => {
+  it('takes memory as pairs come, not for its whole bound up front (100,000 by default)', () => {
+    const before = process.memoryUsage().arrayBuffers
+    const limiters = Array.from({ length: 10 }, () => new RateLimiter())
+    // Ten limiters sized up front would hold 10 x 1.2 MB of typed arrays (lru-cache's `max`).
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(1_000_000)
+    expect(limiters).toHaveLength(10)
+  })
+
   it('limits messages per device and rule, and refills', () => {
     const c = clock()
     const limiter = new RateLimiter({ now: c.now })
