@@ -16,6 +16,7 @@
  * and emitted, and esbuild follows each file's source map back to the .ts source.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
 
@@ -36,6 +37,36 @@ const packageSourceMapsOff = {
 
 const root = fileURLToPath(new URL('../', import.meta.url))
 const outdir = `${root}dist/bin`
+
+/**
+ * Code the gateway never runs, left out so that a start does not compile it (compiling is about
+ * a fifth of a start's CPU): zod's error messages in 40-odd languages (the gateway speaks
+ * English: `z.locales` keeps `en` alone), and what mqtt.js needs only for WebSocket brokers and
+ * SOCKS proxies (the cloud link is `mqtts` only, bridge/cloud-link.ts). A stub throws, naming
+ * what was left out, if anything ever calls it.
+ */
+const unusedCodeOut = {
+  name: 'unused-code-out',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]node_modules[\\/]zod[\\/]v4[\\/]locales[\\/]index\.js$/ }, (args) => ({
+      contents: 'export { default as en } from "./en.js";',
+      loader: 'js',
+      resolveDir: dirname(args.path),
+    }))
+    b.onResolve({ filter: /^(ws|socks)$/ }, (args) =>
+      /[\\/]node_modules[\\/]mqtt[\\/]/.test(args.importer)
+        ? { path: args.path, namespace: 'left-out' }
+        : undefined,
+    )
+    b.onLoad({ filter: /.*/, namespace: 'left-out' }, (args) => ({
+      contents: [
+        `const fail = () => { throw new Error(${JSON.stringify(`edge-gateway is built without the package ${args.path} (scripts/bundle.mjs): its cloud link speaks mqtts only`)}) }`,
+        "module.exports = new Proxy(fail, { get: (_, key) => (key === '__esModule' || typeof key === 'symbol' ? undefined : fail()) })",
+      ].join('\n'),
+      loader: 'js',
+    }))
+  },
+}
 
 await rm(outdir, { recursive: true, force: true })
 const result = await build({
@@ -66,7 +97,7 @@ const result = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   metafile: true,
-  plugins: [packageSourceMapsOff],
+  plugins: [unusedCodeOut, packageSourceMapsOff],
 })
 
 /** The npm package an input path is in (`@scope/name` or `name`), or undefined for the project's own. */

@@ -43,7 +43,23 @@ describe('the bundled CLI (dist/bin)', () => {
     expect(Object.keys(contents).sort()).toEqual(files)
     expect(contents['edge-gateway.js']!.packages).toEqual(['commander'])
     expect(contents['edge-gateway.js']!.project).toContain('cli/main.js')
+    const packages = Object.values(contents).flatMap((c) => c.packages)
     // pino stays outside (its pretty transport loads files by path in a worker thread).
-    expect(Object.values(contents).flatMap((c) => c.packages)).not.toContain('pino')
+    expect(packages).not.toContain('pino')
+    // Left out (scripts/bundle.mjs, unusedCodeOut): mqtt.js's WebSocket and SOCKS transports.
+    expect(packages).not.toContain('ws')
+    expect(packages).not.toContain('socks')
+  })
+
+  it("says what was left out if mqtt.js ever reaches for it, and keeps zod's English messages alone", async () => {
+    const text = (await Promise.all(files.map((f) => readFile(join(BIN, f), 'utf8')))).join('\n')
+    for (const name of ['ws', 'socks']) {
+      expect(text).toContain(
+        `edge-gateway is built without the package ${name} (scripts/bundle.mjs): its cloud link speaks mqtts only`,
+      )
+    }
+    // zod's locale files each define a message table; English (the default) stays.
+    expect(text).toContain('Invalid input')
+    expect(text).not.toContain('Entrada inv')
   })
 })
