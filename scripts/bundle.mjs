@@ -80,6 +80,10 @@ const result = await build({
   target: 'node20',
   chunkNames: 'chunks/[name]-[hash]',
   external: ['pino', 'pino-pretty'],
+  // rxjs's `node` export is its CommonJS build, which a bundle must carry and run whole; its
+  // ES module build (the same code, `sideEffects: false`) lets esbuild keep only the operators
+  // the bridge uses.
+  alias: { rxjs: './node_modules/rxjs/dist/esm/index.js' },
   // CommonJS packages in the bundle (aedes, mqtt-packet, node-forge...) call require() for
   // Node's own modules; an ES module has no require, so each file gets one.
   banner: {
@@ -105,22 +109,26 @@ function packageOf(path) {
   return /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(path)?.[1]
 }
 
-// dist/bin/contents.json: what each output file holds (npm packages, and the project's own
-// compiled modules), for an audit of what runs and for test/cli/import-graph.test.ts, which
+// dist/bin/contents.json: what each output file holds (npm packages and their files, and the
+// project's own compiled modules), for an audit of what runs and for test/cli/import-graph.test.ts, which
 // maps the chunks a command loads back to the packages in them.
 const outputs = Object.entries(result.metafile.outputs).filter(([file]) => file.endsWith('.js'))
 const contents = {}
 for (const [file, output] of outputs) {
   const packages = new Set()
+  const packageFiles = []
   const project = []
   for (const input of Object.keys(output.inputs)) {
     const name = packageOf(input)
-    if (name !== undefined) packages.add(name)
-    else project.push(input.replace(/^dist\//, ''))
+    if (name !== undefined) {
+      packages.add(name)
+      packageFiles.push(input.replace(/^.*node_modules\//, ''))
+    } else project.push(input.replace(/^dist\//, ''))
   }
   contents[file.replace(/^dist\/bin\//, '')] = {
     bytes: output.bytes,
     packages: [...packages].sort(),
+    packageFiles: packageFiles.sort(),
     project: project.sort(),
   }
 }

@@ -38,7 +38,7 @@ describe('the bundled CLI (dist/bin)', () => {
   it('lists in contents.json every file it holds, with the packages in it', async () => {
     const contents = JSON.parse(await readFile(join(BIN, 'contents.json'), 'utf8')) as Record<
       string,
-      { packages: string[]; project: string[] }
+      { packages: string[]; packageFiles: string[]; project: string[] }
     >
     expect(Object.keys(contents).sort()).toEqual(files)
     expect(contents['edge-gateway.js']!.packages).toEqual(['commander'])
@@ -49,6 +49,10 @@ describe('the bundled CLI (dist/bin)', () => {
     // Left out (scripts/bundle.mjs, unusedCodeOut): mqtt.js's WebSocket and SOCKS transports.
     expect(packages).not.toContain('ws')
     expect(packages).not.toContain('socks')
+    // rxjs from its ES module build, which lets the bundle keep only the operators used.
+    const rxjs = Object.values(contents).flatMap((c) => c.packageFiles.filter((f) => f.startsWith('rxjs/')))
+    expect(rxjs.length).toBeGreaterThan(0)
+    expect(rxjs.filter((f) => !f.startsWith('rxjs/dist/esm/'))).toEqual([])
   })
 
   it("says what was left out if mqtt.js ever reaches for it, and keeps zod's English messages alone", async () => {
