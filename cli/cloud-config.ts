@@ -4,6 +4,7 @@ import { parse } from 'yaml'
 import { z } from 'zod'
 import { BridgeError } from '../bridge/errors.js'
 import { formatIssue } from '../config/format-issue.js'
+import { PARSE_ONCE } from '../core/parse-once.js'
 
 /**
  * The cloud side's config for `edge-gateway cloud consume|command`: how to
@@ -61,7 +62,7 @@ export async function loadCloudToolConfig(file: string): Promise<CloudToolConfig
       `${path}: not YAML: ${(err as Error).message.split('\n')[0]}`,
     )
   }
-  const result = cloudToolSchema.safeParse(input)
+  const result = cloudToolSchema.safeParse(input, PARSE_ONCE)
   if (!result.success) {
     const first = result.error.issues[0]
     throw new BridgeError(

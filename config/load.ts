@@ -1,6 +1,7 @@
 import { readFile, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
+import { PARSE_ONCE } from '../core/parse-once.js'
 import { crossFieldProblems } from './checks.js'
 import { ConfigError } from './errors.js'
 import { formatIssue } from './format-issue.js'
@@ -36,7 +37,7 @@ export function parseConfig(
   if (input === null || typeof input !== 'object' || Array.isArray(input)) {
     throw new ConfigError('CONFIG_ERR_SCHEMA', `${source.file}: expected a mapping at the top level`)
   }
-  const result = configSchema.safeParse(input)
+  const result = configSchema.safeParse(input, PARSE_ONCE)
   if (!result.success) {
     const lines = result.error.issues.map((issue) => formatIssue(issue, input, mayQuoteValueAt))
     throw new ConfigError('CONFIG_ERR_SCHEMA', `${source.file}: ${lines.join('; ')}`)

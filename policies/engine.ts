@@ -1,5 +1,6 @@
 import { formatPath } from '../config/format-issue.js'
 import { deepFreeze } from '../config/freeze.js'
+import { PARSE_ONCE } from '../core/parse-once.js'
 import { compileRule, filterTemplate, substituteFilter } from './compiled-rule.js'
 import { PolicyError } from './errors.js'
 import { formatPolicyIssue } from './format-issue.js'
@@ -122,7 +123,7 @@ export class PolicyEngine {
  * `rules[3].maxQos: expected one of 0, 1, 2, got 3 (number)`.
  */
 export function compilePolicy(input: unknown): PolicyEngine {
-  const result = policySchema.safeParse(input)
+  const result = policySchema.safeParse(input, PARSE_ONCE)
   if (!result.success) {
     const lines = result.error.issues.map((issue) => formatPolicyIssue(issue, input))
     throw new PolicyError('POLICY_ERR_SCHEMA', lines.join('; '))
