@@ -1,3 +1,4 @@
+import { createRequire } from 'node:module'
 import { type DestinationStream, type Logger, pino } from 'pino'
 
 export type { Logger } from 'pino'
@@ -57,11 +58,18 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   }
   if (options.destination) return pino(base, options.destination)
   const pretty = options.pretty ?? Boolean(process.stdout.isTTY)
-  if (pretty) {
-    return pino({
-      ...base,
-      transport: { target: 'pino-pretty', options: { colorize: true, translateTime: 'SYS:HH:MM:ss.l' } },
-    })
-  }
+  if (pretty) return pino(base, prettyStream())
   return pino(base)
+}
+
+/**
+ * pino-pretty as a stream in this process (loaded only when asked for: a terminal, or
+ * `log.pretty`), rather than as a pino transport: a transport runs in a worker thread that loads
+ * pino's worker file and pino-pretty by path, which the bundled CLI could not give it
+ * (scripts/bundle.mjs). Human-readable output is for a person at a terminal; a service logs
+ * JSON lines, which pino writes itself.
+ */
+function prettyStream(): DestinationStream {
+  const build = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream
+  return build({ colorize: true, translateTime: 'SYS:HH:MM:ss.l' })
 }

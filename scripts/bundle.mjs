@@ -8,9 +8,8 @@
  * code is a few files; `--splitting` keeps the CLI's lazy loading (a command's code is a chunk
  * of its own, loaded by the dynamic import that names it).
  *
- * Left out of the bundle: pino and pino-pretty. pino's pretty transport runs in a worker thread
- * that loads `pino-pretty` and pino's own worker file by path from node_modules, which a bundle
- * cannot carry.
+ * Left out of the bundle: pino-pretty, which core/logger.ts loads only for a terminal (or
+ * `log.pretty`), from node_modules.
  *
  * The input is tsc's output, not the TypeScript sources: what runs is what `tsc` type-checked
  * and emitted, and esbuild follows each file's source map back to the .ts source.
@@ -79,7 +78,7 @@ const result = await build({
   platform: 'node',
   target: 'node20',
   chunkNames: 'chunks/[name]-[hash]',
-  external: ['pino', 'pino-pretty'],
+  external: ['pino-pretty'],
   // rxjs's `node` export is its CommonJS build, which a bundle must carry and run whole; its
   // ES module build (the same code, `sideEffects: false`) lets esbuild keep only the operators
   // the bridge uses.
