@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 import { Command, CommanderError } from 'commander'
 import { registerCloud } from './commands/cloud.js'
 import { registerDeadLetter } from './commands/deadletter.js'

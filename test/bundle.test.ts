@@ -35,6 +35,19 @@ describe('the bundled CLI (dist/bin)', () => {
     expect(wide).toEqual([])
   })
 
+  it('starts with the Node options the launchers give (`#!` line, npm run lab, the README)', async () => {
+    const option = '--max-semi-space-size=2'
+    const entry = await readFile(join(BIN, 'edge-gateway.js'), 'utf8')
+    expect(entry.slice(0, entry.indexOf('\n'))).toBe(`#!/usr/bin/env -S node ${option}`)
+    const root = fileURLToPath(new URL('../', import.meta.url))
+    const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>
+    }
+    expect(pkg.scripts.lab).toContain(`node ${option} dist/bin/edge-gateway.js lab`)
+    const readme = await readFile(join(root, 'README.md'), 'utf8')
+    expect(readme).toContain(`node ${option} dist/bin/edge-gateway.js start --config`)
+  })
+
   it('lists in contents.json every file it holds, with the packages in it', async () => {
     const contents = JSON.parse(await readFile(join(BIN, 'contents.json'), 'utf8')) as Record<
       string,

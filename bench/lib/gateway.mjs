@@ -97,11 +97,28 @@ export function gatewayEnv(env = process.env) {
 }
 
 /**
+ * The Node option the launchers give the gateway (`npm run lab`, the README's start command, the
+ * installed command's `#!` line): V8's young generation kept to 2 MiB semi-spaces. By default V8
+ * grows them to 16 MiB each under a burst of allocation (thousands of connections opened and
+ * reset, a flood) and keeps them for a while after: tens of MiB of resident memory that the
+ * gateway does not need (docs/performance.md, "Young generation").
+ * `EDGE_GATEWAY_BENCH_SEMI_SPACE=default` measures V8's own sizing instead.
+ */
+export const GATEWAY_NODE_OPTIONS = ['--max-semi-space-size=2']
+
+export function gatewayNodeArgs(env = process.env) {
+  return env.EDGE_GATEWAY_BENCH_SEMI_SPACE === 'default' ? [] : GATEWAY_NODE_OPTIONS
+}
+
+/**
  * `EDGE_GATEWAY_BENCH_NODE_ARGS` adds Node options for the gateway process only, to
  * profile it under a load, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`.
  */
 export function startGateway({ dir, configFile, cpus, logFile }) {
-  const nodeArgs = (process.env.EDGE_GATEWAY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean)
+  const nodeArgs = [
+    ...gatewayNodeArgs(),
+    ...(process.env.EDGE_GATEWAY_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean),
+  ]
   return spawnServer(process.execPath, [...nodeArgs, MAIN, 'start', '--config', configFile], {
     cpus,
     cwd: dir,

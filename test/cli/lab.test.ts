@@ -197,7 +197,9 @@ describe('npm run lab under a supervisor', () => {
       const commands = tree.map(commandLine)
       // The lab's node process is under npm (the tree is what must be gone after the signal).
       expect(
-        commands.some((c) => /^(\S*\/)?node dist\/bin\/edge-gateway\.js lab /.test(c)),
+        commands.some((c) =>
+          /^(\S*\/)?node --max-semi-space-size=2 dist\/bin\/edge-gateway\.js lab /.test(c),
+        ),
         `${commands.join('\n')}\n${context()}`,
       ).toBe(true)
       expect(await tryListen(base)).toBe(false)
