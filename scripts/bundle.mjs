@@ -40,9 +40,10 @@ const outdir = `${root}dist/bin`
 /**
  * Code the gateway never runs, left out so that a start does not compile it (compiling is about
  * a fifth of a start's CPU): zod's error messages in 40-odd languages (the gateway speaks
- * English: `z.locales` keeps `en` alone), and what mqtt.js needs only for WebSocket brokers and
- * SOCKS proxies (the cloud link is `mqtts` only, bridge/cloud-link.ts). A stub throws, naming
- * what was left out, if anything ever calls it.
+ * English: `z.locales` keeps `en` alone), and what mqtt.js needs only for WebSocket brokers (the
+ * cloud link is `mqtts` only, bridge/cloud-link.ts). A stub throws, naming what was left out, if
+ * anything ever calls it. (mqtt.js's SOCKS support stays: it is used for `mqtts` too, when
+ * MQTTJS_SOCKS_PROXY is set.)
  */
 const unusedCodeOut = {
   name: 'unused-code-out',
@@ -52,14 +53,14 @@ const unusedCodeOut = {
       loader: 'js',
       resolveDir: dirname(args.path),
     }))
-    b.onResolve({ filter: /^(ws|socks)$/ }, (args) =>
+    b.onResolve({ filter: /^ws$/ }, (args) =>
       /[\\/]node_modules[\\/]mqtt[\\/]/.test(args.importer)
         ? { path: args.path, namespace: 'left-out' }
         : undefined,
     )
     b.onLoad({ filter: /.*/, namespace: 'left-out' }, (args) => ({
       contents: [
-        `const fail = () => { throw new Error(${JSON.stringify(`edge-gateway is built without the package ${args.path} (scripts/bundle.mjs): its cloud link speaks mqtts only`)}) }`,
+        `const fail = () => { throw new Error(${JSON.stringify(`edge-gateway is built without the package ${args.path} (scripts/bundle.mjs): its cloud link speaks mqtts, not MQTT over WebSocket`)}) }`,
         "module.exports = new Proxy(fail, { get: (_, key) => (key === '__esModule' || typeof key === 'symbol' ? undefined : fail()) })",
       ].join('\n'),
       loader: 'js',

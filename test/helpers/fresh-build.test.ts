@@ -123,7 +123,13 @@ describe('staleBuildProblem', () => {
     expect(projectLayout(root)).toEqual({
       root,
       sourceDirs: ['core', 'bridge'],
-      inputFiles: ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/bundle.mjs'],
+      inputFiles: [
+        'tsconfig.json',
+        'tsconfig.build.json',
+        'package.json',
+        'package-lock.json',
+        'scripts/bundle.mjs',
+      ],
       outDir: 'dist',
       bundle: 'dist/bin/edge-gateway.js',
     })

@@ -34,7 +34,14 @@ export function projectLayout(root = ROOT): BuildLayout {
   return {
     root,
     sourceDirs: include,
-    inputFiles: ['tsconfig.json', 'tsconfig.build.json', 'package.json', 'scripts/bundle.mjs'],
+    // The bundle carries the dependencies: a changed lock file means other code in it.
+    inputFiles: [
+      'tsconfig.json',
+      'tsconfig.build.json',
+      'package.json',
+      'package-lock.json',
+      'scripts/bundle.mjs',
+    ],
     outDir: 'dist',
     bundle: BUNDLE,
   }
