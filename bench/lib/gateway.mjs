@@ -6,6 +6,7 @@
  * setups HPKE-seal every payload to the cloud recipient (`sealFor`). Every
  * setup signs every message (the gateway always does).
  */
+import { readFileSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { CLOUD_TOPIC_PREFIX } from './mosquitto.mjs'
 import { spawnServer } from './processes.mjs'
@@ -97,17 +98,20 @@ export function gatewayEnv(env = process.env) {
 }
 
 /**
- * The Node option the launchers give the gateway (`npm run lab`, the README's start command, the
- * installed command's `#!` line): V8's young generation kept to 2 MiB semi-spaces. By default V8
- * grows them to 16 MiB each under a burst of allocation (thousands of connections opened and
- * reset, a flood) and keeps them for a while after: tens of MiB of resident memory that the
- * gateway does not need (docs/performance.md, "Young generation").
+ * The Node options the installed command runs with, read from its `#!` line
+ * (`#!/usr/bin/env -S node --max-semi-space-size=2`; `npm run lab` and the README's start command
+ * pass the same, test/bundle.test.ts checks they agree): V8's young generation kept to 2 MiB
+ * semi-spaces. By default V8 grows them to 16 MiB each under a burst of allocation (thousands of
+ * connections opened and reset, a flood) and keeps them for a while after: tens of MiB of
+ * resident memory that the gateway does not need (docs/performance.md, "Young generation").
  * `EDGE_GATEWAY_BENCH_SEMI_SPACE=default` measures V8's own sizing instead.
  */
-export const GATEWAY_NODE_OPTIONS = ['--max-semi-space-size=2']
-
 export function gatewayNodeArgs(env = process.env) {
-  return env.EDGE_GATEWAY_BENCH_SEMI_SPACE === 'default' ? [] : GATEWAY_NODE_OPTIONS
+  if (env.EDGE_GATEWAY_BENCH_SEMI_SPACE === 'default') return []
+  const text = readFileSync(MAIN, 'utf8')
+  const shebang = /^#!\/usr\/bin\/env -S node((?: --\S+)*)\n/.exec(text)
+  if (!shebang) throw new Error(`${MAIN} does not start with '#!/usr/bin/env -S node ...': rebuild`)
+  return shebang[1].split(' ').filter(Boolean)
 }
 
 /**

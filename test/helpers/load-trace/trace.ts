@@ -32,7 +32,7 @@ export interface TraceOptions {
   timeoutMs?: number
   /**
    * Which CLI: tsc's output module by module (`compiled`, the default: a trace names every
-   * project file and package), or the bundle users run (`bundle`: chunks, see `bundleContents`).
+   * project file and package), or the bundle users run (`bundle`: chunks, see `bundlePackagesLoaded`).
    */
   entry?: 'compiled' | 'bundle'
 }
@@ -142,13 +142,18 @@ export function inPackages(names: readonly string[]): (url: string) => string | 
   }
 }
 
+/** The files a trace loaded from `folder` (relative to the project), as paths relative to it, sorted. */
+function filesUnder(trace: LoadTrace, folder: string): string[] {
+  const dir = join(ROOT, folder)
+  return trace.modules
+    .filter((m) => m.url.startsWith('file:') && fileURLToPath(m.url).startsWith(`${dir}/`))
+    .map((m) => fileURLToPath(m.url).slice(dir.length + 1))
+    .sort()
+}
+
 /** The project's own built modules (dist/), as `folder/file.js`. */
 export function projectModules(trace: LoadTrace): string[] {
-  const dist = join(ROOT, 'dist')
-  return trace.modules
-    .filter((m) => m.url.startsWith('file:') && fileURLToPath(m.url).startsWith(`${dist}/`))
-    .map((m) => fileURLToPath(m.url).slice(dist.length + 1))
-    .sort()
+  return filesUnder(trace, 'dist')
 }
 
 /** What each file of the bundle holds (dist/bin/contents.json, written by scripts/bundle.mjs). */
@@ -160,11 +165,7 @@ interface BundleFile {
 
 /** The bundle's files a trace loaded (relative to dist/bin/), sorted. */
 export function bundleFilesLoaded(trace: LoadTrace): string[] {
-  const bin = join(ROOT, 'dist', 'bin')
-  return trace.modules
-    .filter((m) => m.url.startsWith('file:') && fileURLToPath(m.url).startsWith(`${bin}/`))
-    .map((m) => fileURLToPath(m.url).slice(bin.length + 1))
-    .sort()
+  return filesUnder(trace, 'dist/bin')
 }
 
 /** Files of any kind (project, bundle, packages) a trace loaded: what Node read and compiled. */
@@ -174,7 +175,7 @@ export function filesLoaded(trace: LoadTrace): number {
 
 /**
  * The npm packages a trace of the bundle loaded: those inside the chunks it loaded, by
- * dist/bin/contents.json, and those left outside the bundle (pino), by their path.
+ * dist/bin/contents.json, and those left outside the bundle (pino-pretty), by their path.
  */
 export function bundlePackagesLoaded(trace: LoadTrace): string[] {
   const contents = JSON.parse(readFileSync(join(ROOT, 'dist', 'bin', 'contents.json'), 'utf8')) as Record<
