@@ -25,11 +25,18 @@ async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promi
     quotaBytes: settings.quotaBytes,
     maxMessages: settings.maxMessages,
     deviceShare: settings.deviceShare,
+    durability: settings.durability,
     logger: logger.child({ module: 'queue' }),
   })
   const level = recovery.corrupted > 0 || recovery.tornBytes > 0 ? 'warn' : 'info'
   logger[level](
-    { module: 'queue', ...recovery, segmentBytes: queue.segmentBytes, diskBytes: queue.diskBytes },
+    {
+      module: 'queue',
+      ...recovery,
+      segmentBytes: queue.segmentBytes,
+      diskBytes: queue.diskBytes,
+      durability: settings.durability,
+    },
     `uplink queue opened: ${recovery.held} message(s) held for the cloud`,
   )
   if (queue.diskBytes !== undefined && settings.quotaBytes > queue.diskBytes) {

@@ -167,6 +167,12 @@ export const cloudSchema = z.strictObject({
       /** `disk` (default): durable, survives crashes and power loss. `memory`: for tests and labs only. */
       store: z.enum(['disk', 'memory']).default('disk'),
       /**
+       * When a device's QoS 1 message is acknowledged (disk store): `fsync` (default) after its
+       * record was fsync'd, which survives a power loss; `write` once the record is in the
+       * kernel, which survives the gateway dying (kill -9, a crash) but not a power loss.
+       */
+      durability: z.enum(['fsync', 'write']).default('fsync'),
+      /**
        * The part of maxMessages and of quotaBytes one device may hold once the queue is half
        * full; past it that device's messages are refused first (`device_quota`). 1: no limit.
        */

@@ -47,6 +47,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'connectTimeoutMs',
   'deniedPublish',
   'deviceShare',
+  'durability',
   'endpoint',
   'failuresBeforeDisconnect',
   'file',

@@ -3,7 +3,7 @@ export const USAGE = `node bench/run.mjs [options]      (after npm run build)
   --quick              a short smoke run: 1 round, short loads, fewer loads (under a minute)
   --only LOAD[,LOAD]   only these loads (e.g. closed-q1-64)
   --setups S[,S]       only these setups (mosquitto-psk, gateway-psk, mosquitto-tcp, gateway-tcp, gateway-sealed,
-                       gateway-psk-hpke, gateway-sealed-hpke)
+                       gateway-psk-hpke, gateway-sealed-hpke, gateway-psk-write)
   --bridge-protocol P  the Mosquitto bridge's bridge_protocol_version: mqttv50 (default) or mqttv311
   --gateway-queue S    the gateway's cloud.queue.store: disk or memory (default: the gateway's own, disk)
   --repeats N          rounds (default 3; --quick: 1)

@@ -25,6 +25,7 @@ export function gatewayConfig({
   fixtures,
   sealed,
   hpke,
+  durability,
   idle,
   queueStore,
   atRest,
@@ -73,7 +74,9 @@ export function gatewayConfig({
         recipients: [{ name: fixtures.recipient.name, publicKeyFile: fixtures.recipient.publicKeyFile }],
       }),
       // Unset: the gateway's default (a durable queue on disk, in the trial's state folder).
-      ...(queueStore && { queue: { store: queueStore } }),
+      ...((queueStore || durability) && {
+        queue: { ...(queueStore && { store: queueStore }), ...(durability && { durability }) },
+      }),
       // An edge at rest beside a trial's (bench/lib/at-rest.mjs): its own cloud session, and its key
       // binding and health messages under a prefix the subscriber does not read, so that neither
       // replaces the trial gateway's binding nor counts in the trial.

@@ -4,7 +4,7 @@
  * hard-coded but the goals themselves; a figure the run did not measure is
  * reported as such (met: null), never guessed.
  */
-import { FULL_PATH_GROUP, PSK_GROUP } from './plan.mjs'
+import { DURABILITY_GROUP, FULL_PATH_GROUP, PSK_GROUP } from './plan.mjs'
 import { summarize } from './stats.mjs'
 
 const GATEWAY = 'gateway-psk'
@@ -203,15 +203,26 @@ export function goals(rows, extras = {}) {
     }),
   )
 
-  const serial = pair(rows, 'serial-q1-64')
+  // The goal asks for the round trip "in the mode that survives kill -9": cloud.queue.durability
+  // write (gateway-psk-write, in the durability group with its own Mosquitto row); without that
+  // group in the run, the default fsync mode of the TLS-PSK group, said in a note.
+  const serialWrite = pair(rows, 'serial-q1-64', DURABILITY_GROUP, 'gateway-psk-write')
+  const writeMeasured = serialWrite.g !== null && serialWrite.m !== null
+  const serial = writeMeasured ? serialWrite : pair(rows, 'serial-q1-64')
+  const fsyncSerial = find(rows, DURABILITY_GROUP, 'serial-q1-64', GATEWAY)
   out.push(
     entry({
       id: 'serial-puback',
-      what: 'serial PUBACK round trip, p50 (serial-q1-64, TLS-PSK, one message in flight)',
+      what: 'serial PUBACK round trip, p50 (serial-q1-64, TLS-PSK, one message in flight; durability write, which survives kill -9)',
       unit: 'ms',
       gateway: stat(serial.g, 'ackRttP50Ms'),
       mosquitto: stat(serial.m, 'ackRttP50Ms'),
       goal: { kind: 'ratio', op: '<=', value: 2.0 },
+      notes: writeMeasured
+        ? fsyncSerial
+          ? [`durability fsync (the default): p50 ${stat(fsyncSerial, 'ackRttP50Ms')} ms`]
+          : []
+        : ['measured with durability fsync: the durability group was not in this run'],
       extra: { p99: { gateway: stat(serial.g, 'ackRttP99Ms'), mosquitto: stat(serial.m, 'ackRttP99Ms') } },
     }),
   )

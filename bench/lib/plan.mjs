@@ -117,6 +117,12 @@ const FULL_PATH = [
   'gateway-sealed-hpke',
 ]
 /**
+ * The queue's two durability modes (cloud.queue.durability) side by side: PUBACK after the fsync
+ * (the default, survives a power loss) and after the write (survives kill -9 of the gateway).
+ */
+export const DURABILITY_GROUP = '2 cores, durability (TLS-PSK)'
+const DURABILITY = ['mosquitto-psk', 'gateway-psk', 'gateway-psk-write']
+/**
  * The full path (slow HPKE setups) waits longer, after the drain's marker, for
  * messages without a PUBACK; acknowledged messages are waited for by the marker
  * (bench/lib/drain.mjs), not by a silence.
@@ -127,7 +133,8 @@ const FULL_PATH_QUIET_MS = 15_000
  * Groups of (setups, loads): the TLS-PSK pair gets every load; the plain TCP
  * modes (password, and sealed payloads) the three headline loads; the full
  * path (signing, HPKE re-sealing) the closed loop and 2,000 msg/s, also with
- * --quick; the one-core run (edge pinned to CPU 0, everything else to CPU 1)
+ * --quick; the durability modes the closed loop, the serial round trip and 2,000 msg/s (the
+ * closed loop with --quick); the one-core run (edge pinned to CPU 0, everything else to CPU 1)
  * the three headline loads.
  */
 export function buildPlan({ quick = false, only, setups, sealed = true, pinned = true } = {}) {
@@ -153,6 +160,12 @@ export function buildPlan({ quick = false, only, setups, sealed = true, pinned =
     loads: ['closed-q1-64', 'rate-q1-64'],
     pinned: false,
     quietMs: FULL_PATH_QUIET_MS,
+  })
+  groups.push({
+    name: DURABILITY_GROUP,
+    setups: DURABILITY,
+    loads: short ? ['closed-q1-64'] : ['closed-q1-64', 'serial-q1-64', 'rate-q1-64'],
+    pinned: false,
   })
   if (pinned) {
     groups.push({

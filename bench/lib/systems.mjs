@@ -20,6 +20,8 @@ export const SETUPS = {
   // The full path of issue 5: the device payload opened (TLS-PSK or sealed), HPKE-sealed to the cloud recipient, signed.
   'gateway-psk-hpke': { system: 'gateway', lan: 'psk', hpke: true, label: 'edge-gateway' },
   'gateway-sealed-hpke': { system: 'gateway', lan: 'tcp', sealed: true, hpke: true, label: 'edge-gateway' },
+  // cloud.queue.durability: write (PUBACK once the record is in the kernel, no fdatasync): survives kill -9, not a power loss.
+  'gateway-psk-write': { system: 'gateway', lan: 'psk', durability: 'write', label: 'edge-gateway' },
 }
 
 export const LAN_LABELS = { psk: 'TLS-PSK', tcp: 'TCP+password', sealed: 'TCP+password+sealed' }
@@ -28,10 +30,14 @@ export function lanLabel(setup) {
   return LAN_LABELS[setup.sealed ? 'sealed' : setup.lan]
 }
 
-/** What the cloud receives: Mosquitto forwards the device payload; the gateway signs it, HPKE-sealed or not. */
+/**
+ * What the cloud receives: Mosquitto forwards the device payload; the gateway signs it, HPKE-sealed
+ * or not, and acknowledges after the fsync of its queue unless the setup says otherwise.
+ */
 export function uplinkLabel(setup) {
   if (setup.system === 'mosquitto') return 'raw payload'
-  return setup.hpke ? 'signed, HPKE' : 'signed'
+  const label = setup.hpke ? 'signed, HPKE' : 'signed'
+  return setup.durability ? `${label}, PUBACK after ${setup.durability}` : label
 }
 
 /**
@@ -74,6 +80,7 @@ export async function startEdge(
       fixtures,
       sealed: setup.sealed,
       hpke: setup.hpke,
+      durability: setup.durability,
       idle,
       queueStore,
       atRest,

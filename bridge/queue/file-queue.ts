@@ -36,7 +36,9 @@ interface Pending {
  *
  * Group commit: appends wait in a list while a write and fdatasync are under
  * way; the next round writes all of them with one write and one fdatasync. An
- * append resolves only after the fdatasync that covers it. Memory keeps an
+ * append resolves only after the fdatasync that covers it (durability `fsync`,
+ * the default), or once its write returned (`write`: kept if the process dies,
+ * not if the machine loses power; see options.ts). Memory keeps an
  * index (10 bytes per held message: size, device, time; see segment.ts), never
  * the backlog's payloads, and what each device holds (device-ledger.ts).
  *
@@ -339,8 +341,10 @@ export class FileQueue implements UplinkQueue {
     }
     try {
       await writeFully(this.handle, buf, start)
-      await this.handle.datasync()
-      this.counters.fsyncs++
+      if (this.options.durability === 'fsync') {
+        await this.handle.datasync()
+        this.counters.fsyncs++
+      }
     } catch (err) {
       await this.handle.truncate(start).catch(() => {})
       return this.fail(batch, i, j, err)

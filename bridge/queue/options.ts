@@ -1,6 +1,9 @@
 import type { Logger } from '../../core/logger.js'
 import { QueueError } from './errors.js'
 
+/** When an appended record counts as kept: see FileQueueOptions.durability. */
+export type Durability = 'fsync' | 'write'
+
 export interface FileQueueOptions {
   /** Disk space the queue may take, in bytes; at least twice segmentBytes. */
   quotaBytes: number
@@ -27,6 +30,13 @@ export interface FileQueueOptions {
   readAheadBytes?: number
   /** Acknowledgements are written to disk at most this long after ack() (default 100 ms). */
   ackFlushMs?: number
+  /**
+   * When an append resolves (and so when the device gets its PUBACK): `fsync` (default) after the
+   * fdatasync that covers its record, which survives a power loss; `write` once the record is in
+   * the kernel's page cache, which survives the gateway process dying (kill -9, a crash) but not a
+   * power loss or a kernel crash. New segments and the folder are synced in both.
+   */
+  durability?: Durability
   /** Where the queue's background file work (ack files, segment deletion) reports its failures. */
   logger?: Logger
 }
@@ -81,6 +91,7 @@ export function resolveOptions(options: FileQueueOptions, diskBytes?: number): R
     readAhead: options.readAhead ?? 2048,
     readAheadBytes: options.readAheadBytes ?? 4 * 1024 * 1024,
     ackFlushMs: options.ackFlushMs ?? 100,
+    durability: options.durability ?? 'fsync',
     ...(options.logger && { logger: options.logger }),
   }
   check('firstSeq', resolved.firstSeq, isInt(resolved.firstSeq, 0), 'a non-negative safe integer')
@@ -112,5 +123,7 @@ export function resolveOptions(options: FileQueueOptions, diskBytes?: number): R
     'a positive integer or Infinity',
   )
   check('ackFlushMs', resolved.ackFlushMs, isInt(resolved.ackFlushMs, 0), 'a non-negative integer')
+  const durability: unknown = resolved.durability
+  check('durability', durability, durability === 'fsync' || durability === 'write', "'fsync' or 'write'")
   return Object.freeze(resolved)
 }

@@ -183,6 +183,24 @@ describe('issue 14 goals from the rows of a run', () => {
     })
   })
 
+  it("judges the serial round trip in the durability group's write mode when the run has it, the fsync figure in a note", () => {
+    const DUR = '2 cores, durability (TLS-PSK)'
+    const withWrite = [
+      ...fullRun(),
+      row(DUR, 'serial-q1-64', 'mosquitto-psk', { ackRttP50Ms: s(0.125), ackRttP99Ms: s(0.4) }),
+      row(DUR, 'serial-q1-64', 'gateway-psk', { ackRttP50Ms: s(0.9), ackRttP99Ms: s(5) }),
+      row(DUR, 'serial-q1-64', 'gateway-psk-write', { ackRttP50Ms: s(0.375), ackRttP99Ms: s(4) }),
+    ]
+    const judged = byId(goals(withWrite), 'serial-puback')
+    expect([judged.gateway, judged.mosquitto, judged.ratio, judged.met]).toEqual([0.375, 0.125, 3, false])
+    expect(judged.notes).toEqual(['durability fsync (the default): p50 0.9 ms'])
+    expect(judged.p99).toEqual({ gateway: 4, mosquitto: 0.4 })
+    // Without the group: the TLS-PSK group's default mode, and a note that says so.
+    expect(byId(goals(fullRun()), 'serial-puback').notes).toEqual([
+      'measured with durability fsync: the durability group was not in this run',
+    ])
+  })
+
   it('a gateway never back at full speed within the 4 s measured does not meet the restart goal', () => {
     const rows = fullRun()
     rows.find((r) => r.load === 'restart-q1-64' && r.setup === 'gateway-psk')!.trials = [

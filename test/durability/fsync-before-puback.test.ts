@@ -269,8 +269,34 @@ describe('PUBACK after fdatasync, in the system calls of the gateway process', (
   }, 90_000)
 })
 
-/** The run of the test above: 60 messages, the gateway stopped, its trace checked. */
-async function orderRun(gateway: Gateway, child: ChildProcess, traceFile: string): Promise<void> {
+describe("cloud.queue.durability 'write': PUBACK once the record is written, in the system calls", () => {
+  it('each PUBACK on the device socket is written after the write of its record, with no fdatasync of a segment between them', async () => {
+    await findStrace()
+    const gateway = await Gateway.configure('write', { durability: 'write' })
+    const traceFile = join(bench.dir, 'write.strace')
+    const child = await straceCommand(
+      [
+        ...['-f', '-tt', '-T', '-yy', '-x', '-s', '65536', '-o', traceFile],
+        ...['-e', 'trace=fdatasync,fsync,write,writev,sendto,sendmsg,pwrite64,pwritev,pwritev2'],
+      ],
+      [process.execPath, builtCli(), 'start', '--config', gateway.configFile],
+    )
+    try {
+      await orderRun(gateway, child, traceFile, 'write')
+    } finally {
+      await stopTraced(child)
+    }
+    expect(gateway.lastRecovery()).toMatchObject({ durability: 'write' })
+  }, 90_000)
+})
+
+/** The run of the tests above: 60 messages, the gateway stopped, its trace checked. */
+async function orderRun(
+  gateway: Gateway,
+  child: ChildProcess,
+  traceFile: string,
+  durability: 'fsync' | 'write' = 'fsync',
+): Promise<void> {
   await gateway.follow(child)
   const dev = await device(gateway, 'dev-order')
   const socket = `TCP:[127.0.0.1:${gateway.lanPort}->127.0.0.1:${(dev.client.stream as Socket).localPort ?? 0}]`
@@ -291,6 +317,7 @@ async function orderRun(gateway: Gateway, child: ChildProcess, traceFile: string
     socket,
     isSegment: (path) => path.startsWith(segment) && path.endsWith('.log'),
     payloadOf: dev.sent,
+    requireSync: durability === 'fsync',
   })
   const ids = [...dev.sent.keys()].sort(byNumber)
   expect(ids).toHaveLength(60)
@@ -298,6 +325,16 @@ async function orderRun(gateway: Gateway, child: ChildProcess, traceFile: string
   expect(checks.map((c) => c.packetId).sort(byNumber)).toEqual(ids)
   expect([...dev.pubacks].sort(byNumber)).toEqual(ids)
   expect(checks.filter((c) => c.problem !== undefined).map(describeCheck)).toEqual([])
+  if (durability === 'write') {
+    // No record was synced on its way: the segment's only sync is the one made when it was created.
+    const synced = checks.filter((c) => c.sync !== undefined && c.sync.enter < c.puback.enter)
+    expect(synced.map(describeCheck)).toEqual([])
+    console.log(
+      `\nPUBACK after write: ${checks.length} PUBACKs in ${new Set(checks.map((c) => c.puback)).size} ` +
+        `writes after ${new Set(checks.map((c) => c.record)).size} segment writes, no fdatasync; one:\n  ${describeCheck(checks[0]!)}`,
+    )
+    return
+  }
   // Group commit: one sync covered several records (else the trace proved less than it seems).
   const syncs = new Set(checks.map((c) => c.sync))
   expect(syncs.size).toBeLessThan(checks.length)

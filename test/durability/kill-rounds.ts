@@ -69,7 +69,8 @@ export class KillBench {
     readonly lanPort: number,
   ) {}
 
-  static async start(): Promise<KillBench> {
+  /** `queue`: settings of `cloud.queue` beside the defaults (e.g. `{ durability: 'write' }`). */
+  static async start(queue: Record<string, unknown> = {}): Promise<KillBench> {
     const dir = await makeTempDir('edge-gw-kill-')
     const pki = await mintLabPki(join(dir, 'pki'))
     const cloud = await CloudMosquitto.start({
@@ -102,6 +103,7 @@ export class KillBench {
         keyFile: pki.clientKeyFile,
         reconnect: { initialDelayMs: 100, maxDelayMs: 1000 },
         topics: [{ local: 'devices/', cloud: 'gw/' }],
+        queue,
       },
     }
     await writeFile(configFile, stringify(config), { mode: 0o600 })

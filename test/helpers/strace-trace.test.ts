@@ -41,6 +41,17 @@ describe('strace trace: PUBACK after the sync of its record', () => {
     expect(checks[0]!.sync!.name).toBe('fdatasync')
   })
 
+  it('with requireSync false, passes a record written then acknowledged with no sync, and still fails a PUBACK before the write', () => {
+    const write = { ...options, requireSync: false }
+    const trace = [pwrite(101, SEG, 'msg-1'), puback(1), puback(2), pwrite(101, SEG, 'msg-2')]
+    const checks = checkSyncBeforePuback(parseStrace(trace.join('\n')), write)
+    expect(checks.map((c) => [c.packetId, c.problem, c.sync])).toEqual([
+      [1, undefined, undefined],
+      [2, 'no write of its record to a segment before the PUBACK', undefined],
+    ])
+    expect(checks[0]!.record!.fdPath).toBe(SEG)
+  })
+
   it('fails a PUBACK with no sync of the segment after the record', () => {
     expect(problems([sync(102, SEG), pwrite(101, SEG, 'msg-1'), puback(1)])).toEqual([
       [1, `no fdatasync or fsync of ${SEG} after the record was written`],

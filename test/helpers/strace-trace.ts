@@ -246,6 +246,12 @@ export interface OrderOptions {
   isSegment: (path: string) => boolean
   /** The payload the device sent under each packet id. */
   payloadOf: ReadonlyMap<number, Buffer>
+  /**
+   * False for the queue's `write` durability: a PUBACK needs only the record's write to have
+   * returned before it; `sync` is then the first sync of the segment after the record, if any.
+   * Default true.
+   */
+  requireSync?: boolean
 }
 
 const SYNCS = new Set(['fdatasync', 'fsync'])
@@ -254,7 +260,7 @@ const SYNCS = new Set(['fdatasync', 'fsync'])
  * For each PUBACK written on `socket`: the record of its message was written to
  * a segment file, and a successful (not injected) fdatasync or fsync of that
  * file entered after that write returned and returned before the PUBACK's
- * write entered.
+ * write entered (with `requireSync: false`, only the first part).
  */
 export function checkSyncBeforePuback(calls: Syscall[], options: OrderOptions): PubackCheck[] {
   const socketWrites = calls
@@ -275,6 +281,10 @@ export function checkSyncBeforePuback(calls: Syscall[], options: OrderOptions): 
       return { ...check, problem: `PUBACK for packet id ${packetId}, which the device did not send` }
     const record = fileWrites.filter((w) => w.exit < puback.enter && w.data.includes(payload)).at(-1)
     if (!record) return { ...check, problem: `no write of its record to a segment before the PUBACK` }
+    if (options.requireSync === false) {
+      const sync = syncs.find((s) => s.fdPath === record.fdPath && s.enter > record.exit)
+      return { ...check, record, sync }
+    }
     const sync = syncs.find(
       (s) =>
         s.fdPath === record.fdPath &&

@@ -29,6 +29,17 @@ uplinkQueueContract('FileQueue', async (capacity, deviceShare) => {
   return queue
 })
 
+uplinkQueueContract("FileQueue with durability 'write'", async (capacity, deviceShare) => {
+  const { queue } = await FileQueue.open(await tempDir(), {
+    quotaBytes: 64 * MiB,
+    segmentBytes: 16 * 1024,
+    maxMessages: capacity,
+    durability: 'write',
+    ...(deviceShare !== undefined && { deviceShare }),
+  })
+  return queue
+})
+
 uplinkQueueContract('FileQueue with 1 KiB segments', async (capacity, deviceShare) => {
   const { queue } = await FileQueue.open(await tempDir(), {
     quotaBytes: 64 * MiB,
@@ -146,6 +157,25 @@ describe('FileQueue', () => {
     // One appender at a time: one commit each.
     await fill(queue, 2001, 2010)
     expect(queue.diagnostics().commits - after.commits).toBe(10)
+  })
+
+  it("with durability 'write', resolves appends without an fdatasync per commit; a reopen finds every record", async () => {
+    const dir = await tempDir()
+    const { queue } = await openQueue(dir, { segmentBytes: 1024 * 1024, durability: 'write' })
+    const before = queue.diagnostics()
+    const entries = await fill(queue, 1, 50)
+    const after = queue.diagnostics()
+    // One appender at a time: a commit each, and no fsync at all (the segment was synced when made).
+    expect(after.commits - before.commits).toBe(50)
+    expect(after.fsyncs - before.fsyncs).toBe(0)
+    await queue.close()
+    expect(numbers(await backlog((await openQueue(dir)).queue))).toEqual(numbers(entries))
+  })
+
+  it('refuses a durability it does not know', async () => {
+    await expect(
+      openQueue(await tempDir(), { durability: 'sometimes' as FileQueueOptions['durability'] }),
+    ).rejects.toThrow(/durability.*'fsync' or 'write'/)
   })
 
   it('keeps a few bytes of index per held message, not its payload', async () => {
