@@ -10,6 +10,7 @@ export function trialFigures({
   reports,
   result,
   cpu,
+  diskWriteBytes = null,
   memory,
   startup,
   drain,
@@ -53,6 +54,13 @@ export function trialFigures({
       cloudSeconds: round(cpu.cloud, 2),
       edgePer10k: round(per10k(cpu.edge), 3),
       pairPer10k: round(per10k(cpu.edge !== null && cpu.cloud !== null ? cpu.edge + cpu.cloud : null), 3),
+    },
+    disk: {
+      writeBytes: diskWriteBytes,
+      kibPer1k: round(
+        diskWriteBytes !== null && delivered > 0 ? diskWriteBytes / 1024 / (delivered / 1000) : null,
+        1,
+      ),
     },
     memory,
     startup,

@@ -29,6 +29,21 @@ export function cpuSeconds(pid) {
   }
 }
 
+/**
+ * Bytes a process caused to be written to storage, from /proc/<pid>/io `write_bytes` (counted as
+ * pages are dirtied: a page written again before the kernel wrote it back counts once, a page
+ * written again after an fsync cleaned it counts again); null if gone or not readable. The
+ * filesystem's journal is written by the kernel's jbd2 thread and is not in it.
+ */
+export function writeBytes(pid) {
+  try {
+    const match = /^write_bytes:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
+    return match ? Number(match[1]) : null
+  } catch {
+    return null
+  }
+}
+
 /** A field of /proc/<pid>/status in kB (VmHWM: peak resident memory, VmRSS: now); null if gone. */
 export function statusKb(pid, field) {
   try {

@@ -10,7 +10,7 @@ import { waitForDrain } from './drain.mjs'
 import { trialFigures } from './figures.mjs'
 import { PUBLISHERS } from './fixtures.mjs'
 import { DISCONNECT_PACKET } from './mqtt-wire.mjs'
-import { cpuSeconds, statusKb } from './proc-stats.mjs'
+import { cpuSeconds, statusKb, writeBytes } from './proc-stats.mjs'
 import { spawnScript, stopProcess } from './processes.mjs'
 import { driveRestart, restartFigures } from './restart.mjs'
 import { firstAcceptedConnection, firstDelivery } from './startup.mjs'
@@ -148,6 +148,7 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
     )
 
     const cpu0 = { edge: cpuSeconds(edge.pid), cloud: cpuSeconds(cloud.pid) }
+    const written0 = writeBytes(edge.pid)
     const reportTimeoutMs = load.durationMs + ACK_STALL_MS + 30_000
     let reports
     let restart = null
@@ -168,6 +169,7 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
       quietMs: load.quietMs,
     })
     const cpu1 = { edge: cpuSeconds(edge.pid), cloud: cpuSeconds(cloud.pid) }
+    const written1 = writeBytes(edge.pid)
     const peakKb = statusKb(edge.pid, 'VmHWM')
     const memory = {
       // Through a restart: the higher peak of the two processes.
@@ -183,6 +185,8 @@ export async function runTrial(ctx, { setupName, loadName, load, pinned, trialId
       reports,
       result,
       cpu: { edge: delta('edge'), cloud: delta('cloud') },
+      // Through a restart: two processes, left out as their CPU is.
+      diskWriteBytes: restart || written0 === null || written1 === null ? null : written1 - written0,
       memory,
       startup: { firstConnectionMs: Math.round(startupMs), firstDeliveryMs: Math.round(readyMs) },
       drain,
