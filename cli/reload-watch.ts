@@ -2,7 +2,10 @@ import { type FSWatcher, watch } from 'node:fs'
 import { dirname, resolve } from 'node:path'
 import type { GatewayConfig } from '../config/index.js'
 
-/** Files whose change triggers a reload: the config itself, the policy file, Mosquitto's files. */
+/**
+ * Files whose change triggers a reload: the config itself, the policy file, Mosquitto's files, the
+ * devices' PSK files, and the certificate, key and CA files of the `tls` listeners.
+ */
 export function reloadableFiles(configFile: string, config: Readonly<GatewayConfig>): string[] {
   const files = [resolve(configFile)]
   if (config.policies?.file) files.push(config.policies.file)
@@ -10,6 +13,9 @@ export function reloadableFiles(configFile: string, config: Readonly<GatewayConf
     if (f) files.push(f)
   }
   for (const d of config.devices) if (d.psk) files.push(d.psk.keyFile)
+  for (const l of config.lan.listeners) {
+    if (l.type === 'tls') files.push(resolve(l.certFile), resolve(l.keyFile), resolve(l.caFile))
+  }
   return files
 }
 

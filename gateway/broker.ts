@@ -226,10 +226,24 @@ export class LanGateway {
     })
   }
 
-  /** Applies a new registry and policy without dropping connections that remain allowed. */
-  reload(next: AccessSnapshot): Promise<ReloadReport> {
+  /**
+   * Applies a new registry and policy without dropping connections that remain allowed, then
+   * reads the certificate files of the `tls` listeners again: a changed set is served to new
+   * handshakes (open connections keep theirs); a set that does not work is refused, the old
+   * one stays, and the report says why.
+   */
+  async reload(next: AccessSnapshot): Promise<ReloadReport> {
     sizeScryptSlots(this.passwordConcurrency, next)
-    return applyAccess(this.access, next, this.clients(), this.security)
+    const report = await applyAccess(this.access, next, this.clients(), this.security)
+    for (const listener of this.listeners) {
+      if (!listener.reloadCertificates) continue
+      try {
+        report.certificates.push(await listener.reloadCertificates())
+      } catch (err) {
+        report.certificateErrors.push({ listener: listener.name, error: (err as Error).message })
+      }
+    }
+    return report
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@ import { SubscriberLimits } from '../policies/subscriber-limits.js'
 import type { AccessControl, AccessSnapshot } from './access-control.js'
 import { setCloseReason } from './close-reason.js'
 import { principalFor, sessionOf, setSession } from './connection-context.js'
+import type { CertificateReload } from './listeners/listener.js'
 
 export interface ReloadReport {
   /** Device ids in the new registry that the old one did not have, sorted. */
@@ -16,6 +17,10 @@ export interface ReloadReport {
   clientsDisconnected: number
   subscriptionsRevoked: number
   clientsKept: number
+  /** Listeners with a certificate: what each serves after the reload (see LanGateway.reload). */
+  certificates: CertificateReload[]
+  /** Listeners whose new certificate files were refused: they serve the old ones. */
+  certificateErrors: Array<{ listener: string; error: string }>
 }
 
 function idsOf(registry: AccessSnapshot['registry']): Set<string> {
@@ -59,6 +64,8 @@ export async function applyAccess(
     clientsDisconnected: 0,
     subscriptionsRevoked: 0,
     clientsKept: 0,
+    certificates: [],
+    certificateErrors: [],
   }
   for (const client of clients) {
     const session = sessionOf(client)

@@ -27,7 +27,10 @@ export interface StartOptions {
   config: string
 }
 
-/** `edge-gateway start`: runs the gateway until a signal, reloading devices and policies on change. */
+/**
+ * `edge-gateway start`: runs the gateway until a signal, reloading devices, policies and the `tls`
+ * listeners' certificates on SIGHUP or when their files change.
+ */
 export async function start(options: StartOptions): Promise<void> {
   const config = await loadConfig(options.config)
   const logger = createLogger({
@@ -50,6 +53,12 @@ export async function start(options: StartOptions): Promise<void> {
           },
           `reloaded devices and policies: ${describeReload(report)}`,
         )
+        for (const refused of report.certificateErrors) {
+          logger.error(
+            { why, listener: refused.listener, event: 'listener_certificate_refused' },
+            `${refused.error}: the listener keeps serving its previous certificate`,
+          )
+        }
       } catch (err) {
         logger.error(
           { why, err: describeError(err) },

@@ -28,7 +28,23 @@ export interface Listener {
   readonly port: number
   /** Connections open on this listener, TLS handshakes in progress included. */
   connections(): Promise<number>
+  /**
+   * Listeners with a certificate (`tls`): read the certificate, key and CA files again and, when
+   * they changed, serve new handshakes with them; connections already open keep theirs. Throws,
+   * changing nothing, when the new files do not make a working set.
+   */
+  reloadCertificates?(): Promise<CertificateReload>
   close(): Promise<void>
+}
+
+/** What a listener serves after a certificate reload. */
+export interface CertificateReload {
+  listener: string
+  /** Whether the files differed from those in use (false: nothing was swapped). */
+  changed: boolean
+  /** The serial number (hex) and the end of validity (ISO 8601) of the certificate now served. */
+  serial: string
+  notAfter: string
 }
 
 /**
