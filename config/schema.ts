@@ -65,6 +65,21 @@ export const deviceSchema = z.strictObject({
       identity: z.string().min(1).max(128),
       /** File holding the key as hex (16 to 64 bytes); mode 0600 or tighter. */
       keyFile: secretFilePath,
+      /**
+       * The key this one replaces, still accepted until `until` (an overlap while the device is
+       * given the new key; `edge-gateway device rotate` writes it). After `until` the old
+       * identity is refused and connections made with it are closed.
+       */
+      previous: z
+        .strictObject({
+          identity: z.string().min(1).max(128),
+          keyFile: secretFilePath,
+          until: z.iso.datetime({ offset: true }),
+        })
+        .optional(),
+    })
+    .refine((p) => p.previous?.identity !== p.identity, {
+      message: 'psk.previous.identity must differ from psk.identity (TLS-PSK finds the key by its identity)',
     })
     .optional(),
   /** Client ids this device may use: exact, or with `*` for any run of characters. Default: the device id. */

@@ -108,6 +108,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'topic',
   'total',
   'type',
+  'until',
   'username',
   'windowSeconds',
 ])

@@ -6,7 +6,7 @@ import { type Metrics, series } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
 import { AccessControl, type AccessSnapshot } from './access-control.js'
 import { defaultScryptConcurrency, scryptSlots } from './auth/password.js'
-import { closeReasonOf } from './close-reason.js'
+import { closeReasonOf, setCloseReason } from './close-reason.js'
 import { principalFor, sessionOf, transportOf } from './connection-context.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
@@ -55,7 +55,57 @@ export class LanGateway {
     private readonly logger: Logger,
     /** lan.passwordChecks.concurrency; unset: the default for the hashes in force. */
     private readonly passwordConcurrency: number | undefined,
-  ) {}
+  ) {
+    this.schedulePskRetirement()
+  }
+
+  /** Fires at the end of the next PSK overlap (psk.previous.until). */
+  private pskTimer: NodeJS.Timeout | undefined
+
+  /**
+   * Closes the connections made with a PSK identity the device no longer has: one whose overlap
+   * (`psk.previous.until`) has ended, or one a reload took away, each a security event
+   * (`psk_retired`) with the device. Returns how many it closed.
+   */
+  retirePskConnections(now = Date.now()): number {
+    let closed = 0
+    for (const client of this.clients()) {
+      const identity = transportOf(client).pskIdentity
+      const session = sessionOf(client)
+      // Being closed already (a device a reload removed): one reason is enough.
+      if (identity === undefined || !session || closeReasonOf(client)) continue
+      if (this.access.registry.byPsk(identity, now)?.id === session.device.id) continue
+      const retired = this.access.registry.pskRetired(identity, now)
+      const detail = retired
+        ? 'its PSK identity was replaced and the overlap has ended: connect with the new key'
+        : 'its PSK identity is no longer configured for the device'
+      this.security.report(
+        'psk_retired',
+        { device: session.device.id, clientId: client.id, pskIdentity: identity },
+        detail,
+      )
+      setCloseReason(client, { reason: 'psk_retired', detail })
+      client.close()
+      closed++
+    }
+    return closed
+  }
+
+  private schedulePskRetirement(): void {
+    clearTimeout(this.pskTimer)
+    const next = this.access.registry.nextPskRetirement()
+    if (next === undefined) return
+    // setTimeout holds at most 2^31 - 1 ms (24.8 days): a later end is waited for in steps.
+    const delay = Math.min(next - Date.now() + 1, 86_400_000)
+    this.pskTimer = setTimeout(
+      () => {
+        this.retirePskConnections()
+        this.schedulePskRetirement()
+      },
+      Math.max(delay, 0),
+    )
+    this.pskTimer.unref()
+  }
 
   static async start(options: LanGatewayOptions): Promise<LanGateway> {
     const { logger, security, metrics } = options
@@ -235,6 +285,8 @@ export class LanGateway {
   async reload(next: AccessSnapshot): Promise<ReloadReport> {
     sizeScryptSlots(this.passwordConcurrency, next)
     const report = await applyAccess(this.access, next, this.clients(), this.security)
+    report.pskConnectionsClosed = this.retirePskConnections()
+    this.schedulePskRetirement()
     for (const listener of this.listeners) {
       if (!listener.reloadCertificates) continue
       try {
@@ -247,6 +299,7 @@ export class LanGateway {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.pskTimer)
     const closing = this.listeners.map((l) => l.close())
     await new Promise<void>((resolve) => this.broker.close(() => resolve()))
     // PUBLISH packets held by lan.deviceRate: their connections are closed now, so they go nowhere.

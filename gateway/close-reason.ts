@@ -2,7 +2,7 @@ import type { Client } from 'aedes'
 
 /** Why the gateway itself closed a connection: logged with the disconnect. */
 export interface CloseReason {
-  /** Stable: `payload_failures`, `flooding`, `publish_denied`, `uplink_full`, `device_removed`. */
+  /** Stable: `payload_failures`, `flooding`, `publish_denied`, `uplink_full`, `device_removed`, `psk_retired`. */
   reason: string
   /** What happened, for the log line: "21 refused payloads within 10 s (limit 20)". */
   detail: string

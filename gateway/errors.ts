@@ -10,6 +10,7 @@ export type GatewayErrorCode =
   | 'GW_ERR_UPLINK_FULL'
   | 'GW_ERR_POLICY_FILE'
   | 'GW_ERR_DUPLICATE_USERNAME'
+  | 'GW_ERR_DUPLICATE_PSK_IDENTITY'
 
 export class GatewayError extends EdgeGatewayError {
   declare readonly code: GatewayErrorCode

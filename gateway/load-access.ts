@@ -73,7 +73,19 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
       id: d.id,
       ...(d.username !== undefined && { username: d.username }),
       ...(d.passwordHash !== undefined && verifierOf(d.id, d.passwordHash, pepper)),
-      ...(d.psk && { psk: { identity: d.psk.identity, key: await readPskFile(d.psk.keyFile) } }),
+      ...(d.psk && {
+        psk: {
+          identity: d.psk.identity,
+          key: await readPskFile(d.psk.keyFile),
+          ...(d.psk.previous && {
+            previous: {
+              identity: d.psk.previous.identity,
+              key: await readPskFile(d.psk.previous.keyFile),
+              until: Date.parse(d.psk.previous.until),
+            },
+          }),
+        },
+      }),
       ...(d.certificate && { certificateCommonName: d.certificate.commonName }),
       ...(d.clientIds && { clientIds: d.clientIds }),
       groups: d.groups,

@@ -18,7 +18,12 @@ export interface DeviceSpec {
   password?: PasswordVerifier
   /** Tells the stored hash from any other (gateway/auth/password-verifier.ts hashFingerprint); without it, no caching. */
   passwordFingerprint?: string
-  psk?: { identity: string; key: Buffer }
+  psk?: {
+    identity: string
+    key: Buffer
+    /** A key being replaced: accepted until `until` (ms since the epoch). */
+    previous?: { identity: string; key: Buffer; until: number }
+  }
   certificateCommonName?: string
   /** Exact or with `*`; default: the device id. */
   clientIds?: ReadonlyArray<string>
@@ -85,6 +90,8 @@ export class DeviceRegistry {
   private readonly byPskIdentity = new Map<string, Device>()
   private readonly byCommonName = new Map<string, Device>()
   private readonly pskKeys = new Map<string, Buffer>()
+  /** PSK identities being replaced: when each stops being accepted (ms since the epoch). */
+  private readonly pskRetiresAt = new Map<string, number>()
   private readonly byKeyId = new Map<string, Device>()
 
   constructor(specs: Iterable<DeviceSpec> = []) {
@@ -118,8 +125,19 @@ export class DeviceRegistry {
       this.byUsername.set(connectName, device)
     }
     if (spec.psk) {
-      this.byPskIdentity.set(spec.psk.identity, device)
-      this.pskKeys.set(spec.psk.identity, spec.psk.key)
+      for (const psk of [spec.psk, spec.psk.previous]) {
+        if (!psk) continue
+        const other = this.byPskIdentity.get(psk.identity)
+        if (other && other.id !== device.id) {
+          throw new GatewayError(
+            'GW_ERR_DUPLICATE_PSK_IDENTITY',
+            `devices ${other.id} and ${device.id} both use the PSK identity "${psk.identity}"`,
+          )
+        }
+        this.byPskIdentity.set(psk.identity, device)
+        this.pskKeys.set(psk.identity, psk.key)
+      }
+      if (spec.psk.previous) this.pskRetiresAt.set(spec.psk.previous.identity, spec.psk.previous.until)
     }
     if (device.certificateCommonName !== undefined)
       this.byCommonName.set(device.certificateCommonName, device)
@@ -142,8 +160,28 @@ export class DeviceRegistry {
     return this.byUsername.get(username)
   }
 
-  byPsk(identity: string): Device | undefined {
+  /** The device of a PSK identity; an identity past the end of its overlap (`psk.previous.until`) has none. */
+  byPsk(identity: string, now = Date.now()): Device | undefined {
+    return this.pskRetired(identity, now) ? undefined : this.byPskIdentity.get(identity)
+  }
+
+  /** The device a PSK identity belongs or belonged to, retired or not (for logs). */
+  pskOwner(identity: string): Device | undefined {
     return this.byPskIdentity.get(identity)
+  }
+
+  /** Whether `identity` is a replaced PSK whose overlap has ended. */
+  pskRetired(identity: string, now = Date.now()): boolean {
+    const until = this.pskRetiresAt.get(identity)
+    return until !== undefined && now >= until
+  }
+
+  /** The earliest end of a PSK overlap after `now`, if any (when connections must be checked again). */
+  nextPskRetirement(now = Date.now()): number | undefined {
+    let next: number | undefined
+    for (const until of this.pskRetiresAt.values())
+      if (until > now && (next === undefined || until < next)) next = until
+    return next
   }
 
   byCertificate(commonName: string): Device | undefined {
@@ -155,8 +193,8 @@ export class DeviceRegistry {
     return this.byKeyId.get(kidHex)
   }
 
-  /** The key for a PSK identity, for the TLS handshake only. */
-  pskKey(identity: string): Buffer | undefined {
-    return this.pskKeys.get(identity)
+  /** The key for a PSK identity, for the TLS handshake only; none once the identity is retired. */
+  pskKey(identity: string, now = Date.now()): Buffer | undefined {
+    return this.pskRetired(identity, now) ? undefined : this.pskKeys.get(identity)
   }
 }

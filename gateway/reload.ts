@@ -17,6 +17,8 @@ export interface ReloadReport {
   clientsDisconnected: number
   subscriptionsRevoked: number
   clientsKept: number
+  /** Connections closed because the PSK identity they used is no longer the device's (psk_retired). */
+  pskConnectionsClosed: number
   /** Listeners with a certificate: what each serves after the reload (see LanGateway.reload). */
   certificates: CertificateReload[]
   /** Listeners whose new certificate files were refused: they serve the old ones. */
@@ -64,6 +66,7 @@ export async function applyAccess(
     clientsDisconnected: 0,
     subscriptionsRevoked: 0,
     clientsKept: 0,
+    pskConnectionsClosed: 0,
     certificates: [],
     certificateErrors: [],
   }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
-import { access } from 'node:fs/promises'
-import { join, resolve } from 'node:path'
-import { stringify } from 'yaml'
+import { access, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { basename, dirname, join, resolve } from 'node:path'
+import { isMap, isSeq, parseDocument, stringify } from 'yaml'
 import { loadConfig } from '../../config/index.js'
 import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
@@ -127,4 +127,106 @@ export async function addDevice(id: string, options: AddOptions): Promise<void> 
   if (options.clientId) entry.clientIds = options.clientId
   if (options.group) entry.groups = options.group
   process.stdout.write(stringify([entry]))
+}
+
+export interface RotateOptions {
+  config: string
+  /** Hours the old key stays accepted beside the new one. */
+  overlapHours: string
+  /** The new PSK identity; default: the old one with `-r<N+1>` (`dev` -> `dev-r2`, `dev-r2` -> `dev-r3`). */
+  identity?: string
+  /** Where the new key file goes; default: beside the old one. */
+  keyDir?: string
+}
+
+/** The identity after `identity`: `dev` -> `dev-r2`, `dev-r2` -> `dev-r3`. */
+export function nextPskIdentity(identity: string): string {
+  const numbered = /^(.*)-r(\d{1,9})$/.exec(identity)
+  return numbered ? `${numbered[1]}-r${Number(numbered[2]) + 1}` : `${identity}-r2`
+}
+
+/**
+ * `edge-gateway device rotate <id>`: gives a TLS-PSK device a new identity and key (a new 0600 key
+ * file) and keeps the old ones as `psk.previous`, accepted until the end of the overlap; writes the
+ * config back (comments kept) after checking it loads. A gateway running with this config applies
+ * it at once (it watches the file), and closes connections made with the old key when the overlap
+ * ends (docs/configuration.md#rotating-a-devices-psk).
+ */
+export async function rotateDevicePsk(id: string, options: RotateOptions, now = Date.now()): Promise<void> {
+  const hours = Number(options.overlapHours)
+  if (!(Number.isFinite(hours) && hours > 0 && hours <= 24 * 365)) {
+    throw new Error(
+      `Expected --overlap-hours to be a number of hours above 0, at most 8760, got \`${options.overlapHours}\``,
+    )
+  }
+  const configFile = resolve(options.config)
+  const config = await loadConfig(configFile)
+  const current = config.devices.find((d) => d.id === id)
+  if (!current) throw new Error(`${configFile}: no device \`${id}\` under \`devices\``)
+  if (!current.psk) throw new Error(`${configFile}: device \`${id}\` has no \`psk\` to rotate`)
+  const previous = current.psk.previous
+  if (previous && Date.parse(previous.until) > now) {
+    throw new Error(
+      `${configFile}: device \`${id}\` is in a PSK overlap until ${previous.until} (identity \`${previous.identity}\` still accepted); rotate again after it, or remove \`psk.previous\` first`,
+    )
+  }
+  const identity = options.identity ?? nextPskIdentity(current.psk.identity)
+  if (identity === current.psk.identity || identity.length > 128 || identity.length === 0) {
+    throw new Error(
+      `Expected a new PSK identity of 1 to 128 characters other than \`${current.psk.identity}\`, got \`${identity}\``,
+    )
+  }
+  const taken = config.devices.find(
+    (d) => d.psk?.identity === identity || d.psk?.previous?.identity === identity,
+  )
+  if (taken) throw new Error(`the PSK identity \`${identity}\` is already used by device \`${taken.id}\``)
+  const keyFile = resolve(join(options.keyDir ?? dirname(current.psk.keyFile), `${identity}.psk`))
+  if (await exists(keyFile))
+    throw new Error(`${keyFile} exists: never overwritten; pass --identity or --key-dir`)
+
+  const text = await readFile(configFile, 'utf8')
+  const doc = parseDocument(text)
+  const devices = doc.get('devices')
+  if (!isSeq(devices)) throw new Error(`${configFile}: \`devices\` is not a list`)
+  const node = devices.items.find((item) => isMap(item) && item.get('id') === id)
+  if (!isMap(node)) throw new Error(`${configFile}: device \`${id}\` is not written as a mapping`)
+  const until = new Date(now + hours * 3_600_000).toISOString()
+  const oldPsk = node.get('psk', true)
+  const oldIdentity = isMap(oldPsk) ? oldPsk.get('identity') : undefined
+  const oldKeyFile = isMap(oldPsk) ? oldPsk.get('keyFile') : undefined
+  node.set(
+    'psk',
+    doc.createNode({ identity, keyFile, previous: { identity: oldIdentity, keyFile: oldKeyFile, until } }),
+  )
+
+  await writeSecretFile(keyFile, `${randomBytes(16).toString('hex')}\n`)
+  const mode = (await stat(configFile)).mode & 0o777
+  const temp = join(dirname(configFile), `.${basename(configFile)}.rotate-${randomBytes(4).toString('hex')}`)
+  try {
+    await writeFile(temp, doc.toString(), { mode, flag: 'wx' })
+    // The rewritten config must load as the gateway will load it, before it replaces the old one.
+    await loadConfig(temp)
+    await rename(temp, configFile)
+  } catch (err) {
+    await rm(temp, { force: true })
+    await rm(keyFile, { force: true })
+    throw err
+  }
+  process.stderr.write(
+    [
+      `device ${id}: new PSK identity \`${identity}\`, key written to ${keyFile} (mode 0600); give both to the device, never log the key`,
+      `the old identity \`${current.psk.identity}\` is accepted until ${until}; connections made with it are closed then`,
+      `${configFile} updated: a gateway running with it applies this now (it watches the file; or send SIGHUP)`,
+      '',
+    ].join('\n'),
+  )
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path)
+    return true
+  } catch {
+    return false
+  }
 }

@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import type { AddOptions, PepperOptions } from '../actions/device.js'
+import type { AddOptions, PepperOptions, RotateOptions } from '../actions/device.js'
 import { registerSimulate } from './simulate.js'
 
 const collect = (value: string, previous: string[] = []) => [...previous, value]
@@ -53,5 +53,18 @@ export function registerDevice(program: Command): void {
     .option('--config <file>', CONFIG_HELP)
     .action(async (id: string, options: AddOptions) =>
       (await import('../actions/device.js')).addDevice(id, options),
+    )
+
+  device
+    .command('rotate <id>')
+    .description(
+      'give a TLS-PSK device a new identity and key (new 0600 key file) and keep the old ones accepted for an overlap; rewrites the config, which a running gateway applies at once',
+    )
+    .requiredOption('-c, --config <file>', 'the gateway config holding the device')
+    .option('--overlap-hours <hours>', 'how long the old identity and key stay accepted', '24')
+    .option('--identity <identity>', 'the new PSK identity (default: the old one with -r2, -r3, ...)')
+    .option('--key-dir <dir>', 'where the new key file goes (default: beside the old one)')
+    .action(async (id: string, options: RotateOptions) =>
+      (await import('../actions/device.js')).rotateDevicePsk(id, options),
     )
 }

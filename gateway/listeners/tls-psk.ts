@@ -48,11 +48,20 @@ export async function startTlsPskListener(config: TlsPskConfig, context: Listene
       const key = access.registry.pskKey(identity)
       if (!key) {
         access.lockout.fail({ kind: 'psk', identity, address: socket.remoteAddress ?? 'unknown' })
-        security.report(
-          'psk_unknown_identity',
-          { pskIdentity: identity.slice(0, 128), listener: name, remoteAddress: socket.remoteAddress },
-          'TLS-PSK handshake refused: unknown PSK identity',
-        )
+        const fields = {
+          pskIdentity: identity.slice(0, 128),
+          listener: name,
+          remoteAddress: socket.remoteAddress,
+        }
+        if (access.registry.pskRetired(identity)) {
+          const device = access.registry.pskOwner(identity)?.id
+          security.report(
+            'psk_retired_identity',
+            { ...fields, ...(device !== undefined && { device }) },
+            'TLS-PSK handshake refused: this PSK identity was replaced and its overlap has ended',
+          )
+        } else
+          security.report('psk_unknown_identity', fields, 'TLS-PSK handshake refused: unknown PSK identity')
         unknown.add(socket)
         return null
       }

@@ -141,6 +141,43 @@ describe('DeviceRegistry', () => {
     expect(JSON.stringify(device)).not.toContain(JSON.stringify(key.toJSON().data))
   })
 
+  it('a PSK being replaced: both identities find the device until the overlap ends, then only the new one', () => {
+    const oldKey = Buffer.alloc(16, 7)
+    const until = 1_000_000
+    const registry = new DeviceRegistry([
+      {
+        id: 'dev-a',
+        psk: { identity: 'psk-a-r2', key, previous: { identity: 'psk-a', key: oldKey, until } },
+      },
+    ])
+    const device = registry.byDeviceId('dev-a')!
+    expect(device.pskIdentity).toBe('psk-a-r2')
+    for (const now of [0, until - 1]) {
+      expect([registry.byPsk('psk-a', now), registry.pskKey('psk-a', now)]).toEqual([device, oldKey])
+      expect([registry.byPsk('psk-a-r2', now), registry.pskKey('psk-a-r2', now)]).toEqual([device, key])
+      expect(registry.pskRetired('psk-a', now)).toBe(false)
+    }
+    for (const now of [until, until + 1]) {
+      expect([registry.byPsk('psk-a', now), registry.pskKey('psk-a', now)]).toEqual([undefined, undefined])
+      expect(registry.pskRetired('psk-a', now)).toBe(true)
+      expect(registry.pskOwner('psk-a')).toBe(device)
+      expect(registry.byPsk('psk-a-r2', now)).toBe(device)
+    }
+    expect([registry.nextPskRetirement(0), registry.nextPskRetirement(until)]).toEqual([until, undefined])
+  })
+
+  it('refuses two devices with one PSK identity, the replaced one included', () => {
+    const other = { id: 'dev-b', psk: { identity: 'psk-a', key } }
+    expect(() => new DeviceRegistry([{ id: 'dev-a', psk: { identity: 'psk-a', key } }, other])).toThrow(
+      /devices dev-a and dev-b both use the PSK identity "psk-a"/,
+    )
+    const rotating = {
+      id: 'dev-a',
+      psk: { identity: 'psk-a-r2', key, previous: { identity: 'psk-a', key, until: 1 } },
+    }
+    expect(() => new DeviceRegistry([rotating, other])).toThrow(/both use the PSK identity "psk-a"/)
+  })
+
   it('finds nothing under one identity by another kind of identity', () => {
     const registry = new DeviceRegistry([
       { id: 'dev-a', username: 'user-a', psk: { identity: 'psk-a', key }, certificateCommonName: 'cn-a' },
