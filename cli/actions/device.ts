@@ -181,8 +181,11 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now = 
   )
   if (taken) throw new Error(`the PSK identity \`${identity}\` is already used by device \`${taken.id}\``)
   const keyFile = resolve(join(options.keyDir ?? dirname(current.psk.keyFile), `${identity}.psk`))
-  if (await exists(keyFile))
-    throw new Error(`${keyFile} exists: never overwritten; pass --identity or --key-dir`)
+  const keyFileExists = await stat(keyFile).then(
+    () => true,
+    () => false,
+  )
+  if (keyFileExists) throw new Error(`${keyFile} exists: never overwritten; pass --identity or --key-dir`)
 
   const text = await readFile(configFile, 'utf8')
   const doc = parseDocument(text)
@@ -220,13 +223,4 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now = 
       '',
     ].join('\n'),
   )
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path)
-    return true
-  } catch {
-    return false
-  }
 }

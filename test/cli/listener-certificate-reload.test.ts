@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process'
+import { type ChildProcess, execFile } from 'node:child_process'
 import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
@@ -10,15 +10,14 @@ import {
   type CertificateAuthority,
   createCertificateAuthority,
   issueCertificate,
-  mintLabPki,
   writePublicFile,
   writeSecretFile,
 } from '../../pki/index.js'
 import { freePort } from '../helpers/ports.js'
-import { onLines, signalPid, terminate } from '../helpers/processes.js'
+import { signalPid, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { waitUntil } from '../integration/harness.js'
-import { spawnCli } from './run-cli.js'
+import { absentCloud, startGatewayCli } from './run-cli.js'
 
 /**
  * Issue 15, "LAN listener certificate swap": the certificate of a `tls` listener is replaced on
@@ -31,8 +30,8 @@ describe('edge-gateway start: the tls listener certificate swapped on reload, no
   let ca: CertificateAuthority
   let configFile: string
   let port: number
-  let child: ReturnType<typeof spawnCli>
-  const logs: Array<Record<string, unknown>> = []
+  let child: ChildProcess
+  let logs: Array<Record<string, unknown>> = []
   const file = (name: string) => join(dir, name)
 
   /** A server certificate for the listener, with its own new key; returns its serial (hex, upper case). */
@@ -96,7 +95,6 @@ describe('edge-gateway start: the tls listener certificate swapped on reload, no
     await writePublicFile(file('dev.pem'), dev.certPem)
     await writeSecretFile(file('dev.key'), dev.keyPem)
     await issueServer()
-    const cloud = await mintLabPki(join(dir, 'cloud-pki'))
     port = await freePort()
     const config = {
       gateway: { id: 'gw-lan-cert' },
@@ -116,29 +114,12 @@ describe('edge-gateway start: the tls listener certificate swapped on reload, no
       },
       devices: [{ id: 'dev', certificate: { commonName: 'dev' } }],
       policies: { rules: [{ name: 'own', who: 'everyone', topic: 'devices/%d/#', action: 'both' }] },
-      cloud: {
-        // Nothing listens here: the device's messages wait in the queue, which acknowledges them.
-        host: '127.0.0.1',
-        port: await freePort(),
-        servername: 'localhost',
-        caFile: cloud.caFile,
-        certFile: cloud.clientCertFile,
-        keyFile: cloud.clientKeyFile,
-        reconnect: { initialDelayMs: 1000, maxDelayMs: 5000 },
-        topics: [{ local: 'devices/', cloud: 'gw/' }],
-      },
+      // Nothing listens there: the LAN side runs and reloads without the cloud.
+      cloud: await absentCloud(dir),
     }
     configFile = file('gateway.yaml')
     await writeFile(configFile, stringify(config), { mode: 0o600 })
-    child = spawnCli(['start', '--config', configFile])
-    onLines(child.stdout, (line) => {
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>)
-      } catch {
-        logs.push({ msg: line })
-      }
-    })
-    await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), 15_000, 'gateway start')
+    ;({ child, logs } = await startGatewayCli(configFile))
   }, 30_000)
 
   afterAll(async () => {

@@ -1,18 +1,18 @@
-import { execFile } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
 import { nextPskIdentity } from '../../cli/actions/device.js'
-import { mintLabPki, writeSecretFile } from '../../pki/index.js'
+import { writeSecretFile } from '../../pki/index.js'
 import { mosquittoPub } from '../helpers/mosquitto-clients.js'
 import { freePort } from '../helpers/ports.js'
-import { onLines, signalPid, terminate } from '../helpers/processes.js'
+import { signalPid, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { pskConnack } from '../integration/clients.js'
 import { waitUntil } from '../integration/harness.js'
-import { builtCli, spawnCli } from './run-cli.js'
+import { absentCloud, runCli, startGatewayCli } from './run-cli.js'
 
 const OLD_KEY = '0123456789abcdef0123456789abcdef'
 
@@ -27,8 +27,8 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
   let dir: string
   let configFile: string
   let port: number
-  let child: ReturnType<typeof spawnCli>
-  const logs: Array<Record<string, unknown>> = []
+  let child: ChildProcess
+  let logs: Array<Record<string, unknown>> = []
   let newIdentity: string
   let newKeyHex: string
 
@@ -46,7 +46,6 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
 
   beforeAll(async () => {
     dir = await makeTempDir('edge-gw-psk-rotate-')
-    const cloud = await mintLabPki(join(dir, 'cloud-pki'))
     await writeSecretFile(join(dir, 'keys', 'dev.psk'), `${OLD_KEY}\n`)
     port = await freePort()
     configFile = join(dir, 'gateway.yaml')
@@ -58,30 +57,13 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
         { id: 'dev', psk: { identity: 'dev', keyFile: join(dir, 'keys', 'dev.psk') }, clientIds: ['dev-*'] },
       ],
       policies: { rules: [{ name: 'own', who: 'everyone', topic: 'devices/%d/#', action: 'both' }] },
-      cloud: {
-        // Nothing listens here: the device's messages wait in the queue, which acknowledges them.
-        host: '127.0.0.1',
-        port: await freePort(),
-        servername: 'localhost',
-        caFile: cloud.caFile,
-        certFile: cloud.clientCertFile,
-        keyFile: cloud.clientKeyFile,
-        reconnect: { initialDelayMs: 1000, maxDelayMs: 5000 },
-        topics: [{ local: 'devices/', cloud: 'gw/' }],
-      },
+      // Nothing listens there: the LAN side runs and reloads without the cloud.
+      cloud: await absentCloud(dir),
     }
     await writeFile(configFile, `# the lab gateway; comments survive a rotation\n${stringify(config)}`, {
       mode: 0o600,
     })
-    child = spawnCli(['start', '--config', configFile])
-    onLines(child.stdout, (line) => {
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>)
-      } catch {
-        logs.push({ msg: line })
-      }
-    })
-    await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), 15_000, 'gateway start')
+    ;({ child, logs } = await startGatewayCli(configFile))
   }, 30_000)
 
   afterAll(async () => {
@@ -104,13 +86,7 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
     })
 
     const count = reloads().length
-    const rotated = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [builtCli(), 'device', 'rotate', 'dev', '-c', configFile, '--overlap-hours', '24'],
-        (err, _out, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }),
-      ),
-    )
+    const rotated = await runCli(['device', 'rotate', 'dev', '-c', configFile, '--overlap-hours', '24'])
     expect(rotated, rotated.stderr).toMatchObject({ code: 0 })
     expect(rotated.stderr).toContain('new PSK identity `dev-r2`')
     expect(rotated.stderr).not.toContain(OLD_KEY)
@@ -133,13 +109,7 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
     expect((await pub('dev', OLD_KEY, 'old-key')).code).toBe(0)
     expect(heldClosed).toBe(false)
     // A second rotation while the overlap runs is refused: the old key would be dropped early.
-    const again = await new Promise<{ code: number; stderr: string }>((resolve) =>
-      execFile(
-        process.execPath,
-        [builtCli(), 'device', 'rotate', 'dev', '-c', configFile],
-        (err, _out, stderr) => resolve({ code: err ? Number(err.code ?? 1) : 0, stderr }),
-      ),
-    )
+    const again = await runCli(['device', 'rotate', 'dev', '-c', configFile])
     expect(again.code).not.toBe(0)
     expect(again.stderr).toMatch(/is in a PSK overlap until .* \(identity `dev` still accepted\)/)
 

@@ -1,6 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { mintLabPki } from '../../pki/index.js'
 import { assertFreshBuild, BUNDLE } from '../helpers/fresh-build.js'
+import { freePort } from '../helpers/ports.js'
+import { onLines } from '../helpers/processes.js'
+import { waitUntil } from '../integration/harness.js'
 
 /**
  * The built CLI as a user runs it after `npm run build` (the bundle package.json's `bin` names);
@@ -59,4 +64,47 @@ export function runCli(args: string[], timeoutMs = 20_000): Promise<CliResult> {
 /** Starts the CLI and hands back the child, for long-running commands. */
 export function spawnCli(args: string[]): ChildProcess {
   return spawn(process.execPath, [builtCli(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+}
+
+/** A running `edge-gateway start` and the JSON lines it has logged so far (other lines as `{ msg }`). */
+export interface StartedGateway {
+  child: ChildProcess
+  logs: Array<Record<string, unknown>>
+}
+
+/**
+ * `edge-gateway start --config FILE` as a user runs it, its log lines collected; resolves once it
+ * logs `edge gateway started`. The caller stops it (terminate(child)).
+ */
+export async function startGatewayCli(configFile: string, timeoutMs = 15_000): Promise<StartedGateway> {
+  const child = spawnCli(['start', '--config', configFile])
+  const logs: Array<Record<string, unknown>> = []
+  onLines(child.stdout, (line) => {
+    try {
+      logs.push(JSON.parse(line) as Record<string, unknown>)
+    } catch {
+      logs.push({ msg: line })
+    }
+  })
+  await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), timeoutMs, 'gateway start')
+  return { child, logs }
+}
+
+/**
+ * A `cloud` section for a cloud that is not there (a free port nobody listens on, a lab PKI made in
+ * `<dir>/cloud-pki`): the LAN side runs and reloads without it, and QoS 1 messages wait in the
+ * queue, which acknowledges them.
+ */
+export async function absentCloud(dir: string): Promise<Record<string, unknown>> {
+  const pki = await mintLabPki(join(dir, 'cloud-pki'))
+  return {
+    host: '127.0.0.1',
+    port: await freePort(),
+    servername: 'localhost',
+    caFile: pki.caFile,
+    certFile: pki.clientCertFile,
+    keyFile: pki.clientKeyFile,
+    reconnect: { initialDelayMs: 1000, maxDelayMs: 5000 },
+    topics: [{ local: 'devices/', cloud: 'gw/' }],
+  }
 }

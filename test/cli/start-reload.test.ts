@@ -1,15 +1,15 @@
+import type { ChildProcess } from 'node:child_process'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
-import { mintLabPki } from '../../pki/index.js'
 import { freePort } from '../helpers/ports.js'
-import { onLines, signalPid, terminate } from '../helpers/processes.js'
+import { signalPid, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { connectDevice, subscribeGranted } from '../integration/clients.js'
 import { waitUntil } from '../integration/harness.js'
-import { spawnCli } from './run-cli.js'
+import { absentCloud, startGatewayCli } from './run-cli.js'
 
 /** `edge-gateway start` reloads devices and policies when the config file changes and on SIGHUP. */
 describe('edge-gateway start: reload on file change and SIGHUP', () => {
@@ -17,12 +17,11 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
   let configFile: string
   let config: Record<string, unknown>
   let port: number
-  const logs: Array<Record<string, unknown>> = []
-  let child: ReturnType<typeof spawnCli>
+  let logs: Array<Record<string, unknown>> = []
+  let child: ChildProcess
 
   beforeAll(async () => {
     dir = await makeTempDir('edge-gw-reload-')
-    const pki = await mintLabPki(join(dir, 'pki'))
     port = await freePort()
     config = {
       gateway: { id: 'gw-reload' },
@@ -35,29 +34,12 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
           { name: 'news', who: 'everyone', topic: 'news/#', action: 'subscribe' },
         ],
       },
-      cloud: {
-        // Nothing listens here: the LAN side must run (and reload) without the cloud.
-        host: '127.0.0.1',
-        port: await freePort(),
-        servername: 'localhost',
-        caFile: pki.caFile,
-        certFile: pki.clientCertFile,
-        keyFile: pki.clientKeyFile,
-        reconnect: { initialDelayMs: 1000, maxDelayMs: 5000 },
-        topics: [{ local: 'devices/', cloud: 'gw/' }],
-      },
+      // Nothing listens there: the LAN side runs and reloads without the cloud.
+      cloud: await absentCloud(dir),
     }
     configFile = join(dir, 'gateway.yaml')
     await writeFile(configFile, stringify(config), { mode: 0o600 })
-    child = spawnCli(['start', '--config', configFile])
-    onLines(child.stdout, (line) => {
-      try {
-        logs.push(JSON.parse(line) as Record<string, unknown>)
-      } catch {
-        logs.push({ msg: line })
-      }
-    })
-    await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), 10_000, 'gateway start')
+    ;({ child, logs } = await startGatewayCli(configFile))
   })
 
   afterAll(async () => {
