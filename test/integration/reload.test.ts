@@ -86,6 +86,10 @@ describe('reloading devices and policies while devices are connected', () => {
       clientsDisconnected: 1,
       subscriptionsRevoked: 1,
       clientsKept: 2,
+      // No PSK device and no `tls` listener here.
+      pskConnectionsClosed: 0,
+      certificates: [],
+      certificateErrors: [],
     })
 
     // The removed device is disconnected; the others are not.
