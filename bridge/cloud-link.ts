@@ -199,8 +199,33 @@ export class CloudLink {
           ? `cloud link down: ${cause}; reconnecting in ${delay} ms`
           : `${cause}; retrying in ${delay} ms (attempt ${this.attempt} failed)`,
       )
-      this.timer = setTimeout(() => this.connect(tls), delay)
+      this.timer = setTimeout(() => void this.reconnect(tls), delay)
     })
+  }
+
+  /**
+   * The next attempt, with `cloud.caFile` read again: a CA bundle replaced on disk (the old CA and
+   * the new one together, while the broker changes its certificate) verifies the broker from the
+   * next connection on, without a restart. A file that cannot be read now keeps the last one read.
+   * The client certificate and key stay those read at start: the key binding is made with them.
+   */
+  private async reconnect(tls: TlsMaterial): Promise<void> {
+    let ca = tls.ca
+    try {
+      ca = await readFile(this.config.caFile)
+    } catch (err) {
+      this.logger.warn(
+        { cloud: this.target, caFile: this.config.caFile, err: (err as Error).message },
+        'cannot read cloud.caFile again: connecting with the CA bundle read before',
+      )
+    }
+    if (!ca.equals(tls.ca)) {
+      this.logger.info(
+        { cloud: this.target, caFile: this.config.caFile },
+        'cloud.caFile changed: the broker is verified with the new CA bundle from this connection on',
+      )
+    }
+    this.connect({ ...tls, ca })
   }
 
   async stop(): Promise<void> {
