@@ -67,7 +67,7 @@ export class LanGateway {
    * (`psk.previous.until`) has ended, or one a reload took away, each a security event
    * (`psk_retired`) with the device. Returns how many it closed.
    */
-  retirePskConnections(now = Date.now()): number {
+  private retirePskConnections(now = Date.now()): number {
     let closed = 0
     for (const client of this.clients()) {
       const identity = transportOf(client).pskIdentity

@@ -19,7 +19,17 @@ export async function writePublicFile(path: string, content: string): Promise<vo
   await writeAtomically(path, content, 0o644, 0o755)
 }
 
-async function writeAtomically(path: string, content: string | Buffer, mode: number, dirMode: number) {
+/**
+ * Replaces `path` atomically with `content` at `mode` (a temporary file in the same folder, fsynced,
+ * renamed over it); a missing folder is made with `dirMode`. The writers above, and anything that
+ * must keep a file's own mode (a config rewritten in place).
+ */
+export async function writeAtomically(
+  path: string,
+  content: string | Buffer,
+  mode: number,
+  dirMode = 0o700,
+): Promise<void> {
   const dir = dirname(path)
   const temp = join(dir, `.${basename(path)}.${randomBytes(6).toString('hex')}.tmp`)
   try {

@@ -1,6 +1,6 @@
 export { createCertificateAuthority } from './ca.js'
 export { PkiError, type PkiErrorCode } from './errors.js'
-export { writePublicFile, writeSecretFile } from './files.js'
+export { writeAtomically, writePublicFile, writeSecretFile } from './files.js'
 export { certificateInfo } from './info.js'
 export { type IssueOptions, issueCertificate } from './issue.js'
 export { mintLabPki } from './lab.js'

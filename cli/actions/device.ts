@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { access, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { basename, dirname, join, resolve } from 'node:path'
+import { access, readFile, rm, stat } from 'node:fs/promises'
+import { dirname, join, resolve } from 'node:path'
 import { isMap, isSeq, parseDocument, stringify } from 'yaml'
-import { loadConfig } from '../../config/index.js'
+import { checkConfigFiles, loadConfig, parseConfig } from '../../config/index.js'
 import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
-import { writeSecretFile } from '../../pki/index.js'
+import { writeAtomically, writeSecretFile } from '../../pki/index.js'
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
@@ -203,15 +203,15 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now = 
   )
 
   await writeSecretFile(keyFile, `${randomBytes(16).toString('hex')}\n`)
-  const mode = (await stat(configFile)).mode & 0o777
-  const temp = join(dirname(configFile), `.${basename(configFile)}.rotate-${randomBytes(4).toString('hex')}`)
+  const rewritten = doc.toString()
   try {
-    await writeFile(temp, doc.toString(), { mode, flag: 'wx' })
-    // The rewritten config must load as the gateway will load it, before it replaces the old one.
-    await loadConfig(temp)
-    await rename(temp, configFile)
+    // The rewritten config must load as the gateway will load it before it replaces the old one.
+    await checkConfigFiles(
+      parseConfig(rewritten, { file: configFile, baseDir: dirname(configFile) }),
+      configFile,
+    )
+    await writeAtomically(configFile, rewritten, (await stat(configFile)).mode & 0o777)
   } catch (err) {
-    await rm(temp, { force: true })
     await rm(keyFile, { force: true })
     throw err
   }

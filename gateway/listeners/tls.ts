@@ -84,7 +84,6 @@ function contextOptions(config: TlsConfig, material: Material): SecureContextOpt
 export async function startTlsListener(config: TlsConfig, context: ListenerContext): Promise<Listener> {
   const name = config.name ?? `tls:${config.port}`
   let material = await readMaterial(config)
-  let served = describe(new X509Certificate(material.cert))
   const server = createServer({
     ...contextOptions(config, material),
     requestCert: true,
@@ -130,11 +129,12 @@ export async function startTlsListener(config: TlsConfig, context: ListenerConte
     connections: () => countConnections(tcp),
     async reloadCertificates(): Promise<CertificateReload> {
       const next = await readMaterial(config)
-      if (sameMaterial(next, material)) return { listener: name, changed: false, ...served }
+      if (sameMaterial(next, material)) {
+        return { listener: name, changed: false, ...describe(new X509Certificate(material.cert)) }
+      }
       const info = checkMaterial(name, config, next)
       server.setSecureContext(contextOptions(config, next))
       material = next
-      served = info
       context.logger.info(
         { listener: name, serial: info.serial, notAfter: info.notAfter },
         `listener ${name}: new handshakes get the certificate with serial ${info.serial} (valid until ${info.notAfter}); open connections keep theirs`,
