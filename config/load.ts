@@ -74,7 +74,13 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
     }),
     devices: config.devices.map((d) => ({
       ...d,
-      ...(d.psk && { psk: { ...d.psk, keyFile: at(d.psk.keyFile) } }),
+      ...(d.psk && {
+        psk: {
+          ...d.psk,
+          keyFile: at(d.psk.keyFile),
+          ...(d.psk.previous && { previous: { ...d.psk.previous, keyFile: at(d.psk.previous.keyFile) } }),
+        },
+      }),
       ...(d.payloadKey && { payloadKey: { ...d.payloadKey, secretFile: at(d.payloadKey.secretFile) } }),
       ...(d.signingKeyFile && { signingKeyFile: at(d.signingKeyFile) }),
     })),
@@ -110,6 +116,8 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   ]
   config.devices.forEach((d, i) => {
     if (d.psk) checks.push([`devices[${i}].psk.keyFile`, secretFileProblem(d.psk.keyFile)])
+    if (d.psk?.previous)
+      checks.push([`devices[${i}].psk.previous.keyFile`, secretFileProblem(d.psk.previous.keyFile)])
     if (d.payloadKey)
       checks.push([`devices[${i}].payloadKey.secretFile`, secretFileProblem(d.payloadKey.secretFile)])
     if (d.signingKeyFile) checks.push([`devices[${i}].signingKeyFile`, publicFileProblem(d.signingKeyFile)])

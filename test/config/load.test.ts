@@ -61,6 +61,16 @@ describe('parseConfig', () => {
     expect(Object.isFrozen(config.cloud.topics[0])).toBe(true)
   })
 
+  it('resolves psk.previous.keyFile (a key being rotated out) against the config folder too', () => {
+    const rotating = valid.replace(
+      '      keyFile: keys/valve-2.psk\n',
+      '      keyFile: keys/valve-2.psk\n      previous: { identity: valve-1, keyFile: keys/valve-1.psk, until: "2026-12-31T00:00:00Z" }\n',
+    )
+    expect(parseConfig(rotating, source).devices[1]?.psk?.previous?.keyFile).toBe(
+      '/etc/edge-gateway/keys/valve-1.psk',
+    )
+  })
+
   it('resolves lan.passwordPepperFile against the config folder; passwordChecks has its defaults', () => {
     const config = parseConfig(
       valid.replace('lan:\n', 'lan:\n  passwordPepperFile: keys/password.pepper\n'),
