@@ -1,0 +1,59 @@
+import { z } from 'zod'
+import { PARSE_ONCE } from '../../core/parse-once.js'
+
+/**
+ * The bodies of rotation commands (operator to gateway, on `<prefix>/<gateway>/rotate`, inside a
+ * signed command whose device id is empty) and of the gateway's replies (on
+ * `<prefix>/<gateway>/rotation`, inside a signed control envelope). JSON; docs/rotation.md.
+ */
+const request = z.string().regex(/^[0-9a-f]{32}$/, '16 bytes, hex')
+const pem = (max: number) => z.string().min(1).max(max)
+
+/** At most 16 certificates in a pushed CA bundle. */
+export const MAX_BUNDLE_CERTIFICATES = 16
+
+export const rotationCommandSchema = z.discriminatedUnion('type', [
+  /** Make (or reuse) the pending key pair and publish a CSR for it. */
+  z.strictObject({ type: z.literal('csr-request'), request }),
+  /** The certificate issued for the pending CSR: check, try, switch, write, confirm. */
+  z.strictObject({ type: z.literal('certificate'), request, certificate: pem(16 * 1024) }),
+  /** A new bundle of CAs for the broker, kept beside the old one for `overlapDays`. */
+  z.strictObject({
+    type: z.literal('trust'),
+    request,
+    bundle: pem(60 * 1024),
+    overlapDays: z.number().int().min(0).max(365),
+  }),
+])
+
+export type RotationCommand = z.output<typeof rotationCommandSchema>
+
+/** Reads a command body; undefined when it is not one (refused as `malformed`). */
+export function parseRotationCommand(body: Buffer): RotationCommand | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(body.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const result = rotationCommandSchema.safeParse(value, PARSE_ONCE)
+  return result.success ? result.data : undefined
+}
+
+/** What the gateway answers on `<prefix>/<gateway>/rotation`. */
+export type RotationReply =
+  | { state: 'csr'; request: string | null; reason: 'requested' | 'due'; csr: string }
+  | {
+      state: 'applied'
+      request: string
+      serial: string
+      notAfter: string
+      /** The certificate's SHA-256 fingerprint, as OpenSSL prints it. */
+      fingerprint256: string
+    }
+  | { state: 'refused'; request: string | null; reason: string; detail: string }
+  | { state: 'rolled_back'; request: string; reason: string; detail: string }
+  | { state: 'trusted'; request: string; certificates: number; overlapUntil: string | null }
+
+/** The command device id that addresses the gateway itself (commands for devices name one). */
+export const GATEWAY_ITSELF = ''
