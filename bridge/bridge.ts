@@ -3,20 +3,24 @@ import { type Observable, tap } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import { type Metrics, nonZero, series } from '../core/metrics.js'
+import type { SecurityEvents } from '../core/security-events.js'
 import type { OfferResult, UplinkMessage, UplinkSink } from '../gateway/uplink.js'
 import { CloudLink, type LinkState } from './cloud-link.js'
 import type { CloudProtector } from './cloud-protector.js'
 import type { CloudSession } from './cloud-session.js'
+import type { CommandNonces } from './command-nonces.js'
 import { type CertificateStatus, ControlTopics, type GatewayCertificate } from './control.js'
 import { DEAD_LETTER_REASONS } from './dead-letter/format.js'
 import type { DeadLetterStats, DeadLetterStore } from './dead-letter/store.js'
-import { COMMAND_REFUSALS, type Downlink } from './downlink.js'
+import { COMMAND_REFUSALS, type Downlink, type Operator } from './downlink.js'
 import { BridgeError } from './errors.js'
 import { DEFAULT_RESTARTS, Forwarding, type ForwardingState, type RestartPolicy } from './forwarding.js'
 import { SendGate } from './gate.js'
 import { uplinkPipeline } from './pipeline.js'
 import { MemoryQueue } from './queue/memory-queue.js'
 import type { DeviceUsage, DropReason, UplinkQueue } from './queue/queue.js'
+import type { ExpiryEntry, ExpiryWatch } from './rotation/expiry.js'
+import { CertificateRotation } from './rotation/rotation.js'
 import { type CloudLimits, unsendableAtLan } from './sendable.js'
 import { findMapping } from './topic-map.js'
 
@@ -47,6 +51,19 @@ export interface BridgeOptions {
   gate$?: Observable<boolean>
   /** The tunnel's state for status and health messages (issue 6), when there is a tunnel. */
   tunnel?: () => unknown
+  /**
+   * Certificate rotation pushed from the cloud (docs/rotation.md); needs `certificate`. With
+   * operators, the gateway subscribes to `<prefix>/<id>/rotate`.
+   */
+  rotation?: {
+    operators: readonly Operator[]
+    nonces: CommandNonces
+    maxAgeSeconds: number
+    stateDir: string
+    security: SecurityEvents
+  }
+  /** Every certificate's days left, in status and health, refreshed each control interval. */
+  expiry?: ExpiryWatch
 }
 
 export interface BridgeStatus {
@@ -79,6 +96,8 @@ export interface BridgeStatus {
   accepted: number
   refusedByCloud: number
   certificate?: CertificateStatus
+  /** The expiry watch: each certificate the gateway uses, its days left (docs/rotation.md). */
+  certificates?: readonly ExpiryEntry[]
   tunnel?: unknown
   /**
    * Every counter and gauge of the Metrics the bridge was given (in the gateway, the one
@@ -133,6 +152,7 @@ export class Bridge implements UplinkSink {
   readonly deadLetters: DeadLetterStore
   /** What the LAN side checks each message against: the cloud broker's limits as last seen. */
   private readonly cloudLimits: CloudLimits
+  readonly rotation: CertificateRotation | undefined
 
   constructor(private readonly options: BridgeOptions) {
     const { cloud, metrics, protector, gatewayId, logger } = options
@@ -155,8 +175,18 @@ export class Bridge implements UplinkSink {
         }),
         retain: true,
       }),
-      subscriptions: downlink?.subscriptions ?? [],
+      subscriptions: [
+        ...(downlink?.subscriptions ?? []),
+        ...((options.rotation?.operators.length ?? 0) > 0 ? [this.control.rotate] : []),
+      ],
       onMessage: (topic, payload) => {
+        if (topic === this.control.rotate) {
+          this.rotation?.handle(payload).catch((err: unknown) => {
+            metrics.increment(series('rotation_refused_total', { reason: 'error' }))
+            logger.error({ err, topic }, 'rotation command could not be handled; nothing applied')
+          })
+          return
+        }
         if (!downlink) return
         downlink.handle(topic, payload).catch((err: unknown) => {
           metrics.increment(series('downlink_refused_total', { reason: 'error' }))
@@ -166,6 +196,20 @@ export class Bridge implements UplinkSink {
       onSession: (session) => this.announce(session),
     })
     this.deadLetters = options.deadLetters
+    this.rotation =
+      options.rotation && options.certificate
+        ? new CertificateRotation({
+            ...options.rotation,
+            cloud,
+            gatewayId,
+            control: this.control,
+            certificate: options.certificate,
+            link: this.link,
+            protector,
+            metrics,
+            logger: logger.child({ module: 'rotation' }),
+          })
+        : undefined
     declareBridgeCounters(metrics)
     metrics.gauge('uplink_queue_depth', () => this.queue.size)
     metrics.gauge('uplink_queue_bytes', () => this.queue.stats().bytes)
@@ -275,6 +319,7 @@ export class Bridge implements UplinkSink {
     this.rateTimer.unref()
     this.healthTimer = setInterval(() => this.reportHealth(), cloud.control.intervalSeconds * 1000)
     this.healthTimer.unref()
+    await this.options.expiry?.refresh()
     await this.link.start()
   }
 
@@ -303,7 +348,9 @@ export class Bridge implements UplinkSink {
     const full = this.status()
     const status = { ...full, metrics: nonZero(full.metrics) }
     this.options.logger.info({ status }, 'bridge status')
-    if (status.certificate && status.certificate.daysLeft < 30) {
+    void this.options.expiry?.refresh()
+    void this.rotation?.tick()
+    if (!this.options.expiry && status.certificate && status.certificate.daysLeft < 30) {
       this.options.logger.warn(
         { certificate: status.certificate },
         `the gateway certificate expires in ${status.certificate.daysLeft} day(s); rotate it`,
@@ -325,7 +372,7 @@ export class Bridge implements UplinkSink {
   status(): BridgeStatus {
     const stats = this.queue.stats()
     const oldest = stats.oldestReceivedAt
-    const { metrics, certificate, tunnel } = this.options
+    const { metrics, certificate, tunnel, expiry } = this.options
     const samples = this.deliveredSamples
     const rate = samples.length > 1 ? ((samples.at(-1) ?? 0) - (samples[0] ?? 0)) / (samples.length - 1) : 0
     return {
@@ -347,6 +394,7 @@ export class Bridge implements UplinkSink {
       accepted: metrics.get('uplink_accepted_total'),
       refusedByCloud: metrics.get(series('uplink_dropped_total', { reason: 'cloud_refused' })),
       ...(certificate && { certificate: certificate.status() }),
+      ...(expiry && { certificates: expiry.entries }),
       ...(tunnel && { tunnel: tunnel() }),
       metrics: metrics.snapshot(),
     }

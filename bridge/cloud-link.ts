@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { checkServerIdentity, type PeerCertificate } from 'node:tls'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt'
 import { BehaviorSubject } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
@@ -44,17 +44,27 @@ export interface LinkHooks {
   onSession?: (session: CloudSession) => void
 }
 
-interface TlsMaterial {
+/** What a connection presents and trusts: the CA bundle, the client certificate and its key (PEM). */
+export interface TlsMaterial {
   ca: Buffer
   cert: Buffer
   key: Buffer
 }
+
+/** How a candidate connection (`tryCandidate`) ended: up, or not, with the reason. */
+export type CandidateResult = { ok: true } | { ok: false; cause: string }
 
 /**
  * The gateway's connection to the cloud broker: MQTT 5 (or 3.1.1) over mutual TLS with
  * certificate checks always on. Each connection is a fresh mqtt.js client with
  * automatic reconnect off; this class reconnects with capped, jittered backoff
  * and publishes the live session (or null) on `session$`.
+ *
+ * A certificate rotation (bridge/rotation.ts) opens a second, candidate connection with the new
+ * certificate beside the live one (`tryCandidate`), under the other of two client ids so the broker
+ * takes over no session and publishes no Will; once it is up the link adopts it: the uplink moves
+ * to it, and the old connection gets a clean DISCONNECT once its PUBLISHes in flight had time to be
+ * acknowledged (what is not is sent again from the queue with the same gw-seq).
  */
 export class CloudLink {
   readonly session$ = new BehaviorSubject<CloudSession | null>(null)
@@ -65,24 +75,39 @@ export class CloudLink {
   private attempt = 0
   private readonly backoff: Backoff
   private readonly target: string
+  /** The material of the live connection and of every reconnect; replaced by an adopted candidate. */
+  private material: TlsMaterial | undefined
+  /** The two client ids a rotation alternates between: `clientId`, then `clientId` + "-b". */
+  private readonly clientIds: readonly [string, string]
+  private clientIdIndex = 0
+  /** Clients that were replaced by a candidate: their close is theirs alone. */
+  private readonly retired = new WeakSet<MqttClient>()
+  /** Retired clients not closed yet (stop closes them too). */
+  private readonly draining = new Set<MqttClient>()
 
   constructor(
     private readonly config: CloudConfig,
-    private readonly clientId: string,
+    clientId: string,
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     private readonly hooks: LinkHooks = {},
   ) {
     this.backoff = new Backoff(config.reconnect.initialDelayMs, config.reconnect.maxDelayMs)
     this.target = `${config.host}:${config.port}`
+    this.clientIds = [clientId, `${clientId.slice(0, 126)}-b`]
     metrics.declare('cloud_connect_attempts_total')
     metrics.declare('cloud_disconnects_total')
   }
 
+  /** The client id the link connects with now. */
+  get clientId(): string {
+    return this.clientIds[this.clientIdIndex] as string
+  }
+
   async start(): Promise<void> {
-    const tls = await this.readTlsMaterial()
+    this.material = await this.readTlsMaterial()
     this.stopped = false
-    this.connect(tls)
+    this.connect()
   }
 
   private async readTlsMaterial(): Promise<TlsMaterial> {
@@ -100,11 +125,7 @@ export class CloudLink {
     }
   }
 
-  private connect(tls: TlsMaterial): void {
-    if (this.stopped) return
-    this.attempt++
-    this.metrics.increment('cloud_connect_attempts_total')
-    this.state$.next({ status: 'connecting', attempt: this.attempt })
+  private createClient(tls: TlsMaterial, clientId: string): MqttClient {
     const options: IClientOptions & { minVersion: string } & ReturnType<typeof tlsNameOptions> = {
       protocol: 'mqtts',
       host: this.config.host,
@@ -117,7 +138,7 @@ export class CloudLink {
       rejectUnauthorized: true,
       minVersion: this.config.minVersion,
       protocolVersion: this.config.protocolVersion,
-      clientId: this.clientId,
+      clientId,
       clean: true,
       keepalive: this.config.keepaliveSeconds,
       connectTimeout: this.config.connectTimeoutMs,
@@ -127,14 +148,32 @@ export class CloudLink {
       writeCache: false,
       ...(this.hooks.will && { will: { ...this.hooks.will(), qos: 1 as const } }),
     }
-    const client = mqtt.connect(options)
+    return mqtt.connect(options)
+  }
+
+  private connect(): void {
+    if (this.stopped || !this.material) return
+    this.attempt++
+    this.metrics.increment('cloud_connect_attempts_total')
+    this.state$.next({ status: 'connecting', attempt: this.attempt })
+    const client = this.createClient(this.material, this.clientId)
     this.client = client
+    const connection = this.attach(client)
+    client.on('connect', (connack) => connection.established(connack))
+  }
+
+  /**
+   * The handlers of a connection the link runs: `established` makes its session live (at its
+   * CONNACK, or at adoption for a candidate); its close makes the link reconnect, unless it was
+   * retired in favour of a candidate.
+   */
+  private attach(client: MqttClient): { established: (connack: IConnackPacket) => void } {
     let session: CloudSession | undefined
     let closed = false
     // The last error mqtt.js reported for this connection; logged once, when it closes.
     let failure: (Error & { code?: string | number }) | undefined
 
-    client.on('connect', (connack) => {
+    const established = (connack: IConnackPacket) => {
       this.backoff.reset()
       this.attempt = 0
       const stream = client.stream as { setNoDelay?: (on: boolean) => void }
@@ -160,8 +199,11 @@ export class CloudLink {
       this.logger.info({ cloud: this.target, clientId: this.clientId }, 'cloud link up')
       this.state$.next({ status: 'connected', since: Date.now() })
       this.session$.next(session ?? null)
+    }
+    client.on('message', (topic, payload) => {
+      // A retired connection's copies: the candidate that replaced it is subscribed too.
+      if (!this.retired.has(client)) this.hooks.onMessage?.(topic, payload)
     })
-    client.on('message', (topic, payload) => this.hooks.onMessage?.(topic, payload))
     client.on('error', (err) => {
       failure = err
       this.logger.debug(
@@ -172,14 +214,15 @@ export class CloudLink {
     client.on('close', () => {
       if (closed) return
       closed = true
+      // Fail whatever this client still holds; the queue re-sends it on the next session.
+      client.end(true)
+      if (this.retired.has(client)) return
       const established = session !== undefined
       const phase: LinkPhase = established ? 'established' : 'set-up'
       if (established && !this.stopped) {
         this.metrics.increment('cloud_disconnects_total')
         this.session$.next(null)
       }
-      // Fail whatever this client still holds; the queue re-sends it on the next session.
-      client.end(true)
       if (this.stopped) return
       const delay = this.backoff.next()
       const cause = failure
@@ -199,18 +242,27 @@ export class CloudLink {
           ? `cloud link down: ${cause}; reconnecting in ${delay} ms`
           : `${cause}; retrying in ${delay} ms (attempt ${this.attempt} failed)`,
       )
-      this.timer = setTimeout(() => void this.reconnect(tls), delay)
+      this.timer = setTimeout(() => void this.reconnect(), delay)
     })
+    return { established }
   }
 
   /**
    * The next attempt, with `cloud.caFile` read again: a CA bundle replaced on disk (the old CA and
    * the new one together, while the broker changes its certificate) verifies the broker from the
    * next connection on, without a restart. A file that cannot be read now keeps the last one read.
-   * The client certificate and key stay those read at start: the key binding is made with them.
+   * The client certificate and key stay those in use: a rotation (`tryCandidate`) replaces them.
    */
-  private async reconnect(tls: TlsMaterial): Promise<void> {
-    let ca = tls.ca
+  private async reconnect(): Promise<void> {
+    const tls = this.material
+    if (!tls) return
+    const ca = await this.currentCa(tls.ca)
+    this.material = { ...tls, ca }
+    this.connect()
+  }
+
+  private async currentCa(previous: Buffer): Promise<Buffer> {
+    let ca = previous
     try {
       ca = await readFile(this.config.caFile)
     } catch (err) {
@@ -219,17 +271,99 @@ export class CloudLink {
         'cannot read cloud.caFile again: connecting with the CA bundle read before',
       )
     }
-    if (!ca.equals(tls.ca)) {
+    if (!ca.equals(previous)) {
       this.logger.info(
         { cloud: this.target, caFile: this.config.caFile },
         'cloud.caFile changed: the broker is verified with the new CA bundle from this connection on',
       )
     }
-    this.connect({ ...tls, ca })
+    return ca
+  }
+
+  /**
+   * A candidate connection with `cert` and `key` beside the live one, under the other client id.
+   * Resolves `{ ok: false, cause }` when the broker refuses it or it is not up within `deadlineMs`
+   * (the link goes on as it was); else runs `beforeAdopt` and adopts it: it becomes the live
+   * session (with the subscriptions, the key binding and "online" of any new session), every later
+   * reconnect uses its material, and the connection it replaced is closed cleanly after
+   * `drainMs`. A candidate that is up is adopted even if the old connection dropped meanwhile.
+   */
+  async tryCandidate(
+    cert: Buffer,
+    key: Buffer,
+    deadlineMs: number,
+    beforeAdopt: () => void,
+    drainMs = 1000,
+  ): Promise<CandidateResult> {
+    const current = this.material
+    if (this.stopped || !current) return { ok: false, cause: 'the cloud link is stopped' }
+    const material: TlsMaterial = { ca: await this.currentCa(current.ca), cert, key }
+    const index = this.clientIdIndex === 0 ? 1 : 0
+    const clientId = this.clientIds[index] as string
+    let candidate: MqttClient
+    try {
+      candidate = this.createClient(material, clientId)
+    } catch (err) {
+      return { ok: false, cause: `the new certificate and key cannot be used: ${(err as Error).message}` }
+    }
+    const outcome = await new Promise<{ connack: IConnackPacket } | { cause: string }>((resolve) => {
+      let failure: Error | undefined
+      const timer = setTimeout(() => resolve({ cause: `no CONNACK within ${deadlineMs} ms` }), deadlineMs)
+      candidate.once('connect', (connack) => {
+        clearTimeout(timer)
+        resolve({ connack })
+      })
+      candidate.on('error', (err) => {
+        failure = err
+      })
+      candidate.once('close', () => {
+        clearTimeout(timer)
+        resolve({
+          cause: failure
+            ? describeLinkError(failure, this.target, 'set-up')
+            : `the cloud broker at ${this.target} closed the connection during set-up`,
+        })
+      })
+    })
+    if ('cause' in outcome || this.stopped) {
+      candidate.removeAllListeners()
+      candidate.on('error', () => undefined)
+      candidate.end(true)
+      return { ok: false, cause: 'cause' in outcome ? outcome.cause : 'the cloud link was stopped' }
+    }
+    candidate.removeAllListeners('close')
+    candidate.removeAllListeners('error')
+    candidate.removeAllListeners('connect')
+    beforeAdopt()
+    const old = this.client
+    if (old) this.retired.add(old)
+    if (this.timer) clearTimeout(this.timer)
+    this.timer = undefined
+    this.material = material
+    this.clientIdIndex = index
+    this.client = candidate
+    this.attach(candidate).established(outcome.connack)
+    if (old) {
+      this.draining.add(old)
+      // Acknowledgements still on their way over the old connection land; then a clean DISCONNECT (no Will).
+      setTimeout(() => void this.closeRetired(old), drainMs).unref()
+    }
+    return { ok: true }
+  }
+
+  private async closeRetired(client: MqttClient): Promise<void> {
+    if (!this.draining.delete(client)) return
+    if (client.connected) {
+      const force = setTimeout(() => client.end(true), 2000)
+      await client.endAsync(false).catch(() => undefined)
+      clearTimeout(force)
+    }
+    client.end(true)
   }
 
   async stop(): Promise<void> {
     this.stopped = true
+    await Promise.all([...this.draining].map((c) => this.closeRetired(c)))
     if (this.timer) clearTimeout(this.timer)
     const client = this.client
     this.client = undefined

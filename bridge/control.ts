@@ -23,10 +23,20 @@ export class ControlTopics {
   get health(): string {
     return `${this.root}/health`
   }
+  /** Operator to gateway: signed rotation commands (docs/rotation.md). */
+  get rotate(): string {
+    return `${this.root}/rotate`
+  }
+  /** Gateway to operator: signed rotation replies (CSR, applied, refused, rolled back, trusted). */
+  get rotation(): string {
+    return `${this.root}/rotation`
+  }
 }
 
 export interface CertificateStatus {
   subject: string
+  /** Upper-case hex, as OpenSSL prints it. */
+  serial: string
   notAfter: string
   daysLeft: number
 }
@@ -34,9 +44,19 @@ export interface CertificateStatus {
 /** The gateway's TLS client certificate: its expiry, and the key binding made with its key. */
 export class GatewayCertificate {
   private constructor(
-    readonly certificate: X509Certificate,
-    private readonly key: KeyObject,
+    private current: X509Certificate,
+    private key: KeyObject,
   ) {}
+
+  get certificate(): X509Certificate {
+    return this.current
+  }
+
+  /** A rotation moved the link to `certificate` and `key`: bindings are made with them from now on. */
+  replace(certificate: X509Certificate, key: KeyObject): void {
+    this.current = certificate
+    this.key = key
+  }
 
   static async load(cloud: CloudConfig): Promise<GatewayCertificate> {
     try {
@@ -56,6 +76,7 @@ export class GatewayCertificate {
     const notAfter = Date.parse(this.certificate.validTo)
     return {
       subject: this.certificate.subject.replace(/\n/g, ', '),
+      serial: this.certificate.serialNumber,
       notAfter: new Date(notAfter).toISOString(),
       daysLeft: Math.floor((notAfter - now) / 86_400_000),
     }

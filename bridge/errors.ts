@@ -7,6 +7,7 @@ export type BridgeErrorCode =
   | 'BRIDGE_ERR_CONSUMER_CONFIG'
   | 'BRIDGE_ERR_UNSENDABLE'
   | 'BRIDGE_ERR_FORWARDING_STOPPED'
+  | 'BRIDGE_ERR_ROTATION'
 
 export class BridgeError extends EdgeGatewayError {
   declare readonly code: BridgeErrorCode

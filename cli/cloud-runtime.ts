@@ -1,11 +1,14 @@
 import { createPublicKey } from 'node:crypto'
 import { join } from 'node:path'
+import type { BridgeOptions } from '../bridge/bridge.js'
 import { CloudProtector } from '../bridge/cloud-protector.js'
 import { CommandNonces } from '../bridge/command-nonces.js'
 import { GatewayCertificate } from '../bridge/control.js'
 import { Downlink, type DownlinkSink, type Operator } from '../bridge/downlink.js'
 import { operatorKid } from '../bridge/envelope.js'
 import { loadOrCreateSigningKey, readRawKey, readSignaturePublicKey } from '../bridge/keys.js'
+import { ExpiryWatch } from '../bridge/rotation/expiry.js'
+import { recoverRotation } from '../bridge/rotation/rotation.js'
 import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
@@ -16,6 +19,20 @@ export interface CloudRuntime {
   protector: CloudProtector
   certificate: GatewayCertificate
   downlink?: Downlink
+  rotation: NonNullable<BridgeOptions['rotation']>
+  expiry: ExpiryWatch
+}
+
+async function readOperators(
+  list: ReadonlyArray<{ name: string; publicKeyFile: string }>,
+  path: string,
+): Promise<Operator[]> {
+  const operators: Operator[] = []
+  for (const [i, o] of list.entries()) {
+    const publicKey = await readSignaturePublicKey(o.publicKeyFile, `${path}[${i}].publicKeyFile`)
+    operators.push({ name: o.name, kid: operatorKid(publicKey), key: publicKey })
+  }
+  return operators
 }
 
 /**
@@ -51,24 +68,30 @@ export async function loadCloudRuntime(
     },
     created ? 'made a new gateway signing key' : 'gateway signing key loaded',
   )
-  const certificate = await GatewayCertificate.load(cloud)
-  const expiry = certificate.status()
-  if (expiry.daysLeft < 30) {
+  const recovered = await recoverRotation(cloud, gateway.stateDir)
+  if (recovered !== 'none') {
     logger.warn(
-      { module: 'bridge', ...expiry },
-      `the gateway certificate expires in ${expiry.daysLeft} day(s)`,
+      { module: 'rotation', recovered },
+      recovered === 'finished'
+        ? 'finished a certificate rotation that a crash cut short: cloud.certFile and cloud.keyFile hold the new pair'
+        : 'a certificate rotation was cut short before it was installed: going on with the certificate in cloud.certFile; the operator can push it again',
     )
   }
-  if (!cloud.downlink) return { protector, certificate }
-  const operators: Operator[] = []
-  for (const [i, o] of cloud.downlink.operators.entries()) {
-    const publicKey = await readSignaturePublicKey(
-      o.publicKeyFile,
-      `cloud.downlink.operators[${i}].publicKeyFile`,
-    )
-    operators.push({ name: o.name, kid: operatorKid(publicKey), key: publicKey })
-  }
+  const certificate = await GatewayCertificate.load(cloud)
+  const expiry = new ExpiryWatch(config, certificate, metrics, logger.child({ module: 'expiry' }))
   const nonces = await CommandNonces.open(join(gateway.stateDir, 'downlink-nonces.json'))
+  const rotationOperators = cloud.rotation.operators
+    ? await readOperators(cloud.rotation.operators, 'cloud.rotation.operators')
+    : await readOperators(cloud.downlink?.operators ?? [], 'cloud.downlink.operators')
+  const rotation = {
+    operators: rotationOperators,
+    nonces,
+    maxAgeSeconds: cloud.downlink?.maxAgeSeconds ?? 300,
+    stateDir: gateway.stateDir,
+    security,
+  }
+  if (!cloud.downlink) return { protector, certificate, rotation, expiry }
+  const operators = await readOperators(cloud.downlink.operators, 'cloud.downlink.operators')
   const downlink = new Downlink(
     cloud.downlink,
     gateway.id,
@@ -79,5 +102,5 @@ export async function loadCloudRuntime(
     metrics,
     logger.child({ module: 'downlink' }),
   )
-  return { protector, certificate, downlink }
+  return { protector, certificate, downlink, rotation, expiry }
 }

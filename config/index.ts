@@ -7,6 +7,7 @@ export type {
   DownlinkConfig,
   GatewayConfig,
   ListenerConfig,
+  RotationConfig,
   TopicMapping,
   VpnConfig,
 } from './schema.js'

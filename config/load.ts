@@ -102,6 +102,16 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
           })),
         },
       }),
+      rotation: {
+        ...config.cloud.rotation,
+        ...(config.cloud.rotation.issuerCaFile && { issuerCaFile: at(config.cloud.rotation.issuerCaFile) }),
+        ...(config.cloud.rotation.operators && {
+          operators: config.cloud.rotation.operators.map((o) => ({
+            ...o,
+            publicKeyFile: at(o.publicKeyFile),
+          })),
+        }),
+      },
     },
     ...(config.vpn && { vpn: resolveVpnPaths(config.vpn, at) }),
   }
@@ -137,6 +147,11 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   config.cloud.downlink?.operators.forEach((o, i) => {
     checks.push([`cloud.downlink.operators[${i}].publicKeyFile`, publicFileProblem(o.publicKeyFile)])
   })
+  config.cloud.rotation.operators?.forEach((o, i) => {
+    checks.push([`cloud.rotation.operators[${i}].publicKeyFile`, publicFileProblem(o.publicKeyFile)])
+  })
+  if (config.cloud.rotation.issuerCaFile)
+    checks.push(['cloud.rotation.issuerCaFile', publicFileProblem(config.cloud.rotation.issuerCaFile)])
   if (config.mosquitto?.aclFile)
     checks.push(['mosquitto.aclFile', publicFileProblem(config.mosquitto.aclFile)])
   if (config.mosquitto?.passwordFile) {

@@ -203,6 +203,24 @@ export const cloudSchema = z.strictObject({
   signing: z.strictObject({ keyFile: secretFilePath.optional() }).prefault({}),
   recipients: z.array(recipientSchema).default([]),
   downlink: downlinkSchema.optional(),
+  /** Remote certificate rotation and the expiry watch (docs/rotation.md). */
+  rotation: z
+    .strictObject({
+      /** Days before the client certificate expires when the gateway publishes a CSR by itself. */
+      leadDays: z.number().int().min(1).max(365).default(30),
+      /**
+       * The CA bundle a pushed client certificate must be issued by (PEM); default cloud.caFile.
+       * Name the issuing CA here when it is not the CA that vouches for the broker.
+       */
+      issuerCaFile: z.string().min(1).optional(),
+      /** How long the new certificate's connection may take to come up before the push is rolled back. */
+      deadlineSeconds: z.number().int().min(1).max(600).default(30),
+      /** Operators whose signature makes a rotation command acceptable; default cloud.downlink.operators. */
+      operators: z.array(operatorSchema).min(1).optional(),
+      /** A certificate with this many days left, or fewer, is warned about (log, status, health). */
+      warnDays: z.array(z.number().int().min(0).max(3650)).min(1).max(8).default([30, 7, 1]),
+    })
+    .prefault({}),
   control: z
     .strictObject({
       /** The reserved control tree is `<prefix>/<gateway id>/...`; never reachable from the LAN. */
@@ -375,4 +393,5 @@ export type DeviceConfig = z.output<typeof deviceSchema>
 export type CloudConfig = z.output<typeof cloudSchema>
 export type TopicMapping = z.output<typeof topicMappingSchema>
 export type DownlinkConfig = z.output<typeof downlinkSchema>
+export type RotationConfig = z.output<typeof cloudSchema>['rotation']
 export type { VpnConfig } from './vpn-schema.js'

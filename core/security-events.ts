@@ -35,6 +35,8 @@ export const SECURITY_EVENT_NAMES = [
   'cloud_message_rejected',
   'protocol_violation',
   'packet_too_large',
+  'rotation_refused',
+  'rotation_rolled_back',
 ] as const
 
 export type SecurityEventName = (typeof SECURITY_EVENT_NAMES)[number]

@@ -11,7 +11,7 @@ import { generateHpkeKeyPair } from '../../crypto/hpke.js'
 import { writePublicFile, writeSecretFile } from '../../pki/files.js'
 import { type CloudToolConfig, loadCloudToolConfig } from '../cloud-config.js'
 
-async function connect(config: CloudToolConfig, clientIdPrefix: string): Promise<MqttClient> {
+export async function connect(config: CloudToolConfig, clientIdPrefix: string): Promise<MqttClient> {
   const b = config.broker
   const [ca, cert, key] = await Promise.all([readFile(b.caFile), readFile(b.certFile), readFile(b.keyFile)])
   const client = mqtt.connect({

@@ -1,4 +1,5 @@
 import type { BridgeStatus } from '../../bridge/bridge.js'
+import type { ExpiryEntry } from '../../bridge/rotation/expiry.js'
 import { loadConfig } from '../../config/index.js'
 import { readStatusFile, STATUS_INTERVAL_MS, type StatusSnapshot, statusFilePath } from '../status-file.js'
 
@@ -94,6 +95,15 @@ export interface StatusOptions {
   json?: boolean
 }
 
+/** One line of the expiry watch: `expiry       cloud CA CN=..., serial ..., 311 days left (until ...)`. */
+function describeExpiry(e: ExpiryEntry): string {
+  const left =
+    e.daysLeft === undefined
+      ? `${e.ageDays} day(s) old`
+      : `${e.daysLeft < 0 ? 'EXPIRED' : `${e.daysLeft} day(s) left`} (until ${e.notAfter})`
+  return `expiry       ${e.use}${e.subject ? ` ${e.subject}` : ''}${e.serial ? `, serial ${e.serial}` : ''}: ${left}${e.warning ? ' WARNING' : ''}`
+}
+
 /** `edge-gateway status`: what the running gateway last wrote to <stateDir>/status.json. */
 export async function showStatus(options: StatusOptions): Promise<void> {
   const config = await loadConfig(options.config)
@@ -131,9 +141,10 @@ export async function showStatus(options: StatusOptions): Promise<void> {
     `counters     ${counted.counters}`,
     ...(b.certificate
       ? [
-          `certificate  ${b.certificate.subject}, expires ${b.certificate.notAfter} (${b.certificate.daysLeft} days)`,
+          `certificate  ${b.certificate.subject}, serial ${b.certificate.serial}, expires ${b.certificate.notAfter} (${b.certificate.daysLeft} days)`,
         ]
       : []),
+    ...(b.certificates ?? []).map(describeExpiry),
     `tunnel       ${b.tunnel === undefined ? 'none configured' : JSON.stringify(b.tunnel)}`,
   ]
   process.stdout.write(`${lines.join('\n')}\n`)

@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import type { CommandOptions, ConsumeOptions, KeygenOptions } from '../actions/cloud.js'
+import type { RotateOptions, TrustOptions } from '../actions/cloud-rotate.js'
 
 export function registerCloud(program: Command): void {
   const cloud = program
@@ -30,6 +31,31 @@ export function registerCloud(program: Command): void {
     .option('--payload <text>', 'command payload (UTF-8)')
     .option('--payload-file <file>', 'command payload from a file')
     .action(async (options: CommandOptions) => (await import('../actions/cloud.js')).sendCommand(options))
+
+  cloud
+    .command('rotate')
+    .description(
+      "rotate a gateway's client certificate: ask it for a CSR (its new key never leaves it), check it, issue the certificate from your CA, push it signed, and wait until the gateway has switched to it (exit 1 with its reason if it refused or rolled back)",
+    )
+    .requiredOption('-c, --config <file>', 'cloud-side config (broker, trust, operator key)')
+    .requiredOption('--gateway <id>', 'the gateway to rotate')
+    .requiredOption('--ca-cert <file>', "the CA certificate that issues gateways' client certificates (PEM)")
+    .requiredOption('--ca-key <file>', "that CA's private key (PEM, 0600)")
+    .option('--days <n>', 'validity of the new certificate in days (default 90)')
+    .option('--timeout <seconds>', 'how long to wait for each answer of the gateway (default 120)')
+    .action(async (options: RotateOptions) => (await import('../actions/cloud-rotate.js')).rotate(options))
+
+  cloud
+    .command('trust')
+    .description(
+      'push a new bundle of CA certificates the gateway verifies the cloud broker with; it keeps the old bundle beside it for the overlap',
+    )
+    .requiredOption('-c, --config <file>', 'cloud-side config (broker, trust, operator key)')
+    .requiredOption('--gateway <id>', 'the gateway to update')
+    .requiredOption('--ca-bundle <file>', 'the new CA certificates (PEM)')
+    .option('--overlap-days <n>', 'days the old bundle stays trusted beside the new one (default 30)')
+    .option('--timeout <seconds>', 'how long to wait for the answer of the gateway (default 60)')
+    .action(async (options: TrustOptions) => (await import('../actions/cloud-rotate.js')).trust(options))
 
   cloud
     .command('keygen')

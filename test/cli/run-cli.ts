@@ -61,9 +61,12 @@ export function runCli(args: string[], timeoutMs = 20_000): Promise<CliResult> {
   })
 }
 
-/** Starts the CLI and hands back the child, for long-running commands. */
-export function spawnCli(args: string[]): ChildProcess {
-  return spawn(process.execPath, [builtCli(), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+/** Starts the CLI and hands back the child, for long-running commands; `env` is added to ours. */
+export function spawnCli(args: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn(process.execPath, [builtCli(), ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  })
 }
 
 /** A running `edge-gateway start` and the JSON lines it has logged so far (other lines as `{ msg }`). */
@@ -76,8 +79,12 @@ export interface StartedGateway {
  * `edge-gateway start --config FILE` as a user runs it, its log lines collected; resolves once it
  * logs `edge gateway started`. The caller stops it (terminate(child)).
  */
-export async function startGatewayCli(configFile: string, timeoutMs = 15_000): Promise<StartedGateway> {
-  const child = spawnCli(['start', '--config', configFile])
+export async function startGatewayCli(
+  configFile: string,
+  timeoutMs = 15_000,
+  env: Record<string, string> = {},
+): Promise<StartedGateway> {
+  const child = spawnCli(['start', '--config', configFile], env)
   const logs: Array<Record<string, unknown>> = []
   onLines(child.stdout, (line) => {
     try {

@@ -1,0 +1,489 @@
+import { createPrivateKey, generateKeyPair, type KeyObject, X509Certificate } from 'node:crypto'
+import { readFile, rm, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import type { CloudConfig } from '../../config/index.js'
+import type { Logger } from '../../core/logger.js'
+import { type Metrics, series } from '../../core/metrics.js'
+import type { SecurityEvents } from '../../core/security-events.js'
+import { writeAtomically, writeSecretFile } from '../../pki/files.js'
+import type { CloudLink } from '../cloud-link.js'
+import type { CloudProtector } from '../cloud-protector.js'
+import type { CommandNonces } from '../command-nonces.js'
+import type { ControlTopics, GatewayCertificate } from '../control.js'
+import type { Operator } from '../downlink.js'
+import { verifyCommand } from '../envelope.js'
+import { type CertificateRefusal, checkPushedBundle, checkPushedCertificate, readBundle } from './check.js'
+import { GATEWAY_ITSELF, parseRotationCommand, type RotationCommand, type RotationReply } from './messages.js'
+
+const generateKeyPairAsync = promisify(generateKeyPair)
+
+/** Why a rotation command was refused or rolled back; stable strings for metrics and security events. */
+export const ROTATION_REFUSALS = [
+  'malformed',
+  'oversize',
+  'unknown_kid',
+  'bad_signature',
+  'wrong_gateway',
+  'stale',
+  'replayed',
+  'too_many_nonces',
+  'busy',
+  'no_pending_request',
+  'malformed_certificate',
+  'key_mismatch',
+  'wrong_ca',
+  'not_yet_valid',
+  'expired',
+  'wrong_key_usage',
+  'wrong_subject',
+  'malformed_bundle',
+  'not_a_ca',
+  'connection_failed',
+  'write_failed',
+  'error',
+] as const
+
+export type RotationRefusal = (typeof ROTATION_REFUSALS)[number]
+
+export interface RotationOptions {
+  cloud: CloudConfig
+  gatewayId: string
+  stateDir: string
+  control: ControlTopics
+  /** Whose signatures make a rotation command acceptable; none: every command is refused. */
+  operators: readonly Operator[]
+  /** Shared with the downlink: a nonce is accepted once, whatever it came with. */
+  nonces: CommandNonces
+  /** Commands signed further than this from the gateway's clock are stale. */
+  maxAgeSeconds: number
+  certificate: GatewayCertificate
+  link: CloudLink
+  protector: CloudProtector
+  security: SecurityEvents
+  metrics: Metrics
+  logger: Logger
+}
+
+/** The files of a rotation under `<stateDir>/rotation/` (docs/rotation.md). */
+export function rotationFiles(stateDir: string): {
+  dir: string
+  pendingKey: string
+  staged: string
+  trust: string
+} {
+  const dir = join(stateDir, 'rotation')
+  return {
+    dir,
+    /** The key the pending CSR is for (0600); it never leaves the gateway. */
+    pendingKey: join(dir, 'pending.key'),
+    /** The pushed certificate while it is being tried and installed. */
+    staged: join(dir, 'next.pem'),
+    /** A pushed CA bundle's overlap: what cloud.caFile becomes when it ends. */
+    trust: join(dir, 'trust.json'),
+  }
+}
+
+async function readIfThere(file: string): Promise<string | undefined> {
+  try {
+    return await readFile(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+}
+
+async function modeOf(file: string, fallback: number): Promise<number> {
+  try {
+    return (await stat(file)).mode & 0o777
+  } catch {
+    return fallback
+  }
+}
+
+interface Verified {
+  command: RotationCommand
+  operator: string
+}
+
+/**
+ * Certificate rotation pushed from the cloud (docs/rotation.md). The gateway makes its new key
+ * itself and publishes a CSR for it, signed with its bound signing key; a certificate pushed for
+ * that CSR is applied only after every check passes, over a second connection that must come up
+ * before the uplink moves to it; the files are written once it has. A CA bundle pushed for the
+ * broker is kept beside the old one for the overlap asked. Every refusal and rollback is a
+ * security event and a signed reply; one command is handled at a time.
+ */
+export class CertificateRotation {
+  private chain: Promise<unknown> = Promise.resolve()
+  private readonly files: ReturnType<typeof rotationFiles>
+  private lastDueCsr = 0
+
+  constructor(private readonly options: RotationOptions) {
+    this.files = rotationFiles(options.stateDir)
+    options.metrics.declare('rotation_applied_total')
+    options.metrics.declare('rotation_trusted_total')
+    options.metrics.declare('rotation_csr_published_total')
+    for (const reason of ROTATION_REFUSALS) {
+      options.metrics.declare(series('rotation_refused_total', { reason }))
+    }
+  }
+
+  /** Handles a command received on the rotate topic; resolves with what came of it. */
+  handle(bytes: Buffer, now = Date.now()): Promise<string> {
+    const next = this.chain.then(() => this.process(bytes, now))
+    this.chain = next.catch(() => undefined)
+    return next
+  }
+
+  private async process(bytes: Buffer, now: number): Promise<string> {
+    const verified = await this.verify(bytes, now)
+    if ('refused' in verified) {
+      this.refuse(verified.refused, verified.detail, null, verified.operator)
+      return verified.refused
+    }
+    const { command, operator } = verified
+    try {
+      switch (command.type) {
+        case 'csr-request':
+          await this.publishCsr(command.request, 'requested')
+          return 'csr'
+        case 'certificate':
+          return await this.applyCertificate(command.request, command.certificate, operator)
+        case 'trust':
+          return await this.applyTrust(command.request, command.bundle, command.overlapDays, operator, now)
+      }
+    } catch (err) {
+      // A fault of the gateway's own (a state file it cannot read or write): said, not swallowed.
+      this.options.logger.error({ err, request: command.request }, 'rotation command failed')
+      this.refuse('error', (err as Error).message, command.request, operator)
+      return 'error'
+    }
+  }
+
+  private async verify(
+    bytes: Buffer,
+    now: number,
+  ): Promise<Verified | { refused: RotationRefusal; detail: string; operator?: string }> {
+    let operator: Operator | undefined
+    const verified = verifyCommand(
+      (kid) => {
+        operator = this.options.operators.find((o) => o.kid.equals(kid))
+        return operator?.key
+      },
+      this.options.control.rotate,
+      bytes,
+    )
+    if ('failure' in verified) {
+      const f = verified.failure
+      const refused: RotationRefusal =
+        f === 'oversize' || f === 'unknown_kid' || f === 'bad_signature' ? f : 'malformed'
+      return { refused, detail: `the command is not signed by a trusted operator (${f})` }
+    }
+    const name = operator?.name ?? '?'
+    const { command } = verified
+    if (command.gatewayId !== this.options.gatewayId || command.deviceId !== GATEWAY_ITSELF) {
+      return { refused: 'wrong_gateway', detail: `addressed to ${command.gatewayId}`, operator: name }
+    }
+    const window = this.options.maxAgeSeconds * 1000
+    if (Math.abs(now - command.timestamp) > window) {
+      return {
+        refused: 'stale',
+        detail: `signed ${new Date(command.timestamp).toISOString()}, more than ${this.options.maxAgeSeconds} s from the gateway's clock`,
+        operator: name,
+      }
+    }
+    const body = parseRotationCommand(command.body)
+    if (!body) return { refused: 'malformed', detail: 'the body is not a rotation command', operator: name }
+    const remembered = await this.options.nonces.remember(command.nonce, command.timestamp + window, now)
+    if (remembered === 'replayed') return { refused: 'replayed', detail: 'nonce seen before', operator: name }
+    if (remembered === 'full')
+      return { refused: 'too_many_nonces', detail: 'nonce store full', operator: name }
+    return { command: body, operator: name }
+  }
+
+  /** The pending key: the one on disk, or a new RSA 2048 key written there (0600). */
+  private async pendingKey(): Promise<{ pem: string; key: KeyObject }> {
+    const existing = await readIfThere(this.files.pendingKey)
+    if (existing !== undefined) {
+      const key = createPrivateKey(existing)
+      // A pending key equal to the key in use would rotate nothing (a rotation cut short after install).
+      const inUse = this.options.certificate.certificate.checkPrivateKey(key)
+      if (!inUse) return { pem: existing, key }
+    }
+    const { privateKey } = await generateKeyPairAsync('rsa', { modulusLength: 2048, publicExponent: 0x10001 })
+    const pem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString()
+    await writeSecretFile(this.files.pendingKey, pem)
+    return { pem, key: privateKey }
+  }
+
+  /** Publishes a CSR for the pending key (made now if there is none). */
+  private async publishCsr(request: string | null, reason: 'requested' | 'due'): Promise<void> {
+    const { pem } = await this.pendingKey()
+    // node-forge is loaded only here, when a CSR is made: a gateway that never rotates never loads it.
+    const { createCsr } = await import('../../pki/csr.js')
+    const csr = createCsr(pem, this.options.gatewayId)
+    this.options.metrics.increment('rotation_csr_published_total')
+    this.options.logger.info(
+      { request, reason },
+      reason === 'due'
+        ? 'the gateway certificate is due for rotation: published a CSR for a new key'
+        : 'published a CSR for a new key, as an operator asked',
+    )
+    this.reply({ state: 'csr', request, reason, csr })
+  }
+
+  private async applyCertificate(request: string, pem: string, operator: string): Promise<string> {
+    const { cloud, gatewayId, link, certificate, logger } = this.options
+    const pendingPem = await readIfThere(this.files.pendingKey)
+    if (pendingPem === undefined) {
+      this.refuse('no_pending_request', 'no CSR is pending: ask for one first', request, operator)
+      return 'no_pending_request'
+    }
+    const pendingKey = createPrivateKey(pendingPem)
+    let issuers: ReturnType<typeof readBundle>
+    const issuerFile = cloud.rotation.issuerCaFile ?? cloud.caFile
+    try {
+      issuers = readBundle(await readFile(issuerFile, 'utf8'))
+    } catch {
+      issuers = undefined
+    }
+    const checked = checkPushedCertificate(pem, pendingKey, issuers ?? [], gatewayId)
+    if ('refused' in checked) {
+      this.refuse(checked.refused satisfies CertificateRefusal, checked.detail, request, operator)
+      return checked.refused
+    }
+    const next = checked.certificate
+    const old = { cert: certificate.certificate, key: await readFile(cloud.keyFile) }
+    const oldCertPem = await readFile(cloud.certFile)
+    await writeAtomically(this.files.staged, pem, 0o644)
+    logger.info(
+      { request, operator, serial: next.serialNumber, notAfter: new Date(next.validTo).toISOString() },
+      'rotation: the pushed certificate passed every check; trying it on a second cloud connection',
+    )
+    const deadlineMs = cloud.rotation.deadlineSeconds * 1000
+    const tried = await link.tryCandidate(Buffer.from(pem), Buffer.from(pendingPem), deadlineMs, () =>
+      certificate.replace(next, pendingKey),
+    )
+    if (!tried.ok) {
+      await rm(this.files.staged, { force: true })
+      this.rollBack('connection_failed', tried.cause, request, operator)
+      return 'connection_failed'
+    }
+    try {
+      // The key first: a crash between the two renames is finished at the next start (recoverRotation).
+      await writeSecretFile(cloud.keyFile, pendingPem)
+      await writeAtomically(cloud.certFile, pem, await modeOf(cloud.certFile, 0o644))
+    } catch (err) {
+      const detail = `the new certificate works but could not be written: ${(err as Error).message}`
+      await writeSecretFile(cloud.keyFile, old.key).catch(() => undefined)
+      await writeAtomically(cloud.certFile, oldCertPem, 0o644).catch(() => undefined)
+      const back = await link.tryCandidate(oldCertPem, old.key, deadlineMs, () =>
+        certificate.replace(old.cert, createPrivateKey(old.key)),
+      )
+      await rm(this.files.staged, { force: true })
+      this.rollBack(
+        'write_failed',
+        back.ok ? detail : `${detail}; back to the old one: ${back.cause}`,
+        request,
+        operator,
+      )
+      return 'write_failed'
+    }
+    await rm(this.files.staged, { force: true })
+    await rm(this.files.pendingKey, { force: true })
+    this.options.metrics.increment('rotation_applied_total')
+    const notAfter = new Date(next.validTo).toISOString()
+    logger.info(
+      { request, operator, serial: next.serialNumber, notAfter, clientId: link.clientId },
+      `rotation: the cloud link now uses the certificate with serial ${next.serialNumber} (valid until ${notAfter}); written to cloud.certFile and cloud.keyFile`,
+    )
+    this.reply({
+      state: 'applied',
+      request,
+      serial: next.serialNumber,
+      notAfter,
+      fingerprint256: next.fingerprint256,
+    })
+    return 'applied'
+  }
+
+  private async applyTrust(
+    request: string,
+    pem: string,
+    overlapDays: number,
+    operator: string,
+    now: number,
+  ): Promise<string> {
+    const { cloud, logger } = this.options
+    const checked = checkPushedBundle(pem, now)
+    if ('refused' in checked) {
+      this.refuse(checked.refused, checked.detail, request, operator)
+      return checked.refused
+    }
+    const bundle = checked.certificates.map((c) => c.toString()).join('')
+    const fingerprints = new Set(checked.certificates.map((c) => c.fingerprint256))
+    let previous: string
+    try {
+      previous = (readBundle(await readFile(cloud.caFile, 'utf8')) ?? [])
+        .filter((c) => !fingerprints.has(c.fingerprint256))
+        .map((c) => c.toString())
+        .join('')
+    } catch {
+      previous = ''
+    }
+    const until = overlapDays > 0 && previous !== '' ? now + overlapDays * 86_400_000 : null
+    try {
+      if (until !== null) {
+        await writeAtomically(this.files.trust, JSON.stringify({ bundle, until }), 0o644)
+      } else {
+        await rm(this.files.trust, { force: true })
+      }
+      await writeAtomically(
+        cloud.caFile,
+        `${bundle}${until !== null ? previous : ''}`,
+        await modeOf(cloud.caFile, 0o644),
+      )
+    } catch (err) {
+      this.refuse(
+        'write_failed',
+        `cloud.caFile could not be written: ${(err as Error).message}`,
+        request,
+        operator,
+      )
+      return 'write_failed'
+    }
+    this.options.metrics.increment('rotation_trusted_total')
+    const overlapUntil = until === null ? null : new Date(until).toISOString()
+    logger.info(
+      { request, operator, certificates: checked.certificates.length, overlapUntil },
+      overlapUntil
+        ? `rotation: cloud.caFile now holds the pushed CA bundle and the old one until ${overlapUntil}`
+        : 'rotation: cloud.caFile now holds the pushed CA bundle',
+    )
+    this.reply({ state: 'trusted', request, certificates: checked.certificates.length, overlapUntil })
+    return 'trusted'
+  }
+
+  /**
+   * Every control interval: a CSR published by itself once a day while the certificate is within
+   * `cloud.rotation.leadDays` of its end; the old CA bundle dropped once a trust overlap is over.
+   */
+  async tick(now = Date.now()): Promise<void> {
+    const run = this.chain.then(async () => {
+      const { daysLeft } = this.options.certificate.status(now)
+      const session = this.options.link.session$.value
+      if (daysLeft <= this.options.cloud.rotation.leadDays && session && now - this.lastDueCsr > 86_400_000) {
+        this.lastDueCsr = now
+        await this.publishCsr(null, 'due')
+      }
+      await this.endTrustOverlap(now)
+    })
+    this.chain = run.catch((err: unknown) =>
+      this.options.logger.warn({ err: (err as Error).message }, 'rotation: the periodic check failed'),
+    )
+    await this.chain
+  }
+
+  private async endTrustOverlap(now: number): Promise<void> {
+    const text = await readIfThere(this.files.trust)
+    if (text === undefined) return
+    const overlap = JSON.parse(text) as { bundle?: unknown; until?: unknown }
+    if (typeof overlap.bundle !== 'string' || typeof overlap.until !== 'number' || now < overlap.until) return
+    const { caFile } = this.options.cloud
+    await writeAtomically(caFile, overlap.bundle, await modeOf(caFile, 0o644))
+    await rm(this.files.trust, { force: true })
+    this.options.logger.info(
+      { caFile },
+      'rotation: the CA bundle overlap is over; cloud.caFile holds the pushed bundle alone',
+    )
+  }
+
+  private refuse(reason: RotationRefusal, detail: string, request: string | null, operator?: string): void {
+    this.options.metrics.increment(series('rotation_refused_total', { reason }))
+    this.options.security.report(
+      'rotation_refused',
+      { reason, detail, ...(request && { request }), ...(operator && { operator }) },
+      `rotation command refused (${reason}): nothing changed`,
+    )
+    this.reply({ state: 'refused', request, reason, detail })
+  }
+
+  private rollBack(reason: RotationRefusal, detail: string, request: string, operator: string): void {
+    this.options.metrics.increment(series('rotation_refused_total', { reason }))
+    this.options.security.report(
+      'rotation_rolled_back',
+      { reason, detail, request, operator },
+      `certificate rotation rolled back (${reason}): the cloud link stays on the certificate it had`,
+    )
+    this.reply({ state: 'rolled_back', request, reason, detail })
+  }
+
+  /** A signed reply on the rotation topic, over the live session; none while the link is down. */
+  private reply(body: RotationReply): void {
+    const { control, protector, gatewayId, link, logger } = this.options
+    const session = link.session$.value
+    if (!session) {
+      logger.warn({ state: body.state }, 'rotation: the cloud link is down; the reply is not sent')
+      return
+    }
+    const topic = control.rotation
+    session
+      .publish({
+        topic,
+        payload: protector.control(topic, 'rotation', body),
+        retain: false,
+        userProperties: { 'gw-id': gatewayId },
+      })
+      .catch((err: unknown) =>
+        logger.warn({ state: body.state, err: (err as Error).message }, 'rotation reply not acknowledged'),
+      )
+  }
+}
+
+/**
+ * At start, before the certificate is loaded: finishes a rotation a crash cut short between writing
+ * the key and the certificate (the pair on disk does not match, the staged certificate and the
+ * pending key do), and forgets staged files of one cut short before (the pair on disk is whole: the
+ * gateway goes on with it; the pending key stays, so the same certificate can be pushed again).
+ * Returns what it did, for the log.
+ */
+export async function recoverRotation(
+  cloud: CloudConfig,
+  stateDir: string,
+): Promise<'none' | 'finished' | 'discarded'> {
+  const files = rotationFiles(stateDir)
+  const staged = await readIfThere(files.staged)
+  const pending = await readIfThere(files.pendingKey)
+  let installedWhole = false
+  let installedPem = ''
+  try {
+    installedPem = await readFile(cloud.certFile, 'utf8')
+    const cert = new X509Certificate(installedPem)
+    installedWhole = cert.checkPrivateKey(createPrivateKey(await readFile(cloud.keyFile)))
+    if (installedWhole && pending !== undefined && cert.checkPrivateKey(createPrivateKey(pending))) {
+      // Installed, and only the clean-up was cut short.
+      await rm(files.pendingKey, { force: true })
+    }
+  } catch {
+    installedWhole = false
+  }
+  if (staged === undefined) return 'none'
+  if (installedWhole) {
+    await rm(files.staged, { force: true })
+    return installedPem.trim() === staged.trim() ? 'finished' : 'discarded'
+  }
+  if (pending === undefined) return 'none'
+  let fits = false
+  try {
+    fits = new X509Certificate(staged).checkPrivateKey(createPrivateKey(pending))
+  } catch {
+    fits = false
+  }
+  if (!fits) return 'none'
+  await writeSecretFile(cloud.keyFile, pending)
+  await writeAtomically(cloud.certFile, staged, await modeOf(cloud.certFile, 0o644))
+  await rm(files.staged, { force: true })
+  await rm(files.pendingKey, { force: true })
+  return 'finished'
+}

@@ -1,0 +1,269 @@
+import { randomBytes, X509Certificate } from 'node:crypto'
+import { readFile } from 'node:fs/promises'
+import type { MqttClient } from 'mqtt'
+import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
+import { operatorKid, signCommand } from '../../bridge/envelope.js'
+import { BridgeError } from '../../bridge/errors.js'
+import { parsePrivateKey } from '../../bridge/keys.js'
+import { checkPushedBundle } from '../../bridge/rotation/check.js'
+import { GATEWAY_ITSELF, type RotationCommand, type RotationReply } from '../../bridge/rotation/messages.js'
+import { secretFileProblem } from '../../config/secret-files.js'
+import { checkCsr, issueFromCsr } from '../../pki/csr.js'
+import { type CloudToolConfig, loadCloudToolConfig } from '../cloud-config.js'
+import { connect } from './cloud.js'
+
+/** Exit status when the gateway refused or rolled back what was pushed, or never answered. */
+export const EXIT_REFUSED = 1
+
+type Step = (line: string) => void
+
+/**
+ * The operator's side of a rotation: one connection to the cloud broker, the gateway's key
+ * binding (its certificate must chain to `trust.caFile`), and signed commands on
+ * `<prefix>/<gateway>/rotate` whose replies, signed with the bound key, come back on
+ * `<prefix>/<gateway>/rotation`.
+ */
+class RotationChannel {
+  private readonly waiting = new Map<string, (reply: RotationReply) => void>()
+  private chain = Promise.resolve()
+  private bound: () => void = () => undefined
+  private readonly boundOnce: Promise<void>
+
+  private constructor(
+    private readonly client: MqttClient,
+    private readonly config: CloudToolConfig,
+    private readonly gateway: string,
+    private readonly consumer: EnvelopeConsumer,
+    private readonly step: Step,
+  ) {
+    this.boundOnce = new Promise((resolve) => {
+      this.bound = resolve
+    })
+  }
+
+  private get root(): string {
+    return `${this.config.controlPrefix}/${this.gateway}`
+  }
+
+  static async open(config: CloudToolConfig, gateway: string, step: Step): Promise<RotationChannel> {
+    const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
+    const client = await connect(config, 'edge-gateway-rotate')
+    const channel = new RotationChannel(client, config, gateway, new EnvelopeConsumer(ca, []), step)
+    client.on('message', (topic, payload) => {
+      channel.chain = channel.chain.then(() => channel.receive(topic, payload))
+    })
+    await client.subscribeAsync([`${channel.root}/binding`, `${channel.root}/rotation`], { qos: 1 })
+    return channel
+  }
+
+  private async receive(topic: string, payload: Buffer): Promise<void> {
+    if (topic === `${this.root}/binding`) {
+      const result = await this.consumer.binding(payload)
+      if (!result.ok || result.gatewayId !== this.gateway) {
+        this.step(
+          `ignored a key binding for ${this.gateway} that does not verify (${result.failure ?? 'another gateway'})`,
+        )
+        return
+      }
+      this.bound()
+      for (const r of result.released) this.reply(r)
+      return
+    }
+    this.reply(await this.consumer.message(topic, payload))
+  }
+
+  private reply(result: ConsumeResult): void {
+    if (result.ok !== true) {
+      if (result.ok === false) this.step(`ignored a reply that does not verify (${result.failure})`)
+      return
+    }
+    const m = result.message
+    if (m.kind !== 'control' || m.gatewayId !== this.gateway || m.topic !== 'rotation') return
+    let body: RotationReply
+    try {
+      body = JSON.parse(m.body.toString('utf8')) as RotationReply
+    } catch {
+      return
+    }
+    const request = (body as { request?: unknown }).request
+    if (typeof request !== 'string') return
+    this.waiting.get(request)?.(body)
+  }
+
+  /** Waits for the gateway's key binding (retained on the broker); throws after `timeoutMs`. */
+  async binding(timeoutMs: number): Promise<void> {
+    await within(
+      this.boundOnce,
+      timeoutMs,
+      `no verified key binding from ${this.gateway} within ${timeoutMs / 1000} s: is it connected, and does trust.caFile hold the CA of its certificate?`,
+    )
+  }
+
+  /** Signs and publishes `command`, and resolves with the gateway's reply to it. */
+  async ask(
+    key: ReturnType<typeof parsePrivateKey>,
+    command: RotationCommand,
+    timeoutMs: number,
+  ): Promise<RotationReply> {
+    const reply = new Promise<RotationReply>((resolve) => this.waiting.set(command.request, resolve))
+    const topic = `${this.root}/rotate`
+    const signed = signCommand(key, operatorKid(key), topic, {
+      gatewayId: this.gateway,
+      deviceId: GATEWAY_ITSELF,
+      nonce: randomBytes(16),
+      timestamp: Date.now(),
+      body: Buffer.from(JSON.stringify(command)),
+    })
+    await this.client.publishAsync(topic, signed, { qos: 1 })
+    try {
+      return await within(reply, timeoutMs, `no answer from ${this.gateway} within ${timeoutMs / 1000} s`)
+    } finally {
+      this.waiting.delete(command.request)
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync()
+  }
+}
+
+async function within<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new BridgeError('BRIDGE_ERR_ROTATION', message)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function operatorKey(config: CloudToolConfig, file: string) {
+  if (!config.operator) {
+    throw new BridgeError(
+      'BRIDGE_ERR_CONSUMER_CONFIG',
+      `${file}: operator.keyFile is needed to sign rotation commands`,
+    )
+  }
+  const problem = await secretFileProblem(config.operator.keyFile)
+  if (problem) throw new BridgeError('BRIDGE_ERR_KEY_FILE', `operator.keyFile: ${problem}`)
+  return parsePrivateKey(await readFile(config.operator.keyFile), config.operator.keyFile)
+}
+
+/** Prints a refusal or rollback and sets the exit status; true when it was one. */
+function refused(reply: RotationReply, step: Step): boolean {
+  if (reply.state !== 'refused' && reply.state !== 'rolled_back') return false
+  step(
+    `${reply.state === 'refused' ? 'REFUSED' : 'ROLLED BACK'} by the gateway: ${reply.reason}: ${reply.detail}`,
+  )
+  process.exitCode = EXIT_REFUSED
+  return true
+}
+
+export interface RotateOptions {
+  config: string
+  gateway: string
+  caCert: string
+  caKey: string
+  days?: string
+  timeout?: string
+}
+
+/**
+ * `cloud rotate`: asks the gateway for a CSR, checks it, issues its new client certificate from the
+ * operator's CA, pushes it signed, and waits for the gateway to confirm it switched (or to say why not).
+ */
+export async function rotate(options: RotateOptions): Promise<void> {
+  const step: Step = (line) => process.stdout.write(`${line}\n`)
+  const config = await loadCloudToolConfig(options.config)
+  const key = await operatorKey(config, options.config)
+  const caKeyProblem = await secretFileProblem(options.caKey)
+  if (caKeyProblem) throw new BridgeError('BRIDGE_ERR_KEY_FILE', `--ca-key: ${caKeyProblem}`)
+  const ca = {
+    certPem: await readFile(options.caCert, 'utf8'),
+    keyPem: await readFile(options.caKey, 'utf8'),
+  }
+  const days = options.days === undefined ? undefined : Number(options.days)
+  const timeoutMs = Number(options.timeout ?? 120) * 1000
+  const channel = await RotationChannel.open(config, options.gateway, step)
+  try {
+    await channel.binding(Math.min(timeoutMs, 30_000))
+    step(`key binding of ${options.gateway} verified`)
+    const request = randomBytes(16).toString('hex')
+    step(`asking ${options.gateway} for a CSR (request ${request})`)
+    const answer = await channel.ask(key, { type: 'csr-request', request }, timeoutMs)
+    if (refused(answer, step)) return
+    if (answer.state !== 'csr')
+      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${answer.state}`)
+    const csr = checkCsr(answer.csr, options.gateway)
+    if ('problem' in csr) {
+      step(`the CSR from ${options.gateway} is refused: ${csr.problem}; nothing was issued`)
+      process.exitCode = EXIT_REFUSED
+      return
+    }
+    const bits = csr.publicKey.asymmetricKeyDetails?.modulusLength
+    step(
+      `CSR signed by the gateway's bound key: CN=${csr.commonName}, RSA ${bits}, proof of possession verified`,
+    )
+    const certificate = issueFromCsr(ca, csr, days)
+    const issued = new X509Certificate(certificate)
+    step(`issued serial ${issued.serialNumber}, valid until ${new Date(issued.validTo).toISOString()}`)
+    step(`pushing it to ${options.gateway}; it tries the certificate on a second connection before switching`)
+    const result = await channel.ask(key, { type: 'certificate', request, certificate }, timeoutMs)
+    if (refused(result, step)) return
+    if (result.state !== 'applied')
+      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    step(
+      `${options.gateway} now uses serial ${result.serial} (until ${result.notAfter}); the old certificate is no longer used`,
+    )
+  } finally {
+    await channel.close()
+  }
+}
+
+export interface TrustOptions {
+  config: string
+  gateway: string
+  caBundle: string
+  overlapDays?: string
+  timeout?: string
+}
+
+/** `cloud trust`: pushes a new CA bundle for the broker, kept beside the gateway's old one for the overlap. */
+export async function trust(options: TrustOptions): Promise<void> {
+  const step: Step = (line) => process.stdout.write(`${line}\n`)
+  const config = await loadCloudToolConfig(options.config)
+  const key = await operatorKey(config, options.config)
+  const bundle = await readFile(options.caBundle, 'utf8')
+  const checked = checkPushedBundle(bundle)
+  if ('refused' in checked) {
+    throw new BridgeError('BRIDGE_ERR_ROTATION', `${options.caBundle}: ${checked.refused}: ${checked.detail}`)
+  }
+  const overlapDays = Number(options.overlapDays ?? 30)
+  const timeoutMs = Number(options.timeout ?? 60) * 1000
+  const channel = await RotationChannel.open(config, options.gateway, step)
+  try {
+    await channel.binding(Math.min(timeoutMs, 30_000))
+    step(`key binding of ${options.gateway} verified`)
+    const request = randomBytes(16).toString('hex')
+    step(
+      `pushing ${checked.certificates.length} CA certificate(s) to ${options.gateway} (request ${request})`,
+    )
+    const result = await channel.ask(
+      key,
+      { type: 'trust', request, bundle: checked.certificates.map((c) => c.toString()).join(''), overlapDays },
+      timeoutMs,
+    )
+    if (refused(result, step)) return
+    if (result.state !== 'trusted')
+      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    step(
+      result.overlapUntil
+        ? `${options.gateway} trusts the new bundle, and the old one until ${result.overlapUntil}`
+        : `${options.gateway} trusts the new bundle`,
+    )
+  } finally {
+    await channel.close()
+  }
+}
