@@ -20,7 +20,7 @@ import { uplinkPipeline } from './pipeline.js'
 import { MemoryQueue } from './queue/memory-queue.js'
 import type { DeviceUsage, DropReason, UplinkQueue } from './queue/queue.js'
 import type { ExpiryEntry, ExpiryWatch } from './rotation/expiry.js'
-import { CertificateRotation } from './rotation/rotation.js'
+import { CertificateRotation, type DeviceCredentials } from './rotation/rotation.js'
 import { type CloudLimits, unsendableAtLan } from './sendable.js'
 import { findMapping } from './topic-map.js'
 
@@ -61,6 +61,7 @@ export interface BridgeOptions {
     maxAgeSeconds: number
     stateDir: string
     security: SecurityEvents
+    devices?: DeviceCredentials
   }
   /** Every certificate's days left, in status and health, refreshed each control interval. */
   expiry?: ExpiryWatch

@@ -84,6 +84,12 @@ export class CloudLink {
   private readonly retired = new WeakSet<MqttClient>()
   /** Retired clients not closed yet (stop closes them too). */
   private readonly draining = new Set<MqttClient>()
+  /** Retired clients whose messages are no longer handled: their successor is subscribed. */
+  private readonly deaf = new WeakSet<MqttClient>()
+  /** A candidate connection being tried (stop ends it). */
+  private candidate: MqttClient | undefined
+  /** Bumped when a candidate is adopted or the link stops: a reconnect begun before gives up. */
+  private generation = 0
 
   constructor(
     private readonly config: CloudConfig,
@@ -167,13 +173,17 @@ export class CloudLink {
    * CONNACK, or at adoption for a candidate); its close makes the link reconnect, unless it was
    * retired in favour of a candidate.
    */
-  private attach(client: MqttClient): { established: (connack: IConnackPacket) => void } {
+  private attach(client: MqttClient): {
+    established: (connack: IConnackPacket, onSubscribed?: () => void) => void
+  } {
     let session: CloudSession | undefined
     let closed = false
     // The last error mqtt.js reported for this connection; logged once, when it closes.
     let failure: (Error & { code?: string | number }) | undefined
 
-    const established = (connack: IConnackPacket) => {
+    const established = (connack: IConnackPacket, onSubscribed?: () => void) => {
+      // A connection retired while it was reconnecting: its CONNACK must not make it live again.
+      if (this.retired.has(client)) return
       this.backoff.reset()
       this.attempt = 0
       const stream = client.stream as { setNoDelay?: (on: boolean) => void }
@@ -193,7 +203,10 @@ export class CloudLink {
               'cloud broker refused the downlink subscriptions; commands will not arrive',
             )
           }
+          onSubscribed?.()
         })
+      } else {
+        onSubscribed?.()
       }
       this.hooks.onSession?.(session)
       this.logger.info({ cloud: this.target, clientId: this.clientId }, 'cloud link up')
@@ -201,8 +214,9 @@ export class CloudLink {
       this.session$.next(session ?? null)
     }
     client.on('message', (topic, payload) => {
-      // A retired connection's copies: the candidate that replaced it is subscribed too.
-      if (!this.retired.has(client)) this.hooks.onMessage?.(topic, payload)
+      // A retired connection is heard until its successor's subscriptions are granted, so no command
+      // falls between the two; a copy that arrives on both is refused as replayed by its nonce.
+      if (!this.deaf.has(client)) this.hooks.onMessage?.(topic, payload)
     })
     client.on('error', (err) => {
       failure = err
@@ -256,7 +270,10 @@ export class CloudLink {
   private async reconnect(): Promise<void> {
     const tls = this.material
     if (!tls) return
+    const generation = this.generation
     const ca = await this.currentCa(tls.ca)
+    // A candidate adopted (or a stop) meanwhile: the link has a connection, or wants none.
+    if (generation !== this.generation || this.stopped) return
     this.material = { ...tls, ca }
     this.connect()
   }
@@ -285,30 +302,35 @@ export class CloudLink {
    * Resolves `{ ok: false, cause }` when the broker refuses it or it is not up within `deadlineMs`
    * (the link goes on as it was); else runs `beforeAdopt` and adopts it: it becomes the live
    * session (with the subscriptions, the key binding and "online" of any new session), every later
-   * reconnect uses its material, and the connection it replaced is closed cleanly after
-   * `drainMs`. A candidate that is up is adopted even if the old connection dropped meanwhile.
+   * reconnect uses its material, and the connection it replaced is heard until the candidate's
+   * subscriptions are granted, then closed with a clean DISCONNECT. A candidate that is up is
+   * adopted even if the old connection dropped meanwhile.
    */
   async tryCandidate(
     cert: Buffer,
     key: Buffer,
     deadlineMs: number,
     beforeAdopt: () => void,
-    drainMs = 1000,
   ): Promise<CandidateResult> {
     const current = this.material
     if (this.stopped || !current) return { ok: false, cause: 'the cloud link is stopped' }
+    if (this.candidate) return { ok: false, cause: 'another candidate connection is being tried' }
+    // A connection still closing under the other client id would be taken over (and its Will sent).
+    await Promise.all([...this.draining].map((c) => this.closeRetired(c)))
     const material: TlsMaterial = { ca: await this.currentCa(current.ca), cert, key }
     const index = this.clientIdIndex === 0 ? 1 : 0
     const clientId = this.clientIds[index] as string
     let candidate: MqttClient
     try {
       candidate = this.createClient(material, clientId)
+      this.candidate = candidate
     } catch (err) {
       return { ok: false, cause: `the new certificate and key cannot be used: ${(err as Error).message}` }
     }
     const outcome = await new Promise<{ connack: IConnackPacket } | { cause: string }>((resolve) => {
       let failure: Error | undefined
       const timer = setTimeout(() => resolve({ cause: `no CONNACK within ${deadlineMs} ms` }), deadlineMs)
+      timer.unref()
       candidate.once('connect', (connack) => {
         clearTimeout(timer)
         resolve({ connack })
@@ -325,6 +347,7 @@ export class CloudLink {
         })
       })
     })
+    this.candidate = undefined
     if ('cause' in outcome || this.stopped) {
       candidate.removeAllListeners()
       candidate.on('error', () => undefined)
@@ -336,33 +359,48 @@ export class CloudLink {
     candidate.removeAllListeners('connect')
     beforeAdopt()
     const old = this.client
-    if (old) this.retired.add(old)
+    if (old) {
+      this.retired.add(old)
+      this.draining.add(old)
+    }
+    this.generation++
     if (this.timer) clearTimeout(this.timer)
     this.timer = undefined
     this.material = material
     this.clientIdIndex = index
     this.client = candidate
-    this.attach(candidate).established(outcome.connack)
-    if (old) {
-      this.draining.add(old)
-      // Acknowledgements still on their way over the old connection land; then a clean DISCONNECT (no Will).
-      setTimeout(() => void this.closeRetired(old), drainMs).unref()
-    }
+    this.attach(candidate).established(outcome.connack, () => {
+      if (old) void this.closeRetired(old)
+    })
     return { ok: true }
   }
 
+  /**
+   * Closes a retired connection: a clean DISCONNECT, so the broker drops its Will. When that does
+   * not go through within 2 s the connection is cut, the broker publishes the Will ("offline"), and
+   * the live session announces itself again (key binding and "online", both retained, on top).
+   */
   private async closeRetired(client: MqttClient): Promise<void> {
     if (!this.draining.delete(client)) return
+    this.deaf.add(client)
+    let forced = false
     if (client.connected) {
-      const force = setTimeout(() => client.end(true), 2000)
+      const force = setTimeout(() => {
+        forced = true
+        client.end(true)
+      }, 2000)
       await client.endAsync(false).catch(() => undefined)
       clearTimeout(force)
     }
     client.end(true)
+    const live = this.session$.value
+    if (forced && live && !this.stopped) this.hooks.onSession?.(live)
   }
 
   async stop(): Promise<void> {
     this.stopped = true
+    this.generation++
+    this.candidate?.end(true)
     await Promise.all([...this.draining].map((c) => this.closeRetired(c)))
     if (this.timer) clearTimeout(this.timer)
     const client = this.client

@@ -1,4 +1,4 @@
-import { createPrivateKey, type KeyObject, X509Certificate } from 'node:crypto'
+import { constants, createPrivateKey, type KeyObject, privateDecrypt, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { CloudConfig } from '../config/index.js'
 import type { CloudProtector } from './cloud-protector.js'
@@ -70,6 +70,14 @@ export class GatewayCertificate {
         { cause: err },
       )
     }
+  }
+
+  /** Opens what was RSA-OAEP (SHA-256) encrypted to this certificate's key; throws when it cannot. */
+  decrypt(ciphertext: Buffer): Buffer {
+    return privateDecrypt(
+      { key: this.key, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      ciphertext,
+    )
   }
 
   status(now = Date.now()): CertificateStatus {

@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import { DeadLetterStore, deadLetterDir } from '../bridge/dead-letter/store.js'
 import { Bridge, MemoryQueue, type UplinkQueue } from '../bridge/index.js'
 import { FileQueue } from '../bridge/queue/file-queue.js'
+import type { DeviceCredentials } from '../bridge/rotation/rotation.js'
 import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
@@ -88,12 +89,42 @@ export interface EdgeGateway {
 }
 
 /**
+ * A device PSK pushed from the cloud (docs/rotation.md), applied to `configFile` as
+ * `edge-gateway device rotate` does; the running gateway reloads it from the file watch.
+ */
+function pskRotationIn(configFile: string): DeviceCredentials {
+  return {
+    async rotatePsk(deviceId, key, { identity, overlapHours }) {
+      const { applyPskRotation, PskRotationError } = await import('./actions/device.js')
+      try {
+        return await applyPskRotation(configFile, deviceId, {
+          key,
+          overlapHours,
+          ...(identity !== undefined && { identity }),
+        })
+      } catch (err) {
+        if (err instanceof PskRotationError) return { refused: err.reason, detail: err.message }
+        const code = (err as { code?: unknown }).code
+        return {
+          refused: code === 'PKI_ERR_WRITE_FILE' ? 'write_failed' : 'invalid_config',
+          detail: (err as Error).message,
+        }
+      }
+    },
+  }
+}
+
+/**
  * Starts the whole gateway from a validated config: the bridge first (so the
  * LAN broker has somewhere to put messages), then the LAN listeners.
  */
 export async function startEdgeGateway(
   config: Readonly<GatewayConfig>,
   logger: Logger,
+  options: {
+    /** The config file the gateway runs with: a device PSK pushed from the cloud is written there. */
+    configFile?: string
+  } = {},
 ): Promise<EdgeGateway> {
   const metrics = new Metrics()
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
@@ -125,8 +156,10 @@ export async function startEdgeGateway(
   const failure = new Promise<Error>((resolve) => {
     failed = resolve
   })
+  const configFile = options.configFile
   const bridge = new Bridge({
     ...cloudRuntime,
+    ...(configFile && { rotation: { ...cloudRuntime.rotation, devices: pskRotationIn(configFile) } }),
     cloud: config.cloud,
     gatewayId: config.gateway.id,
     logger: logger.child({ module: 'bridge' }),

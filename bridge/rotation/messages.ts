@@ -17,12 +17,28 @@ export const rotationCommandSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('csr-request'), request }),
   /** The certificate issued for the pending CSR: check, try, switch, write, confirm. */
   z.strictObject({ type: z.literal('certificate'), request, certificate: pem(16 * 1024) }),
-  /** A new bundle of CAs for the broker, kept beside the old one for `overlapDays`. */
+  /** A new bundle of CAs for the broker, the old one kept beside it for `overlapDays` (at least 1). */
   z.strictObject({
     type: z.literal('trust'),
     request,
     bundle: pem(60 * 1024),
-    overlapDays: z.number().int().min(0).max(365),
+    overlapDays: z.number().int().min(1).max(365),
+  }),
+  /**
+   * A TLS-PSK device's new key, RSA-OAEP (SHA-256) encrypted to the gateway's client certificate
+   * key, base64; applied as `device rotate` does, the old identity accepted for `overlapHours`.
+   */
+  z.strictObject({
+    type: z.literal('device-psk'),
+    request,
+    device: z.string().min(1).max(64),
+    identity: z.string().min(1).max(128).optional(),
+    sealedKey: z
+      .string()
+      .min(1)
+      .max(1024)
+      .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64'),
+    overlapHours: z.number().gt(0).max(8760),
   }),
 ])
 
@@ -54,6 +70,15 @@ export type RotationReply =
   | { state: 'refused'; request: string | null; reason: string; detail: string }
   | { state: 'rolled_back'; request: string; reason: string; detail: string }
   | { state: 'trusted'; request: string; certificates: number; overlapUntil: string | null }
+  | {
+      state: 'device_psk'
+      request: string
+      device: string
+      identity: string
+      previousIdentity: string
+      /** When the old identity stops being accepted. */
+      until: string
+    }
 
 /** The command device id that addresses the gateway itself (commands for devices name one). */
 export const GATEWAY_ITSELF = ''

@@ -1,4 +1,4 @@
-import { createPrivateKey, generateKeyPair, type KeyObject, X509Certificate } from 'node:crypto'
+import { createHash, createPrivateKey, generateKeyPair, type KeyObject, X509Certificate } from 'node:crypto'
 import { readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -17,6 +17,9 @@ import { type CertificateRefusal, checkPushedBundle, checkPushedCertificate, rea
 import { GATEWAY_ITSELF, parseRotationCommand, type RotationCommand, type RotationReply } from './messages.js'
 
 const generateKeyPairAsync = promisify(generateKeyPair)
+
+/** Rotation commands waiting to be handled, at most (one is handled at a time). */
+const MAX_WAITING = 16
 
 /** Why a rotation command was refused or rolled back; stable strings for metrics and security events. */
 export const ROTATION_REFUSALS = [
@@ -41,10 +44,31 @@ export const ROTATION_REFUSALS = [
   'not_a_ca',
   'connection_failed',
   'write_failed',
+  'not_supported',
+  'bad_sealed_key',
+  'unknown_device',
+  'not_psk',
+  'in_overlap',
+  'bad_identity',
+  'identity_taken',
+  'key_file_exists',
+  'invalid_config',
   'error',
 ] as const
 
 export type RotationRefusal = (typeof ROTATION_REFUSALS)[number]
+
+/** Applies a device's new PSK to the gateway's config (cli/app.ts: what `device rotate` does). */
+export interface DeviceCredentials {
+  rotatePsk(
+    deviceId: string,
+    key: Buffer,
+    options: { identity?: string; overlapHours: number },
+  ): Promise<
+    | { identity: string; previousIdentity: string; until: string }
+    | { refused: RotationRefusal; detail: string }
+  >
+}
 
 export interface RotationOptions {
   cloud: CloudConfig
@@ -58,6 +82,8 @@ export interface RotationOptions {
   /** Commands signed further than this from the gateway's clock are stale. */
   maxAgeSeconds: number
   certificate: GatewayCertificate
+  /** Where a pushed device PSK goes; without it such a push is refused (`not_supported`). */
+  devices?: DeviceCredentials
   link: CloudLink
   protector: CloudProtector
   security: SecurityEvents
@@ -118,6 +144,7 @@ export class CertificateRotation {
   private chain: Promise<unknown> = Promise.resolve()
   private readonly files: ReturnType<typeof rotationFiles>
   private lastDueCsr = 0
+  private waiting = 0
 
   constructor(private readonly options: RotationOptions) {
     this.files = rotationFiles(options.stateDir)
@@ -131,7 +158,13 @@ export class CertificateRotation {
 
   /** Handles a command received on the rotate topic; resolves with what came of it. */
   handle(bytes: Buffer, now = Date.now()): Promise<string> {
-    const next = this.chain.then(() => this.process(bytes, now))
+    // Commands wait their turn; past MAX_WAITING (a flood on the rotate topic) they are dropped unread.
+    if (this.waiting >= MAX_WAITING) {
+      this.options.metrics.increment(series('rotation_refused_total', { reason: 'busy' }))
+      return Promise.resolve('busy')
+    }
+    this.waiting++
+    const next = this.chain.then(() => this.process(bytes, now)).finally(() => this.waiting--)
     this.chain = next.catch(() => undefined)
     return next
   }
@@ -152,6 +185,8 @@ export class CertificateRotation {
           return await this.applyCertificate(command.request, command.certificate, operator)
         case 'trust':
           return await this.applyTrust(command.request, command.bundle, command.overlapDays, operator, now)
+        case 'device-psk':
+          return await this.applyDevicePsk(command, operator)
       }
     } catch (err) {
       // A fault of the gateway's own (a state file it cannot read or write): said, not swallowed.
@@ -276,15 +311,32 @@ export class CertificateRotation {
       await writeAtomically(cloud.certFile, pem, await modeOf(cloud.certFile, 0o644))
     } catch (err) {
       const detail = `the new certificate works but could not be written: ${(err as Error).message}`
-      await writeSecretFile(cloud.keyFile, old.key).catch(() => undefined)
-      await writeAtomically(cloud.certFile, oldCertPem, 0o644).catch(() => undefined)
+      const restored = await writeSecretFile(cloud.keyFile, old.key)
+        .then(() => writeAtomically(cloud.certFile, oldCertPem, 0o644))
+        .then(
+          () => true,
+          () => false,
+        )
+      if (!restored) {
+        // The files may hold the new key beside the old certificate: next.pem and pending.key stay,
+        // so the next start finishes the install (recoverRotation). The link stays on the new one.
+        this.rollBack(
+          'write_failed',
+          `${detail}; the old files could not be restored either: the link stays on the new certificate, and the next start completes the install`,
+          request,
+          operator,
+        )
+        return 'write_failed'
+      }
+      await rm(this.files.staged, { force: true })
       const back = await link.tryCandidate(oldCertPem, old.key, deadlineMs, () =>
         certificate.replace(old.cert, createPrivateKey(old.key)),
       )
-      await rm(this.files.staged, { force: true })
       this.rollBack(
         'write_failed',
-        back.ok ? detail : `${detail}; back to the old one: ${back.cause}`,
+        back.ok
+          ? `${detail}; the link is back on the old certificate`
+          : `${detail}; the files hold the old certificate, but the link could not move back to it (${back.cause}) and uses the new one until it reconnects`,
         request,
         operator,
       )
@@ -323,27 +375,32 @@ export class CertificateRotation {
     }
     const bundle = checked.certificates.map((c) => c.toString()).join('')
     const fingerprints = new Set(checked.certificates.map((c) => c.fingerprint256))
-    let previous: string
-    try {
-      previous = (readBundle(await readFile(cloud.caFile, 'utf8')) ?? [])
-        .filter((c) => !fingerprints.has(c.fingerprint256))
-        .map((c) => c.toString())
-        .join('')
-    } catch {
-      previous = ''
+    // The old bundle is kept for the overlap: a bundle that cannot be read is not silently dropped.
+    const current = readBundle(await readFile(cloud.caFile, 'utf8').catch(() => ''))
+    if (!current) {
+      this.refuse(
+        'error',
+        `cloud.caFile ${cloud.caFile} cannot be read as PEM certificates: nothing changed`,
+        request,
+        operator,
+      )
+      return 'error'
     }
-    const until = overlapDays > 0 && previous !== '' ? now + overlapDays * 86_400_000 : null
+    const previous = current
+      .filter((c) => !fingerprints.has(c.fingerprint256))
+      .map((c) => c.toString())
+      .join('')
+    const until = previous !== '' ? now + overlapDays * 86_400_000 : null
+    const written = `${bundle}${previous}`
     try {
       if (until !== null) {
-        await writeAtomically(this.files.trust, JSON.stringify({ bundle, until }), 0o644)
+        // What cloud.caFile holds during the overlap: replaced by hand meanwhile, it is left alone at the end.
+        const digest = createHash('sha256').update(written).digest('hex')
+        await writeAtomically(this.files.trust, JSON.stringify({ bundle, until, written: digest }), 0o644)
       } else {
         await rm(this.files.trust, { force: true })
       }
-      await writeAtomically(
-        cloud.caFile,
-        `${bundle}${until !== null ? previous : ''}`,
-        await modeOf(cloud.caFile, 0o644),
-      )
+      await writeAtomically(cloud.caFile, written, await modeOf(cloud.caFile, 0o644))
     } catch (err) {
       this.refuse(
         'write_failed',
@@ -363,6 +420,63 @@ export class CertificateRotation {
     )
     this.reply({ state: 'trusted', request, certificates: checked.certificates.length, overlapUntil })
     return 'trusted'
+  }
+
+  private async applyDevicePsk(
+    command: Extract<RotationCommand, { type: 'device-psk' }>,
+    operator: string,
+  ): Promise<string> {
+    const { request, device } = command
+    const devices = this.options.devices
+    if (!devices) {
+      this.refuse(
+        'not_supported',
+        'this gateway runs without a config file it can rewrite',
+        request,
+        operator,
+      )
+      return 'not_supported'
+    }
+    let key: Buffer
+    try {
+      key = this.options.certificate.decrypt(Buffer.from(command.sealedKey, 'base64'))
+    } catch {
+      this.refuse(
+        'bad_sealed_key',
+        "the key does not open with the gateway's certificate key",
+        request,
+        operator,
+      )
+      return 'bad_sealed_key'
+    }
+    if (key.length < 16 || key.length > 64) {
+      key.fill(0)
+      this.refuse('bad_sealed_key', `a PSK is 16 to 64 bytes, this one ${key.length}`, request, operator)
+      return 'bad_sealed_key'
+    }
+    const done = await devices
+      .rotatePsk(device, key, {
+        overlapHours: command.overlapHours,
+        ...(command.identity !== undefined && { identity: command.identity }),
+      })
+      .finally(() => key.fill(0))
+    if ('refused' in done) {
+      this.refuse(done.refused, done.detail, request, operator)
+      return done.refused
+    }
+    this.options.logger.info(
+      {
+        request,
+        operator,
+        device,
+        identity: done.identity,
+        previousIdentity: done.previousIdentity,
+        until: done.until,
+      },
+      `rotation: device ${device} has a new PSK identity ${done.identity}; ${done.previousIdentity} is accepted until ${done.until}`,
+    )
+    this.reply({ state: 'device_psk', request, device, ...done })
+    return 'device_psk'
   }
 
   /**
@@ -388,9 +502,20 @@ export class CertificateRotation {
   private async endTrustOverlap(now: number): Promise<void> {
     const text = await readIfThere(this.files.trust)
     if (text === undefined) return
-    const overlap = JSON.parse(text) as { bundle?: unknown; until?: unknown }
+    const overlap = JSON.parse(text) as { bundle?: unknown; until?: unknown; written?: unknown }
     if (typeof overlap.bundle !== 'string' || typeof overlap.until !== 'number' || now < overlap.until) return
     const { caFile } = this.options.cloud
+    const holds = createHash('sha256')
+      .update(await readFile(caFile, 'utf8').catch(() => ''))
+      .digest('hex')
+    if (holds !== overlap.written) {
+      await rm(this.files.trust, { force: true })
+      this.options.logger.warn(
+        { caFile },
+        'rotation: the CA bundle overlap is over, but cloud.caFile was changed by hand meanwhile: left as it is',
+      )
+      return
+    }
     await writeAtomically(caFile, overlap.bundle, await modeOf(caFile, 0o644))
     await rm(this.files.trust, { force: true })
     this.options.logger.info(
@@ -457,17 +582,23 @@ export async function recoverRotation(
   const pending = await readIfThere(files.pendingKey)
   let installedWhole = false
   let installedPem = ''
+  let installed: X509Certificate | undefined
   try {
     installedPem = await readFile(cloud.certFile, 'utf8')
-    const cert = new X509Certificate(installedPem)
-    installedWhole = cert.checkPrivateKey(createPrivateKey(await readFile(cloud.keyFile)))
-    if (installedWhole && pending !== undefined && cert.checkPrivateKey(createPrivateKey(pending))) {
-      // Installed, and only the clean-up was cut short.
-      await rm(files.pendingKey, { force: true })
-    }
+    installed = new X509Certificate(installedPem)
+    installedWhole = installed.checkPrivateKey(createPrivateKey(await readFile(cloud.keyFile)))
   } catch {
     installedWhole = false
   }
+  let pendingInstalled = false
+  try {
+    pendingInstalled =
+      installedWhole && pending !== undefined && !!installed?.checkPrivateKey(createPrivateKey(pending))
+  } catch {
+    pendingInstalled = false
+  }
+  // Installed, and only the clean-up was cut short: the pending key is the key in use.
+  if (pendingInstalled) await rm(files.pendingKey, { force: true })
   if (staged === undefined) return 'none'
   if (installedWhole) {
     await rm(files.staged, { force: true })

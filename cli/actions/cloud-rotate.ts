@@ -1,14 +1,15 @@
-import { randomBytes, X509Certificate } from 'node:crypto'
+import { constants, publicEncrypt, randomBytes, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { MqttClient } from 'mqtt'
 import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
-import { operatorKid, signCommand } from '../../bridge/envelope.js'
+import { operatorKid, signCommand, verifyKeyBinding } from '../../bridge/envelope.js'
 import { BridgeError } from '../../bridge/errors.js'
 import { parsePrivateKey } from '../../bridge/keys.js'
 import { checkPushedBundle } from '../../bridge/rotation/check.js'
 import { GATEWAY_ITSELF, type RotationCommand, type RotationReply } from '../../bridge/rotation/messages.js'
 import { secretFileProblem } from '../../config/secret-files.js'
 import { checkCsr, issueFromCsr } from '../../pki/csr.js'
+import { writeSecretFile } from '../../pki/files.js'
 import { type CloudToolConfig, loadCloudToolConfig } from '../cloud-config.js'
 import { connect } from './cloud.js'
 
@@ -28,6 +29,8 @@ class RotationChannel {
   private chain = Promise.resolve()
   private bound: () => void = () => undefined
   private readonly boundOnce: Promise<void>
+  /** The gateway's client certificate, from its latest verified key binding. */
+  certificate: X509Certificate | undefined
 
   private constructor(
     private readonly client: MqttClient,
@@ -35,6 +38,7 @@ class RotationChannel {
     private readonly gateway: string,
     private readonly consumer: EnvelopeConsumer,
     private readonly step: Step,
+    private readonly ca: X509Certificate,
   ) {
     this.boundOnce = new Promise((resolve) => {
       this.bound = resolve
@@ -48,7 +52,7 @@ class RotationChannel {
   static async open(config: CloudToolConfig, gateway: string, step: Step): Promise<RotationChannel> {
     const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
     const client = await connect(config, 'edge-gateway-rotate')
-    const channel = new RotationChannel(client, config, gateway, new EnvelopeConsumer(ca, []), step)
+    const channel = new RotationChannel(client, config, gateway, new EnvelopeConsumer(ca, []), step, ca)
     client.on('message', (topic, payload) => {
       channel.chain = channel.chain.then(() => channel.receive(topic, payload))
     })
@@ -65,6 +69,8 @@ class RotationChannel {
         )
         return
       }
+      const verified = verifyKeyBinding(payload, this.ca)
+      if ('certificate' in verified) this.certificate = verified.certificate
       this.bound()
       for (const r of result.released) this.reply(r)
       return
@@ -241,6 +247,12 @@ export async function trust(options: TrustOptions): Promise<void> {
     throw new BridgeError('BRIDGE_ERR_ROTATION', `${options.caBundle}: ${checked.refused}: ${checked.detail}`)
   }
   const overlapDays = Number(options.overlapDays ?? 30)
+  if (!(Number.isInteger(overlapDays) && overlapDays >= 1 && overlapDays <= 365)) {
+    throw new BridgeError(
+      'BRIDGE_ERR_ROTATION',
+      `--overlap-days: a whole number of days from 1 to 365, got ${options.overlapDays}`,
+    )
+  }
   const timeoutMs = Number(options.timeout ?? 60) * 1000
   const channel = await RotationChannel.open(config, options.gateway, step)
   try {
@@ -262,6 +274,81 @@ export async function trust(options: TrustOptions): Promise<void> {
       result.overlapUntil
         ? `${options.gateway} trusts the new bundle, and the old one until ${result.overlapUntil}`
         : `${options.gateway} trusts the new bundle`,
+    )
+  } finally {
+    await channel.close()
+  }
+}
+
+export interface DevicePskOptions {
+  config: string
+  gateway: string
+  device: string
+  /** Where the new key goes (hex, 0600), for the device. */
+  out: string
+  identity?: string
+  overlapHours?: string
+  timeout?: string
+}
+
+/**
+ * `cloud device-psk`: a new random PSK for a TLS-PSK device, written to `--out` (0600) for the
+ * device and pushed to the gateway encrypted (RSA-OAEP, SHA-256) to its client certificate's key;
+ * the gateway applies it as `device rotate` does, the old identity accepted for the overlap.
+ */
+export async function devicePsk(options: DevicePskOptions): Promise<void> {
+  const step: Step = (line) => process.stdout.write(`${line}\n`)
+  const config = await loadCloudToolConfig(options.config)
+  const key = await operatorKey(config, options.config)
+  const overlapHours = Number(options.overlapHours ?? 24)
+  if (!(Number.isFinite(overlapHours) && overlapHours > 0 && overlapHours <= 8760)) {
+    throw new BridgeError(
+      'BRIDGE_ERR_ROTATION',
+      `--overlap-hours: a number above 0, at most 8760, got ${options.overlapHours}`,
+    )
+  }
+  const timeoutMs = Number(options.timeout ?? 60) * 1000
+  const channel = await RotationChannel.open(config, options.gateway, step)
+  try {
+    await channel.binding(Math.min(timeoutMs, 30_000))
+    const certificate = channel.certificate
+    if (certificate?.publicKey.asymmetricKeyType !== 'rsa') {
+      throw new BridgeError(
+        'BRIDGE_ERR_ROTATION',
+        `the certificate of ${options.gateway} has no RSA key to encrypt the PSK to`,
+      )
+    }
+    step(
+      `key binding of ${options.gateway} verified; the key is encrypted to its certificate (serial ${certificate.serialNumber})`,
+    )
+    const psk = randomBytes(16)
+    await writeSecretFile(options.out, `${psk.toString('hex')}\n`)
+    const sealedKey = publicEncrypt(
+      { key: certificate.publicKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' },
+      psk,
+    ).toString('base64')
+    psk.fill(0)
+    const request = randomBytes(16).toString('hex')
+    step(
+      `pushing a new PSK for ${options.device} to ${options.gateway} (request ${request}); the key is in ${options.out} (0600) for the device`,
+    )
+    const result = await channel.ask(
+      key,
+      {
+        type: 'device-psk',
+        request,
+        device: options.device,
+        sealedKey,
+        overlapHours,
+        ...(options.identity !== undefined && { identity: options.identity }),
+      },
+      timeoutMs,
+    )
+    if (refused(result, step)) return
+    if (result.state !== 'device_psk')
+      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    step(
+      `${options.gateway}: device ${result.device} now has PSK identity ${result.identity}; the old identity ${result.previousIdentity} is accepted until ${result.until}`,
     )
   } finally {
     await channel.close()

@@ -145,55 +145,91 @@ export function nextPskIdentity(identity: string): string {
   return numbered ? `${numbered[1]}-r${Number(numbered[2]) + 1}` : `${identity}-r2`
 }
 
-/**
- * `edge-gateway device rotate <id>`: gives a TLS-PSK device a new identity and key (a new 0600 key
- * file) and keeps the old ones as `psk.previous`, accepted until the end of the overlap; writes the
- * config back (comments kept) after checking it loads. A gateway running with this config applies
- * it at once (it watches the file), and closes connections made with the old key when the overlap
- * ends (docs/configuration.md#rotating-a-devices-psk).
- */
-export async function rotateDevicePsk(id: string, options: RotateOptions, now = Date.now()): Promise<void> {
-  const hours = Number(options.overlapHours)
-  if (!(Number.isFinite(hours) && hours > 0 && hours <= 24 * 365)) {
-    throw new Error(
-      `Expected --overlap-hours to be a number of hours above 0, at most 8760, got \`${options.overlapHours}\``,
-    )
+/** Why a PSK rotation cannot be applied; stable strings (the cloud push reports them). */
+export type PskRotationRefusal =
+  | 'unknown_device'
+  | 'not_psk'
+  | 'in_overlap'
+  | 'bad_identity'
+  | 'identity_taken'
+  | 'key_file_exists'
+  | 'invalid_config'
+
+export class PskRotationError extends Error {
+  constructor(
+    readonly reason: PskRotationRefusal,
+    message: string,
+  ) {
+    super(message)
   }
-  const configFile = resolve(options.config)
+}
+
+export interface PskRotation {
+  identity: string
+  keyFile: string
+  previousIdentity: string
+  /** When the old identity stops being accepted (ISO 8601). */
+  until: string
+}
+
+/**
+ * Gives TLS-PSK device `id` of `configFile` the identity and `key` given (a new 0600 key file; the
+ * identity defaults to the next of the old one) and keeps the old ones as `psk.previous`, accepted
+ * for `overlapHours`; writes the config back (comments kept) after checking it loads. A gateway
+ * running with this config applies it at once (it watches the file). Throws PskRotationError.
+ * What `device rotate` (a key made here) and a PSK pushed from the cloud (docs/rotation.md) run.
+ */
+export async function applyPskRotation(
+  configFile: string,
+  id: string,
+  options: { key: Buffer; overlapHours: number; identity?: string; keyDir?: string },
+  now = Date.now(),
+): Promise<PskRotation> {
+  const fail = (reason: PskRotationRefusal, message: string) => {
+    throw new PskRotationError(reason, message)
+  }
   const config = await loadConfig(configFile)
   const current = config.devices.find((d) => d.id === id)
-  if (!current) throw new Error(`${configFile}: no device \`${id}\` under \`devices\``)
-  if (!current.psk) throw new Error(`${configFile}: device \`${id}\` has no \`psk\` to rotate`)
+  if (!current) return fail('unknown_device', `${configFile}: no device \`${id}\` under \`devices\``)
+  if (!current.psk) return fail('not_psk', `${configFile}: device \`${id}\` has no \`psk\` to rotate`)
   const previous = current.psk.previous
   if (previous && Date.parse(previous.until) > now) {
-    throw new Error(
+    return fail(
+      'in_overlap',
       `${configFile}: device \`${id}\` is in a PSK overlap until ${previous.until} (identity \`${previous.identity}\` still accepted); rotate again after it, or remove \`psk.previous\` first`,
     )
   }
   const identity = options.identity ?? nextPskIdentity(current.psk.identity)
   if (identity === current.psk.identity || identity.length > 128 || identity.length === 0) {
-    throw new Error(
+    return fail(
+      'bad_identity',
       `Expected a new PSK identity of 1 to 128 characters other than \`${current.psk.identity}\`, got \`${identity}\``,
     )
   }
   const taken = config.devices.find(
     (d) => d.psk?.identity === identity || d.psk?.previous?.identity === identity,
   )
-  if (taken) throw new Error(`the PSK identity \`${identity}\` is already used by device \`${taken.id}\``)
+  if (taken)
+    return fail(
+      'identity_taken',
+      `the PSK identity \`${identity}\` is already used by device \`${taken.id}\``,
+    )
   const keyFile = resolve(join(options.keyDir ?? dirname(current.psk.keyFile), `${identity}.psk`))
   const keyFileExists = await stat(keyFile).then(
     () => true,
     () => false,
   )
-  if (keyFileExists) throw new Error(`${keyFile} exists: never overwritten; pass --identity or --key-dir`)
+  if (keyFileExists)
+    return fail('key_file_exists', `${keyFile} exists: never overwritten; pass --identity or --key-dir`)
 
   const text = await readFile(configFile, 'utf8')
   const doc = parseDocument(text)
   const devices = doc.get('devices')
-  if (!isSeq(devices)) throw new Error(`${configFile}: \`devices\` is not a list`)
+  if (!isSeq(devices)) return fail('invalid_config', `${configFile}: \`devices\` is not a list`)
   const node = devices.items.find((item) => isMap(item) && item.get('id') === id)
-  if (!isMap(node)) throw new Error(`${configFile}: device \`${id}\` is not written as a mapping`)
-  const until = new Date(now + hours * 3_600_000).toISOString()
+  if (!isMap(node))
+    return fail('invalid_config', `${configFile}: device \`${id}\` is not written as a mapping`)
+  const until = new Date(now + options.overlapHours * 3_600_000).toISOString()
   const oldPsk = node.get('psk', true)
   const oldIdentity = isMap(oldPsk) ? oldPsk.get('identity') : undefined
   const oldKeyFile = isMap(oldPsk) ? oldPsk.get('keyFile') : undefined
@@ -202,7 +238,7 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now = 
     doc.createNode({ identity, keyFile, previous: { identity: oldIdentity, keyFile: oldKeyFile, until } }),
   )
 
-  await writeSecretFile(keyFile, `${randomBytes(16).toString('hex')}\n`)
+  await writeSecretFile(keyFile, `${options.key.toString('hex')}\n`)
   const rewritten = doc.toString()
   try {
     // The rewritten config must load as the gateway will load it before it replaces the old one.
@@ -215,10 +251,37 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now = 
     await rm(keyFile, { force: true })
     throw err
   }
+  return { identity, keyFile, previousIdentity: current.psk.identity, until }
+}
+
+/**
+ * `edge-gateway device rotate <id>`: gives a TLS-PSK device a new identity and a new random key,
+ * and keeps the old ones accepted until the end of the overlap (applyPskRotation;
+ * docs/configuration.md#rotating-a-devices-psk).
+ */
+export async function rotateDevicePsk(id: string, options: RotateOptions, now = Date.now()): Promise<void> {
+  const hours = Number(options.overlapHours)
+  if (!(Number.isFinite(hours) && hours > 0 && hours <= 24 * 365)) {
+    throw new Error(
+      `Expected --overlap-hours to be a number of hours above 0, at most 8760, got \`${options.overlapHours}\``,
+    )
+  }
+  const configFile = resolve(options.config)
+  const done = await applyPskRotation(
+    configFile,
+    id,
+    {
+      key: randomBytes(16),
+      overlapHours: hours,
+      ...(options.identity !== undefined && { identity: options.identity }),
+      ...(options.keyDir !== undefined && { keyDir: options.keyDir }),
+    },
+    now,
+  )
   process.stderr.write(
     [
-      `device ${id}: new PSK identity \`${identity}\`, key written to ${keyFile} (mode 0600); give both to the device, never log the key`,
-      `the old identity \`${current.psk.identity}\` is accepted until ${until}; connections made with it are closed then`,
+      `device ${id}: new PSK identity \`${done.identity}\`, key written to ${done.keyFile} (mode 0600); give both to the device, never log the key`,
+      `the old identity \`${done.previousIdentity}\` is accepted until ${done.until}; connections made with it are closed then`,
       `${configFile} updated: a gateway running with it applies this now (it watches the file; or send SIGHUP)`,
       '',
     ].join('\n'),

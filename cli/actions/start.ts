@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { loadConfig } from '../../config/index.js'
 import { describeError } from '../../core/errors.js'
 import { createLogger } from '../../core/logger.js'
@@ -37,7 +38,7 @@ export async function start(options: StartOptions): Promise<void> {
     level: config.log.level,
     ...(config.log.pretty !== undefined && { pretty: config.log.pretty }),
   })
-  const gateway = await startEdgeGateway(config, logger)
+  const gateway = await startEdgeGateway(config, logger, { configFile: resolve(options.config) })
   let reloading = Promise.resolve()
   const reload = (why: string) => {
     reloading = reloading.then(async () => {

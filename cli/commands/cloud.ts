@@ -1,6 +1,6 @@
 import type { Command } from 'commander'
 import type { CommandOptions, ConsumeOptions, KeygenOptions } from '../actions/cloud.js'
-import type { RotateOptions, TrustOptions } from '../actions/cloud-rotate.js'
+import type { DevicePskOptions, RotateOptions, TrustOptions } from '../actions/cloud-rotate.js'
 
 export function registerCloud(program: Command): void {
   const cloud = program
@@ -56,6 +56,22 @@ export function registerCloud(program: Command): void {
     .option('--overlap-days <n>', 'days the old bundle stays trusted beside the new one (default 30)')
     .option('--timeout <seconds>', 'how long to wait for the answer of the gateway (default 60)')
     .action(async (options: TrustOptions) => (await import('../actions/cloud-rotate.js')).trust(options))
+
+  cloud
+    .command('device-psk')
+    .description(
+      "give a gateway's TLS-PSK device a new key: written to --out (0600) for the device, pushed encrypted to the gateway's certificate key; the old identity stays accepted for the overlap",
+    )
+    .requiredOption('-c, --config <file>', 'cloud-side config (broker, trust, operator key)')
+    .requiredOption('--gateway <id>', 'the gateway the device connects to')
+    .requiredOption('--device <id>', 'the device (one with a psk in the gateway config)')
+    .requiredOption('--out <file>', 'where the new key goes, hex (0600), to give to the device')
+    .option('--identity <identity>', 'the new PSK identity (default: the old one with -r2, -r3, ...)')
+    .option('--overlap-hours <n>', 'hours the old key stays accepted (default 24)')
+    .option('--timeout <seconds>', 'how long to wait for the answer of the gateway (default 60)')
+    .action(async (options: DevicePskOptions) =>
+      (await import('../actions/cloud-rotate.js')).devicePsk(options),
+    )
 
   cloud
     .command('keygen')

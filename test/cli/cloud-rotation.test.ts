@@ -25,6 +25,7 @@ import {
 } from '../../pki/index.js'
 import { readEnvelopeUnverified } from '../helpers/envelope.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
+import { mosquittoPub } from '../helpers/mosquitto-clients.js'
 import { freePort } from '../helpers/ports.js'
 import { exitOf, signalPid, terminate } from '../helpers/processes.js'
 import { TlsTap } from '../helpers/tls-tap.js'
@@ -40,6 +41,7 @@ const DEVICES = Array.from({ length: 10 }, (_, i) => `dev${i}`)
 /** The gateway speaks TLS 1.2 so that the tap can read the client certificate it presents. */
 const TLS12 = { NODE_OPTIONS: '--tls-max-v1.2' }
 const ROTATE = `$gw/${GATEWAY}/rotate`
+const PSK_KEY = '00112233445566778899aabbccddeeff'
 const REPLIES = `$gw/${GATEWAY}/rotation`
 
 /** Devices publishing QoS 1 at `perDevice` msg/s each, for `durationMs`; what was acknowledged. */
@@ -121,6 +123,7 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
   let gateway: ChildProcess
   let logs: Array<Record<string, unknown>> = []
   let lanPort: number
+  let pskPort: number
   let observer: MqttClient
   let operator: MqttClient
   const received = new Set<string>()
@@ -269,15 +272,23 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     await observer.subscribeAsync(['gw/#', REPLIES], { qos: 1 })
     operator = await mqtt.connectAsync({ host: '127.0.0.1', port: plainPort, clientId: 'pusher' })
     lanPort = await freePort()
+    pskPort = await freePort()
+    await writeSecretFile(file('keys/pskdev.psk'), `${PSK_KEY}\n`)
     const hash = await hashPassword(PASSWORD)
     const config = {
       gateway: { id: GATEWAY, stateDir: file('state') },
       log: { level: 'info', pretty: false },
       lan: {
-        listeners: [{ type: 'tcp', host: '127.0.0.1', port: lanPort }],
+        listeners: [
+          { type: 'tcp', host: '127.0.0.1', port: lanPort },
+          { type: 'tls-psk', host: '127.0.0.1', port: pskPort },
+        ],
         deviceRate: { messagesPerSecond: 1000, burst: 2000 },
       },
-      devices: DEVICES.map((d) => ({ id: d, username: d, passwordHash: hash })),
+      devices: [
+        ...DEVICES.map((d) => ({ id: d, username: d, passwordHash: hash })),
+        { id: 'pskdev', psk: { identity: 'pskdev', keyFile: file('keys/pskdev.psk') } },
+      ],
       cloud: {
         host: '127.0.0.1',
         port: tap.port,
@@ -571,4 +582,71 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     )
     expect(logs.filter((l) => l.level === 40 && l.code === 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')).toEqual([])
   }, 120_000)
+  it('cloud device-psk: a PSK device gets a new key pushed from the cloud and works with either key during the overlap', async () => {
+    const pub = (identity: string, keyHex: string, message: string) =>
+      mosquittoPub({
+        host: '127.0.0.1',
+        port: pskPort,
+        psk: { identity, keyHex },
+        clientId: 'pskdev',
+        topic: 'devices/pskdev/reading',
+        message,
+        qos: 1,
+      })
+    expect((await pub('pskdev', PSK_KEY, 'psk-before')).code).toBe(0)
+    const reloads = () => logs.filter((l) => String(l.msg).startsWith('reloaded devices and policies')).length
+    const before = reloads()
+    const pushed = await runCli([
+      'cloud',
+      'device-psk',
+      '-c',
+      file('cloud.yaml'),
+      '--gateway',
+      GATEWAY,
+      '--device',
+      'pskdev',
+      '--out',
+      file('pskdev-new.psk'),
+      '--overlap-hours',
+      '1',
+    ])
+    expect(pushed.stderr).toBe('')
+    expect(pushed.code).toBe(0)
+    expect(pushed.stdout).toMatch(
+      /device pskdev now has PSK identity pskdev-r2; the old identity pskdev is accepted until /,
+    )
+    const newKey = (await readFile(file('pskdev-new.psk'), 'utf8')).trim()
+    expect(newKey).toMatch(/^[0-9a-f]{32}$/)
+    expect((await stat(file('pskdev-new.psk'))).mode & 0o777).toBe(0o600)
+    // The gateway wrote the same key beside the old one (0600), never logged it, and reloaded.
+    expect((await readFile(file('keys/pskdev-r2.psk'), 'utf8')).trim()).toBe(newKey)
+    expect((await stat(file('keys/pskdev-r2.psk'))).mode & 0o777).toBe(0o600)
+    expect(JSON.stringify(logs)).not.toContain(newKey)
+    expect(pushed.stdout).not.toContain(newKey)
+    await waitUntil(() => reloads() > before, 10_000, 'the reload of the rewritten config')
+    expect((await pub('pskdev-r2', newKey, 'psk-new')).code).toBe(0)
+    expect((await pub('pskdev', PSK_KEY, 'psk-old-in-overlap')).code).toBe(0)
+    expect((await pub('pskdev-r2', PSK_KEY, 'psk-wrong')).code).not.toBe(0)
+    await waitUntil(
+      () => ['psk-before', 'psk-new', 'psk-old-in-overlap'].every((p) => received.has(p)),
+      10_000,
+      'the PSK device messages at the cloud',
+    )
+    // A device the gateway does not have: refused with its reason, nothing written.
+    const unknown = await runCli([
+      'cloud',
+      'device-psk',
+      '-c',
+      file('cloud.yaml'),
+      '--gateway',
+      GATEWAY,
+      '--device',
+      'nobody',
+      '--out',
+      file('nobody.psk'),
+    ])
+    expect(unknown.code).toBe(1)
+    expect(unknown.stdout).toContain('REFUSED by the gateway: unknown_device')
+    expect(securityEvents('rotation_refused').at(-1)).toMatchObject({ reason: 'unknown_device' })
+  }, 60_000)
 })

@@ -1,0 +1,128 @@
+import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { BehaviorSubject } from 'rxjs'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import type { CloudLink } from '../../../bridge/cloud-link.js'
+import { CloudProtector } from '../../../bridge/cloud-protector.js'
+import { CommandNonces } from '../../../bridge/command-nonces.js'
+import { ControlTopics, GatewayCertificate } from '../../../bridge/control.js'
+import { operatorKid, signCommand } from '../../../bridge/envelope.js'
+import { CertificateRotation } from '../../../bridge/rotation/rotation.js'
+import type { CloudConfig } from '../../../config/index.js'
+import { createLogger } from '../../../core/logger.js'
+import { Metrics } from '../../../core/metrics.js'
+import { SecurityEvents } from '../../../core/security-events.js'
+import {
+  createCertificateAuthority,
+  issueCertificate,
+  writePublicFile,
+  writeSecretFile,
+} from '../../../pki/index.js'
+import { makeTempDir, removeDir } from '../../helpers/tmp.js'
+
+const DAY = 86_400_000
+const oldCa = createCertificateAuthority({ commonName: 'old CA' })
+const newCa = createCertificateAuthority({ commonName: 'new CA' })
+const client = issueCertificate(oldCa, { commonName: 'gw', kind: 'client' })
+const operator = generateKeyPairSync('ed25519')
+
+/**
+ * `trust` pushes, driven through CertificateRotation.handle with signed commands (no broker: the
+ * link has no session, so replies are only logged): the overlap, its end, and the cases where the
+ * old bundle must not be dropped.
+ */
+describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
+  let dir: string
+  let cloud: CloudConfig
+  let rotation: CertificateRotation
+  const lines: Array<Record<string, unknown>> = []
+  const subjects = async () =>
+    (
+      (await readFile(cloud.caFile, 'utf8')).match(
+        /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g,
+      ) ?? []
+    ).map((pem) => new X509Certificate(pem).subject)
+  const trust = (bundle: string, overlapDays: number, now: number) =>
+    rotation.handle(
+      signCommand(operator.privateKey, operatorKid(operator.privateKey), '$gw/gw/rotate', {
+        gatewayId: 'gw',
+        deviceId: '',
+        nonce: randomBytes(16),
+        timestamp: now,
+        body: Buffer.from(
+          JSON.stringify({ type: 'trust', request: randomBytes(16).toString('hex'), bundle, overlapDays }),
+        ),
+      }),
+      now,
+    )
+
+  beforeEach(async () => {
+    dir = await makeTempDir('edge-gw-trust-')
+    cloud = {
+      caFile: join(dir, 'trust.pem'),
+      certFile: join(dir, 'gw.pem'),
+      keyFile: join(dir, 'gw.key'),
+      rotation: { leadDays: 30, deadlineSeconds: 5, warnDays: [30] },
+    } as CloudConfig
+    await writePublicFile(cloud.caFile, oldCa.certPem)
+    await writePublicFile(cloud.certFile, client.certPem)
+    await writeSecretFile(cloud.keyFile, client.keyPem)
+    const logger = createLogger({
+      level: 'info',
+      destination: new Writable({
+        write(chunk: Buffer, _e, done) {
+          for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l))
+          done()
+        },
+      }),
+    })
+    const metrics = new Metrics()
+    rotation = new CertificateRotation({
+      cloud,
+      gatewayId: 'gw',
+      stateDir: join(dir, 'state'),
+      control: new ControlTopics('$gw', 'gw'),
+      operators: [{ name: 'ops', kid: operatorKid(operator.publicKey), key: operator.publicKey }],
+      nonces: await CommandNonces.open(join(dir, 'nonces.json')),
+      maxAgeSeconds: 300,
+      certificate: await GatewayCertificate.load(cloud),
+      link: { session$: new BehaviorSubject(null), clientId: 'gw' } as unknown as CloudLink,
+      protector: new CloudProtector('gw', generateKeyPairSync('ed25519').privateKey, new Map()),
+      security: new SecurityEvents(logger, metrics),
+      metrics,
+      logger,
+    })
+  })
+  afterEach(async () => removeDir(dir))
+
+  it('keeps the old CAs for the overlap, then holds the pushed bundle alone', async () => {
+    const now = Date.now()
+    expect(await trust(newCa.certPem, 7, now)).toBe('trusted')
+    expect(await subjects()).toEqual(['CN=new CA', 'CN=old CA'])
+    await rotation.tick(now + 6 * DAY)
+    expect(await subjects()).toEqual(['CN=new CA', 'CN=old CA'])
+    await rotation.tick(now + 7 * DAY + 1)
+    expect(await subjects()).toEqual(['CN=new CA'])
+  })
+
+  it('leaves a cloud.caFile replaced by hand during the overlap as it is', async () => {
+    const now = Date.now()
+    expect(await trust(newCa.certPem, 1, now)).toBe('trusted')
+    await writeFile(cloud.caFile, oldCa.certPem)
+    await rotation.tick(now + 2 * DAY)
+    expect(await subjects()).toEqual(['CN=old CA'])
+    expect(lines.some((l) => String(l.msg).includes('changed by hand meanwhile'))).toBe(true)
+  })
+
+  it('refuses when cloud.caFile cannot be read, and an overlap of 0 days, changing nothing', async () => {
+    const now = Date.now()
+    await writeFile(cloud.caFile, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
+    expect(await trust(newCa.certPem, 7, now)).toBe('error')
+    expect(await readFile(cloud.caFile, 'utf8')).toContain('AAAA')
+    await writePublicFile(cloud.caFile, oldCa.certPem)
+    expect(await trust(newCa.certPem, 0, now)).toBe('malformed')
+    expect(await subjects()).toEqual(['CN=old CA'])
+  })
+})
