@@ -92,8 +92,50 @@ export interface EdgeGateway {
  * A device PSK pushed from the cloud (docs/rotation.md), applied to `configFile` as
  * `edge-gateway device rotate` does; the running gateway reloads it from the file watch.
  */
-function pskRotationIn(configFile: string): DeviceCredentials {
+function deviceCredentialsIn(configFile: string, lanStarted: Promise<LanGateway>): DeviceCredentials {
+  const refusal = (err: unknown) => {
+    const code = (err as { code?: unknown }).code
+    return {
+      refused: code === 'PKI_ERR_WRITE_FILE' ? ('write_failed' as const) : ('invalid_config' as const),
+      detail: (err as Error).message,
+    }
+  }
   return {
+    async rotatePayloadKey(deviceId, topic, { overlapHours }) {
+      const lan = await lanStarted
+      const problem = lan.keyUpdateProblem(deviceId, topic)
+      if (problem) return { refused: problem, detail: `the key update cannot go to ${deviceId} on ${topic}` }
+      const { applyPayloadKeyRotation, PskRotationError } = await import('./actions/device.js')
+      const { loadConfig } = await import('../config/index.js')
+      const { readMasterSecretConfig } = await import('../gateway/protection/master-secret.js')
+      const { deriveContext } = await import('../crypto/context.js')
+      try {
+        const entry = (await loadConfig(configFile)).devices.find((d) => d.id === deviceId)
+        // The old key seals the update: the device has no other yet.
+        const old = entry?.payloadKey
+          ? deriveContext(await readMasterSecretConfig(entry.payloadKey))
+          : undefined
+        if (!entry) return { refused: 'unknown_device', detail: `no device ${deviceId} in ${configFile}` }
+        if (!old) return { refused: 'not_payload', detail: `device ${deviceId} has no payload key` }
+        const done = await applyPayloadKeyRotation(configFile, deviceId, { overlapHours })
+        const sent = await lan.sendKeyUpdate(topic, old, {
+          kid: Buffer.from(done.kid, 'hex'),
+          masterSecret: done.secret,
+          until: Date.parse(done.until),
+        })
+        done.secret.fill(0)
+        if (sent !== 'delivered') {
+          return {
+            refused: sent,
+            detail: `the config holds the new key (kid ${done.kid}) but the update could not be sealed: send it again after the overlap`,
+          }
+        }
+        return { kid: done.kid, previousKid: done.previousKid, until: done.until }
+      } catch (err) {
+        if (err instanceof PskRotationError) return { refused: err.reason, detail: err.message }
+        return refusal(err)
+      }
+    },
     async rotatePsk(deviceId, key, { identity, overlapHours }) {
       const { applyPskRotation, PskRotationError } = await import('./actions/device.js')
       try {
@@ -104,11 +146,7 @@ function pskRotationIn(configFile: string): DeviceCredentials {
         })
       } catch (err) {
         if (err instanceof PskRotationError) return { refused: err.reason, detail: err.message }
-        const code = (err as { code?: unknown }).code
-        return {
-          refused: code === 'PKI_ERR_WRITE_FILE' ? 'write_failed' : 'invalid_config',
-          detail: (err as Error).message,
-        }
+        return refusal(err)
       }
     },
   }
@@ -159,7 +197,9 @@ export async function startEdgeGateway(
   const configFile = options.configFile
   const bridge = new Bridge({
     ...cloudRuntime,
-    ...(configFile && { rotation: { ...cloudRuntime.rotation, devices: pskRotationIn(configFile) } }),
+    ...(configFile && {
+      rotation: { ...cloudRuntime.rotation, devices: deviceCredentialsIn(configFile, lanStarted) },
+    }),
     cloud: config.cloud,
     gatewayId: config.gateway.id,
     logger: logger.child({ module: 'bridge' }),

@@ -81,7 +81,15 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
           ...(d.psk.previous && { previous: { ...d.psk.previous, keyFile: at(d.psk.previous.keyFile) } }),
         },
       }),
-      ...(d.payloadKey && { payloadKey: { ...d.payloadKey, secretFile: at(d.payloadKey.secretFile) } }),
+      ...(d.payloadKey && {
+        payloadKey: {
+          ...d.payloadKey,
+          secretFile: at(d.payloadKey.secretFile),
+          ...(d.payloadKey.previous && {
+            previous: { ...d.payloadKey.previous, secretFile: at(d.payloadKey.previous.secretFile) },
+          }),
+        },
+      }),
       ...(d.signingKeyFile && { signingKeyFile: at(d.signingKeyFile) }),
     })),
     cloud: {
@@ -130,6 +138,11 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
       checks.push([`devices[${i}].psk.previous.keyFile`, secretFileProblem(d.psk.previous.keyFile)])
     if (d.payloadKey)
       checks.push([`devices[${i}].payloadKey.secretFile`, secretFileProblem(d.payloadKey.secretFile)])
+    if (d.payloadKey?.previous)
+      checks.push([
+        `devices[${i}].payloadKey.previous.secretFile`,
+        secretFileProblem(d.payloadKey.previous.secretFile),
+      ])
     if (d.signingKeyFile) checks.push([`devices[${i}].signingKeyFile`, publicFileProblem(d.signingKeyFile)])
   })
   if (config.lan.passwordPepperFile)

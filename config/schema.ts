@@ -99,6 +99,21 @@ export const deviceSchema = z.strictObject({
         .enum(['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305'])
         .default('AES-CCM-16-64-128'),
       mac: z.enum(['HMAC 256/64', 'HMAC 256/256']).default('HMAC 256/64'),
+      /**
+       * The key this one replaces (same algorithms), still accepted until `until` while the device
+       * takes the new one (a key pushed from the cloud writes it, docs/rotation.md). After `until`
+       * payloads and tokens under the old kid are refused.
+       */
+      previous: z
+        .strictObject({
+          kid: z.string().regex(/^([0-9a-fA-F]{2}){1,6}$/, '1 to 6 bytes as hex'),
+          secretFile: secretFilePath,
+          until: z.iso.datetime({ offset: true }),
+        })
+        .optional(),
+    })
+    .refine((k) => k.previous?.kid.toLowerCase() !== k.kid.toLowerCase(), {
+      message: 'payloadKey.previous.kid must differ from payloadKey.kid (the kid names the key)',
     })
     .optional(),
   /** Public key (PEM, Ed25519 or P-256) that verifies the device's COSE_Sign1 payloads on `signed` topics. */

@@ -68,6 +68,7 @@ export type OpenFailure =
   | 'oversize' // larger than the configured limit
   | 'unknown_kid' // no device with this key id
   | 'wrong_device' // the key id belongs to another device than the authenticated one
+  | 'retired_kid' // the device's own key that was replaced, after the end of its overlap
   | 'bad_tag' // authentication tag or MAC does not verify (tampered, wrong key, moved topic)
   | 'replayed' // sequence number already seen
   | 'too_old' // sequence number below the replay window

@@ -1,9 +1,10 @@
 import { deriveContext } from '../crypto/context.js'
-import { seal } from '../crypto/encrypt0.js'
+import { open, seal } from '../crypto/encrypt0.js'
 import { type HpkeSealRecipient, hpkeSeal } from '../crypto/hpke.js'
+import { decodeKeyUpdate } from '../crypto/key-update.js'
 import { macProtect } from '../crypto/mac0.js'
 import { makeToken } from '../crypto/token.js'
-import type { DerivedContext, MasterSecretConfig } from '../crypto/types.js'
+import type { DerivedContext, MasterSecretConfig, OpenFailure } from '../crypto/types.js'
 import { DEFAULT_BLOCK_SIZE, SequenceCounter } from './sequence.js'
 
 /**
@@ -15,12 +16,48 @@ import { DEFAULT_BLOCK_SIZE, SequenceCounter } from './sequence.js'
  */
 export class DeviceProtector {
   private readonly ctx: DerivedContext
+  /** The highest gateway sequence number opened: the gateway's numbers only rise. */
+  private lastFromGateway = -1
 
   constructor(
-    config: MasterSecretConfig,
+    private readonly config: MasterSecretConfig,
     private readonly counter: SequenceCounter,
   ) {
     this.ctx = deriveContext(config)
+  }
+
+  /**
+   * Opens what the gateway sealed for this device (COSE_Encrypt0, gateway to device) on `topic`:
+   * the plaintext, or why not; a sequence number not above the last one opened is `replayed`.
+   */
+  openFromGateway(
+    topic: string,
+    bytes: Buffer,
+    maxBytes = 64 * 1024,
+  ): { plaintext: Buffer; seq: number } | { failure: OpenFailure } {
+    const opened = open(this.ctx, 'gateway-to-device', bytes, topic, maxBytes)
+    if ('failure' in opened) return opened
+    if (opened.seq <= this.lastFromGateway) return { failure: 'replayed' }
+    this.lastFromGateway = opened.seq
+    return opened
+  }
+
+  /**
+   * A key update (docs/rotation.md) received on `topic`: opened under this key, it gives the
+   * protector for the new key (same algorithms, same sequence counter), and when the gateway stops
+   * accepting this one. Undefined when the bytes are not a fresh key update sealed for this device.
+   */
+  acceptKeyUpdate(topic: string, bytes: Buffer): { protector: DeviceProtector; until: number } | undefined {
+    const opened = this.openFromGateway(topic, bytes)
+    if ('failure' in opened) return undefined
+    const update = decodeKeyUpdate(opened.plaintext)
+    if (!update) return undefined
+    const next = new DeviceProtector(
+      { ...this.config, kid: update.kid, masterSecret: update.masterSecret },
+      this.counter,
+    )
+    next.lastFromGateway = this.lastFromGateway
+    return { protector: next, until: update.until }
   }
 
   /** A protector whose sequence counter is stored at `sequencePath`. */

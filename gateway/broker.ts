@@ -4,6 +4,9 @@ import { LogLimiter } from '../core/log-limiter.js'
 import type { Logger } from '../core/logger.js'
 import { type Metrics, series } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
+import { seal } from '../crypto/encrypt0.js'
+import { encodeKeyUpdate, type KeyUpdate } from '../crypto/key-update.js'
+import type { DerivedContext } from '../crypto/types.js'
 import { AccessControl, type AccessSnapshot } from './access-control.js'
 import { defaultScryptConcurrency, scryptSlots } from './auth/password.js'
 import { closeReasonOf, setCloseReason } from './close-reason.js'
@@ -274,6 +277,44 @@ export class LanGateway {
         (err?: Error) => (err ? reject(err) : resolve('delivered')),
       )
     })
+  }
+
+  /**
+   * Why a key update for `deviceId` cannot go out on `topic` (docs/rotation.md), or undefined: the
+   * device must exist and may subscribe to it, and the topic must carry no LAN protection (the
+   * update is sealed already, under the old key; the forward hook would seal it under the new one).
+   */
+  keyUpdateProblem(
+    deviceId: string,
+    topic: string,
+  ): 'unknown_device' | 'policy' | 'topic_protected' | undefined {
+    const device = this.access.registry.byDeviceId(deviceId)
+    if (!device) return 'unknown_device'
+    const principal = principalFor(device, '', device.username)
+    if (!this.access.engine.decide(principal, { action: 'subscribe', topic, qos: 1 }).allowed) return 'policy'
+    return this.protection.requirements.modeFor(topic) === 'none' ? undefined : 'topic_protected'
+  }
+
+  /**
+   * Seals `update` under `context` (the device's old key, gateway to device, with the gateway's own
+   * sequence number) and publishes it retained at QoS 1 on `topic`, so it waits for the device if it
+   * is not connected. Resolves 'sequence_unavailable' when no sequence number is durably reserved.
+   */
+  async sendKeyUpdate(
+    topic: string,
+    context: DerivedContext,
+    update: KeyUpdate,
+  ): Promise<'delivered' | 'sequence_unavailable'> {
+    const seq = this.protection.sequence.take()
+    if (seq === undefined) return 'sequence_unavailable'
+    const payload = seal(context, 'gateway-to-device', seq, encodeKeyUpdate(update), topic)
+    await new Promise<void>((resolve, reject) =>
+      this.broker.publish(
+        { cmd: 'publish', topic, payload, qos: 1, retain: true, dup: false },
+        (err?: Error) => (err ? reject(err) : resolve()),
+      ),
+    )
+    return 'delivered'
   }
 
   /**

@@ -56,6 +56,7 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
   const secrets = new Map<string, string>()
   for (const d of config.devices) {
     let payload: PayloadKeys | undefined
+    let payloadPrevious: DeviceSpec['payloadPrevious']
     if (d.payloadKey) {
       const master = await readMasterSecretConfig(d.payloadKey)
       const secret = master.masterSecret.toString('hex')
@@ -68,6 +69,14 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
       }
       secrets.set(secret, d.id)
       payload = { kid: master.kid, context: deriveContext(master) }
+      if (d.payloadKey.previous) {
+        const old = await readMasterSecretConfig({ ...d.payloadKey, ...d.payloadKey.previous })
+        payloadPrevious = {
+          kid: old.kid,
+          context: deriveContext(old),
+          until: Date.parse(d.payloadKey.previous.until),
+        }
+      }
     }
     specs.push({
       id: d.id,
@@ -90,6 +99,7 @@ async function deviceSpecs(config: Readonly<GatewayConfig>): Promise<DeviceSpec[
       ...(d.clientIds && { clientIds: d.clientIds }),
       groups: d.groups,
       ...(payload && { payload }),
+      ...(payloadPrevious && { payloadPrevious }),
       ...(d.signingKeyFile && { signingKey: createPublicKey(await readFile(d.signingKeyFile)) }),
     })
   }

@@ -30,6 +30,8 @@ export interface DeviceSpec {
   groups?: ReadonlyArray<string>
   /** COSE payload keys derived from the device's master secret. */
   payload?: PayloadKeys
+  /** The payload keys being replaced: accepted until `until` (ms since the epoch). */
+  payloadPrevious?: PayloadKeys & { until: number }
   /** Verifies the device's COSE_Sign1 payloads. */
   signingKey?: KeyObject
 }
@@ -49,7 +51,18 @@ export interface Device {
   readonly groups: ReadonlyArray<string>
   readonly clientIdAllowed: (clientId: string) => boolean
   readonly payload?: PayloadKeys
+  readonly payloadPrevious?: PayloadKeys & { readonly until: number }
   readonly signingKey?: KeyObject
+}
+
+/**
+ * The keys of `device` named by `kid`: its payload key, or the key it replaces while the overlap
+ * lasts (`payloadKey.previous`); undefined for any other kid, and for the old one after `until`.
+ */
+export function payloadKeysFor(device: Device, kid: Buffer, now = Date.now()): PayloadKeys | undefined {
+  if (device.payload?.kid.equals(kid)) return device.payload
+  const previous = device.payloadPrevious
+  return previous?.kid.equals(kid) && now < previous.until ? previous : undefined
 }
 
 const MAX_PSK_FILE_BYTES = 1024
@@ -110,6 +123,7 @@ export class DeviceRegistry {
       groups: [...(spec.groups ?? [])],
       clientIdAllowed: compileClientIdPatterns(spec.clientIds ?? [spec.id]),
       ...(spec.payload && { payload: spec.payload }),
+      ...(spec.payloadPrevious && { payloadPrevious: spec.payloadPrevious }),
       ...(spec.signingKey && { signingKey: spec.signingKey }),
     }
     this.byId.set(device.id, device)
@@ -142,6 +156,7 @@ export class DeviceRegistry {
     if (device.certificateCommonName !== undefined)
       this.byCommonName.set(device.certificateCommonName, device)
     if (device.payload) this.byKeyId.set(device.payload.kid.toString('hex'), device)
+    if (device.payloadPrevious) this.byKeyId.set(device.payloadPrevious.kid.toString('hex'), device)
   }
 
   get size(): number {

@@ -40,6 +40,17 @@ export const rotationCommandSchema = z.discriminatedUnion('type', [
       .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'base64'),
     overlapHours: z.number().gt(0).max(8760),
   }),
+  /**
+   * A payload device's new master secret, made on the gateway and sent to the device sealed under
+   * its current key, retained on the LAN topic `topic`; the old key accepted for `overlapHours`.
+   */
+  z.strictObject({
+    type: z.literal('device-key'),
+    request,
+    device: z.string().min(1).max(64),
+    topic: z.string().min(1).max(1024),
+    overlapHours: z.number().gt(0).max(8760),
+  }),
 ])
 
 export type RotationCommand = z.output<typeof rotationCommandSchema>
@@ -77,6 +88,17 @@ export type RotationReply =
       identity: string
       previousIdentity: string
       /** When the old identity stops being accepted. */
+      until: string
+    }
+  | {
+      state: 'device_key'
+      request: string
+      device: string
+      /** The LAN topic the sealed key update is retained on. */
+      topic: string
+      kid: string
+      previousKid: string
+      /** When the old kid stops being accepted. */
       until: string
     }
 

@@ -53,6 +53,10 @@ export const ROTATION_REFUSALS = [
   'identity_taken',
   'key_file_exists',
   'invalid_config',
+  'not_payload',
+  'policy',
+  'topic_protected',
+  'sequence_unavailable',
   'error',
 ] as const
 
@@ -68,6 +72,15 @@ export interface DeviceCredentials {
     | { identity: string; previousIdentity: string; until: string }
     | { refused: RotationRefusal; detail: string }
   >
+  /**
+   * Gives a payload device a new master secret under a new kid, the old key accepted for the
+   * overlap, and hands the new key to the device sealed under its old one, retained on `topic`.
+   */
+  rotatePayloadKey(
+    deviceId: string,
+    topic: string,
+    options: { overlapHours: number },
+  ): Promise<{ kid: string; previousKid: string; until: string } | { refused: RotationRefusal; detail: string }>
 }
 
 export interface RotationOptions {
@@ -187,6 +200,8 @@ export class CertificateRotation {
           return await this.applyTrust(command.request, command.bundle, command.overlapDays, operator, now)
         case 'device-psk':
           return await this.applyDevicePsk(command, operator)
+        case 'device-key':
+          return await this.applyDeviceKey(command, operator)
       }
     } catch (err) {
       // A fault of the gateway's own (a state file it cannot read or write): said, not swallowed.
@@ -477,6 +492,29 @@ export class CertificateRotation {
     )
     this.reply({ state: 'device_psk', request, device, ...done })
     return 'device_psk'
+  }
+
+  private async applyDeviceKey(
+    command: Extract<RotationCommand, { type: 'device-key' }>,
+    operator: string,
+  ): Promise<string> {
+    const { request, device, topic } = command
+    const devices = this.options.devices
+    if (!devices) {
+      this.refuse('not_supported', 'this gateway runs without a config file it can rewrite', request, operator)
+      return 'not_supported'
+    }
+    const done = await devices.rotatePayloadKey(device, topic, { overlapHours: command.overlapHours })
+    if ('refused' in done) {
+      this.refuse(done.refused, done.detail, request, operator)
+      return done.refused
+    }
+    this.options.logger.info(
+      { request, operator, device, kid: done.kid, previousKid: done.previousKid, until: done.until, topic },
+      `rotation: device ${device} has a new payload key (kid ${done.kid}), sent to it sealed under kid ${done.previousKid}, which is accepted until ${done.until}`,
+    )
+    this.reply({ state: 'device_key', request, device, topic, ...done })
+    return 'device_key'
   }
 
   /**

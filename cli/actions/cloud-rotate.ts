@@ -354,3 +354,51 @@ export async function devicePsk(options: DevicePskOptions): Promise<void> {
     await channel.close()
   }
 }
+
+export interface DeviceKeyOptions {
+  config: string
+  gateway: string
+  device: string
+  topic: string
+  overlapHours?: string
+  timeout?: string
+}
+
+/**
+ * `cloud device-key`: the gateway makes a payload device's new master secret, sends it to the
+ * device sealed under its current key (retained on `--topic`), and accepts the old key for the
+ * overlap. The new secret never leaves the LAN.
+ */
+export async function deviceKey(options: DeviceKeyOptions): Promise<void> {
+  const step: Step = (line) => process.stdout.write(`${line}\n`)
+  const config = await loadCloudToolConfig(options.config)
+  const key = await operatorKey(config, options.config)
+  const overlapHours = Number(options.overlapHours ?? 24)
+  if (!(Number.isFinite(overlapHours) && overlapHours > 0 && overlapHours <= 8760)) {
+    throw new BridgeError(
+      'BRIDGE_ERR_ROTATION',
+      `--overlap-hours: a number above 0, at most 8760, got ${options.overlapHours}`,
+    )
+  }
+  const timeoutMs = Number(options.timeout ?? 60) * 1000
+  const channel = await RotationChannel.open(config, options.gateway, step)
+  try {
+    await channel.binding(Math.min(timeoutMs, 30_000))
+    step(`key binding of ${options.gateway} verified`)
+    const request = randomBytes(16).toString('hex')
+    step(`asking ${options.gateway} for a new payload key for ${options.device} (request ${request})`)
+    const result = await channel.ask(
+      key,
+      { type: 'device-key', request, device: options.device, topic: options.topic, overlapHours },
+      timeoutMs,
+    )
+    if (refused(result, step)) return
+    if (result.state !== 'device_key')
+      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    step(
+      `${options.gateway}: device ${result.device} has a new payload key (kid ${result.kid}), retained for it on ${result.topic} sealed under kid ${result.previousKid}, which is accepted until ${result.until}`,
+    )
+  } finally {
+    await channel.close()
+  }
+}

@@ -149,6 +149,7 @@ export function nextPskIdentity(identity: string): string {
 export type PskRotationRefusal =
   | 'unknown_device'
   | 'not_psk'
+  | 'not_payload'
   | 'in_overlap'
   | 'bad_identity'
   | 'identity_taken'
@@ -286,4 +287,84 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now = 
       '',
     ].join('\n'),
   )
+}
+
+export interface PayloadKeyRotation {
+  kid: string
+  /** The new master secret: for the device only (sealed under its old key), never logged. */
+  secret: Buffer
+  secretFile: string
+  previousKid: string
+  until: string
+}
+
+/**
+ * Gives payload device `id` of `configFile` a new master secret (16 random bytes, a new 0600 file
+ * beside the old one) under a new random kid, and keeps the old key as `payloadKey.previous`,
+ * accepted for `overlapHours`; writes the config back after checking it loads (a running gateway
+ * applies it from its file watch). Throws PskRotationError. The caller gets the new secret to hand
+ * to the device (docs/rotation.md: sealed under the old key).
+ */
+export async function applyPayloadKeyRotation(
+  configFile: string,
+  id: string,
+  options: { overlapHours: number },
+  now = Date.now(),
+): Promise<PayloadKeyRotation> {
+  const fail = (reason: PskRotationRefusal, message: string): never => {
+    throw new PskRotationError(reason, message)
+  }
+  const config = await loadConfig(configFile)
+  const current = config.devices.find((d) => d.id === id)
+  if (!current) return fail('unknown_device', `${configFile}: no device \`${id}\` under \`devices\``)
+  const key = current.payloadKey
+  if (!key) return fail('not_payload', `${configFile}: device \`${id}\` has no \`payloadKey\` to rotate`)
+  if (key.previous && Date.parse(key.previous.until) > now) {
+    return fail(
+      'in_overlap',
+      `${configFile}: device \`${id}\` is in a payload key overlap until ${key.previous.until} (kid ${key.previous.kid} still accepted)`,
+    )
+  }
+  const used = new Set(
+    config.devices.flatMap((d) =>
+      d.payloadKey
+        ? [
+            d.payloadKey.kid.toLowerCase(),
+            ...(d.payloadKey.previous ? [d.payloadKey.previous.kid.toLowerCase()] : []),
+          ]
+        : [],
+    ),
+  )
+  let kid = randomBytes(2).toString('hex')
+  while (used.has(kid)) kid = randomBytes(2).toString('hex')
+  const secretFile = resolve(join(dirname(key.secretFile), `${id}-${kid}.secret`))
+  const text = await readFile(configFile, 'utf8')
+  const doc = parseDocument(text)
+  const devices = doc.get('devices')
+  if (!isSeq(devices)) return fail('invalid_config', `${configFile}: \`devices\` is not a list`)
+  const node = devices.items.find((item) => isMap(item) && item.get('id') === id)
+  if (!isMap(node))
+    return fail('invalid_config', `${configFile}: device \`${id}\` is not written as a mapping`)
+  const old = node.get('payloadKey', true)
+  if (!isMap(old))
+    return fail('invalid_config', `${configFile}: device \`${id}\`: payloadKey is not a mapping`)
+  const until = new Date(now + options.overlapHours * 3_600_000).toISOString()
+  const previous = { kid: old.get('kid'), secretFile: old.get('secretFile'), until }
+  old.set('kid', kid)
+  old.set('secretFile', secretFile)
+  old.set('previous', doc.createNode(previous))
+  const secret = randomBytes(16)
+  await writeSecretFile(secretFile, `${secret.toString('hex')}\n`)
+  const rewritten = doc.toString()
+  try {
+    await checkConfigFiles(
+      parseConfig(rewritten, { file: configFile, baseDir: dirname(configFile) }),
+      configFile,
+    )
+    await writeAtomically(configFile, rewritten, (await stat(configFile)).mode & 0o777)
+  } catch (err) {
+    await rm(secretFile, { force: true })
+    throw err
+  }
+  return { kid, secret, secretFile, previousKid: key.kid.toLowerCase(), until }
 }

@@ -1,6 +1,11 @@
 import type { Command } from 'commander'
 import type { CommandOptions, ConsumeOptions, KeygenOptions } from '../actions/cloud.js'
-import type { DevicePskOptions, RotateOptions, TrustOptions } from '../actions/cloud-rotate.js'
+import type {
+  DeviceKeyOptions,
+  DevicePskOptions,
+  RotateOptions,
+  TrustOptions,
+} from '../actions/cloud-rotate.js'
 
 export function registerCloud(program: Command): void {
   const cloud = program
@@ -71,6 +76,24 @@ export function registerCloud(program: Command): void {
     .option('--timeout <seconds>', 'how long to wait for the answer of the gateway (default 60)')
     .action(async (options: DevicePskOptions) =>
       (await import('../actions/cloud-rotate.js')).devicePsk(options),
+    )
+
+  cloud
+    .command('device-key')
+    .description(
+      "give a gateway's payload device a new master secret: the gateway makes it and sends it to the device sealed under its current key, retained on --topic; the old key stays accepted for the overlap",
+    )
+    .requiredOption('-c, --config <file>', 'cloud-side config (broker, trust, operator key)')
+    .requiredOption('--gateway <id>', 'the gateway the device connects to')
+    .requiredOption('--device <id>', 'the device (one with a payloadKey in the gateway config)')
+    .requiredOption(
+      '--topic <topic>',
+      'the LAN topic the device takes key updates on (no LAN protection; the device may subscribe)',
+    )
+    .option('--overlap-hours <n>', 'hours the old key stays accepted (default 24)')
+    .option('--timeout <seconds>', 'how long to wait for the answer of the gateway (default 60)')
+    .action(async (options: DeviceKeyOptions) =>
+      (await import('../actions/cloud-rotate.js')).deviceKey(options),
     )
 
   cloud

@@ -1,5 +1,5 @@
 import { checkToken } from '../../crypto/token.js'
-import type { Device } from '../registry.js'
+import { type Device, payloadKeysFor } from '../registry.js'
 import type { ProtectionRuntime } from './runtime.js'
 
 /**
@@ -14,18 +14,25 @@ export async function checkConnectToken(
   device: Device,
   token: Buffer,
   clientId: string,
-  nowSeconds = Math.floor(Date.now() / 1000),
+  nowMs = Date.now(),
 ): Promise<'ok' | string> {
-  const keys = device.payload
-  if (!keys) return 'no_payload_key'
+  const nowSeconds = Math.floor(nowMs / 1000)
+  if (!device.payload) return 'no_payload_key'
+  let named: Buffer | undefined
   const result = checkToken(
-    (kid) => (kid.equals(keys.kid) ? keys.context : undefined),
+    (kid) => {
+      named = kid
+      return payloadKeysFor(device, kid, nowMs)?.context
+    },
     token,
     clientId,
     nowSeconds,
     protection.tokenWindowSeconds,
   )
-  if ('failure' in result) return result.failure === 'unknown_kid' ? 'wrong_device' : result.failure
+  if ('failure' in result) {
+    if (result.failure !== 'unknown_kid') return result.failure
+    return named && device.payloadPrevious?.kid.equals(named) ? 'retired_kid' : 'wrong_device'
+  }
   const key = `${result.kid.toString('hex')}:${result.nonce.toString('hex')}`
   // A token is accepted while its timestamp is within the window of the gateway's clock, so it
   // can be accepted at most until timestamp + window <= now + 2 × window: remember it that long.

@@ -3,7 +3,7 @@ import { macOpen, readMacHeader } from '../../crypto/mac0.js'
 import type { ReplayGuard } from '../../crypto/replay-guard.js'
 import { verify1 } from '../../crypto/sign1.js'
 import type { OpenFailure } from '../../crypto/types.js'
-import type { Device, DeviceRegistry } from '../registry.js'
+import { type Device, type DeviceRegistry, payloadKeysFor } from '../registry.js'
 import type { ProtectionMode } from './requirements.js'
 
 export type OpenResult = { ok: true; plaintext: Buffer; seq?: number } | { ok: false; failure: OpenFailure }
@@ -16,6 +16,7 @@ const FAILURES: Record<OpenFailure, true> = {
   oversize: true,
   unknown_kid: true,
   wrong_device: true,
+  retired_kid: true,
   bad_tag: true,
   replayed: true,
   too_old: true,
@@ -53,8 +54,9 @@ export class PayloadOpener {
     }
     const header = mode === 'sealed' ? readHeader(bytes, this.maxBytes) : readMacHeader(bytes, this.maxBytes)
     if (typeof header === 'string') return fail(header)
-    const keys = device.payload
-    if (!keys || !keys.kid.equals(header.kid)) {
+    const keys = payloadKeysFor(device, header.kid)
+    if (!keys) {
+      if (device.payloadPrevious?.kid.equals(header.kid)) return fail('retired_kid')
       return fail(registry.byKid(header.kid.toString('hex')) ? 'wrong_device' : 'unknown_kid')
     }
     const opened =

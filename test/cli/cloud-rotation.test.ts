@@ -42,6 +42,7 @@ const DEVICES = Array.from({ length: 10 }, (_, i) => `dev${i}`)
 const TLS12 = { NODE_OPTIONS: '--tls-max-v1.2' }
 const ROTATE = `$gw/${GATEWAY}/rotate`
 const PSK_KEY = '00112233445566778899aabbccddeeff'
+const PAY_SECRET = '0f1e2d3c4b5a69788796a5b4c3d2e1f0'
 const REPLIES = `$gw/${GATEWAY}/rotation`
 
 /** Devices publishing QoS 1 at `perDevice` msg/s each, for `durationMs`; what was acknowledged. */
@@ -274,6 +275,7 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     lanPort = await freePort()
     pskPort = await freePort()
     await writeSecretFile(file('keys/pskdev.psk'), `${PSK_KEY}\n`)
+    await writeSecretFile(file('keys/paydev.secret'), `${PAY_SECRET}\n`)
     const hash = await hashPassword(PASSWORD)
     const config = {
       gateway: { id: GATEWAY, stateDir: file('state') },
@@ -284,11 +286,23 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
           { type: 'tls-psk', host: '127.0.0.1', port: pskPort },
         ],
         deviceRate: { messagesPerSecond: 1000, burst: 2000 },
+        protection: [{ topic: 'devices/paydev/#', mode: 'sealed' }],
       },
       devices: [
         ...DEVICES.map((d) => ({ id: d, username: d, passwordHash: hash })),
         { id: 'pskdev', psk: { identity: 'pskdev', keyFile: file('keys/pskdev.psk') } },
+        {
+          id: 'paydev',
+          clientIds: ['paydev', 'paydev-*'],
+          payloadKey: { kid: 'a1', secretFile: file('keys/paydev.secret') },
+        },
       ],
+      policies: {
+        rules: [
+          { name: 'own', who: 'everyone', topic: 'devices/%d/#', action: 'both' },
+          { name: 'key-updates', who: 'everyone', topic: 'keys/%d', action: 'subscribe' },
+        ],
+      },
       cloud: {
         host: '127.0.0.1',
         port: tap.port,
@@ -648,5 +662,112 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     expect(unknown.code).toBe(1)
     expect(unknown.stdout).toContain('REFUSED by the gateway: unknown_device')
     expect(securityEvents('rotation_refused').at(-1)).toMatchObject({ reason: 'unknown_device' })
+  }, 60_000)
+  it('cloud device-key: a payload device gets a new master secret, sealed under its old key, and works with either key until the overlap ends', async () => {
+    const { readMasterSecretConfig } = await import('../../gateway/protection/master-secret.js')
+    const { DeviceProtector } = await import('../../device/protector.js')
+    const { SequenceCounter } = await import('../../device/sequence.js')
+    const counter = await SequenceCounter.open(file('paydev.seq'))
+    let protector = new DeviceProtector(
+      await readMasterSecretConfig({
+        kid: 'a1',
+        secretFile: file('keys/paydev.secret'),
+        aead: 'AES-CCM-16-64-128',
+        mac: 'HMAC 256/64',
+      }),
+      counter,
+    )
+    const oldProtector = protector
+    const connect = (p: InstanceType<typeof DeviceProtector>, clientId: string) =>
+      connectDevice(lanPort, {
+        username: 'paydev',
+        password: p.token(clientId),
+        clientId,
+        reconnectPeriod: 0,
+      })
+    const device = await connect(protector, 'paydev')
+    const updates: Buffer[] = []
+    device.on('message', (topic, payload) => {
+      if (topic === 'keys/paydev') updates.push(payload)
+    })
+    await device.subscribeAsync('keys/paydev', { qos: 1 })
+    const send = async (p: InstanceType<typeof DeviceProtector>, text: string) =>
+      device.publishAsync(
+        'devices/paydev/reading',
+        await p.seal('devices/paydev/reading', Buffer.from(text)),
+        { qos: 1 },
+      )
+    await send(protector, 'pay-old')
+    const reloads = () => logs.filter((l) => String(l.msg).startsWith('reloaded devices and policies')).length
+    const before = reloads()
+    const pushed = await runCli([
+      'cloud',
+      'device-key',
+      '-c',
+      file('cloud.yaml'),
+      '--gateway',
+      GATEWAY,
+      '--device',
+      'paydev',
+      '--topic',
+      'keys/paydev',
+      '--overlap-hours',
+      '0.003',
+    ])
+    expect(pushed.stderr).toBe('')
+    expect(pushed.code).toBe(0)
+    const reported =
+      /new payload key \(kid ([0-9a-f]+)\), retained for it on keys\/paydev sealed under kid a1, which is accepted until (\S+)/.exec(
+        pushed.stdout,
+      )
+    expect(reported).not.toBeNull()
+    const until = Date.parse(reported![2]!)
+    // The device gets the update sealed under its old key, and takes the new one from it.
+    await waitUntil(() => updates.length > 0, 10_000, 'the key update at the device')
+    const accepted = protector.acceptKeyUpdate('keys/paydev', updates[0]!)
+    expect(accepted).toBeDefined()
+    expect(accepted!.until).toBe(until)
+    protector = accepted!.protector
+    expect(protector.kid.toString('hex')).toBe(reported![1])
+    // The new secret is on the gateway (0600), never in a log or on the cloud side.
+    const configText = await readFile(file('gateway.yaml'), 'utf8')
+    const secretFile = new RegExp(`(\\S+paydev-${reported![1]}\\.secret)`).exec(configText)?.[1]
+    expect(secretFile).toBeDefined()
+    expect((await stat(secretFile!)).mode & 0o777).toBe(0o600)
+    const secretHex = (await readFile(secretFile!, 'utf8')).trim()
+    expect(JSON.stringify(logs)).not.toContain(secretHex)
+    expect(pushed.stdout).not.toContain(secretHex)
+    await waitUntil(() => reloads() > before, 10_000, 'the reload of the rewritten config')
+    await send(protector, 'pay-new')
+    await send(oldProtector, 'pay-old-in-overlap')
+    // A new connection with a token under the new key.
+    const again = await connect(protector, 'paydev-again')
+    await again.endAsync()
+    await waitUntil(
+      () => ['pay-old', 'pay-new', 'pay-old-in-overlap'].every((p) => received.has(p)),
+      10_000,
+      'the payload device messages at the cloud',
+    )
+    expect(securityEvents('payload_rejected')).toEqual([])
+    // After the overlap: the old kid is refused, the new one goes on.
+    await new Promise((r) => setTimeout(r, Math.max(0, until - Date.now()) + 200))
+    await send(oldProtector, 'pay-old-after')
+    await send(protector, 'pay-new-after')
+    await waitUntil(() => received.has('pay-new-after'), 10_000, 'the new key after the overlap')
+    expect(received.has('pay-old-after')).toBe(false)
+    expect(securityEvents('payload_rejected').at(-1)).toMatchObject({
+      reason: 'retired_kid',
+      device: 'paydev',
+    })
+    const late = await connect(oldProtector, 'paydev-late').then(
+      (c) => c.endAsync().then(() => 'connected'),
+      () => 'refused',
+    )
+    expect(late).toBe('refused')
+    expect(securityEvents('auth_bad_token').at(-1)).toMatchObject({
+      device: 'paydev',
+      msg: 'CONNECT refused: one-time token refused (retired_kid)',
+    })
+    await device.endAsync()
   }, 60_000)
 })

@@ -124,6 +124,8 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
     signalPid(child.pid, 'SIGHUP')
     await waitUntil(() => reloads().length > before, 10_000, 'reload with the shorter overlap')
     await waitUntil(() => heldClosed, 15_000, 'the old-key connection closed at the end of the overlap')
+    // The close reaches the client before the gateway's log line reaches this process: wait for both.
+    await waitUntil(() => logs.some((l) => l.event === 'psk_retired'), 10_000, 'the psk_retired event')
     const retired = logs.find((l) => l.event === 'psk_retired')
     expect(retired).toMatchObject({ security: true, device: 'dev', pskIdentity: 'dev', clientId: 'dev-held' })
     // pino's time: ms since the epoch, on the same clock as `until`.

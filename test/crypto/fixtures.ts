@@ -62,6 +62,16 @@ export interface Vectors {
     externalAad: string
     token: string
   }>
+  keyUpdate: {
+    context: string
+    seq: number
+    topic: string
+    kid: string
+    masterSecret: string
+    until: number
+    plaintext: string
+    sealed: string
+  }
 }
 
 export const vectors: Vectors = JSON.parse(readFileSync(new URL('./vectors.json', import.meta.url), 'utf8'))
