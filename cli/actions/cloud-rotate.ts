@@ -167,6 +167,69 @@ function refused(reply: RotationReply, step: Step): boolean {
   return true
 }
 
+/** What one operator command holds while it talks to a gateway. */
+interface GatewaySession {
+  channel: RotationChannel
+  step: Step
+  /** A fresh request id, echoed in the gateway's replies. */
+  request: string
+  /**
+   * Signs and sends `command` and resolves with the reply in state `expected`; undefined when the
+   * gateway refused or rolled it back (printed, exit status 1); throws on any other answer.
+   */
+  ask<S extends RotationReply['state']>(
+    command: RotationCommand,
+    expected: S,
+  ): Promise<Extract<RotationReply, { state: S }> | undefined>
+}
+
+/**
+ * The part every operator command shares: the cloud tools' config and the operator key, one
+ * connection to the broker, the gateway's verified key binding; then `run`; then the connection
+ * is closed, whatever happened.
+ */
+async function withGateway(
+  options: { config: string; gateway: string; timeout?: string },
+  defaultTimeoutSeconds: number,
+  run: (session: GatewaySession) => Promise<void>,
+): Promise<void> {
+  const step: Step = (line) => process.stdout.write(`${line}\n`)
+  const config = await loadCloudToolConfig(options.config)
+  const key = await operatorKey(config, options.config)
+  const timeoutMs = Number(options.timeout ?? defaultTimeoutSeconds) * 1000
+  const channel = await RotationChannel.open(config, options.gateway, step)
+  try {
+    await channel.binding(Math.min(timeoutMs, 30_000))
+    step(`key binding of ${options.gateway} verified`)
+    await run({
+      channel,
+      step,
+      request: randomBytes(16).toString('hex'),
+      async ask(command, expected) {
+        const reply = await channel.ask(key, command, timeoutMs)
+        if (refused(reply, step)) return undefined
+        if (reply.state !== expected)
+          throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${reply.state}`)
+        return reply as Extract<RotationReply, { state: typeof expected }>
+      },
+    })
+  } finally {
+    await channel.close()
+  }
+}
+
+/** `--overlap-hours`: above 0, at most a year. */
+function overlapHoursOf(value: string | undefined): number {
+  const hours = Number(value ?? 24)
+  if (!(Number.isFinite(hours) && hours > 0 && hours <= 8760)) {
+    throw new BridgeError(
+      'BRIDGE_ERR_ROTATION',
+      `--overlap-hours: a number above 0, at most 8760, got ${value}`,
+    )
+  }
+  return hours
+}
+
 export interface RotateOptions {
   config: string
   gateway: string
@@ -181,9 +244,6 @@ export interface RotateOptions {
  * operator's CA, pushes it signed, and waits for the gateway to confirm it switched (or to say why not).
  */
 export async function rotate(options: RotateOptions): Promise<void> {
-  const step: Step = (line) => process.stdout.write(`${line}\n`)
-  const config = await loadCloudToolConfig(options.config)
-  const key = await operatorKey(config, options.config)
   const caKeyProblem = await secretFileProblem(options.caKey)
   if (caKeyProblem) throw new BridgeError('BRIDGE_ERR_KEY_FILE', `--ca-key: ${caKeyProblem}`)
   const ca = {
@@ -191,17 +251,10 @@ export async function rotate(options: RotateOptions): Promise<void> {
     keyPem: await readFile(options.caKey, 'utf8'),
   }
   const days = options.days === undefined ? undefined : Number(options.days)
-  const timeoutMs = Number(options.timeout ?? 120) * 1000
-  const channel = await RotationChannel.open(config, options.gateway, step)
-  try {
-    await channel.binding(Math.min(timeoutMs, 30_000))
-    step(`key binding of ${options.gateway} verified`)
-    const request = randomBytes(16).toString('hex')
+  await withGateway(options, 120, async ({ step, request, ask }) => {
     step(`asking ${options.gateway} for a CSR (request ${request})`)
-    const answer = await channel.ask(key, { type: 'csr-request', request }, timeoutMs)
-    if (refused(answer, step)) return
-    if (answer.state !== 'csr')
-      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${answer.state}`)
+    const answer = await ask({ type: 'csr-request', request }, 'csr')
+    if (!answer) return
     const csr = checkCsr(answer.csr, options.gateway)
     if ('problem' in csr) {
       step(`the CSR from ${options.gateway} is refused: ${csr.problem}; nothing was issued`)
@@ -216,16 +269,12 @@ export async function rotate(options: RotateOptions): Promise<void> {
     const issued = new X509Certificate(certificate)
     step(`issued serial ${issued.serialNumber}, valid until ${new Date(issued.validTo).toISOString()}`)
     step(`pushing it to ${options.gateway}; it tries the certificate on a second connection before switching`)
-    const result = await channel.ask(key, { type: 'certificate', request, certificate }, timeoutMs)
-    if (refused(result, step)) return
-    if (result.state !== 'applied')
-      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    const result = await ask({ type: 'certificate', request, certificate }, 'applied')
+    if (!result) return
     step(
       `${options.gateway} now uses serial ${result.serial} (until ${result.notAfter}); the old certificate is no longer used`,
     )
-  } finally {
-    await channel.close()
-  }
+  })
 }
 
 export interface TrustOptions {
@@ -238,11 +287,7 @@ export interface TrustOptions {
 
 /** `cloud trust`: pushes a new CA bundle for the broker, kept beside the gateway's old one for the overlap. */
 export async function trust(options: TrustOptions): Promise<void> {
-  const step: Step = (line) => process.stdout.write(`${line}\n`)
-  const config = await loadCloudToolConfig(options.config)
-  const key = await operatorKey(config, options.config)
-  const bundle = await readFile(options.caBundle, 'utf8')
-  const checked = checkPushedBundle(bundle)
+  const checked = checkPushedBundle(await readFile(options.caBundle, 'utf8'))
   if ('refused' in checked) {
     throw new BridgeError('BRIDGE_ERR_ROTATION', `${options.caBundle}: ${checked.refused}: ${checked.detail}`)
   }
@@ -253,31 +298,19 @@ export async function trust(options: TrustOptions): Promise<void> {
       `--overlap-days: a whole number of days from 1 to 365, got ${options.overlapDays}`,
     )
   }
-  const timeoutMs = Number(options.timeout ?? 60) * 1000
-  const channel = await RotationChannel.open(config, options.gateway, step)
-  try {
-    await channel.binding(Math.min(timeoutMs, 30_000))
-    step(`key binding of ${options.gateway} verified`)
-    const request = randomBytes(16).toString('hex')
+  const bundle = checked.certificates.map((c) => c.toString()).join('')
+  await withGateway(options, 60, async ({ step, request, ask }) => {
     step(
       `pushing ${checked.certificates.length} CA certificate(s) to ${options.gateway} (request ${request})`,
     )
-    const result = await channel.ask(
-      key,
-      { type: 'trust', request, bundle: checked.certificates.map((c) => c.toString()).join(''), overlapDays },
-      timeoutMs,
-    )
-    if (refused(result, step)) return
-    if (result.state !== 'trusted')
-      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    const result = await ask({ type: 'trust', request, bundle, overlapDays }, 'trusted')
+    if (!result) return
     step(
       result.overlapUntil
         ? `${options.gateway} trusts the new bundle, and the old one until ${result.overlapUntil}`
         : `${options.gateway} trusts the new bundle`,
     )
-  } finally {
-    await channel.close()
-  }
+  })
 }
 
 export interface DevicePskOptions {
@@ -297,20 +330,8 @@ export interface DevicePskOptions {
  * the gateway applies it as `device rotate` does, the old identity accepted for the overlap.
  */
 export async function devicePsk(options: DevicePskOptions): Promise<void> {
-  const step: Step = (line) => process.stdout.write(`${line}\n`)
-  const config = await loadCloudToolConfig(options.config)
-  const key = await operatorKey(config, options.config)
-  const overlapHours = Number(options.overlapHours ?? 24)
-  if (!(Number.isFinite(overlapHours) && overlapHours > 0 && overlapHours <= 8760)) {
-    throw new BridgeError(
-      'BRIDGE_ERR_ROTATION',
-      `--overlap-hours: a number above 0, at most 8760, got ${options.overlapHours}`,
-    )
-  }
-  const timeoutMs = Number(options.timeout ?? 60) * 1000
-  const channel = await RotationChannel.open(config, options.gateway, step)
-  try {
-    await channel.binding(Math.min(timeoutMs, 30_000))
+  const overlapHours = overlapHoursOf(options.overlapHours)
+  await withGateway(options, 60, async ({ channel, step, request, ask }) => {
     const certificate = channel.certificate
     if (certificate?.publicKey.asymmetricKeyType !== 'rsa') {
       throw new BridgeError(
@@ -318,9 +339,7 @@ export async function devicePsk(options: DevicePskOptions): Promise<void> {
         `the certificate of ${options.gateway} has no RSA key to encrypt the PSK to`,
       )
     }
-    step(
-      `key binding of ${options.gateway} verified; the key is encrypted to its certificate (serial ${certificate.serialNumber})`,
-    )
+    step(`the key is encrypted to the gateway's certificate (serial ${certificate.serialNumber})`)
     const psk = randomBytes(16)
     await writeSecretFile(options.out, `${psk.toString('hex')}\n`)
     const sealedKey = publicEncrypt(
@@ -328,12 +347,10 @@ export async function devicePsk(options: DevicePskOptions): Promise<void> {
       psk,
     ).toString('base64')
     psk.fill(0)
-    const request = randomBytes(16).toString('hex')
     step(
       `pushing a new PSK for ${options.device} to ${options.gateway} (request ${request}); the key is in ${options.out} (0600) for the device`,
     )
-    const result = await channel.ask(
-      key,
+    const result = await ask(
       {
         type: 'device-psk',
         request,
@@ -342,17 +359,13 @@ export async function devicePsk(options: DevicePskOptions): Promise<void> {
         overlapHours,
         ...(options.identity !== undefined && { identity: options.identity }),
       },
-      timeoutMs,
+      'device_psk',
     )
-    if (refused(result, step)) return
-    if (result.state !== 'device_psk')
-      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    if (!result) return
     step(
       `${options.gateway}: device ${result.device} now has PSK identity ${result.identity}; the old identity ${result.previousIdentity} is accepted until ${result.until}`,
     )
-  } finally {
-    await channel.close()
-  }
+  })
 }
 
 export interface DeviceKeyOptions {
@@ -370,35 +383,16 @@ export interface DeviceKeyOptions {
  * overlap. The new secret never leaves the LAN.
  */
 export async function deviceKey(options: DeviceKeyOptions): Promise<void> {
-  const step: Step = (line) => process.stdout.write(`${line}\n`)
-  const config = await loadCloudToolConfig(options.config)
-  const key = await operatorKey(config, options.config)
-  const overlapHours = Number(options.overlapHours ?? 24)
-  if (!(Number.isFinite(overlapHours) && overlapHours > 0 && overlapHours <= 8760)) {
-    throw new BridgeError(
-      'BRIDGE_ERR_ROTATION',
-      `--overlap-hours: a number above 0, at most 8760, got ${options.overlapHours}`,
-    )
-  }
-  const timeoutMs = Number(options.timeout ?? 60) * 1000
-  const channel = await RotationChannel.open(config, options.gateway, step)
-  try {
-    await channel.binding(Math.min(timeoutMs, 30_000))
-    step(`key binding of ${options.gateway} verified`)
-    const request = randomBytes(16).toString('hex')
+  const overlapHours = overlapHoursOf(options.overlapHours)
+  await withGateway(options, 60, async ({ step, request, ask }) => {
     step(`asking ${options.gateway} for a new payload key for ${options.device} (request ${request})`)
-    const result = await channel.ask(
-      key,
+    const result = await ask(
       { type: 'device-key', request, device: options.device, topic: options.topic, overlapHours },
-      timeoutMs,
+      'device_key',
     )
-    if (refused(result, step)) return
-    if (result.state !== 'device_key')
-      throw new BridgeError('BRIDGE_ERR_ROTATION', `unexpected answer: ${result.state}`)
+    if (!result) return
     step(
       `${options.gateway}: device ${result.device} has a new payload key (kid ${result.kid}), retained for it on ${result.topic} sealed under kid ${result.previousKid}, which is accepted until ${result.until}`,
     )
-  } finally {
-    await channel.close()
-  }
+  })
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { access, readFile, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
-import { isMap, isSeq, parseDocument, stringify } from 'yaml'
+import { type Document, isMap, isSeq, parseDocument, stringify, type YAMLMap } from 'yaml'
 import { checkConfigFiles, loadConfig, parseConfig } from '../../config/index.js'
 import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
@@ -223,36 +223,54 @@ export async function applyPskRotation(
   if (keyFileExists)
     return fail('key_file_exists', `${keyFile} exists: never overwritten; pass --identity or --key-dir`)
 
-  const text = await readFile(configFile, 'utf8')
-  const doc = parseDocument(text)
-  const devices = doc.get('devices')
-  if (!isSeq(devices)) return fail('invalid_config', `${configFile}: \`devices\` is not a list`)
-  const node = devices.items.find((item) => isMap(item) && item.get('id') === id)
-  if (!isMap(node))
-    return fail('invalid_config', `${configFile}: device \`${id}\` is not written as a mapping`)
   const until = new Date(now + options.overlapHours * 3_600_000).toISOString()
-  const oldPsk = node.get('psk', true)
-  const oldIdentity = isMap(oldPsk) ? oldPsk.get('identity') : undefined
-  const oldKeyFile = isMap(oldPsk) ? oldPsk.get('keyFile') : undefined
-  node.set(
-    'psk',
-    doc.createNode({ identity, keyFile, previous: { identity: oldIdentity, keyFile: oldKeyFile, until } }),
-  )
+  await rewriteDevice(configFile, id, { file: keyFile, key: options.key }, (doc, node) => {
+    const oldPsk = node.get('psk', true)
+    const oldIdentity = isMap(oldPsk) ? oldPsk.get('identity') : undefined
+    const oldKeyFile = isMap(oldPsk) ? oldPsk.get('keyFile') : undefined
+    node.set(
+      'psk',
+      doc.createNode({ identity, keyFile, previous: { identity: oldIdentity, keyFile: oldKeyFile, until } }),
+    )
+  })
+  return { identity, keyFile, previousIdentity: current.psk.identity, until }
+}
 
-  await writeSecretFile(keyFile, `${options.key.toString('hex')}\n`)
+/**
+ * Edits device `id` in `configFile` (comments kept) with `edit`, after writing `secret.key` as hex
+ * to `secret.file` (0600); the rewritten config must load as the gateway will load it before it
+ * replaces the old one (same mode); otherwise the new file is removed and the error thrown.
+ */
+async function rewriteDevice(
+  configFile: string,
+  id: string,
+  secret: { file: string; key: Buffer },
+  edit: (doc: Document, node: YAMLMap) => void,
+): Promise<void> {
+  const doc = parseDocument(await readFile(configFile, 'utf8'))
+  const devices = doc.get('devices')
+  if (!isSeq(devices))
+    throw new PskRotationError('invalid_config', `${configFile}: \`devices\` is not a list`)
+  const node = devices.items.find((item) => isMap(item) && item.get('id') === id)
+  if (!isMap(node)) {
+    throw new PskRotationError(
+      'invalid_config',
+      `${configFile}: device \`${id}\` is not written as a mapping`,
+    )
+  }
+  edit(doc, node)
+  await writeSecretFile(secret.file, `${secret.key.toString('hex')}\n`)
   const rewritten = doc.toString()
   try {
-    // The rewritten config must load as the gateway will load it before it replaces the old one.
     await checkConfigFiles(
       parseConfig(rewritten, { file: configFile, baseDir: dirname(configFile) }),
       configFile,
     )
     await writeAtomically(configFile, rewritten, (await stat(configFile)).mode & 0o777)
   } catch (err) {
-    await rm(keyFile, { force: true })
+    await rm(secret.file, { force: true })
     throw err
   }
-  return { identity, keyFile, previousIdentity: current.psk.identity, until }
 }
 
 /**
@@ -338,33 +356,20 @@ export async function applyPayloadKeyRotation(
   let kid = randomBytes(2).toString('hex')
   while (used.has(kid)) kid = randomBytes(2).toString('hex')
   const secretFile = resolve(join(dirname(key.secretFile), `${id}-${kid}.secret`))
-  const text = await readFile(configFile, 'utf8')
-  const doc = parseDocument(text)
-  const devices = doc.get('devices')
-  if (!isSeq(devices)) return fail('invalid_config', `${configFile}: \`devices\` is not a list`)
-  const node = devices.items.find((item) => isMap(item) && item.get('id') === id)
-  if (!isMap(node))
-    return fail('invalid_config', `${configFile}: device \`${id}\` is not written as a mapping`)
-  const old = node.get('payloadKey', true)
-  if (!isMap(old))
-    return fail('invalid_config', `${configFile}: device \`${id}\`: payloadKey is not a mapping`)
   const until = new Date(now + options.overlapHours * 3_600_000).toISOString()
-  const previous = { kid: old.get('kid'), secretFile: old.get('secretFile'), until }
-  old.set('kid', kid)
-  old.set('secretFile', secretFile)
-  old.set('previous', doc.createNode(previous))
   const secret = randomBytes(16)
-  await writeSecretFile(secretFile, `${secret.toString('hex')}\n`)
-  const rewritten = doc.toString()
-  try {
-    await checkConfigFiles(
-      parseConfig(rewritten, { file: configFile, baseDir: dirname(configFile) }),
-      configFile,
-    )
-    await writeAtomically(configFile, rewritten, (await stat(configFile)).mode & 0o777)
-  } catch (err) {
-    await rm(secretFile, { force: true })
-    throw err
-  }
+  await rewriteDevice(configFile, id, { file: secretFile, key: secret }, (doc, node) => {
+    const payloadKey: unknown = node.get('payloadKey', true)
+    if (!isMap(payloadKey)) {
+      throw new PskRotationError(
+        'invalid_config',
+        `${configFile}: device \`${id}\`: payloadKey is not a mapping`,
+      )
+    }
+    const previous = { kid: payloadKey.get('kid'), secretFile: payloadKey.get('secretFile'), until }
+    payloadKey.set('kid', kid)
+    payloadKey.set('secretFile', secretFile)
+    payloadKey.set('previous', doc.createNode(previous))
+  })
   return { kid, secret, secretFile, previousKid: key.kid.toLowerCase(), until }
 }
