@@ -80,7 +80,9 @@ export interface DeviceCredentials {
     deviceId: string,
     topic: string,
     options: { overlapHours: number },
-  ): Promise<{ kid: string; previousKid: string; until: string } | { refused: RotationRefusal; detail: string }>
+  ): Promise<
+    { kid: string; previousKid: string; until: string } | { refused: RotationRefusal; detail: string }
+  >
 }
 
 export interface RotationOptions {
@@ -501,7 +503,12 @@ export class CertificateRotation {
     const { request, device, topic } = command
     const devices = this.options.devices
     if (!devices) {
-      this.refuse('not_supported', 'this gateway runs without a config file it can rewrite', request, operator)
+      this.refuse(
+        'not_supported',
+        'this gateway runs without a config file it can rewrite',
+        request,
+        operator,
+      )
       return 'not_supported'
     }
     const done = await devices.rotatePayloadKey(device, topic, { overlapHours: command.overlapHours })

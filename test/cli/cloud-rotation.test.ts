@@ -352,7 +352,9 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     expect(tap.serials()).toEqual([oldSerial])
     const load = await Load.start(lanPort, 50, 8000, 'rotate')
     await new Promise((r) => setTimeout(r, 2500))
+    const rotateStart = Date.now()
     const rotated = await cloudRotate('cloud')
+    const rotateMs = Date.now() - rotateStart
     await load.stop()
     expect(rotated.stderr).toBe('')
     expect(rotated.code).toBe(0)
@@ -369,6 +371,10 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
       'every acknowledged message at the cloud',
     )
     expect(load.closes).toBe(0)
+    const lost = [...load.acked].filter((p) => !received.has(p)).length
+    console.log(
+      `rotation mid-stream: ${DEVICES.length} devices at 50 msg/s each, acknowledged ${load.acked.size}, lost ${lost}, device disconnects ${load.closes}; cloud rotate took ${rotateMs} ms; the broker saw serials ${tap.serials().join(' -> ')}`,
+    )
     // On disk: the new pair, the key 0600; nothing pending.
     expect((await stat(file('gateway.key'))).mode & 0o777).toBe(0o600)
     const installed = new X509Certificate(await readFile(file('gateway.pem')))
@@ -486,6 +492,9 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     expect(rotated.code).toBe(1)
     expect(rotated.stdout).toContain('ROLLED BACK by the gateway: connection_failed')
     expect(took).toBeLessThan(30_000)
+    console.log(
+      `rollback: cloud rotate with a certificate the broker refuses answered in ${took} ms (deadline 5 s)`,
+    )
     expect(await servedSerial()).toBe(serial)
     expect(disconnects()).toBe(before)
     expect(securityEvents('rotation_rolled_back').at(-1)).toMatchObject({ reason: 'connection_failed' })
