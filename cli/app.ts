@@ -8,6 +8,7 @@ import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
 import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
+import { KeyUpdateStore } from '../gateway/key-updates.js'
 import type { TunnelState } from '../vpn/health-state.js'
 import { loadCloudRuntime } from './cloud-runtime.js'
 import { writeStatusPeriodically } from './status-file.js'
@@ -92,7 +93,11 @@ export interface EdgeGateway {
  * A device PSK pushed from the cloud (docs/rotation.md), applied to `configFile` as
  * `edge-gateway device rotate` does; the running gateway reloads it from the file watch.
  */
-function deviceCredentialsIn(configFile: string, lanStarted: Promise<LanGateway>): DeviceCredentials {
+function deviceCredentialsIn(
+  configFile: string,
+  lanStarted: Promise<{ lan: LanGateway; updates: KeyUpdateStore }>,
+  reload: () => Promise<void>,
+): DeviceCredentials {
   const refusal = (err: unknown) => {
     const code = (err as { code?: unknown }).code
     return {
@@ -102,38 +107,41 @@ function deviceCredentialsIn(configFile: string, lanStarted: Promise<LanGateway>
   }
   return {
     async rotatePayloadKey(deviceId, topic, { overlapHours }) {
-      const lan = await lanStarted
+      const { lan, updates } = await lanStarted
       const problem = lan.keyUpdateProblem(deviceId, topic)
       if (problem) return { refused: problem, detail: `the key update cannot go to ${deviceId} on ${topic}` }
-      const { applyPayloadKeyRotation, PskRotationError } = await import('./actions/device.js')
-      const { loadConfig } = await import('../config/index.js')
+      const { planPayloadKeyRotation, commitPayloadKeyRotation, PskRotationError } = await import(
+        './actions/device.js'
+      )
       const { readMasterSecretConfig } = await import('../gateway/protection/master-secret.js')
       const { deriveContext } = await import('../crypto/context.js')
+      let plan: Awaited<ReturnType<typeof planPayloadKeyRotation>> | undefined
       try {
-        const entry = (await loadConfig(configFile)).devices.find((d) => d.id === deviceId)
-        // The old key seals the update: the device has no other yet.
-        const old = entry?.payloadKey
-          ? deriveContext(await readMasterSecretConfig(entry.payloadKey))
-          : undefined
-        if (!entry) return { refused: 'unknown_device', detail: `no device ${deviceId} in ${configFile}` }
-        if (!old) return { refused: 'not_payload', detail: `device ${deviceId} has no payload key` }
-        const done = await applyPayloadKeyRotation(configFile, deviceId, { overlapHours })
-        const sent = await lan.sendKeyUpdate(topic, old, {
-          kid: Buffer.from(done.kid, 'hex'),
-          masterSecret: done.secret,
-          until: Date.parse(done.until),
+        plan = await planPayloadKeyRotation(configFile, deviceId, { overlapHours })
+        // Sealed first, under the old key (the device has no other yet): nothing is written unless it can go out.
+        const until = Date.parse(plan.until)
+        const sealed = lan.sealKeyUpdate(topic, deriveContext(await readMasterSecretConfig(plan.oldKey)), {
+          kid: Buffer.from(plan.kid, 'hex'),
+          masterSecret: plan.secret,
+          until,
         })
-        done.secret.fill(0)
-        if (sent !== 'delivered') {
+        if (sealed === 'sequence_unavailable') {
           return {
-            refused: sent,
-            detail: `the config holds the new key (kid ${done.kid}) but the update could not be sealed: send it again after the overlap`,
+            refused: sealed,
+            detail: 'no gateway sequence number is durably reserved: nothing changed',
           }
         }
-        return { kid: done.kid, previousKid: done.previousKid, until: done.until }
+        await commitPayloadKeyRotation(configFile, deviceId, plan)
+        // The registry knows the new kid before the device can have it.
+        await reload()
+        // Kept on disk and retained until the overlap ends: a restart publishes it again.
+        await updates.send(deviceId, topic, sealed, until)
+        return { kid: plan.kid, previousKid: plan.previousKid, until: plan.until }
       } catch (err) {
         if (err instanceof PskRotationError) return { refused: err.reason, detail: err.message }
         return refusal(err)
+      } finally {
+        plan?.secret.fill(0)
       }
     },
     async rotatePsk(deviceId, key, { identity, overlapHours }) {
@@ -195,10 +203,26 @@ export async function startEdgeGateway(
     failed = resolve
   })
   const configFile = options.configFile
+  // Set once the gateway is up: a pushed device key is applied before the device can use it.
+  let reloadFromFile: () => Promise<void> = async () => undefined
+  let updates: KeyUpdateStore | undefined
+  const keyUpdates = (lan: LanGateway) =>
+    (updates ??= new KeyUpdateStore(
+      join(config.gateway.stateDir, 'key-updates'),
+      (topic, payload) => lan.publishRetained(topic, payload),
+      logger.child({ module: 'key-updates' }),
+    ))
   const bridge = new Bridge({
     ...cloudRuntime,
     ...(configFile && {
-      rotation: { ...cloudRuntime.rotation, devices: deviceCredentialsIn(configFile, lanStarted) },
+      rotation: {
+        ...cloudRuntime.rotation,
+        devices: deviceCredentialsIn(
+          configFile,
+          lanStarted.then((lan) => ({ lan, updates: keyUpdates(lan) })),
+          () => reloadFromFile(),
+        ),
+      },
     }),
     cloud: config.cloud,
     gatewayId: config.gateway.id,
@@ -232,6 +256,15 @@ export async function startEdgeGateway(
     throw err
   }
   lanReady(lan)
+  // Key updates still in their overlap are retained again (the LAN broker keeps retained messages in memory).
+  await keyUpdates(lan)
+    .start()
+    .catch((err: unknown) =>
+      logger.warn(
+        { module: 'key-updates', err: (err as Error).message },
+        'key updates could not be published again',
+      ),
+    )
   const startedAt = new Date().toISOString()
   const statusWriter = writeStatusPeriodically(
     config.gateway.stateDir,
@@ -249,7 +282,7 @@ export async function startEdgeGateway(
     'edge gateway started',
   )
   let current = config
-  return {
+  const gateway: EdgeGateway = {
     get config() {
       return current
     },
@@ -269,6 +302,7 @@ export async function startEdgeGateway(
       return report
     },
     async close() {
+      updates?.stop()
       await lan.close()
       await bridge.stop()
       await statusWriter.stop()
@@ -277,4 +311,11 @@ export async function startEdgeGateway(
       logger.info('edge gateway stopped')
     },
   }
+  if (configFile) {
+    reloadFromFile = async () => {
+      const { loadConfig } = await import('../config/index.js')
+      await gateway.reload(await loadConfig(configFile))
+    }
+  }
+  return gateway
 }

@@ -38,6 +38,7 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
     pskIdentity(d.psk?.identity, `${at}.psk.identity`)
     commonName(d.certificate?.commonName, `${at}.certificate.commonName`)
     kid(d.payloadKey?.kid.toLowerCase(), `${at}.payloadKey.kid`)
+    kid(d.payloadKey?.previous?.kid.toLowerCase(), `${at}.payloadKey.previous.kid`)
     if (d.passwordHash && !d.username) problems.push(`${at}: passwordHash needs a username`)
     if (d.username && !d.passwordHash && !d.psk && !d.certificate && !d.payloadKey) {
       problems.push(

@@ -43,11 +43,14 @@ export class DeviceProtector {
   }
 
   /**
-   * A key update (docs/rotation.md) received on `topic`: opened under this key, it gives the
-   * protector for the new key (same algorithms, same sequence counter), and when the gateway stops
-   * accepting this one. Undefined when the bytes are not a fresh key update sealed for this device.
+   * A key update (docs/rotation.md) received on `topic`: opened under this key, it gives the new
+   * kid and master secret (to store), the protector for them (same algorithms, same sequence
+   * counter), and when the gateway stops accepting this key. Undefined when the bytes are not a fresh key update sealed for this device.
    */
-  acceptKeyUpdate(topic: string, bytes: Buffer): { protector: DeviceProtector; until: number } | undefined {
+  acceptKeyUpdate(
+    topic: string,
+    bytes: Buffer,
+  ): { protector: DeviceProtector; kid: Buffer; masterSecret: Buffer; until: number } | undefined {
     const opened = this.openFromGateway(topic, bytes)
     if ('failure' in opened) return undefined
     const update = decodeKeyUpdate(opened.plaintext)
@@ -57,7 +60,8 @@ export class DeviceProtector {
       this.counter,
     )
     next.lastFromGateway = this.lastFromGateway
-    return { protector: next, until: update.until }
+    // kid and masterSecret are for the device to store (as it stores its first key) before using them.
+    return { protector: next, kid: update.kid, masterSecret: update.masterSecret, until: update.until }
   }
 
   /** A protector whose sequence counter is stored at `sequencePath`. */

@@ -280,41 +280,50 @@ export class LanGateway {
   }
 
   /**
-   * Why a key update for `deviceId` cannot go out on `topic` (docs/rotation.md), or undefined: the
-   * device must exist and may subscribe to it, and the topic must carry no LAN protection (the
-   * update is sealed already, under the old key; the forward hook would seal it under the new one).
+   * Why a key update for `deviceId` cannot go out on `topic` (docs/rotation.md), or undefined: a
+   * plain topic name (no wildcard, not `$`), the device may subscribe to it, no device may publish
+   * to it (none could replace or clear the retained update), and it carries no LAN protection (the
+   * update is sealed already, under the old key; the forward hook would protect it again).
    */
   keyUpdateProblem(
     deviceId: string,
     topic: string,
-  ): 'unknown_device' | 'policy' | 'topic_protected' | undefined {
+  ): 'unknown_device' | 'bad_topic' | 'policy' | 'topic_writable' | 'topic_protected' | undefined {
     const device = this.access.registry.byDeviceId(deviceId)
     if (!device) return 'unknown_device'
-    const principal = principalFor(device, '', device.username)
-    if (!this.access.engine.decide(principal, { action: 'subscribe', topic, qos: 1 }).allowed) return 'policy'
+    if (topic === '' || /[+#\u0000]/.test(topic) || topic.startsWith('$')) return 'bad_topic'
+    const { engine, registry } = this.access
+    if (
+      !engine.decide(principalFor(device, '', device.username), { action: 'subscribe', topic, qos: 1 })
+        .allowed
+    )
+      return 'policy'
+    for (const other of registry.devices()) {
+      const principal = principalFor(other, '', other.username)
+      const request = { action: 'publish', topic, qos: 1, retain: true, payloadBytes: 1 } as const
+      if (engine.decide(principal, request).allowed) return 'topic_writable'
+    }
     return this.protection.requirements.modeFor(topic) === 'none' ? undefined : 'topic_protected'
   }
 
   /**
-   * Seals `update` under `context` (the device's old key, gateway to device, with the gateway's own
-   * sequence number) and publishes it retained at QoS 1 on `topic`, so it waits for the device if it
-   * is not connected. Resolves 'sequence_unavailable' when no sequence number is durably reserved.
+   * `update` sealed under `context` (the device's old key), gateway to device, with the gateway's
+   * own sequence number, bound to `topic`; 'sequence_unavailable' when no number is durably reserved.
    */
-  async sendKeyUpdate(
-    topic: string,
-    context: DerivedContext,
-    update: KeyUpdate,
-  ): Promise<'delivered' | 'sequence_unavailable'> {
+  sealKeyUpdate(topic: string, context: DerivedContext, update: KeyUpdate): Buffer | 'sequence_unavailable' {
     const seq = this.protection.sequence.take()
     if (seq === undefined) return 'sequence_unavailable'
-    const payload = seal(context, 'gateway-to-device', seq, encodeKeyUpdate(update), topic)
-    await new Promise<void>((resolve, reject) =>
+    return seal(context, 'gateway-to-device', seq, encodeKeyUpdate(update), topic)
+  }
+
+  /** Publishes `payload` retained at QoS 1 on `topic` (an empty payload clears the retained message). */
+  publishRetained(topic: string, payload: Buffer): Promise<void> {
+    return new Promise((resolve, reject) =>
       this.broker.publish(
         { cmd: 'publish', topic, payload, qos: 1, retain: true, dup: false },
         (err?: Error) => (err ? reject(err) : resolve()),
       ),
     )
-    return 'delivered'
   }
 
   /**

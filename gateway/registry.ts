@@ -56,6 +56,20 @@ export interface Device {
 }
 
 /**
+ * The keys the gateway seals and MACs for `device` with: its payload key, except during an overlap
+ * while the device was last heard under the old kid (`lastKidHex`), which it may still be on.
+ */
+export function deliveryKeysFor(
+  device: Device,
+  lastKidHex: string | undefined,
+  now = Date.now(),
+): PayloadKeys | undefined {
+  const previous = device.payloadPrevious
+  if (previous && now < previous.until && lastKidHex === previous.kid.toString('hex')) return previous
+  return device.payload
+}
+
+/**
  * The keys of `device` named by `kid`: its payload key, or the key it replaces while the overlap
  * lasts (`payloadKey.previous`); undefined for any other kid, and for the old one after `until`.
  */

@@ -56,6 +56,8 @@ export const ROTATION_REFUSALS = [
   'not_payload',
   'policy',
   'topic_protected',
+  'bad_topic',
+  'topic_writable',
   'sequence_unavailable',
   'error',
 ] as const

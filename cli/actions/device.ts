@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { access, readFile, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { type Document, isMap, isSeq, parseDocument, stringify, type YAMLMap } from 'yaml'
-import { checkConfigFiles, loadConfig, parseConfig } from '../../config/index.js'
+import { checkConfigFiles, type DeviceConfig, loadConfig, parseConfig } from '../../config/index.js'
 import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
 import { writeAtomically, writeSecretFile } from '../../pki/index.js'
@@ -314,16 +314,16 @@ export interface PayloadKeyRotation {
   secretFile: string
   previousKid: string
   until: string
+  /** The key being replaced, as the config has it (paths resolved): it seals the update. */
+  oldKey: NonNullable<DeviceConfig['payloadKey']>
 }
 
 /**
- * Gives payload device `id` of `configFile` a new master secret (16 random bytes, a new 0600 file
- * beside the old one) under a new random kid, and keeps the old key as `payloadKey.previous`,
- * accepted for `overlapHours`; writes the config back after checking it loads (a running gateway
- * applies it from its file watch). Throws PskRotationError. The caller gets the new secret to hand
- * to the device (docs/rotation.md: sealed under the old key).
+ * A new master secret (16 random bytes) under a new random kid for payload device `id` of
+ * `configFile`, the old key to be kept as `payloadKey.previous` for `overlapHours`; checked, not
+ * written (commitPayloadKeyRotation writes it). Throws PskRotationError.
  */
-export async function applyPayloadKeyRotation(
+export async function planPayloadKeyRotation(
   configFile: string,
   id: string,
   options: { overlapHours: number },
@@ -356,9 +356,28 @@ export async function applyPayloadKeyRotation(
   let kid = randomBytes(2).toString('hex')
   while (used.has(kid)) kid = randomBytes(2).toString('hex')
   const secretFile = resolve(join(dirname(key.secretFile), `${id}-${kid}.secret`))
-  const until = new Date(now + options.overlapHours * 3_600_000).toISOString()
-  const secret = randomBytes(16)
-  await rewriteDevice(configFile, id, { file: secretFile, key: secret }, (doc, node) => {
+  const exists = await stat(secretFile).then(
+    () => true,
+    () => false,
+  )
+  if (exists) return fail('key_file_exists', `${secretFile} exists: never overwritten`)
+  return {
+    kid,
+    secret: randomBytes(16),
+    secretFile,
+    previousKid: key.kid.toLowerCase(),
+    until: new Date(now + options.overlapHours * 3_600_000).toISOString(),
+    oldKey: key,
+  }
+}
+
+/** Writes a planned rotation: the new secret (0600) and the config with `payloadKey.previous`. */
+export async function commitPayloadKeyRotation(
+  configFile: string,
+  id: string,
+  plan: PayloadKeyRotation,
+): Promise<void> {
+  await rewriteDevice(configFile, id, { file: plan.secretFile, key: plan.secret }, (doc, node) => {
     const payloadKey: unknown = node.get('payloadKey', true)
     if (!isMap(payloadKey)) {
       throw new PskRotationError(
@@ -366,10 +385,13 @@ export async function applyPayloadKeyRotation(
         `${configFile}: device \`${id}\`: payloadKey is not a mapping`,
       )
     }
-    const previous = { kid: payloadKey.get('kid'), secretFile: payloadKey.get('secretFile'), until }
-    payloadKey.set('kid', kid)
-    payloadKey.set('secretFile', secretFile)
+    const previous = {
+      kid: payloadKey.get('kid'),
+      secretFile: payloadKey.get('secretFile'),
+      until: plan.until,
+    }
+    payloadKey.set('kid', plan.kid)
+    payloadKey.set('secretFile', plan.secretFile)
     payloadKey.set('previous', doc.createNode(previous))
   })
-  return { kid, secret, secretFile, previousKid: key.kid.toLowerCase(), until }
 }

@@ -7,6 +7,7 @@ import type { AccessControl } from '../access-control.js'
 import { sessionOf } from '../connection-context.js'
 import { isDropped } from '../dropped.js'
 import type { ProtectionRuntime } from '../protection/runtime.js'
+import { deliveryKeysFor } from '../registry.js'
 
 /**
  * At delivery: re-checks read permission (so a subscription made under an
@@ -46,7 +47,7 @@ export function createAuthorizeForward(deps: {
     }
     const mode = deps.protection.requirements.modeFor(packet.topic)
     if (mode !== 'sealed' && mode !== 'mac') return packet
-    const keys = session.device.payload
+    const keys = deliveryKeysFor(session.device, deps.protection.lastKid.get(session.device.id))
     if (!keys) {
       deps.metrics.increment(series('downlink_withheld_total', { reason: 'no_payload_key' }))
       deps.security.report(

@@ -40,5 +40,6 @@ export async function checkConnectToken(
   const outcome = await protection.tokenNonces.remember(key, expiresAt)
   if (outcome === 'replayed') return 'replayed'
   if (outcome === 'full') return 'nonce_memory_full'
+  protection.lastKid.set(device.id, result.kid.toString('hex'))
   return 'ok'
 }

@@ -37,6 +37,8 @@ export class PayloadOpener {
   constructor(
     private readonly replay: ReplayGuard,
     private readonly maxBytes: number,
+    /** Per device id, the kid it was last heard under (see ProtectionRuntime.lastKid). */
+    private readonly lastKid: Map<string, string> = new Map(),
   ) {}
 
   async open(
@@ -64,8 +66,10 @@ export class PayloadOpener {
         ? open(keys.context, 'device-to-gateway', bytes, topic, this.maxBytes)
         : macOpen(keys.context, 'device-to-gateway', bytes, topic, this.maxBytes)
     if ('failure' in opened) return fail(opened.failure)
-    const fresh = await this.replay.acceptIfFresh(keys.kid.toString('hex'), opened.seq)
+    const kidHex = keys.kid.toString('hex')
+    const fresh = await this.replay.acceptIfFresh(kidHex, opened.seq)
     if (fresh !== 'ok') return fail(fresh)
+    this.lastKid.set(device.id, kidHex)
     return { ok: true, plaintext: 'plaintext' in opened ? opened.plaintext : opened.payload, seq: opened.seq }
   }
 }

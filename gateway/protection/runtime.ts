@@ -22,6 +22,11 @@ export interface ProtectionRuntime {
   tokenNonces: NonceJournal
   tokenWindowSeconds: number
   failuresBeforeDisconnect: number
+  /**
+   * Per device id, the kid (hex) it was last heard under (a payload or a token): during a key
+   * overlap, what the gateway sends it is protected under the key it is known to hold.
+   */
+  lastKid: Map<string, string>
   close(): Promise<void>
 }
 
@@ -44,9 +49,11 @@ export async function createProtectionRuntime(
   const tokenNonces = await NonceJournal.open(join(stateDir, 'token-nonces'), {
     maxEntries: MAX_TOKEN_NONCES,
   })
+  const lastKid = new Map<string, string>()
   return {
     requirements: new ProtectionRequirements(lan.protection),
-    opener: new PayloadOpener(guard, lan.payload.maxBytes),
+    opener: new PayloadOpener(guard, lan.payload.maxBytes, lastKid),
+    lastKid,
     sequence,
     tokenNonces,
     tokenWindowSeconds: lan.payload.tokenWindowSeconds,

@@ -738,12 +738,15 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     expect(accepted!.until).toBe(until)
     protector = accepted!.protector
     expect(protector.kid.toString('hex')).toBe(reported![1])
+    expect(accepted!.kid.toString('hex')).toBe(reported![1])
     // The new secret is on the gateway (0600), never in a log or on the cloud side.
     const configText = await readFile(file('gateway.yaml'), 'utf8')
     const secretFile = new RegExp(`(\\S+paydev-${reported![1]}\\.secret)`).exec(configText)?.[1]
     expect(secretFile).toBeDefined()
     expect((await stat(secretFile!)).mode & 0o777).toBe(0o600)
     const secretHex = (await readFile(secretFile!, 'utf8')).trim()
+    // What the device is given to store is the secret the gateway wrote.
+    expect(accepted!.masterSecret.toString('hex')).toBe(secretHex)
     expect(JSON.stringify(logs)).not.toContain(secretHex)
     expect(pushed.stdout).not.toContain(secretHex)
     await waitUntil(() => reloads() > before, 10_000, 'the reload of the rewritten config')
@@ -773,6 +776,19 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
       () => 'refused',
     )
     expect(late).toBe('refused')
+    // The retained update is cleared once the overlap is over: a new subscriber gets nothing.
+    await waitUntil(
+      () => logs.some((l) => String(l.msg).startsWith('key updates: the overlap is over')),
+      10_000,
+      'the retained update cleared',
+    )
+    const fresh = await connect(protector, 'paydev-fresh')
+    const retained: Buffer[] = []
+    fresh.on('message', (_t, payload) => retained.push(payload))
+    await fresh.subscribeAsync('keys/paydev', { qos: 1 })
+    await new Promise((r) => setTimeout(r, 500))
+    await fresh.endAsync()
+    expect(retained).toEqual([])
     expect(securityEvents('auth_bad_token').at(-1)).toMatchObject({
       device: 'paydev',
       msg: 'CONNECT refused: one-time token refused (retired_kid)',
