@@ -291,7 +291,14 @@ export class LanGateway {
   ): 'unknown_device' | 'bad_topic' | 'policy' | 'topic_writable' | 'topic_protected' | undefined {
     const device = this.access.registry.byDeviceId(deviceId)
     if (!device) return 'unknown_device'
-    if (topic === '' || /[+#\u0000]/.test(topic) || topic.startsWith('$')) return 'bad_topic'
+    if (
+      topic === '' ||
+      topic.includes('+') ||
+      topic.includes('#') ||
+      topic.includes('\u0000') ||
+      topic.startsWith('$')
+    )
+      return 'bad_topic'
     const { engine, registry } = this.access
     if (
       !engine.decide(principalFor(device, '', device.username), { action: 'subscribe', topic, qos: 1 })
