@@ -38,7 +38,19 @@ export async function start(options: StartOptions): Promise<void> {
     level: config.log.level,
     ...(config.log.pretty !== undefined && { pretty: config.log.pretty }),
   })
-  const gateway = await startEdgeGateway(config, logger, { configFile: resolve(options.config) })
+  // The signals are taken before the gateway starts: one that comes while it starts stops it once
+  // it is up (the default action would kill it half-way, with files being written).
+  let stop: () => Promise<void> = async () => undefined
+  let startFailed = false
+  const signalled = untilSignal(async () => {
+    await starting.catch(() => undefined)
+    if (!startFailed) await stop()
+  })
+  const starting = startEdgeGateway(config, logger, { configFile: resolve(options.config) })
+  const gateway = await starting.catch((err: unknown) => {
+    startFailed = true
+    throw err
+  })
   let reloading = Promise.resolve()
   const reload = (why: string) => {
     reloading = reloading.then(async () => {
@@ -70,7 +82,7 @@ export async function start(options: StartOptions): Promise<void> {
   }
   const stopWatching = watchForReload(reloadableFiles(options.config, config), reload)
   let stopping: Promise<void> | undefined
-  const stop = () =>
+  stop = () =>
     (stopping ??= (async () => {
       stopWatching()
       await reloading
@@ -85,5 +97,5 @@ export async function start(options: StartOptions): Promise<void> {
     await new Promise<void>((resolve) => logger.flush(() => resolve()))
     process.exit()
   })
-  await Promise.race([untilSignal(stop), failed])
+  await Promise.race([signalled, failed])
 }

@@ -53,6 +53,7 @@ describe('authorizeForward on a sealed topic', () => {
       protection: {
         requirements: new ProtectionRequirements([{ topic: 'devices/+/cmd', mode: 'sealed' }]),
         sequence,
+        lastKid: new Map<string, string>(),
       } as unknown as ProtectionRuntime,
     })
     const client = { id: 'dev' } as Client
