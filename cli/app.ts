@@ -84,6 +84,8 @@ export interface EdgeGateway {
    * restarts); `edge-gateway start` then closes it and exits non-zero. Never rejects.
    */
   readonly failed: Promise<Error>
+  /** The port of /metrics and /healthz (observability.listen), when it is on. */
+  readonly observabilityPort: number | undefined
   /** Applies the devices, policies and lan.deviceRate of a new config; other sections need a restart. */
   reload(next: Readonly<GatewayConfig>): Promise<ReloadReport>
   close(): Promise<void>
@@ -265,6 +267,33 @@ export async function startEdgeGateway(
         'key updates could not be published again',
       ),
     )
+  // prom-client is loaded only when observability.listen is set.
+  const observability = config.observability.listen
+    ? await (await import('./observability.js'))
+        .startObservability(
+          config,
+          metrics,
+          {
+            listening: () => lan.listeners.length > 0,
+            bridge: () => {
+              const s = bridge.status()
+              return {
+                forwarding: s.forwarding.status,
+                link: s.link.status,
+                sending: s.sending,
+                store: s.queue.store,
+              }
+            },
+          },
+          logger.child({ module: 'observability' }),
+        )
+        .catch(async (err: unknown) => {
+          await lan.close()
+          await bridge.stop()
+          await vpn.close()
+          throw err
+        })
+    : undefined
   const startedAt = new Date().toISOString()
   const statusWriter = writeStatusPeriodically(
     config.gateway.stateDir,
@@ -301,7 +330,11 @@ export async function startEdgeGateway(
       current = next
       return report
     },
+    get observabilityPort() {
+      return observability?.port
+    },
     async close() {
+      await observability?.close()
       updates?.stop()
       await lan.close()
       await bridge.stop()

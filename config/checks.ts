@@ -93,5 +93,27 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
     operatorName(o.name, `cloud.downlink.operators[${i}].name`)
   })
   problems.push(...vpnProblems(config.vpn, config.cloud.host))
+  const listen = config.observability.listen
+  if (listen !== undefined) {
+    const { host, port } = splitHostPort(listen)
+    if (port < 1 || port > 65535) problems.push(`observability.listen: port ${port} is not 1 to 65535`)
+    if (!isLoopback(host) && config.observability.tokenFile === undefined) {
+      problems.push(
+        `observability.listen: ${host} is not a loopback address; set observability.tokenFile so that only holders of the token can read the metrics`,
+      )
+    }
+  }
   return problems
+}
+
+/** `host:port` or `[v6]:port`, as observability.listen has it. */
+export function splitHostPort(listen: string): { host: string; port: number } {
+  const at = listen.lastIndexOf(':')
+  const host = listen.slice(0, at).replace(/^\[(.*)\]$/, '$1')
+  return { host, port: Number(listen.slice(at + 1)) }
+}
+
+/** 127.0.0.0/8, ::1 or localhost. */
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host)
 }

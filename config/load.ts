@@ -122,6 +122,10 @@ function resolvePaths(config: GatewayConfig, baseDir: string): GatewayConfig {
       },
     },
     ...(config.vpn && { vpn: resolveVpnPaths(config.vpn, at) }),
+    observability: {
+      ...config.observability,
+      ...(config.observability.tokenFile && { tokenFile: at(config.observability.tokenFile) }),
+    },
   }
 }
 
@@ -165,6 +169,8 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   })
   if (config.cloud.rotation.issuerCaFile)
     checks.push(['cloud.rotation.issuerCaFile', publicFileProblem(config.cloud.rotation.issuerCaFile)])
+  if (config.observability.tokenFile)
+    checks.push(['observability.tokenFile', secretFileProblem(config.observability.tokenFile)])
   if (config.mosquitto?.aclFile)
     checks.push(['mosquitto.aclFile', publicFileProblem(config.mosquitto.aclFile)])
   if (config.mosquitto?.passwordFile) {

@@ -399,6 +399,21 @@ export const configSchema = z.strictObject({
     .optional(),
   cloud: cloudSchema,
   vpn: vpnSchema.optional(),
+  /** Prometheus /metrics and /healthz over HTTP (docs/observability.md); off unless `listen` is set. */
+  observability: z
+    .strictObject({
+      /** `host:port` (IPv6 in brackets), e.g. `127.0.0.1:9464`. */
+      listen: z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/, 'host:port, e.g. 127.0.0.1:9464')
+        .optional(),
+      /**
+       * A file holding a bearer token (0600): required when `listen` is not a loopback address,
+       * then every request must carry `Authorization: Bearer <token>`.
+       */
+      tokenFile: secretFilePath.optional(),
+    })
+    .prefault({}),
 })
 
 export type ConfigInput = z.input<typeof configSchema>

@@ -27,6 +27,8 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
   'pskFile',
   // lan: the password pepper's file. Its path is no secret, but a pepper pasted here would be.
   'passwordPepperFile',
+  // observability: the bearer token's file; a token pasted here would be one.
+  'tokenFile',
 ])
 
 /** Keys whose values are names, numbers, addresses, public paths or choices: quoting them helps. */
@@ -69,6 +71,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'kid',
   'leadDays',
   'level',
+  'listen',
   'listenPort',
   'local',
   'lockSeconds',

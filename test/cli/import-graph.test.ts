@@ -35,6 +35,7 @@ const HEAVY = [
   '@hpke/common',
   'cbor2',
   'lru-cache',
+  'prom-client',
 ]
 
 /**
@@ -48,6 +49,7 @@ const NOT_AT_START = [
   '@hpke/chacha20poly1305',
   '@hpke/common',
   'pino-pretty',
+  'prom-client',
 ]
 
 /** The `vpn/` modules the config's `vpn` schema uses to check a section; the rest is tunnel code. */
@@ -73,6 +75,7 @@ function dependenciesLoaded(trace: LoadTrace): string[] {
     'node-forge',
     'pino',
     'pino-pretty',
+    'prom-client',
     'rxjs',
     'yaml',
     'zod',

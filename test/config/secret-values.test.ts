@@ -48,6 +48,7 @@ const base = {
     },
   ],
   mosquitto: { passwordFile: 'mosquitto/passwd', pskFile: 'mosquitto/psk', aclFile: 'mosquitto/acl' },
+  observability: { listen: '10.0.0.5:9464', tokenFile: 'keys/metrics.token' },
   cloud: {
     host: '10.78.0.2',
     caFile: 'pki/ca.pem',
@@ -131,6 +132,7 @@ const WRONG_TYPE: Record<string, string> = {
   'vpn.privateKeyFile': `expected string, got a number ${NOT_SHOWN}`,
   'vpn.peer.publicKey': `expected string, got a number ${NOT_SHOWN}`,
   'vpn.peer.presharedKeyFile': `expected string, got a number ${NOT_SHOWN}`,
+  'observability.tokenFile': `expected string, got a number ${NOT_SHOWN}`,
 }
 
 const PATH_NOT_SECRET = `the path of a file holding the secret, not the secret itself, got a string ${NOT_SHOWN}`
@@ -156,6 +158,7 @@ const SECRET_ITSELF: Record<string, [string, string]> = {
   'mosquitto.passwordFile': [`dev:$7$101$${'A'.repeat(16)}$${'B'.repeat(88)}\n`, PATH_NOT_SECRET],
   'mosquitto.pskFile': [`dev:${PSK_HEX}\n`, PATH_NOT_SECRET],
   'vpn.privateKeyFile': [WG_PRIVATE_KEY, PATH_NOT_SECRET],
+  'observability.tokenFile': [MASTER_SECRET_HEX, PATH_NOT_SECRET],
   'vpn.peer.presharedKeyFile': [WG_PRIVATE_KEY, PATH_NOT_SECRET],
   'vpn.peer.publicKey': [
     `${WG_PRIVATE_KEY.slice(0, 40)}#typo`,

@@ -1,0 +1,188 @@
+import { timingSafeEqual } from 'node:crypto'
+import { readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { join } from 'node:path'
+import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
+import { splitHostPort } from '../config/checks.js'
+import type { GatewayConfig } from '../config/index.js'
+import type { Logger } from '../core/logger.js'
+import type { Metrics } from '../core/metrics.js'
+
+/** What /healthz looks at. */
+export interface HealthSources {
+  /** The LAN listeners are bound. */
+  listening(): boolean
+  /** Whether forwarding runs, the link's state, and whether the bridge may send (tunnel health). */
+  bridge(): { forwarding: string; link: string; sending: boolean; store: 'disk' | 'memory' }
+}
+
+export interface Observability {
+  /** The bound port (for a `listen` port of 0 in tests). */
+  readonly port: number
+  close(): Promise<void>
+}
+
+const MAX_TOKEN_BYTES = 1024
+
+/** `name{a="x",b="y"}` -> its family and labels. */
+function parseSeries(series: string): { family: string; labels: Record<string, string> } {
+  const brace = series.indexOf('{')
+  if (brace === -1) return { family: series, labels: {} }
+  const labels: Record<string, string> = {}
+  for (const [, k, v] of series.slice(brace).matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="([^"]*)"/g)) labels[k!] = v!
+  return { family: series.slice(0, brace), labels }
+}
+
+/**
+ * The gateway's counters and gauges (core/metrics.ts, the series `status --json` shows) as
+ * prom-client metrics, read at each scrape: a family ending in `_total` is a counter, any other a
+ * gauge; label values come from the gateway's own bounded sets. Plus prom-client's process metrics
+ * (memory, CPU, file descriptors, event loop lag), prefixed `edge_gateway_`.
+ */
+function registryFor(metrics: Metrics): { registry: Registry; refresh: () => void } {
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry, prefix: 'edge_gateway_' })
+  const registered = new Set<string>()
+  /** Registers the families that appeared since the last scrape (a family keeps its label names). */
+  const refresh = () => {
+    const families = new Map<string, Set<string>>()
+    for (const series of Object.keys(metrics.snapshot())) {
+      const { family, labels } = parseSeries(series)
+      if (registered.has(family)) continue
+      const names = families.get(family) ?? new Set<string>()
+      for (const k of Object.keys(labels)) names.add(k)
+      families.set(family, names)
+    }
+    for (const [family, labelNames] of families) register(family, labelNames)
+  }
+  const register = (family: string, labelNames: Set<string>) => {
+    registered.add(family)
+    const fill = (metric: Counter | Gauge) => {
+      metric.reset()
+      for (const [series, value] of Object.entries(metrics.snapshot())) {
+        const parsed = parseSeries(series)
+        if (parsed.family !== family) continue
+        if (metric instanceof Counter) metric.inc(parsed.labels, value)
+        else metric.set(parsed.labels, value)
+      }
+    }
+    const options = {
+      name: family,
+      help: `edge-gateway ${family} (docs/bridge.md#metrics)`,
+      labelNames: [...labelNames],
+      registers: [registry],
+    }
+    if (family.endsWith('_total')) {
+      new Counter({
+        ...options,
+        collect() {
+          fill(this)
+        },
+      })
+    } else {
+      new Gauge({
+        ...options,
+        collect() {
+          fill(this)
+        },
+      })
+    }
+  }
+  refresh()
+  return { registry, refresh }
+}
+
+/**
+ * `observability.listen`: an HTTP server with `/metrics` (Prometheus text format) and `/healthz`
+ * (200 when the LAN listeners are up, the queue folder takes a write, forwarding runs and the cloud
+ * link is connected and may send; 503 with the failing checks otherwise). With
+ * `observability.tokenFile`, every request needs `Authorization: Bearer <token>`.
+ */
+export async function startObservability(
+  config: Readonly<GatewayConfig>,
+  metrics: Metrics,
+  health: HealthSources,
+  logger: Logger,
+): Promise<Observability | undefined> {
+  const listen = config.observability.listen
+  if (listen === undefined) return undefined
+  const { host, port } = splitHostPort(listen)
+  const token = config.observability.tokenFile
+    ? Buffer.from((await readFile(config.observability.tokenFile, 'utf8')).trim().slice(0, MAX_TOKEN_BYTES))
+    : undefined
+  const { registry, refresh } = registryFor(metrics)
+  const queueDir = join(config.gateway.stateDir, 'queue')
+
+  const authorized = (req: IncomingMessage): boolean => {
+    if (!token) return true
+    const presented = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '')
+    return presented.length === token.length && timingSafeEqual(presented, token)
+  }
+
+  const checks = async (): Promise<Record<string, { ok: boolean; detail: string }>> => {
+    const b = health.bridge()
+    let writable = { ok: true, detail: 'memory queue' }
+    if (b.store === 'disk') {
+      const probe = join(queueDir, '.healthz')
+      writable = await writeFile(probe, 'ok', { mode: 0o600 })
+        .then(() => rm(probe, { force: true }))
+        .then(
+          () => ({ ok: true, detail: queueDir }),
+          (err: NodeJS.ErrnoException) => ({ ok: false, detail: `${queueDir}: ${err.code ?? err.message}` }),
+        )
+    }
+    return {
+      listeners: { ok: health.listening(), detail: health.listening() ? 'bound' : 'not bound' },
+      queue: writable,
+      forwarding: { ok: b.forwarding !== 'stopped', detail: b.forwarding },
+      cloud: {
+        ok: b.link === 'connected' && b.sending,
+        detail: b.sending ? b.link : `${b.link}, held (tunnel not healthy)`,
+      },
+    }
+  }
+
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const reply = (status: number, type: string, body: string) => {
+      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+      res.end(body)
+    }
+    if (req.method !== 'GET') return reply(405, 'text/plain', 'GET only\n')
+    if (!authorized(req)) return reply(401, 'text/plain', 'a bearer token is needed\n')
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/metrics') {
+      refresh()
+      registry.metrics().then(
+        (text) => reply(200, registry.contentType, text),
+        (err: Error) => reply(500, 'text/plain', `${err.message}\n`),
+      )
+      return
+    }
+    if (path === '/healthz') {
+      checks().then((result) => {
+        const ok = Object.values(result).every((c) => c.ok)
+        reply(
+          ok ? 200 : 503,
+          'application/json',
+          `${JSON.stringify({ status: ok ? 'ok' : 'failing', checks: result })}\n`,
+        )
+      })
+      return
+    }
+    reply(404, 'text/plain', 'see /metrics and /healthz\n')
+  })
+  server.requestTimeout = 10_000
+  server.headersTimeout = 5_000
+  server.maxConnections = 32
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => resolve())
+  })
+  const address = server.address()
+  const bound = typeof address === 'object' && address ? address.port : port
+  logger.info({ listen, port: bound }, `observability: /metrics and /healthz on ${host}:${bound}`)
+  return {
+    port: bound,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
