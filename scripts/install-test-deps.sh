@@ -6,8 +6,9 @@ cd "$(dirname "$0")/.."
 
 # mosquitto: the real cloud broker and clients; wireguard-*, iproute2, tcpdump: the tunnel tests in network namespaces;
 # strace: the durability tests that read the gateway's system calls (fsync before PUBACK) and make its disk fail;
-# openssl: `openssl s_client`, which reads the certificate a LAN listener serves after a certificate swap.
-packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl)
+# openssl: `openssl s_client`, which reads the certificate a LAN listener serves after a certificate swap;
+# systemd: `systemd-analyze verify` and `security --offline=true` on deploy/edge-gateway.service.
+packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl systemd)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

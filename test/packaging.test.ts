@@ -109,15 +109,22 @@ describe('the npm package', () => {
     for (const dir of dirs) await removeDir(dir)
   })
 
-  it('holds the built CLI, its bin target, LICENSE, README and docs, and nothing else', () => {
+  it('holds the built CLI, its bin target, LICENSE, README, docs and the systemd unit, and nothing else', () => {
     expect(files).toContain('dist/cli/main.js')
     expect(files).toContain(posix.normalize(pkg.bin['edge-gateway']!))
     expect(files).toEqual(
-      expect.arrayContaining(['LICENSE', 'README.md', 'package.json', 'docs/configuration.md']),
+      expect.arrayContaining([
+        'LICENSE',
+        'README.md',
+        'package.json',
+        'docs/configuration.md',
+        'deploy/edge-gateway.service',
+        'deploy/edge-gateway.service.d/vpn.conf',
+      ]),
     )
     // No tests, bench, state (lab-state/, keys, queues, logs) or sources outside dist/.
     const unexpected = files.filter(
-      (f) => !['LICENSE', 'README.md', 'package.json'].includes(f) && !/^(dist|docs)\//.test(f),
+      (f) => !['LICENSE', 'README.md', 'package.json'].includes(f) && !/^(dist|docs|deploy)\//.test(f),
     )
     expect(unexpected).toEqual([])
     expect(files.filter((f) => /\.(pem|key|psk|log)$|(^|\/)(test|lab-state|state)\//.test(f))).toEqual([])
