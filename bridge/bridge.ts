@@ -217,6 +217,12 @@ export class Bridge implements UplinkSink {
     metrics.gauge('uplink_queue_capacity', () => this.queue.capacity)
     metrics.gauge('uplink_dead_letter_depth', () => this.deadLetters.stats().depth)
     metrics.gauge('uplink_dead_letter_bytes', () => this.deadLetters.stats().bytes)
+    metrics.gauge('uplink_queue_oldest_age_seconds', () => {
+      const oldest = this.queue.stats().oldestReceivedAt
+      return oldest === undefined ? 0 : Math.round((Date.now() - oldest) / 1000)
+    })
+    metrics.gauge('uplink_drain_rate', () => this.drainRate())
+    metrics.gauge('cloud_link_up', () => (this.link.state$.value.status === 'connected' ? 1 : 0))
     this.forwarding = new Forwarding(logger, metrics, options.restarts ?? DEFAULT_RESTARTS, (err) =>
       options.onForwardingStopped?.(err),
     )
@@ -370,12 +376,17 @@ export class Bridge implements UplinkSink {
       .catch(() => undefined)
   }
 
+  /** Messages the cloud acknowledged per second over the last 10 s, to one decimal. */
+  private drainRate(): number {
+    const samples = this.deliveredSamples
+    const rate = samples.length > 1 ? ((samples.at(-1) ?? 0) - (samples[0] ?? 0)) / (samples.length - 1) : 0
+    return Math.round(rate * 10) / 10
+  }
+
   status(): BridgeStatus {
     const stats = this.queue.stats()
     const oldest = stats.oldestReceivedAt
     const { metrics, certificate, tunnel, expiry } = this.options
-    const samples = this.deliveredSamples
-    const rate = samples.length > 1 ? ((samples.at(-1) ?? 0) - (samples[0] ?? 0)) / (samples.length - 1) : 0
     return {
       link: this.link.state$.value,
       sending: this.sending,
@@ -390,7 +401,7 @@ export class Bridge implements UplinkSink {
         devices: this.queue.devices(5),
       },
       deadLetters: this.deadLetters.stats(),
-      drainRatePerSecond: Math.round(rate * 10) / 10,
+      drainRatePerSecond: this.drainRate(),
       delivered: metrics.get('uplink_delivered_total'),
       accepted: metrics.get('uplink_accepted_total'),
       refusedByCloud: metrics.get(series('uplink_dropped_total', { reason: 'cloud_refused' })),

@@ -243,7 +243,22 @@ export class LanGateway {
       await protection.close()
       throw err
     }
-    return new LanGateway(broker, listeners, access, protection, security, logger, passwordConcurrency)
+    const gateway = new LanGateway(
+      broker,
+      listeners,
+      access,
+      protection,
+      security,
+      logger,
+      passwordConcurrency,
+    )
+    for (const l of listeners) {
+      metrics.gauge(
+        series('lan_listener_connections', { listener: l.name, type: l.type }),
+        () => gateway.clients().filter((c) => transportOf(c).listener === l.name).length,
+      )
+    }
+    return gateway
   }
 
   listener(type: string): Listener | undefined {

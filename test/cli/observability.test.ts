@@ -111,6 +111,7 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
   it('after a scripted scenario /metrics shows each count exactly, as counters and gauges with process metrics', async () => {
     expect((await health()).status).toBe(200)
     const good = await connectDevice(lanPort, { username: 'good', password: PASSWORD, clientId: 'good' })
+    await metricReaches(`lan_listener_connections{listener="tcp:${lanPort}",type="tcp"}`, 1)
     expect(await publishOutcome(good, 'devices/good/reading', '21.5')).toBe('acked')
     // A refused sealed payload (not COSE), then a denied publish (not the device's own tree: the
     // connection is closed, as the default policy says).
@@ -126,6 +127,7 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
     expect(during.status).toBe(503)
     expect(during.body.checks.cloud).toMatchObject({ ok: false })
     expect(during.body.checks.queue).toMatchObject({ ok: true })
+    expect((await metrics()).get('cloud_link_up')).toBe(0)
     await cloud.restart()
     await waitUntil(() => linkUps() === 2, 15_000, 'the cloud link up again')
     expect((await health()).status).toBe(200)
@@ -145,6 +147,9 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
         .reduce((a, [, v]) => a + v, 0),
       disconnects: m.get('cloud_disconnects_total'),
       queueDepth: m.get('uplink_queue_depth'),
+      oldestAge: m.get('uplink_queue_oldest_age_seconds'),
+      linkUp: m.get('cloud_link_up'),
+      lanConnections: m.get(`lan_listener_connections{listener="tcp:${lanPort}",type="tcp"}`),
     }).toEqual({
       accepted: 1,
       delivered: 1,
@@ -154,7 +159,11 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
       payloadRejectedByReason: 1,
       disconnects: 1,
       queueDepth: 0,
+      oldestAge: 0,
+      linkUp: 1,
+      lanConnections: 0,
     })
+    expect(m.has('uplink_drain_rate')).toBe(true)
     expect(m.get('edge_gateway_process_resident_memory_bytes')).toBeGreaterThan(10_000_000)
     expect(m.get('certificate_days_left{use="cloud_client"}')).toBeGreaterThan(300)
   }, 60_000)

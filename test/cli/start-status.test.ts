@@ -29,7 +29,7 @@ interface DocumentedMetric {
 
 /** Suffixes of metric names (`*_total` counters, gauges): the docs' other snake_case names (event names, files) have none. */
 const METRIC =
-  /^([a-z]+(?:_[a-z0-9]+)+?_(?:total|depth|bytes|capacity|clients|entries|messages|up|healthy|seconds|passwords|waiting|connections|left|days))(?:\{([^}]*)\})?$/
+  /^([a-z]+(?:_[a-z0-9]+)+?_(?:total|depth|bytes|capacity|clients|entries|messages|up|healthy|seconds|passwords|waiting|connections|left|days|rate))(?:\{([^}]*)\})?$/
 
 /** Every metric name in README.md and docs/*.md, from backticked names. */
 async function documentedMetrics(): Promise<DocumentedMetric[]> {
