@@ -318,6 +318,7 @@ export class CloudLink {
     // A connection still closing under the other client id would be taken over (and its Will sent).
     await Promise.all([...this.draining].map((c) => this.closeRetired(c)))
     const material: TlsMaterial = { ca: await this.currentCa(current.ca), cert, key }
+    if (this.stopped) return { ok: false, cause: 'the cloud link was stopped' }
     const index = this.clientIdIndex === 0 ? 1 : 0
     const clientId = this.clientIds[index] as string
     let candidate: MqttClient
