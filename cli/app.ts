@@ -284,6 +284,13 @@ export async function startEdgeGateway(
                 store: s.queue.store,
               }
             },
+            page: () => ({
+              gatewayId: config.gateway.id,
+              now: Date.now(),
+              devices: lan.devicesView(),
+              bridge: bridge.status(),
+              recentEvents: security.recent(),
+            }),
           },
           logger.child({ module: 'observability' }),
         )

@@ -7,6 +7,7 @@ import { splitHostPort } from '../config/checks.js'
 import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
+import { renderStatusPage, type StatusPageData } from './status-page.js'
 
 /** What /healthz looks at. */
 export interface HealthSources {
@@ -14,6 +15,8 @@ export interface HealthSources {
   listening(): boolean
   /** Whether forwarding runs, the link's state, and whether the bridge may send (tunnel health). */
   bridge(): { forwarding: string; link: string; sending: boolean; store: 'disk' | 'memory' }
+  /** What the status page at `/` shows. */
+  page(): StatusPageData
 }
 
 export interface Observability {
@@ -169,7 +172,8 @@ export async function startObservability(
       })
       return
     }
-    reply(404, 'text/plain', 'see /metrics and /healthz\n')
+    if (path === '/') return reply(200, 'text/html; charset=utf-8', renderStatusPage(health.page()))
+    reply(404, 'text/plain', 'see /, /metrics and /healthz\n')
   })
   server.requestTimeout = 10_000
   server.headersTimeout = 5_000

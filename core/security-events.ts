@@ -80,8 +80,22 @@ interface Window {
  * so a flooding device cannot fill the disk with warnings.
  * Callers must not pass secrets or payloads; only sizes.
  */
+/** One security event as the status page lists it: no message text, no payload, a few fields. */
+export interface RecentSecurityEvent {
+  at: number
+  event: SecurityEventName
+  /** The device, or the claimed identity (username, PSK identity), or the address. */
+  who: string
+  reason?: string
+  listener?: string
+}
+
+/** Events kept for the status page, newest last. */
+export const RECENT_EVENTS = 20
+
 export class SecurityEvents {
   private readonly windows = new Map<string, Window>()
+  private readonly recentEvents: RecentSecurityEvent[] = []
   private readonly limit: Required<SecurityLogLimit>
 
   constructor(
@@ -100,6 +114,14 @@ export class SecurityEvents {
     const who = fields.device ?? fields.username ?? fields.pskIdentity ?? fields.remoteAddress ?? ''
     const key = `${event}\u0000${who}`
     const t = this.now()
+    this.recentEvents.push({
+      at: t,
+      event,
+      who,
+      ...(typeof fields.reason === 'string' && { reason: fields.reason.slice(0, 64) }),
+      ...(typeof fields.listener === 'string' && { listener: fields.listener }),
+    })
+    if (this.recentEvents.length > RECENT_EVENTS) this.recentEvents.shift()
     let window = this.windows.get(key)
     if (window && t - window.startedAt >= this.limit.windowMs) {
       this.summarize(key, window)
@@ -117,6 +139,11 @@ export class SecurityEvents {
     }
     window.suppressed++
     this.metrics.increment('security_log_lines_suppressed_total')
+  }
+
+  /** The last RECENT_EVENTS events, oldest first (whether their log line was written or not). */
+  recent(): readonly RecentSecurityEvent[] {
+    return this.recentEvents
   }
 
   /** Writes the summaries of windows that left lines out (at shutdown, and in tests). */

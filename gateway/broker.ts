@@ -58,6 +58,8 @@ export class LanGateway {
     private readonly logger: Logger,
     /** lan.passwordChecks.concurrency; unset: the default for the hashes in force. */
     private readonly passwordConcurrency: number | undefined,
+    /** Per device id, when its last connection closed. */
+    private readonly lastSeen: Map<string, number> = new Map(),
   ) {
     this.schedulePskRetirement()
   }
@@ -121,6 +123,7 @@ export class LanGateway {
     const passwordConcurrency = options.lan.passwordChecks.concurrency
     sizeScryptSlots(passwordConcurrency, options.access)
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
+    const lastSeen = new Map<string, number>()
     const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
@@ -206,6 +209,7 @@ export class LanGateway {
       access.subscriberLimits.remove(client.id)
       const session = sessionOf(client)
       if (!session) return
+      lastSeen.set(session.device.id, Date.now())
       const closed = closeReasonOf(client)
       if (!closed) {
         logger.info({ device: session.device.id, clientId: client.id }, 'device disconnected')
@@ -251,6 +255,7 @@ export class LanGateway {
       security,
       logger,
       passwordConcurrency,
+      lastSeen,
     )
     for (const l of listeners) {
       metrics.gauge(
@@ -259,6 +264,34 @@ export class LanGateway {
       )
     }
     return gateway
+  }
+
+  /**
+   * Every configured device for the status page: connected now (with its listener and address), or
+   * when its last connection closed, since the gateway started.
+   */
+  devicesView(): Array<{
+    id: string
+    connections: Array<{ clientId: string; listener: string; remoteAddress: string }>
+    lastSeen?: number
+  }> {
+    const connected = new Map<string, Array<{ clientId: string; listener: string; remoteAddress: string }>>()
+    for (const client of this.clients()) {
+      const session = sessionOf(client)
+      if (!session) continue
+      const list = connected.get(session.device.id) ?? []
+      const { listener, remoteAddress } = transportOf(client)
+      list.push({ clientId: client.id, listener, remoteAddress })
+      connected.set(session.device.id, list)
+    }
+    return [...this.access.registry.devices()].map((d) => {
+      const seen = this.lastSeen.get(d.id)
+      return {
+        id: d.id,
+        connections: connected.get(d.id) ?? [],
+        ...(seen !== undefined && { lastSeen: seen }),
+      }
+    })
   }
 
   listener(type: string): Listener | undefined {

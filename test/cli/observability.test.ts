@@ -112,6 +112,13 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
     expect((await health()).status).toBe(200)
     const good = await connectDevice(lanPort, { username: 'good', password: PASSWORD, clientId: 'good' })
     await metricReaches(`lan_listener_connections{listener="tcp:${lanPort}",type="tcp"}`, 1)
+    const page = await fetch(url('/'))
+    expect(page.headers.get('content-type')).toBe('text/html; charset=utf-8')
+    const html = await page.text()
+    expect(html).toContain('<h1>edge-gateway gw-obs</h1>')
+    expect(html).toContain(`<td>good</td><td>connected (tcp:${lanPort} from 127.0.0.1)</td>`)
+    expect(html).toMatch(/cloud link: connected for \d+ s/)
+    expect(html).not.toContain('<script')
     expect(await publishOutcome(good, 'devices/good/reading', '21.5')).toBe('acked')
     // A refused sealed payload (not COSE), then a denied publish (not the device's own tree: the
     // connection is closed, as the default policy says).
@@ -128,9 +135,20 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
     expect(during.body.checks.cloud).toMatchObject({ ok: false })
     expect(during.body.checks.queue).toMatchObject({ ok: true })
     expect((await metrics()).get('cloud_link_up')).toBe(0)
+    // A message held during the outage: the page shows the backlog, then the queue empty again.
+    const late = await connectDevice(lanPort, { username: 'good', password: PASSWORD, clientId: 'good' })
+    expect(await publishOutcome(late, 'devices/good/reading', 'held')).toBe('acked')
+    await late.endAsync()
+    const held = await (await fetch(url('/'))).text()
+    expect(held).toContain('1 held; not draining (waiting for the cloud)')
+    expect(held).toMatch(/<td>good<\/td><td>last seen \d+ s ago<\/td>/)
+    expect(held).toMatch(/<td>auth_bad_password<\/td><td>good<\/td>/)
+    expect(held).toMatch(/<td>publish_denied<\/td><td>good<\/td>/)
     await cloud.restart()
     await waitUntil(() => linkUps() === 2, 15_000, 'the cloud link up again')
     expect((await health()).status).toBe(200)
+    await metricReaches('uplink_delivered_total', 2)
+    expect(await (await fetch(url('/'))).text()).toContain('<p id="queue">empty;')
 
     const text = await (await fetch(url('/metrics'))).text()
     expect(text).toContain('# TYPE uplink_accepted_total counter')
@@ -151,8 +169,8 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
       linkUp: m.get('cloud_link_up'),
       lanConnections: m.get(`lan_listener_connections{listener="tcp:${lanPort}",type="tcp"}`),
     }).toEqual({
-      accepted: 1,
-      delivered: 1,
+      accepted: 2,
+      delivered: 2,
       badPassword: 1,
       publishDenied: 1,
       payloadRejected: 1,
@@ -189,8 +207,8 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
     expect((await health()).status).toBe(200)
   }, 30_000)
 
-  it('answers only GET /metrics and /healthz, and only on the address it was given', async () => {
-    expect((await fetch(url('/'))).status).toBe(404)
+  it('answers only GET on /, /metrics and /healthz', async () => {
+    expect((await fetch(url('/nothing'))).status).toBe(404)
     expect((await fetch(url('/metrics'), { method: 'POST' })).status).toBe(405)
   })
 })
