@@ -80,9 +80,10 @@ export async function loadCloudRuntime(
   const certificate = await GatewayCertificate.load(cloud)
   const expiry = new ExpiryWatch(config, certificate, metrics, logger.child({ module: 'expiry' }))
   const nonces = await CommandNonces.open(join(gateway.stateDir, 'downlink-nonces.json'))
+  const downlinkOperators = await readOperators(cloud.downlink?.operators ?? [], 'cloud.downlink.operators')
   const rotationOperators = cloud.rotation.operators
     ? await readOperators(cloud.rotation.operators, 'cloud.rotation.operators')
-    : await readOperators(cloud.downlink?.operators ?? [], 'cloud.downlink.operators')
+    : downlinkOperators
   const rotation = {
     operators: rotationOperators,
     nonces,
@@ -91,11 +92,10 @@ export async function loadCloudRuntime(
     security,
   }
   if (!cloud.downlink) return { protector, certificate, rotation, expiry }
-  const operators = await readOperators(cloud.downlink.operators, 'cloud.downlink.operators')
   const downlink = new Downlink(
     cloud.downlink,
     gateway.id,
-    operators,
+    downlinkOperators,
     nonces,
     sink,
     security,

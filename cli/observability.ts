@@ -45,28 +45,29 @@ function parseSeries(series: string): { family: string; labels: Record<string, s
 function registryFor(metrics: Metrics): { registry: Registry; refresh: () => void } {
   const registry = new Registry()
   collectDefaultMetrics({ register: registry, prefix: 'edge_gateway_' })
-  const registered = new Set<string>()
-  /** Registers the families that appeared since the last scrape (a family keeps its label names). */
+  /** The series of the latest snapshot, by family: one snapshot per scrape (it reads every gauge). */
+  let current = new Map<string, Array<{ labels: Record<string, string>; value: number }>>()
+  /** Takes the snapshot and registers the families that appeared since the last scrape. */
   const refresh = () => {
-    const families = new Map<string, Set<string>>()
-    for (const series of Object.keys(metrics.snapshot())) {
+    const next = new Map<string, Array<{ labels: Record<string, string>; value: number }>>()
+    for (const [series, value] of Object.entries(metrics.snapshot())) {
       const { family, labels } = parseSeries(series)
-      if (registered.has(family)) continue
-      const names = families.get(family) ?? new Set<string>()
-      for (const k of Object.keys(labels)) names.add(k)
-      families.set(family, names)
+      const list = next.get(family) ?? []
+      list.push({ labels, value })
+      next.set(family, list)
     }
-    for (const [family, labelNames] of families) register(family, labelNames)
+    current = next
+    for (const [family, list] of next) {
+      if (registry.getSingleMetric(family)) continue
+      register(family, new Set(list.flatMap((s) => Object.keys(s.labels))))
+    }
   }
   const register = (family: string, labelNames: Set<string>) => {
-    registered.add(family)
     const fill = (metric: Counter | Gauge) => {
       metric.reset()
-      for (const [series, value] of Object.entries(metrics.snapshot())) {
-        const parsed = parseSeries(series)
-        if (parsed.family !== family) continue
-        if (metric instanceof Counter) metric.inc(parsed.labels, value)
-        else metric.set(parsed.labels, value)
+      for (const { labels, value } of current.get(family) ?? []) {
+        if (metric instanceof Counter) metric.inc(labels, value)
+        else metric.set(labels, value)
       }
     }
     const options = {
@@ -74,22 +75,12 @@ function registryFor(metrics: Metrics): { registry: Registry; refresh: () => voi
       help: `edge-gateway ${family} (docs/bridge.md#metrics)`,
       labelNames: [...labelNames],
       registers: [registry],
+      collect(this: Counter | Gauge) {
+        fill(this)
+      },
     }
-    if (family.endsWith('_total')) {
-      new Counter({
-        ...options,
-        collect() {
-          fill(this)
-        },
-      })
-    } else {
-      new Gauge({
-        ...options,
-        collect() {
-          fill(this)
-        },
-      })
-    }
+    if (family.endsWith('_total')) new Counter(options)
+    else new Gauge(options)
   }
   refresh()
   return { registry, refresh }

@@ -1,4 +1,4 @@
-import { createPublicKey, type KeyObject, X509Certificate } from 'node:crypto'
+import { createPublicKey, type KeyObject } from 'node:crypto'
 import forge from 'node-forge'
 import {
   checkCommonName,
@@ -8,8 +8,8 @@ import {
   randomSerialHex,
   validityWindow,
 } from './certificate-fields.js'
-import { PkiError } from './errors.js'
-import { parseCertificatePem, parsePrivateKeyPem } from './pem.js'
+import { loadSigner } from './issue.js'
+import { parsePrivateKeyPem } from './pem.js'
 import type { CertificateAuthority } from './types.js'
 
 /** A CSR is small; anything larger is refused before forge parses it. */
@@ -77,45 +77,20 @@ export function checkCsr(pem: string, commonName: string): CheckedCsr | { proble
  */
 export function issueFromCsr(ca: CertificateAuthority, csr: CheckedCsr, validDays?: number): string {
   const days = checkValidDays(validDays, 90)
-  const caCert = parseCertificatePem(ca.certPem, 'the CA certificate')
-  const caKey = parsePrivateKeyPem(ca.keyPem, 'the CA key')
-  const caPublic = caCert.publicKey as forge.pki.rsa.PublicKey
-  if ((caCert.getExtension('basicConstraints') as { cA?: boolean } | undefined)?.cA !== true) {
-    throw new PkiError('PKI_ERR_NOT_A_CA', 'Expected the CA certificate to have basicConstraints cA=true')
-  }
-  if (caPublic.n.compareTo(caKey.n) !== 0 || caPublic.e.compareTo(caKey.e) !== 0) {
-    throw new PkiError('PKI_ERR_CA_KEY_MISMATCH', 'Expected the CA key to belong to the CA certificate')
-  }
-  const ski = caCert.getExtension('subjectKeyIdentifier') as { subjectKeyIdentifier?: string } | undefined
-  const keyIdentifier =
-    ski?.subjectKeyIdentifier !== undefined
-      ? forge.util.hexToBytes(ski.subjectKeyIdentifier)
-      : caCert.generateSubjectKeyIdentifier().getBytes()
+  const signer = loadSigner(ca)
   const cert = forge.pki.createCertificate()
   cert.publicKey = csr.request.publicKey as forge.pki.rsa.PublicKey
   cert.serialNumber = randomSerialHex()
   Object.assign(cert.validity, validityWindow(days))
   cert.setSubject(commonNameAttributes(csr.commonName))
-  cert.setIssuer(issuerAttributes(caCert))
+  cert.setIssuer(issuerAttributes(signer.cert))
   cert.setExtensions([
     { name: 'basicConstraints', cA: false, critical: true },
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', clientAuth: true },
     { name: 'subjectKeyIdentifier' },
-    { name: 'authorityKeyIdentifier', keyIdentifier },
+    { name: 'authorityKeyIdentifier', keyIdentifier: signer.keyIdentifier },
   ])
-  cert.sign(caKey, forge.md.sha256.create())
+  cert.sign(signer.privateKey, forge.md.sha256.create())
   return forge.pki.certificateToPem(cert)
-}
-
-/** The PEM certificates in `text`, each parsed; throws PKI_ERR_BAD_PEM naming the first that is not one. */
-export function parseCertificateBundle(text: string, what: string): X509Certificate[] {
-  const blocks = text.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? []
-  return blocks.map((block, i) => {
-    try {
-      return new X509Certificate(block)
-    } catch (cause) {
-      throw new PkiError('PKI_ERR_BAD_PEM', `${what}: certificate ${i + 1} does not parse`, { cause })
-    }
-  })
 }

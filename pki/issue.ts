@@ -65,14 +65,15 @@ export function issueCertificate(ca: CertificateAuthority, opts: IssueOptions): 
   return { certPem: forge.pki.certificateToPem(cert), keyPem: key.keyPem }
 }
 
-interface Signer {
+export interface Signer {
   cert: forge.pki.Certificate
   privateKey: forge.pki.rsa.PrivateKey
   /** Binary string: the CA's subjectKeyIdentifier. */
   keyIdentifier: string
 }
 
-function loadSigner(ca: CertificateAuthority): Signer {
+/** The CA's certificate and key, checked to be a CA and to belong together, ready to sign. */
+export function loadSigner(ca: CertificateAuthority): Signer {
   const cert = parseCertificatePem(ca.certPem, 'the CA certificate')
   const privateKey = parsePrivateKeyPem(ca.keyPem, 'the CA key')
   const basicConstraints = cert.getExtension('basicConstraints') as { cA?: boolean } | undefined

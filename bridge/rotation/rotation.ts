@@ -189,8 +189,7 @@ export class CertificateRotation {
   private async process(bytes: Buffer, now: number): Promise<string> {
     const verified = await this.verify(bytes, now)
     if ('refused' in verified) {
-      this.refuse(verified.refused, verified.detail, null, verified.operator)
-      return verified.refused
+      return this.refuse(verified.refused, verified.detail, null, verified.operator)
     }
     const { command, operator } = verified
     try {
@@ -203,15 +202,21 @@ export class CertificateRotation {
         case 'trust':
           return await this.applyTrust(command.request, command.bundle, command.overlapDays, operator, now)
         case 'device-psk':
-          return await this.applyDevicePsk(command, operator)
-        case 'device-key':
-          return await this.applyDeviceKey(command, operator)
+        case 'device-key': {
+          const devices = this.options.devices
+          if (!devices) {
+            const detail = 'this gateway runs without a config file it can rewrite'
+            return this.refuse('not_supported', detail, command.request, operator)
+          }
+          return command.type === 'device-psk'
+            ? await this.applyDevicePsk(command, operator, devices)
+            : await this.applyDeviceKey(command, operator, devices)
+        }
       }
     } catch (err) {
       // A fault of the gateway's own (a state file it cannot read or write): said, not swallowed.
       this.options.logger.error({ err, request: command.request }, 'rotation command failed')
-      this.refuse('error', (err as Error).message, command.request, operator)
-      return 'error'
+      return this.refuse('error', (err as Error).message, command.request, operator)
     }
   }
 
@@ -291,8 +296,7 @@ export class CertificateRotation {
     const { cloud, gatewayId, link, certificate, logger } = this.options
     const pendingPem = await readIfThere(this.files.pendingKey)
     if (pendingPem === undefined) {
-      this.refuse('no_pending_request', 'no CSR is pending: ask for one first', request, operator)
-      return 'no_pending_request'
+      return this.refuse('no_pending_request', 'no CSR is pending: ask for one first', request, operator)
     }
     const pendingKey = createPrivateKey(pendingPem)
     let issuers: ReturnType<typeof readBundle>
@@ -304,8 +308,7 @@ export class CertificateRotation {
     }
     const checked = checkPushedCertificate(pem, pendingKey, issuers ?? [], gatewayId)
     if ('refused' in checked) {
-      this.refuse(checked.refused satisfies CertificateRefusal, checked.detail, request, operator)
-      return checked.refused
+      return this.refuse(checked.refused satisfies CertificateRefusal, checked.detail, request, operator)
     }
     const next = checked.certificate
     const old = { cert: certificate.certificate, key: await readFile(cloud.keyFile) }
@@ -321,8 +324,7 @@ export class CertificateRotation {
     )
     if (!tried.ok) {
       await rm(this.files.staged, { force: true })
-      this.rollBack('connection_failed', tried.cause, request, operator)
-      return 'connection_failed'
+      return this.rollBack('connection_failed', tried.cause, request, operator)
     }
     try {
       // The key first: a crash between the two renames is finished at the next start (recoverRotation).
@@ -339,19 +341,18 @@ export class CertificateRotation {
       if (!restored) {
         // The files may hold the new key beside the old certificate: next.pem and pending.key stay,
         // so the next start finishes the install (recoverRotation). The link stays on the new one.
-        this.rollBack(
+        return this.rollBack(
           'write_failed',
           `${detail}; the old files could not be restored either: the link stays on the new certificate, and the next start completes the install`,
           request,
           operator,
         )
-        return 'write_failed'
       }
       await rm(this.files.staged, { force: true })
       const back = await link.tryCandidate(oldCertPem, old.key, deadlineMs, () =>
         certificate.replace(old.cert, createPrivateKey(old.key)),
       )
-      this.rollBack(
+      return this.rollBack(
         'write_failed',
         back.ok
           ? `${detail}; the link is back on the old certificate`
@@ -359,7 +360,6 @@ export class CertificateRotation {
         request,
         operator,
       )
-      return 'write_failed'
     }
     await rm(this.files.staged, { force: true })
     await rm(this.files.pendingKey, { force: true })
@@ -389,21 +389,19 @@ export class CertificateRotation {
     const { cloud, logger } = this.options
     const checked = checkPushedBundle(pem, now)
     if ('refused' in checked) {
-      this.refuse(checked.refused, checked.detail, request, operator)
-      return checked.refused
+      return this.refuse(checked.refused, checked.detail, request, operator)
     }
     const bundle = checked.certificates.map((c) => c.toString()).join('')
     const fingerprints = new Set(checked.certificates.map((c) => c.fingerprint256))
     // The old bundle is kept for the overlap: a bundle that cannot be read is not silently dropped.
     const current = readBundle(await readFile(cloud.caFile, 'utf8').catch(() => ''))
     if (!current) {
-      this.refuse(
+      return this.refuse(
         'error',
         `cloud.caFile ${cloud.caFile} cannot be read as PEM certificates: nothing changed`,
         request,
         operator,
       )
-      return 'error'
     }
     const previous = current
       .filter((c) => !fingerprints.has(c.fingerprint256))
@@ -421,13 +419,12 @@ export class CertificateRotation {
       }
       await writeAtomically(cloud.caFile, written, await modeOf(cloud.caFile, 0o644))
     } catch (err) {
-      this.refuse(
+      return this.refuse(
         'write_failed',
         `cloud.caFile could not be written: ${(err as Error).message}`,
         request,
         operator,
       )
-      return 'write_failed'
     }
     this.options.metrics.increment('rotation_trusted_total')
     const overlapUntil = until === null ? null : new Date(until).toISOString()
@@ -444,34 +441,28 @@ export class CertificateRotation {
   private async applyDevicePsk(
     command: Extract<RotationCommand, { type: 'device-psk' }>,
     operator: string,
+    devices: DeviceCredentials,
   ): Promise<string> {
     const { request, device } = command
-    const devices = this.options.devices
-    if (!devices) {
-      this.refuse(
-        'not_supported',
-        'this gateway runs without a config file it can rewrite',
-        request,
-        operator,
-      )
-      return 'not_supported'
-    }
     let key: Buffer
     try {
       key = this.options.certificate.decrypt(Buffer.from(command.sealedKey, 'base64'))
     } catch {
-      this.refuse(
+      return this.refuse(
         'bad_sealed_key',
         "the key does not open with the gateway's certificate key",
         request,
         operator,
       )
-      return 'bad_sealed_key'
     }
     if (key.length < 16 || key.length > 64) {
       key.fill(0)
-      this.refuse('bad_sealed_key', `a PSK is 16 to 64 bytes, this one ${key.length}`, request, operator)
-      return 'bad_sealed_key'
+      return this.refuse(
+        'bad_sealed_key',
+        `a PSK is 16 to 64 bytes, this one ${key.length}`,
+        request,
+        operator,
+      )
     }
     const done = await devices
       .rotatePsk(device, key, {
@@ -480,8 +471,7 @@ export class CertificateRotation {
       })
       .finally(() => key.fill(0))
     if ('refused' in done) {
-      this.refuse(done.refused, done.detail, request, operator)
-      return done.refused
+      return this.refuse(done.refused, done.detail, request, operator)
     }
     this.options.logger.info(
       {
@@ -501,22 +491,12 @@ export class CertificateRotation {
   private async applyDeviceKey(
     command: Extract<RotationCommand, { type: 'device-key' }>,
     operator: string,
+    devices: DeviceCredentials,
   ): Promise<string> {
     const { request, device, topic } = command
-    const devices = this.options.devices
-    if (!devices) {
-      this.refuse(
-        'not_supported',
-        'this gateway runs without a config file it can rewrite',
-        request,
-        operator,
-      )
-      return 'not_supported'
-    }
     const done = await devices.rotatePayloadKey(device, topic, { overlapHours: command.overlapHours })
     if ('refused' in done) {
-      this.refuse(done.refused, done.detail, request, operator)
-      return done.refused
+      return this.refuse(done.refused, done.detail, request, operator)
     }
     this.options.logger.info(
       { request, operator, device, kid: done.kid, previousKid: done.previousKid, until: done.until, topic },
@@ -571,24 +551,44 @@ export class CertificateRotation {
     )
   }
 
-  private refuse(reason: RotationRefusal, detail: string, request: string | null, operator?: string): void {
-    this.options.metrics.increment(series('rotation_refused_total', { reason }))
-    this.options.security.report(
-      'rotation_refused',
-      { reason, detail, ...(request && { request }), ...(operator && { operator }) },
-      `rotation command refused (${reason}): nothing changed`,
-    )
-    this.reply({ state: 'refused', request, reason, detail })
+  /** A refusal: nothing changed. Counted, reported as `rotation_refused`, answered; returns the reason. */
+  private refuse<R extends RotationRefusal>(
+    reason: R,
+    detail: string,
+    request: string | null,
+    operator?: string,
+  ): R {
+    return this.report('refused', reason, detail, request, operator)
   }
 
-  private rollBack(reason: RotationRefusal, detail: string, request: string, operator: string): void {
+  /** A certificate tried and given up: the link stays where it was. As refuse, `rotation_rolled_back`. */
+  private rollBack<R extends RotationRefusal>(
+    reason: R,
+    detail: string,
+    request: string,
+    operator: string,
+  ): R {
+    return this.report('rolled_back', reason, detail, request, operator)
+  }
+
+  private report<R extends RotationRefusal>(
+    state: 'refused' | 'rolled_back',
+    reason: R,
+    detail: string,
+    request: string | null,
+    operator: string | undefined,
+  ): R {
     this.options.metrics.increment(series('rotation_refused_total', { reason }))
     this.options.security.report(
-      'rotation_rolled_back',
-      { reason, detail, request, operator },
-      `certificate rotation rolled back (${reason}): the cloud link stays on the certificate it had`,
+      state === 'refused' ? 'rotation_refused' : 'rotation_rolled_back',
+      { reason, detail, ...(request && { request }), ...(operator && { operator }) },
+      state === 'refused'
+        ? `rotation command refused (${reason}): nothing changed`
+        : `certificate rotation rolled back (${reason}): the cloud link stays on the certificate it had`,
     )
-    this.reply({ state: 'rolled_back', request, reason, detail })
+    if (state === 'refused') this.reply({ state, request, reason, detail })
+    else this.reply({ state, request: request ?? '', reason, detail })
+    return reason
   }
 
   /** A signed reply on the rotation topic, over the live session; none while the link is down. */
