@@ -7,8 +7,11 @@ cd "$(dirname "$0")/.."
 # mosquitto: the real cloud broker and clients; wireguard-*, iproute2, tcpdump: the tunnel tests in network namespaces;
 # strace: the durability tests that read the gateway's system calls (fsync before PUBACK) and make its disk fail;
 # openssl: `openssl s_client`, which reads the certificate a LAN listener serves after a certificate swap;
-# systemd: `systemd-analyze verify` and `security --offline=true` on deploy/edge-gateway.service.
-packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl systemd)
+# systemd: `systemd-analyze verify` and `security --offline=true` on deploy/edge-gateway.service;
+# podman, runc, debootstrap, qemu-user-static, binfmt-support: deploy/install.sh tried in a Debian 12
+# container booted with systemd, and in an arm64 root file system under qemu (test/deploy/).
+packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl systemd
+  podman runc debootstrap qemu-user-static binfmt-support)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -26,6 +29,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# podman: runc as the runtime (systemd as PID 1 runs under it) and open-file limits a booted
+# systemd accepts; written only when there is no containers.conf of the machine's own.
+if [ ! -e /etc/containers/containers.conf ] && [ "$(id -u)" -eq 0 ]; then
+  mkdir -p /etc/containers
+  printf '%s\n' '[containers]' 'default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]' \
+    '[engine]' 'runtime = "runc"' >/etc/containers/containers.conf
+fi
+
 # The Debian package may start a system mosquitto on port 1883; the tests never use it (they start their own).
 
 # `npm ci`: exactly the lock file (which holds every platform entry of biome's optional packages),

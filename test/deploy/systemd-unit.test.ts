@@ -61,11 +61,11 @@ describe('deploy/edge-gateway.service: a hardened unit systemd accepts', () => {
     expect(stderr.split('\n').filter((l) => l.includes('edge-gateway.service'))).toEqual([])
   })
 
-  it('rates "OK" under 2.0: 1.1 alone, 1.7 with the tunnel drop-in', async () => {
+  it('rates "OK" under 2.0: 1.3 alone, 1.7 with the tunnel drop-in', async () => {
     const alone = join(dir, 'alone')
     await mkdir(alone)
     await copyFile(join(DEPLOY, 'edge-gateway.service'), join(alone, 'edge-gateway.service'))
-    expect(await exposure(analyze, join(alone, 'edge-gateway.service'))).toBeLessThanOrEqual(1.2)
+    expect(await exposure(analyze, join(alone, 'edge-gateway.service'))).toBeLessThanOrEqual(1.4)
     // The drop-in folder beside the unit is read with it.
     expect(await exposure(analyze, join(DEPLOY, 'edge-gateway.service'))).toBeLessThan(2.0)
   })

@@ -1,0 +1,327 @@
+#!/usr/bin/env bash
+# Installs edge-gateway as a hardened systemd service on Debian 12 / Raspberry Pi OS
+# (arm64, armhf, x86_64). Run as root. docs/install.md says what it does and why.
+#
+#   install.sh [--package SPEC] [--id NAME] [--cloud-host HOST] [--cloud-port PORT]
+#              [--cloud-ca FILE --cloud-cert FILE --cloud-key FILE] [--no-start]
+#   install.sh --upgrade [--package SPEC]      a newer package; config and state are kept
+#   install.sh --uninstall [--purge]           remove what it added; keep config and state unless --purge
+#
+# SPEC is what npm installs: a release tarball made by `npm pack` (./edge-gateway-0.1.0.tgz) or a
+# registry name (edge-gateway, edge-gateway@0.1.0); default: the tarball beside this script if there
+# is exactly one, else `edge-gateway` from the registry.
+#
+# Each step checks first and changes only what differs, so a second run changes nothing and says so.
+set -euo pipefail
+
+PREFIX=/opt/edge-gateway
+CONFIG_DIR=/etc/edge-gateway
+CONFIG="$CONFIG_DIR/gateway.yaml"
+STATE_DIR=/var/lib/edge-gateway
+UNIT=/etc/systemd/system/edge-gateway.service
+DROPIN_DIR=/etc/systemd/system/edge-gateway.service.d
+BIN_LINK=/usr/local/bin/edge-gateway
+SERVICE_USER=edge-gateway
+PACKAGE_DIR="$PREFIX/lib/node_modules/edge-gateway"
+RECORD="$PREFIX/.installed-from"
+
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+say() { printf 'edge-gateway install: %s\n' "$*"; }
+fail() { printf 'edge-gateway install: %s\n' "$*" >&2; exit 1; }
+changes=0
+changed() { changes=$((changes + 1)); say "changed: $*"; }
+unchanged() { say "ok: $*"; }
+
+mode=install purge=no start=yes spec='' gateway_id='' cloud_host='' cloud_port=8883
+cloud_ca='' cloud_cert='' cloud_key=''
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --package) spec="${2:?--package needs a value}"; shift 2 ;;
+    --id) gateway_id="${2:?--id needs a value}"; shift 2 ;;
+    --cloud-host) cloud_host="${2:?--cloud-host needs a value}"; shift 2 ;;
+    --cloud-port) cloud_port="${2:?--cloud-port needs a value}"; shift 2 ;;
+    --cloud-ca) cloud_ca="${2:?--cloud-ca needs a file}"; shift 2 ;;
+    --cloud-cert) cloud_cert="${2:?--cloud-cert needs a file}"; shift 2 ;;
+    --cloud-key) cloud_key="${2:?--cloud-key needs a file}"; shift 2 ;;
+    --no-start) start=no; shift ;;
+    --upgrade) mode=upgrade; shift ;;
+    --uninstall) mode=uninstall; shift ;;
+    --purge) purge=yes; shift ;;
+    -h | --help) usage; exit 0 ;;
+    *) usage >&2; fail "unknown option: $1" ;;
+  esac
+done
+[ "$purge" = no ] || [ "$mode" = uninstall ] || fail "--purge goes with --uninstall"
+[ "$(id -u)" -eq 0 ] || fail "run it as root (sudo bash $0 ...)"
+
+systemd_running() { [ -d /run/systemd/system ]; }
+
+# ---------------------------------------------------------------------------------------------
+if [ "$mode" = uninstall ]; then
+  if systemd_running && systemctl list-unit-files edge-gateway.service >/dev/null 2>&1 \
+    && [ -e "$UNIT" ]; then
+    systemctl disable --now edge-gateway.service >/dev/null 2>&1 || true
+    changed "service stopped and disabled"
+  fi
+  if [ -e "$UNIT" ] || [ -d "$DROPIN_DIR" ]; then
+    rm -rf "$UNIT" "$DROPIN_DIR"
+    systemd_running && systemctl daemon-reload
+    changed "removed $UNIT"
+  fi
+  if [ -L "$BIN_LINK" ]; then rm -f "$BIN_LINK"; changed "removed $BIN_LINK"; fi
+  if [ -d "$PREFIX" ]; then rm -rf "$PREFIX"; changed "removed $PREFIX"; fi
+  if [ "$purge" = yes ]; then
+    for d in "$CONFIG_DIR" "$STATE_DIR"; do
+      if [ -e "$d" ]; then rm -rf "$d"; changed "purged $d"; fi
+    done
+  else
+    # Kept, and handed to root: no file is left owned by a user id that a later account could get.
+    for d in "$CONFIG_DIR" "$STATE_DIR"; do
+      if [ -e "$d" ] && [ "$(stat -c %U "$d")" != root ]; then
+        chown -R root:root "$d"
+        changed "kept $d (now owned by root)"
+      fi
+    done
+  fi
+  if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+    userdel "$SERVICE_USER" >/dev/null 2>&1 || fail "could not remove the user $SERVICE_USER (is a process of it running?)"
+    getent group "$SERVICE_USER" >/dev/null && groupdel "$SERVICE_USER" >/dev/null 2>&1 || true
+    changed "removed the system user $SERVICE_USER"
+  fi
+  if [ "$changes" -eq 0 ]; then say "nothing to remove"; else say "uninstalled ($changes change(s))"; fi
+  if [ "$purge" = no ]; then
+    for d in "$CONFIG_DIR" "$STATE_DIR"; do [ -e "$d" ] && say "kept: $d (--uninstall --purge removes it)"; done
+  fi
+  exit 0
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Node.js 20 or later, and npm.
+node_help() {
+  local arch
+  case "$(uname -m)" in aarch64 | arm64) arch=arm64 ;; armv7l | armv6l) arch=armv7l ;; x86_64) arch=x64 ;; *) arch="$(uname -m)" ;; esac
+  cat >&2 <<EOF
+edge-gateway install: Node.js 20 or later is needed ($1).
+  Debian 12's own nodejs package is 18, too old. Either:
+  - NodeSource: curl -fsSL https://deb.nodesource.com/setup_20.x | bash - && apt-get install -y nodejs
+  - or the official build: https://nodejs.org/dist/latest-v20.x/ (node-v20.*-linux-$arch.tar.xz),
+    unpacked into /usr/local: tar -xJf node-v20.*-linux-$arch.tar.xz -C /usr/local --strip-components=1
+  then run this script again.
+EOF
+  exit 1
+}
+command -v node >/dev/null 2>&1 || node_help "no \`node\` on PATH"
+node_path="$(command -v node)"
+node_version="$(node -p 'process.versions.node')"
+[ "${node_version%%.*}" -ge 20 ] || node_help "found $node_version at $node_path"
+command -v npm >/dev/null 2>&1 || node_help "node $node_version is there, but not npm"
+case "$(uname -m)" in
+  aarch64 | arm64 | armv7l | x86_64) ;;
+  *) say "warning: $(uname -m) is not a tested architecture (arm64, armhf, x86_64)" ;;
+esac
+
+# ---------------------------------------------------------------------------------------------
+# The package, from a tarball or the registry, into $PREFIX (npm's global layout under it).
+if [ -z "$spec" ]; then
+  here="$(cd "$(dirname "$0")" && pwd)"
+  shopt -s nullglob
+  beside=("$here"/edge-gateway-*.tgz)
+  shopt -u nullglob
+  if [ ${#beside[@]} -eq 1 ]; then spec="${beside[0]}"; else spec=edge-gateway; fi
+fi
+if [ -f "$spec" ]; then
+  spec="$(cd "$(dirname "$spec")" && pwd)/$(basename "$spec")"
+  wanted="tarball sha256:$(sha256sum "$spec" | cut -d' ' -f1)"
+else
+  wanted="registry $spec"
+fi
+installed_version() { [ -f "$PACKAGE_DIR/package.json" ] && node -p "require('$PACKAGE_DIR/package.json').version"; }
+install_package() {
+  npm install --global --prefix "$PREFIX" --omit=dev --no-audit --no-fund --loglevel=error "$spec" >/dev/null \
+    || fail "npm could not install $spec"
+  printf '%s\n' "$wanted" >"$RECORD"
+  package_changed=yes
+  changed "installed edge-gateway $(installed_version) from $spec into $PREFIX"
+}
+package_changed=no
+if [ ! -f "$PACKAGE_DIR/package.json" ]; then
+  install_package
+elif [ "$mode" = upgrade ]; then
+  if [ -f "$spec" ] && [ "$(cat "$RECORD" 2>/dev/null)" = "$wanted" ]; then
+    unchanged "edge-gateway $(installed_version) is already this tarball"
+  elif [ ! -f "$spec" ] && [ "$(npm view "$spec" version 2>/dev/null | tail -1)" = "$(installed_version)" ]; then
+    unchanged "edge-gateway $(installed_version) is already the registry's $spec"
+  else
+    install_package
+  fi
+else
+  unchanged "edge-gateway $(installed_version) is installed (--upgrade replaces it)"
+fi
+if [ "$(readlink "$BIN_LINK" 2>/dev/null)" != "$PREFIX/bin/edge-gateway" ]; then
+  ln -sfn "$PREFIX/bin/edge-gateway" "$BIN_LINK"
+  changed "$BIN_LINK -> $PREFIX/bin/edge-gateway"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The system user, and the config (0700) and state (0700) folders it owns.
+if id -u "$SERVICE_USER" >/dev/null 2>&1; then
+  unchanged "system user $SERVICE_USER"
+else
+  useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home --shell /usr/sbin/nologin "$SERVICE_USER"
+  changed "created the system user $SERVICE_USER"
+fi
+for d in "$CONFIG_DIR" "$STATE_DIR"; do
+  if [ -d "$d" ] && [ "$(stat -c '%a %U %G' "$d")" = "700 $SERVICE_USER $SERVICE_USER" ]; then
+    unchanged "$d (0700, $SERVICE_USER)"
+  else
+    install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$d"
+    # Files kept by an earlier --uninstall go back to the service user.
+    chown -R "$SERVICE_USER:$SERVICE_USER" "$d"
+    changed "$d (0700, $SERVICE_USER)"
+  fi
+done
+
+# Cloud credentials given on the command line: copied in, the key 0600.
+copy_in() { # <source> <dest> <mode>
+  [ -n "$1" ] || return 0
+  [ -f "$1" ] || fail "no such file: $1"
+  if [ -f "$2" ] && cmp -s "$1" "$2" && [ "$(stat -c '%a %U' "$2")" = "$3 $SERVICE_USER" ]; then
+    unchanged "$2"
+  else
+    install -D -m "$3" -o "$SERVICE_USER" -g "$SERVICE_USER" "$1" "$2"
+    changed "$2 (from $1)"
+  fi
+}
+if [ -n "$cloud_ca$cloud_cert$cloud_key" ]; then
+  install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$CONFIG_DIR/cloud"
+fi
+copy_in "$cloud_ca" "$CONFIG_DIR/cloud/ca.pem" 644
+copy_in "$cloud_cert" "$CONFIG_DIR/cloud/client.pem" 644
+copy_in "$cloud_key" "$CONFIG_DIR/cloud/client.key" 600
+
+# A starter config, never over one that is there.
+if [ -f "$CONFIG" ]; then
+  unchanged "$CONFIG is there (kept as it is)"
+else
+  id_default="$(hostname 2>/dev/null | tr -c 'A-Za-z0-9._\n-' '-')"
+  gateway_id="${gateway_id:-${id_default:-gateway}}"
+  umask 077
+  cat >"$CONFIG" <<EOF
+# edge-gateway starter config, written by deploy/install.sh. Reference: docs/configuration.md
+# in the package ($PACKAGE_DIR/docs). Check it after an edit with:
+#   sudo -u $SERVICE_USER edge-gateway policy check --config $CONFIG
+gateway:
+  id: $gateway_id
+  stateDir: $STATE_DIR
+lan:
+  listeners:
+    # Devices that run TLS: TLS-PSK on every interface. Add a device with
+    #   sudo -u $SERVICE_USER edge-gateway device add <id> --psk --key-dir $CONFIG_DIR/keys --config $CONFIG
+    # and paste the entry it prints under devices:, then: systemctl reload edge-gateway
+    - type: tls-psk
+      name: lan-psk
+      host: 0.0.0.0
+      port: 8883
+# Deny by default: without a policies section each device may use devices/<its id>/# only.
+devices: []
+cloud:
+  host: ${cloud_host:-cloud.example.invalid}
+  port: $cloud_port
+  # From the cloud's operator: the CA that vouches for the broker, and this gateway's client
+  # certificate (CN = the gateway id) with its key (0600).
+  caFile: cloud/ca.pem
+  certFile: cloud/client.pem
+  keyFile: cloud/client.key
+  topics:
+    - local: devices
+      cloud: sites/$gateway_id/devices
+# Prometheus /metrics, /healthz and the status page, on loopback only (docs/observability.md).
+observability:
+  listen: 127.0.0.1:9464
+EOF
+  chown "$SERVICE_USER:$SERVICE_USER" "$CONFIG"
+  chmod 0600 "$CONFIG"
+  changed "wrote the starter config $CONFIG (gateway id $gateway_id)"
+fi
+
+# The config is checked as the service will read it: as the service user.
+config_ok=no
+if check_output="$(runuser -u "$SERVICE_USER" -- "$node_path" "$PACKAGE_DIR/dist/bin/edge-gateway.js" policy check --config "$CONFIG" 2>&1)"; then
+  config_ok=yes
+  say "policy check: ${check_output##*$'\n'}"
+else
+  say "policy check failed, so the service is not started:"
+  printf '  %s\n' "$check_output"
+fi
+
+# WireGuard: only for a config whose vpn section manages the tunnel.
+manages_tunnel=no
+if grep -Eq '^vpn:' "$CONFIG" && ! grep -Eq '^[[:space:]]+manage:[[:space:]]*false' "$CONFIG"; then
+  manages_tunnel=yes
+  if ! command -v wg >/dev/null 2>&1 || { ! modprobe -n wireguard >/dev/null 2>&1 && ! command -v wireguard-go >/dev/null 2>&1; }; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wireguard-tools wireguard-go iproute2 >/dev/null \
+      || fail "the config manages a WireGuard tunnel; apt-get could not install wireguard-tools wireguard-go iproute2"
+    changed "installed wireguard-tools, wireguard-go and iproute2 (the config has a vpn section)"
+  else
+    unchanged "WireGuard tools"
+  fi
+fi
+
+# ---------------------------------------------------------------------------------------------
+# The unit: the package's hardened template, started with this Node and this package.
+unit_changed=no
+rendered="$(sed "s|^ExecStart=.*|ExecStart=$node_path $PACKAGE_DIR/dist/bin/edge-gateway.js start --config $CONFIG|" \
+  "$PACKAGE_DIR/deploy/edge-gateway.service")"
+if [ -f "$UNIT" ] && [ "$(cat "$UNIT")" = "$rendered" ]; then
+  unchanged "$UNIT"
+else
+  printf '%s\n' "$rendered" >"$UNIT"
+  chmod 0644 "$UNIT"
+  unit_changed=yes
+  changed "$UNIT"
+fi
+if [ "$manages_tunnel" = yes ]; then
+  if cmp -s "$PACKAGE_DIR/deploy/edge-gateway.service.d/vpn.conf" "$DROPIN_DIR/vpn.conf"; then
+    unchanged "$DROPIN_DIR/vpn.conf (CAP_NET_ADMIN for the tunnel)"
+  else
+    install -D -m 0644 "$PACKAGE_DIR/deploy/edge-gateway.service.d/vpn.conf" "$DROPIN_DIR/vpn.conf"
+    unit_changed=yes
+    changed "$DROPIN_DIR/vpn.conf (CAP_NET_ADMIN for the tunnel)"
+  fi
+elif [ -e "$DROPIN_DIR/vpn.conf" ]; then
+  rm -f "$DROPIN_DIR/vpn.conf"
+  rmdir "$DROPIN_DIR" 2>/dev/null || true
+  unit_changed=yes
+  changed "removed $DROPIN_DIR/vpn.conf (the config manages no tunnel)"
+fi
+
+if ! systemd_running; then
+  say "systemd is not running here: the unit is in place; on the booted system run: systemctl enable --now edge-gateway"
+elif [ "$start" = no ] || [ "$config_ok" = no ]; then
+  [ "$unit_changed" = no ] || systemctl daemon-reload
+  say "not started; once the config passes \`policy check\`: systemctl enable --now edge-gateway"
+else
+  [ "$unit_changed" = no ] || systemctl daemon-reload
+  if systemctl is-enabled --quiet edge-gateway.service; then
+    unchanged "edge-gateway.service is enabled"
+  else
+    systemctl enable --quiet edge-gateway.service
+    changed "enabled edge-gateway.service"
+  fi
+  if ! systemctl is-active --quiet edge-gateway.service; then
+    systemctl start edge-gateway.service
+    changed "started edge-gateway.service"
+  elif [ "$unit_changed" = yes ] || [ "$package_changed" = yes ]; then
+    systemctl restart edge-gateway.service
+    changed "restarted edge-gateway.service (new unit or package)"
+  else
+    unchanged "edge-gateway.service is active"
+  fi
+fi
+
+if [ "$changes" -eq 0 ]; then
+  say "nothing to change: edge-gateway is installed as asked"
+else
+  say "done: $changes change(s). See it: systemctl status edge-gateway; journalctl -u edge-gateway;"
+  say "  sudo -u $SERVICE_USER edge-gateway status --config $CONFIG; http://127.0.0.1:9464/ (status page)"
+fi

@@ -1,0 +1,282 @@
+/**
+ * Issue 16, acceptance 1: `deploy/install.sh` run as an operator runs it, from a fresh `npm pack`
+ * tarball, in a Debian 12 container booted with systemd (podman, systemd as PID 1):
+ * - the service is active and runs as `edge-gateway`;
+ * - a TLS-PSK device (the real `mosquitto_pub --psk`) added to the config is refused until
+ *   `systemctl reload edge-gateway`, then accepted, and its message reaches a cloud mosquitto that
+ *   requires client certificates;
+ * - a second run of the installer changes nothing and says so (the service keeps its PID);
+ * - `--uninstall` leaves nothing but the config and the state: the file system, listed before the
+ *   install and after the uninstall, differs in those two folders alone.
+ *
+ * Everything listens inside the container's own network namespace (podman makes it for the test);
+ * the container reaches the npm registry through the host's trust (its CA bundle) to install the
+ * package's dependencies, as a Pi at a site would.
+ */
+import { execFile } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mintLabPki } from '../../pki/index.js'
+import { makeTempDir, removeDir } from '../helpers/tmp.js'
+import { HOST_CA_BUNDLE, nodePackage, packProject, requireInstallTools, rootfsTar } from './rootfs.js'
+
+const exec = promisify(execFile)
+const NAME = `edge-gateway-install-${process.pid}`
+const IMAGE = `localhost/edge-gateway-install-test:${process.pid}`
+const GATEWAY_ID = 'site-1'
+const CLOUD_PORT = 8884
+/** Paths the listing leaves out: kernel and runtime trees, logs, caches, what the test itself copies in. */
+const NOT_LISTED = [
+  '/proc',
+  '/sys',
+  '/dev',
+  '/run',
+  '/tmp',
+  '/var/tmp',
+  '/var/log',
+  '/var/cache',
+  '/root',
+  '/var/lib/systemd',
+  '/var/lib/dbus',
+  '/var/lib/mosquitto',
+]
+
+/** Runs `script` with bash inside the container; resolves with its output, rejects on a non-zero exit. */
+async function inside(script: string, timeoutMs = 60_000): Promise<string> {
+  const { stdout } = await exec(
+    'podman',
+    ['exec', '-e', 'npm_config_cafile=/usr/local/share/host-ca.crt', NAME, 'bash', '-c', script],
+    { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
+  )
+  return stdout
+}
+
+/** Like `inside`, but resolves with the exit code and both outputs whatever the code. */
+async function tryInside(script: string, timeoutMs = 60_000) {
+  try {
+    const out = await inside(script, timeoutMs)
+    return { code: 0, out }
+  } catch (error) {
+    const e = error as { code?: number; stdout?: string; stderr?: string }
+    return { code: typeof e.code === 'number' ? e.code : -1, out: `${e.stdout ?? ''}${e.stderr ?? ''}` }
+  }
+}
+
+async function podman(...args: string[]): Promise<string> {
+  const { stdout } = await exec('podman', args, { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 })
+  return stdout.trim()
+}
+
+/** Every path on the container's root file system but the NOT_LISTED trees, sorted. */
+async function listing(): Promise<string[]> {
+  const prune = NOT_LISTED.map((p) => `-path ${p}`).join(' -o ')
+  const out = await inside(`find / -xdev \\( ${prune} \\) -prune -o -print | LC_ALL=C sort`, 120_000)
+  return out.split('\n').filter(Boolean)
+}
+
+const installArgs = [
+  '--package /root/release/edge-gateway.tgz',
+  `--id ${GATEWAY_ID}`,
+  `--cloud-host localhost --cloud-port ${CLOUD_PORT}`,
+  '--cloud-ca /root/pki/ca.pem --cloud-cert /root/pki/client.pem --cloud-key /root/pki/client.key',
+].join(' ')
+
+describe('deploy/install.sh in a Debian 12 container with systemd', () => {
+  let dir: string
+  let before: string[]
+  let firstRun: string
+
+  beforeAll(async () => {
+    await requireInstallTools(['podman', 'debootstrap', 'runc'])
+    dir = await makeTempDir('eg-install')
+    const [tar, node, tarball] = await Promise.all([rootfsTar('amd64'), nodePackage('x64'), packProject(dir)])
+    await podman('import', '-q', tar, IMAGE)
+    // systemd as PID 1; hardened units (PrivateUsers, ProtectSystem...) need SYS_ADMIN to set up.
+    await podman(
+      'run',
+      '-d',
+      '--name',
+      NAME,
+      '--systemd=always',
+      '--cap-add',
+      'SYS_ADMIN',
+      IMAGE,
+      '/sbin/init',
+    )
+    await inside('systemctl is-system-running --wait >/dev/null || true', 120_000)
+
+    // Node.js as an operator installs it from nodejs.org (bin/node into /usr/local), npm beside it.
+    await exec('tar', ['-C', dir, '-xzf', node, 'package/bin/node'])
+    await inside('mkdir -p /usr/local/lib/node_modules /root/release /root/pki')
+    await podman('cp', join(dir, 'package/bin/node'), `${NAME}:/usr/local/bin/node`)
+    await podman('cp', '/usr/lib/node_modules/npm', `${NAME}:/usr/local/lib/node_modules/npm`)
+    await inside('ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm')
+    await podman('cp', HOST_CA_BUNDLE, `${NAME}:/usr/local/share/host-ca.crt`)
+    await podman('cp', tarball, `${NAME}:/root/release/edge-gateway.tgz`)
+    await podman('cp', join(ROOT_DIR, 'deploy/install.sh'), `${NAME}:/root/release/install.sh`)
+
+    // The cloud: the container's mosquitto, with a listener that requires a client certificate.
+    const pki = await mintLabPki(join(dir, 'pki'), { clientCommonName: GATEWAY_ID })
+    for (const f of ['ca.pem', 'server.pem', 'server.key', 'client.pem', 'client.key']) {
+      await podman('cp', join(pki.dir, f), `${NAME}:/root/pki/${f}`)
+    }
+    await writeFile(
+      join(dir, 'cloud.conf'),
+      [
+        `listener ${CLOUD_PORT} 127.0.0.1`,
+        'cafile /etc/mosquitto/certs/ca.pem',
+        'certfile /etc/mosquitto/certs/server.pem',
+        'keyfile /etc/mosquitto/certs/server.key',
+        'require_certificate true',
+        // The certificate's CN is the MQTT username: the gateway is `site-1`, nobody is anonymous.
+        'use_identity_as_username true',
+        '',
+      ].join('\n'),
+    )
+    await podman('cp', join(dir, 'cloud.conf'), `${NAME}:/etc/mosquitto/conf.d/cloud.conf`)
+    await inside(
+      'install -m 0644 /root/pki/ca.pem /root/pki/server.pem /etc/mosquitto/certs/ && ' +
+        'install -m 0640 -g mosquitto /root/pki/server.key /etc/mosquitto/certs/ && systemctl restart mosquitto',
+    )
+
+    before = await listing()
+    firstRun = await inside(`bash /root/release/install.sh ${installArgs}`, 300_000)
+  }, 900_000)
+
+  afterAll(async () => {
+    // EDGE_GATEWAY_TEST_KEEP=1 leaves the container running, to look into it with `podman exec`.
+    if (process.env.EDGE_GATEWAY_TEST_KEEP === '1') return
+    await exec('podman', ['rm', '-f', '-t', '0', NAME]).catch(() => undefined)
+    await exec('podman', ['rmi', '-f', IMAGE]).catch(() => undefined)
+    if (dir) await removeDir(dir)
+  }, 120_000)
+
+  it('installs, writes a starter config that passes policy check, and starts the service as edge-gateway', async () => {
+    expect(firstRun).toMatch(/changed: installed edge-gateway 0\.1\.0/)
+    expect(firstRun).toMatch(/changed: created the system user edge-gateway/)
+    expect(firstRun).toMatch(/changed: wrote the starter config \/etc\/edge-gateway\/gateway\.yaml/)
+    expect(firstRun).toMatch(/policy check: ok: 0 device\(s\)/)
+    expect(firstRun).toMatch(/changed: started edge-gateway\.service/)
+    expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+    const user = await inside('ps -o user= -p "$(systemctl show -p MainPID --value edge-gateway)"')
+    expect(user.trim()).toBe('edge-gateway')
+    // Config and state belong to the service user alone; the cloud key is 0600.
+    expect(
+      await inside(
+        'stat -c "%n %a %U" /etc/edge-gateway /var/lib/edge-gateway /etc/edge-gateway/gateway.yaml /etc/edge-gateway/cloud/client.key',
+      ),
+    ).toBe(
+      [
+        '/etc/edge-gateway 700 edge-gateway',
+        '/var/lib/edge-gateway 700 edge-gateway',
+        '/etc/edge-gateway/gateway.yaml 600 edge-gateway',
+        '/etc/edge-gateway/cloud/client.key 600 edge-gateway',
+        '',
+      ].join('\n'),
+    )
+    // The hardened unit is what runs: no capability, read-only system.
+    expect(
+      await inside(
+        'systemctl show -p CapabilityBoundingSet -p ProtectSystem -p NoNewPrivileges edge-gateway',
+      ),
+    ).toBe('CapabilityBoundingSet=\nProtectSystem=strict\nNoNewPrivileges=yes\n')
+    // The status page and health on loopback inside the container.
+    await waitFor(
+      async () =>
+        (
+          await tryInside(
+            'node -e "fetch(\'http://127.0.0.1:9464/healthz\').then(r=>process.exit(r.status===200?0:1),()=>process.exit(1))"',
+          )
+        ).code === 0,
+      30_000,
+    )
+  }, 120_000)
+
+  it('`systemctl reload` reloads the devices: a new PSK device connects and its message reaches the cloud', async () => {
+    const added = await inside(
+      'cd /etc/edge-gateway && entry="$(runuser -u edge-gateway -- edge-gateway device add sensor-1 --psk --key-dir /etc/edge-gateway/keys)" && ' +
+        'awk -v entry="$entry" \'$0 == "devices: []" { print "devices:"; print entry; next } { print }\' gateway.yaml > gateway.yaml.new && ' +
+        'chown edge-gateway:edge-gateway gateway.yaml.new && chmod 0600 gateway.yaml.new && mv gateway.yaml.new gateway.yaml && ' +
+        'runuser -u edge-gateway -- edge-gateway policy check --config gateway.yaml',
+    )
+    expect(added).toMatch(/ok: 1 device\(s\)/)
+    const publish = (payload: string) =>
+      tryInside(
+        `mosquitto_pub -h 127.0.0.1 -p 8883 --psk-identity sensor-1 --psk "$(cat /etc/edge-gateway/keys/sensor-1.psk)" -i sensor-1 -q 1 -t devices/sensor-1/temp -m '${payload}'`,
+      )
+    // `systemctl reload` is SIGHUP to the main process (ExecReload): the gateway reads its devices
+    // again and logs it with why=SIGHUP; the process stays the same.
+    const mainPid = (await inside('systemctl show -p MainPID --value edge-gateway')).trim()
+    await inside('systemctl reload edge-gateway')
+    expect((await inside('systemctl show -p MainPID --value edge-gateway')).trim()).toBe(mainPid)
+    await waitFor(async () => {
+      const journal = await inside('journalctl -u edge-gateway --no-pager -o cat')
+      return journal
+        .split('\n')
+        .some(
+          (l) =>
+            l.includes('"why":"SIGHUP"') &&
+            l.includes('reloaded devices and policies') &&
+            l.includes('1 configured'),
+        )
+    }, 20_000)
+
+    const sub = tryInside(
+      `mosquitto_sub -h 127.0.0.1 -p ${CLOUD_PORT} --cafile /root/pki/ca.pem --cert /root/pki/client.pem --key /root/pki/client.key -i consumer -t 'sites/${GATEWAY_ID}/#' -C 1 -W 40 -F '%t %x'`,
+      60_000,
+    )
+    let published = { code: -1, out: '' }
+    for (let attempt = 0; attempt < 20 && published.code !== 0; attempt++) {
+      await new Promise((r) => setTimeout(r, 1000))
+      published = await publish('21.5')
+    }
+    expect(published, published.out).toMatchObject({ code: 0 })
+    const received = await sub
+    expect(received.code, received.out).toBe(0)
+    const [topic, hex] = received.out.trim().split(' ')
+    expect(topic).toBe(`sites/${GATEWAY_ID}/devices/sensor-1/temp`)
+    expect(hex).toContain(Buffer.from('21.5').toString('hex'))
+  }, 180_000)
+
+  it('changes nothing on a second run, and says so', async () => {
+    const pid = (await inside('systemctl show -p MainPID --value edge-gateway')).trim()
+    const second = await inside(`bash /root/release/install.sh ${installArgs}`, 300_000)
+    expect(second).toMatch(/nothing to change/)
+    expect(second).not.toMatch(/changed:/)
+    expect((await inside('systemctl show -p MainPID --value edge-gateway')).trim()).toBe(pid)
+  }, 300_000)
+
+  it('--uninstall leaves nothing but the config and the state', async () => {
+    const out = await inside('bash /root/release/install.sh --uninstall', 120_000)
+    expect(out).toMatch(/kept: \/etc\/edge-gateway/)
+    expect(out).toMatch(/kept: \/var\/lib\/edge-gateway/)
+    const after = await listing()
+    const kept = (p: string) => p.startsWith('/etc/edge-gateway') || p.startsWith('/var/lib/edge-gateway')
+    // useradd and userdel leave their backups of the account files (passwd-, group-, shadow-, gshadow-).
+    const accountBackup = (p: string) => /^\/etc\/(passwd|group|shadow|gshadow)-$/.test(p)
+    const beforeSet = new Set(before)
+    const added = after.filter((p) => !beforeSet.has(p) && !kept(p) && !accountBackup(p))
+    const afterSet = new Set(after)
+    const removed = before.filter((p) => !afterSet.has(p))
+    expect(added).toEqual([])
+    expect(removed).toEqual([])
+    expect(after).toContain('/etc/edge-gateway/gateway.yaml')
+    expect(after).toContain('/var/lib/edge-gateway')
+    expect((await tryInside('id edge-gateway')).code).not.toBe(0)
+    expect((await tryInside('systemctl cat edge-gateway')).code).not.toBe(0)
+    expect(await inside('stat -c "%U" /etc/edge-gateway /var/lib/edge-gateway')).toBe('root\nroot\n')
+  }, 180_000)
+})
+
+const ROOT_DIR = new URL('../../', import.meta.url).pathname
+
+async function waitFor(check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs
+  while (Date.now() < end) {
+    if (await check()) return
+    await new Promise((r) => setTimeout(r, 500))
+  }
+  throw new Error(`not true within ${timeoutMs} ms`)
+}
