@@ -23,6 +23,7 @@ fi
 command -v debootstrap >/dev/null || { echo "build-test-rootfs: needs debootstrap: apt-get install debootstrap" >&2; exit 1; }
 mkdir -p "$out"
 tree="$(mktemp -d "$out/rootfs-$arch.XXXXXX")"
+chmod 0755 "$tree" # the tree's / (mktemp makes it 0700, and the tar would carry that)
 trap 'rm -rf "$tree"' EXIT
 host_arch="$(dpkg --print-architecture)"
 if [ "$arch" = "$host_arch" ]; then
