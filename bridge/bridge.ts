@@ -93,6 +93,11 @@ export interface BridgeStatus {
   deadLetters: DeadLetterStats
   /** Messages the cloud acknowledged per second, over the last 10 s. */
   drainRatePerSecond: number
+  /**
+   * The deepest the queue was since it was last empty (sampled each second, and now): with the
+   * depth, how far the drain of a backlog has come. 0 when the queue is empty.
+   */
+  backlogPeak: number
   delivered: number
   accepted: number
   refusedByCloud: number
@@ -145,7 +150,9 @@ export class Bridge implements UplinkSink {
   readonly control: ControlTopics
   private healthTimer: NodeJS.Timeout | undefined
   private rateTimer: NodeJS.Timeout | undefined
-  private readonly deliveredSamples: number[] = []
+  private readonly deliveredSamples: Array<{ at: number; delivered: number }> = []
+  /** BridgeStatus.backlogPeak. */
+  private backlogPeak = 0
   private session: CloudSession | null = null
   private sending = false
   private readonly gate = new SendGate()
@@ -320,8 +327,9 @@ export class Bridge implements UplinkSink {
       }),
     )
     this.rateTimer = setInterval(() => {
-      this.deliveredSamples.push(metrics.get('uplink_delivered_total'))
+      this.deliveredSamples.push({ at: Date.now(), delivered: metrics.get('uplink_delivered_total') })
       if (this.deliveredSamples.length > RATE_WINDOW + 1) this.deliveredSamples.shift()
+      this.sampleBacklog(this.queue.stats().depth)
     }, 1000)
     this.rateTimer.unref()
     this.healthTimer = setInterval(() => this.reportHealth(), cloud.control.intervalSeconds * 1000)
@@ -376,11 +384,26 @@ export class Bridge implements UplinkSink {
       .catch(() => undefined)
   }
 
-  /** Messages the cloud acknowledged per second over the last 10 s, to one decimal. */
+  /**
+   * Messages the cloud acknowledged per second, to one decimal: from the oldest sample of the last
+   * 10 s taken while the link was up to the count now. 0 while the link is down, and in its first
+   * half second up (after an outage, seconds without acknowledgements would make a backlog's drain
+   * look slower than it is, and the time to empty it longer).
+   */
   private drainRate(): number {
-    const samples = this.deliveredSamples
-    const rate = samples.length > 1 ? ((samples.at(-1) ?? 0) - (samples[0] ?? 0)) / (samples.length - 1) : 0
+    const link = this.link.state$.value
+    if (link.status !== 'connected') return 0
+    const now = Date.now()
+    const from = this.deliveredSamples.find((s) => s.at >= link.since && s.at >= now - RATE_WINDOW * 1000)
+    if (from === undefined || now - from.at < 500) return 0
+    const rate =
+      (this.options.metrics.get('uplink_delivered_total') - from.delivered) / ((now - from.at) / 1000)
     return Math.round(rate * 10) / 10
+  }
+
+  private sampleBacklog(depth: number): number {
+    this.backlogPeak = depth === 0 ? 0 : Math.max(this.backlogPeak, depth)
+    return this.backlogPeak
   }
 
   status(): BridgeStatus {
@@ -402,6 +425,7 @@ export class Bridge implements UplinkSink {
       },
       deadLetters: this.deadLetters.stats(),
       drainRatePerSecond: this.drainRate(),
+      backlogPeak: this.sampleBacklog(stats.depth),
       delivered: metrics.get('uplink_delivered_total'),
       accepted: metrics.get('uplink_accepted_total'),
       refusedByCloud: metrics.get(series('uplink_dropped_total', { reason: 'cloud_refused' })),

@@ -1,15 +1,12 @@
 import type { BridgeStatus } from '../bridge/bridge.js'
 import type { RecentSecurityEvent } from '../core/security-events.js'
+import type { DeviceView } from '../gateway/broker.js'
 
 /** What the status page shows, read at each request. */
 export interface StatusPageData {
   gatewayId: string
   now: number
-  devices: Array<{
-    id: string
-    connections: Array<{ clientId: string; listener: string; remoteAddress: string }>
-    lastSeen?: number
-  }>
+  devices: DeviceView[]
   bridge: BridgeStatus
   recentEvents: readonly RecentSecurityEvent[]
 }
@@ -59,12 +56,14 @@ export function renderStatusPage(d: StatusPageData): string {
         ? `down: ${b.link.cause}; next attempt in ${Math.round(b.link.retryInMs / 100) / 10} s`
         : b.link.status
   const fill = q.capacity > 0 ? Math.min(100, (q.depth / q.capacity) * 100) : 0
+  // During a backlog: how much of it has gone since it peaked.
+  const drained = b.backlogPeak > 0 ? Math.min(100, ((b.backlogPeak - q.depth) / b.backlogPeak) * 100) : 100
   const toEmpty =
     q.depth === 0
       ? 'empty'
-      : b.drainRatePerSecond > 0
+      : b.drainRatePerSecond > 0 && b.sending && b.link.status === 'connected'
         ? `${q.depth} held; empty in about ${duration(q.depth / b.drainRatePerSecond)} at ${b.drainRatePerSecond} msg/s`
-        : `${q.depth} held; not draining (${b.sending ? 'waiting for the cloud' : 'held: tunnel not healthy'})`
+        : `${q.depth} held; not draining (${!b.sending ? 'held: tunnel not healthy' : b.link.status === 'connected' ? 'no acknowledgement from the cloud yet' : 'waiting for the cloud'})`
   const devices = [...d.devices]
     .sort((x, y) => y.connections.length - x.connections.length || x.id.localeCompare(y.id))
     .slice(0, MAX_DEVICES)
@@ -77,7 +76,7 @@ export function renderStatusPage(d: StatusPageData): string {
             ? `last seen ${ago(d.now - dev.lastSeen)}`
             : 'not seen since start'
       const cls = dev.connections.length > 0 ? 'ok' : 'idle'
-      return `<tr class="${cls}"><td>${escapeHtml(dev.id)}</td><td>${state}</td></tr>`
+      return `<tr class="${cls}"><td>${escapeHtml(dev.id)}</td><td>${escapeHtml(dev.credentials.join(', '))}</td><td>${state}</td><td>${dev.published}</td></tr>`
     })
     .join('\n')
   const certificates = (b.certificates ?? [])
@@ -103,17 +102,24 @@ export function renderStatusPage(d: StatusPageData): string {
 body{font:14px system-ui,sans-serif;margin:1.5em;color:#222}h1{font-size:1.3em}h2{font-size:1.05em;margin-top:1.5em}
 table{border-collapse:collapse}td,th{padding:.2em .8em;border-bottom:1px solid #ddd;text-align:left}
 .ok td:first-child{border-left:4px solid #2a2}.idle td:first-child{border-left:4px solid #bbb}.warn td:first-child{border-left:4px solid #d80}
-.bar{width:24em;height:1em;background:#eee;border:1px solid #ccc}.bar div{height:100%;background:#48c}
+.bar{width:24em;height:1em;background:#eee;border:1px solid #ccc}.bar div{height:100%;background:#48c}.drain div{background:#2a2}
 </style></head><body>
 <h1>edge-gateway ${escapeHtml(d.gatewayId)}</h1>
 <h2>Cloud</h2>
 <p id="link">cloud link: ${escapeHtml(link)}${b.tunnel === undefined ? '' : `; tunnel: ${b.sending ? 'healthy' : 'not healthy'}`}; forwarding: ${escapeHtml(b.forwarding.status)}</p>
 <p>delivered ${b.delivered}, accepted ${b.accepted}, refused by the cloud ${b.refusedByCloud}</p>
 <h2>Queue</h2>
-<div class="bar" title="${q.depth} of ${q.capacity}"><div style="width:${fill.toFixed(1)}%"></div></div>
-<p id="queue">${escapeHtml(toEmpty)}; ${q.bytes} bytes on ${q.store}${q.oldestAgeMs === null ? '' : `; oldest ${ago(q.oldestAgeMs)}`}</p>
+<p>held: ${q.depth} of ${q.capacity}</p>
+<div class="bar" id="fill" title="held: ${q.depth} of ${q.capacity}"><div style="width:${fill.toFixed(1)}%"></div></div>
+${
+  q.depth > 0
+    ? `<p>drained: ${b.backlogPeak - q.depth} of the ${b.backlogPeak} held at the peak</p>
+<div class="bar drain" id="drain" title="drained ${drained.toFixed(0)} %"><div style="width:${drained.toFixed(1)}%"></div></div>
+`
+    : ''
+}<p id="queue">${escapeHtml(toEmpty)}; ${q.bytes} bytes on ${q.store}${q.oldestAgeMs === null ? '' : `; oldest ${ago(q.oldestAgeMs)}`}</p>
 <h2>Devices (${connected} of ${d.devices.length} connected)</h2>
-<table id="devices"><tr><th>device</th><th>state</th></tr>
+<table id="devices"><tr><th>device</th><th>credentials</th><th>state</th><th>messages</th></tr>
 ${deviceRows}
 </table>
 <h2>Certificates</h2>

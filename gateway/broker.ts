@@ -11,6 +11,7 @@ import { AccessControl, type AccessSnapshot } from './access-control.js'
 import { defaultScryptConcurrency, scryptSlots } from './auth/password.js'
 import { closeReasonOf, setCloseReason } from './close-reason.js'
 import { principalFor, sessionOf, transportOf } from './connection-context.js'
+import { isDropped } from './dropped.js'
 import { createAuthenticate } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
@@ -22,6 +23,7 @@ import { useUncachedMqttNumbers } from './mqtt-codec.js'
 import { OPEN_FAILURES } from './protection/payload-opener.js'
 import { createProtectionRuntime, type ProtectionRuntime } from './protection/runtime.js'
 import { createAccept, protocolErrorSeries } from './protocol/index.js'
+import type { Device } from './registry.js'
 import { applyAccess, type ReloadReport } from './reload.js'
 import { RetainedLimit } from './retained-limit.js'
 import type { UplinkSink } from './uplink.js'
@@ -48,6 +50,26 @@ function sizeScryptSlots(configured: number | undefined, access: AccessSnapshot)
 }
 
 /** The LAN side: one aedes broker with our hooks, behind one listener per configured transport. */
+/** A configured device as the status page shows it. */
+export interface DeviceView {
+  id: string
+  /** How it may authenticate: `psk`, `password`, `token` (one-time CONNECT token), `certificate`. */
+  credentials: string[]
+  connections: Array<{ clientId: string; listener: string; remoteAddress: string }>
+  /** PUBLISH packets the broker accepted from it since the gateway started (not those refused). */
+  published: number
+  lastSeen?: number
+}
+
+function credentialsOf(d: Device): string[] {
+  const out: string[] = []
+  if (d.pskIdentity !== undefined) out.push('psk')
+  if (d.password !== undefined) out.push('password')
+  if (d.payload !== undefined && d.password === undefined) out.push('token')
+  if (d.certificateCommonName !== undefined) out.push('certificate')
+  return out
+}
+
 export class LanGateway {
   private constructor(
     readonly broker: Aedes,
@@ -60,6 +82,8 @@ export class LanGateway {
     private readonly passwordConcurrency: number | undefined,
     /** Per device id, when its last connection closed. */
     private readonly lastSeen: Map<string, number> = new Map(),
+    /** Per device id, the PUBLISH packets the broker accepted from it since the gateway started. */
+    private readonly published: Map<string, number> = new Map(),
   ) {
     this.schedulePskRetirement()
   }
@@ -124,6 +148,7 @@ export class LanGateway {
     sizeScryptSlots(passwordConcurrency, options.access)
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const lastSeen = new Map<string, number>()
+    const published = new Map<string, number>()
     const retained = new RetainedLimit(options.lan.retained.maxMessages, options.lan.retained.maxBytes)
     const broker = await Aedes.createBroker({
       id: 'edge-gateway',
@@ -201,6 +226,13 @@ export class LanGateway {
           : 'connection closed before CONNECT completed',
       )
     })
+    broker.on('publish', (packet, client) => {
+      const session = client ? sessionOf(client) : undefined
+      // Acknowledged but refused (a dropped denial, a rate limit, a refused payload) is not counted.
+      if (session && !isDropped(packet.payload)) {
+        published.set(session.device.id, (published.get(session.device.id) ?? 0) + 1)
+      }
+    })
     broker.on('unsubscribe', (topics, client) => {
       subscriptionsRemoved(client, topics)
       for (const topic of topics) access.subscriberLimits.remove(client.id, topic)
@@ -256,6 +288,7 @@ export class LanGateway {
       logger,
       passwordConcurrency,
       lastSeen,
+      published,
     )
     for (const l of listeners) {
       metrics.gauge(
@@ -267,14 +300,11 @@ export class LanGateway {
   }
 
   /**
-   * Every configured device for the status page: connected now (with its listener and address), or
-   * when its last connection closed, since the gateway started.
+   * Every configured device for the status page: how it authenticates, connected now (with its
+   * listener and address) or when its last connection closed, and the messages it published, since
+   * the gateway started.
    */
-  devicesView(): Array<{
-    id: string
-    connections: Array<{ clientId: string; listener: string; remoteAddress: string }>
-    lastSeen?: number
-  }> {
+  devicesView(): DeviceView[] {
     const connected = new Map<string, Array<{ clientId: string; listener: string; remoteAddress: string }>>()
     for (const client of this.clients()) {
       const session = sessionOf(client)
@@ -288,7 +318,9 @@ export class LanGateway {
       const seen = this.lastSeen.get(d.id)
       return {
         id: d.id,
+        credentials: credentialsOf(d),
         connections: connected.get(d.id) ?? [],
+        published: this.published.get(d.id) ?? 0,
         ...(seen !== undefined && { lastSeen: seen }),
       }
     })

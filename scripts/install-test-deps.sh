@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # openssl: `openssl s_client`, which reads the certificate a LAN listener serves after a certificate swap;
 # systemd: `systemd-analyze verify` and `security --offline=true` on deploy/edge-gateway.service;
 # podman, runc, debootstrap, qemu-user-static, binfmt-support: deploy/install.sh tried in a Debian 12
-# container booted with systemd, and in an arm64 root file system under qemu (test/deploy/).
+# container booted with systemd, and in an arm64 root file system under qemu (test/deploy/);
+# chromium: the status page rendered in a browser (test/cli/status-page-browser.test.ts, playwright-core).
 packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl systemd
-  podman runc debootstrap qemu-user-static binfmt-support)
+  podman runc debootstrap qemu-user-static binfmt-support chromium)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
