@@ -41,6 +41,7 @@ describe('the status page in headless Chromium', () => {
   /** Loads the page in Chromium and returns its text as a reader sees it. */
   const look = async () => {
     await page.goto(`http://127.0.0.1:${httpPort}/`)
+    // biome-ignore lint/performance/useDomNodeTextContent: the text as rendered, what a reader sees
     return page.innerText('body')
   }
 
