@@ -12,8 +12,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
-import { mintLabPki } from '../../pki/index.js'
-import { CloudMosquitto } from '../helpers/mosquitto.js'
+import { type CloudMosquitto, startLabCloud } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
 import { terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
@@ -67,14 +66,8 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
     await mkdir(state, { mode: 0o700 })
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=16m,mode=0700', 'tmpfs', state])
     mounted = true
-    const pki = await mintLabPki(join(dir, 'pki'))
-    await mkdir(join(dir, 'cloud'), { mode: 0o700 })
-    cloud = await CloudMosquitto.start({
-      dir: join(dir, 'cloud'),
-      caFile: pki.caFile,
-      certFile: pki.serverCertFile,
-      keyFile: pki.serverKeyFile,
-    })
+    const lab = await startLabCloud(dir)
+    cloud = lab.cloud
     lanPort = await freePort()
     httpPort = await freePort()
     const config = {
@@ -86,11 +79,7 @@ describe('observability.listen: /metrics and /healthz of a running gateway', () 
       },
       devices: [{ id: 'good', username: 'good', passwordHash: await hashPassword(PASSWORD) }],
       cloud: {
-        host: '127.0.0.1',
-        port: cloud.port,
-        caFile: pki.caFile,
-        certFile: pki.clientCertFile,
-        keyFile: pki.clientKeyFile,
+        ...lab.link,
         reconnect: { initialDelayMs: 100, maxDelayMs: 500 },
         topics: [{ local: 'devices/', cloud: 'gw/' }],
       },

@@ -7,15 +7,14 @@
  * The screenshot of the draining page is what docs/observability.md shows
  * (EDGE_GATEWAY_SCREENSHOT=docs/status-page.png writes it there; otherwise into the test's folder).
  */
-import { access, mkdir, writeFile } from 'node:fs/promises'
+import { access, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { type Browser, chromium, type Page } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
-import { mintLabPki } from '../../pki/index.js'
-import { CloudMosquitto } from '../helpers/mosquitto.js'
+import { type CloudMosquitto, startLabCloud } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
 import { terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
@@ -52,14 +51,8 @@ describe('the status page in headless Chromium', () => {
       throw new Error(`${CHROMIUM} not found: apt-get install chromium (scripts/install-test-deps.sh does)`)
     }
     dir = await makeTempDir('edge-gw-status-page-')
-    const pki = await mintLabPki(join(dir, 'pki'))
-    await mkdir(join(dir, 'cloud'), { mode: 0o700 })
-    cloud = await CloudMosquitto.start({
-      dir: join(dir, 'cloud'),
-      caFile: pki.caFile,
-      certFile: pki.serverCertFile,
-      keyFile: pki.serverKeyFile,
-    })
+    const lab = await startLabCloud(dir)
+    cloud = lab.cloud
     lanPort = await freePort()
     httpPort = await freePort()
     const config = {
@@ -75,11 +68,7 @@ describe('the status page in headless Chromium', () => {
         { id: 'meter-2', psk: { identity: 'meter-2', keyFile: join(dir, 'meter-2.psk') } },
       ],
       cloud: {
-        host: '127.0.0.1',
-        port: cloud.port,
-        caFile: pki.caFile,
-        certFile: pki.clientCertFile,
-        keyFile: pki.clientKeyFile,
+        ...lab.link,
         inflight: 1,
         reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
         topics: [{ local: 'devices/', cloud: 'sites/site-7/' }],

@@ -1,9 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { mkdir, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { mintLabPki } from '../../pki/lab.js'
+import type { LabPki } from '../../pki/types.js'
 import { findBinary, MOSQUITTO_INSTALL_HINT } from './binaries.js'
 import { type CloudMosquittoConfig, cloudMosquittoConf } from './mosquitto-config.js'
 import { freePort } from './ports.js'
@@ -254,4 +256,38 @@ function accepts(host: string, port: number): Promise<boolean> {
     socket.once('error', () => done(false))
     socket.once('timeout', () => done(false))
   })
+}
+
+/**
+ * A lab PKI in `<dir>/pki` and a cloud mosquitto in `<dir>/cloud` that requires its client
+ * certificates, with the `cloud:` connection fields a gateway config needs to reach it.
+ */
+export async function startLabCloud(
+  dir: string,
+  options: Partial<CloudMosquittoOptions> = {},
+): Promise<{
+  cloud: CloudMosquitto
+  pki: LabPki
+  link: { host: string; port: number; caFile: string; certFile: string; keyFile: string }
+}> {
+  const pki = await mintLabPki(join(dir, 'pki'))
+  await mkdir(join(dir, 'cloud'), { mode: 0o700 })
+  const cloud = await CloudMosquitto.start({
+    dir: join(dir, 'cloud'),
+    caFile: pki.caFile,
+    certFile: pki.serverCertFile,
+    keyFile: pki.serverKeyFile,
+    ...options,
+  })
+  return {
+    cloud,
+    pki,
+    link: {
+      host: '127.0.0.1',
+      port: cloud.port,
+      caFile: pki.caFile,
+      certFile: pki.clientCertFile,
+      keyFile: pki.clientKeyFile,
+    },
+  }
 }
