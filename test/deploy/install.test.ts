@@ -14,7 +14,7 @@
  * package's dependencies, as a Pi at a site would.
  */
 import { execFile } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -26,6 +26,7 @@ const exec = promisify(execFile)
 const NAME = `edge-gateway-install-${process.pid}`
 const IMAGE = `localhost/edge-gateway-install-test:${process.pid}`
 const GATEWAY_ID = 'site-1'
+const NEXT_VERSION = '0.1.1-next'
 const CLOUD_PORT = 8884
 /** Paths the listing leaves out: kernel and runtime trees, logs, caches, what the test itself copies in. */
 const NOT_LISTED = [
@@ -115,6 +116,20 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     await inside('ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm')
     await podman('cp', HOST_CA_BUNDLE, `${NAME}:/usr/local/share/host-ca.crt`)
     await podman('cp', tarball, `${NAME}:/root/release/edge-gateway.tgz`)
+    // The next release, for --upgrade: the same package under version 0.1.1-next.
+    await exec('tar', ['-C', dir, '-xzf', tarball, 'package/package.json'])
+    const manifest = JSON.parse(await readFile(join(dir, 'package/package.json'), 'utf8'))
+    await writeFile(
+      join(dir, 'package/package.json'),
+      JSON.stringify({ ...manifest, version: NEXT_VERSION }, null, 2),
+    )
+    await exec('bash', [
+      '-c',
+      `gzip -dc "$0" > "$1/next.tar" && tar -C "$1" -rf "$1/next.tar" package/package.json && gzip -c "$1/next.tar" > "$1/next.tgz"`,
+      tarball,
+      dir,
+    ])
+    await podman('cp', join(dir, 'next.tgz'), `${NAME}:/root/release/edge-gateway-next.tgz`)
     await podman('cp', join(ROOT_DIR, 'deploy/install.sh'), `${NAME}:/root/release/install.sh`)
 
     // The cloud: the container's mosquitto, with a listener that requires a client certificate.
@@ -248,6 +263,38 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect((await inside('systemctl show -p MainPID --value edge-gateway')).trim()).toBe(pid)
   }, 300_000)
 
+  it('--upgrade installs the next release, keeps config and state, and restarts the service', async () => {
+    const kept =
+      'sha256sum /etc/edge-gateway/gateway.yaml /etc/edge-gateway/keys/sensor-1.psk /var/lib/edge-gateway/signing.key'
+    const before = await inside(kept)
+    const pid = (await inside('systemctl show -p MainPID --value edge-gateway')).trim()
+    const out = await inside(
+      'bash /root/release/install.sh --upgrade --package /root/release/edge-gateway-next.tgz',
+      300_000,
+    )
+    expect(out).toMatch(new RegExp(`changed: installed edge-gateway ${NEXT_VERSION.replace(/\./g, '\\.')}`))
+    expect(out).toMatch(/changed: restarted edge-gateway\.service/)
+    expect(out).not.toMatch(/starter config/)
+    expect(await inside(kept)).toBe(before)
+    // (--version prints what the build embedded; the package's own manifest says what npm installed.)
+    expect(
+      (
+        await inside(
+          'node -p "require(\'/opt/edge-gateway/lib/node_modules/edge-gateway/package.json\').version"',
+        )
+      ).trim(),
+    ).toBe(NEXT_VERSION)
+    expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+    expect((await inside('systemctl show -p MainPID --value edge-gateway')).trim()).not.toBe(pid)
+    // The same tarball again: nothing to do.
+    expect(
+      await inside(
+        'bash /root/release/install.sh --upgrade --package /root/release/edge-gateway-next.tgz',
+        300_000,
+      ),
+    ).toMatch(/nothing to change/)
+  }, 300_000)
+
   it('--uninstall leaves nothing but the config and the state', async () => {
     const out = await inside('bash /root/release/install.sh --uninstall', 120_000)
     expect(out).toMatch(/kept: \/etc\/edge-gateway/)
@@ -267,6 +314,15 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect((await tryInside('id edge-gateway')).code).not.toBe(0)
     expect((await tryInside('systemctl cat edge-gateway')).code).not.toBe(0)
     expect(await inside('stat -c "%U" /etc/edge-gateway /var/lib/edge-gateway')).toBe('root\nroot\n')
+  }, 180_000)
+
+  it('--uninstall --purge removes the config and the state too', async () => {
+    const out = await inside('bash /root/release/install.sh --uninstall --purge', 120_000)
+    expect(out).toMatch(/purged \/etc\/edge-gateway/)
+    expect(out).toMatch(/purged \/var\/lib\/edge-gateway/)
+    const beforeSet = new Set(before)
+    const accountBackup = (p: string) => /^\/etc\/(passwd|group|shadow|gshadow)-$/.test(p)
+    expect((await listing()).filter((p) => !beforeSet.has(p) && !accountBackup(p))).toEqual([])
   }, 180_000)
 })
 
