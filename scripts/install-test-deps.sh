@@ -10,9 +10,10 @@ cd "$(dirname "$0")/.."
 # systemd: `systemd-analyze verify` and `security --offline=true` on deploy/edge-gateway.service;
 # podman, runc, debootstrap, qemu-user-static, binfmt-support: deploy/install.sh tried in a Debian 12
 # container booted with systemd, and in an arm64 root file system under qemu (test/deploy/);
-# chromium: the status page rendered in a browser (test/cli/status-page-browser.test.ts, playwright-core).
+# chromium: the status page rendered in a browser (test/cli/status-page-browser.test.ts, playwright-core);
+# docker-compose: the container lab (docker-compose.yml) against podman's Docker-compatible API.
 packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl systemd
-  podman runc debootstrap qemu-user-static binfmt-support chromium)
+  podman runc debootstrap qemu-user-static binfmt-support chromium docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -17,6 +17,7 @@ export interface SimulateOptions {
   hpkeKid?: string
   hpkePublicKey?: string
   port?: string
+  host?: string
 }
 
 function whole(name: string, value: string, min: number, max: number): number {
@@ -51,7 +52,7 @@ export async function runSimulate(options: SimulateOptions): Promise<void> {
   if (!listener) throw new Error(`the config has no ${type} listener for --mode ${options.mode}`)
   const results = await simulate({
     mode: options.mode,
-    host: listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host,
+    host: options.host ?? (listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host),
     port: options.port !== undefined ? whole('port', options.port, 1, 65535) : listener.port,
     devices,
     messages: whole('messages', options.messages, 1, 1_000_000),

@@ -13,4 +13,16 @@ export function registerLab(program: Command): void {
     .option('--duration <s>', 'stop by itself after this many seconds (default: run until Ctrl-C)')
     .option('--log-level <level>', 'gateway log level (logs go to stderr)', 'warn')
     .action(async (options: LabOptions) => (await import('../actions/lab.js')).runLab(options))
+
+  program
+    .command('lab-setup <dir>')
+    .description(
+      'make the container lab (docker-compose.yml) into <dir>: lab PKI, device credentials in four LAN modes, WireGuard and HPKE keys, the gateway, cloud broker and consumer configs; nothing when <dir> has them',
+    )
+    .action(async (dir: string) => {
+      const made = await (await import('../lab/compose.js')).prepareComposeLab(dir)
+      process.stdout.write(
+        made === 'made' ? `lab-setup: made the lab in ${dir}\n` : `lab-setup: ${dir} has the lab already\n`,
+      )
+    })
 }

@@ -22,6 +22,10 @@ export function registerSimulate(device: Command): void {
       'where simulated devices keep sequence numbers (default: <stateDir>/simulator)',
     )
     .option('--port <port>', "the listener's port, when the config's is 0 or differs")
+    .option(
+      '--host <host>',
+      "the gateway's address, when it is not the listener's (another host or container)",
+    )
     .option('--hpke-kid <hex>', 'recipient key id, for --mode hpke')
     .option('--hpke-public-key <hex>', 'recipient X25519 public key (32 bytes hex), for --mode hpke')
     .action(async (options: SimulateOptions) => (await import('../actions/simulate.js')).runSimulate(options))
