@@ -3,7 +3,8 @@
  * way a user runs it, with Debian's docker-compose 1.29 talking to podman's Docker-compatible API
  * (a `podman system service` the test starts on a socket of its own and stops by PID):
  * - verified messages from every device mode (TLS-PSK, password, token + sealed with the gateway
- *   re-sealing for the consumer, HPKE end-to-end) reach the consumer within 60 s;
+ *   re-sealing for the consumer, HPKE end-to-end) reach the consumer within 60 s, and the image's
+ *   HEALTHCHECK finds the gateway healthy;
  * - a capture on the link between the two networks (the `wan` bridge) sees nothing but WireGuard UDP;
  * - the tunnel is cut for 10 s (`ip link set wg0 down` in the cloud container) and every message the
  *   gateway acknowledged reaches the consumer after it returns;
@@ -133,6 +134,14 @@ describe('the container lab: docker-compose.yml', () => {
       await new Promise((r) => setTimeout(r, 1000))
     }
     expect(Object.fromEntries(seen)).toEqual(MODES)
+    // The image's HEALTHCHECK (/healthz), run once by hand: podman runs health checks from systemd
+    // timers, and no systemd runs on this host.
+    const gateway = await container('gateway')
+    const health = await exec('podman', ['healthcheck', 'run', gateway]).then(
+      () => 'healthy',
+      (e: { stdout?: string; stderr?: string }) => `unhealthy: ${e.stdout ?? ''}${e.stderr ?? ''}`,
+    )
+    expect(health).toBe('healthy')
   }, 400_000)
 
   it("the README's commands work as written (docker-compose 1.29 for `docker compose`, no terminal: exec -T)", async () => {
