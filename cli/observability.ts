@@ -115,6 +115,7 @@ export async function startObservability(
 
   const checks = async (): Promise<Record<string, { ok: boolean; detail: string }>> => {
     const b = health.bridge()
+    const listening = health.listening()
     let writable = { ok: true, detail: 'memory queue' }
     if (b.store === 'disk') {
       const probe = join(queueDir, '.healthz')
@@ -126,7 +127,7 @@ export async function startObservability(
         )
     }
     return {
-      listeners: { ok: health.listening(), detail: health.listening() ? 'bound' : 'not bound' },
+      listeners: { ok: listening, detail: listening ? 'bound' : 'not bound' },
       queue: writable,
       forwarding: { ok: b.forwarding !== 'stopped', detail: b.forwarding },
       cloud: {

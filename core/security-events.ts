@@ -71,15 +71,6 @@ interface Window {
   suppressed: number
 }
 
-/**
- * Reports security events: one structured warning per event, with an `event`
- * field and the device identity, and a counter per event name. Every event is
- * counted; the log lines of one event for one identity (device, else claimed
- * identity, else address) are limited to `burst` per window, and the number
- * left out is said in one line when the next window starts (or at `flush`),
- * so a flooding device cannot fill the disk with warnings.
- * Callers must not pass secrets or payloads; only sizes.
- */
 /** One security event as the status page lists it: no message text, no payload, a few fields. */
 export interface RecentSecurityEvent {
   at: number
@@ -93,6 +84,15 @@ export interface RecentSecurityEvent {
 /** Events kept for the status page, newest last. */
 export const RECENT_EVENTS = 20
 
+/**
+ * Reports security events: one structured warning per event, with an `event`
+ * field and the device identity, and a counter per event name. Every event is
+ * counted; the log lines of one event for one identity (device, else claimed
+ * identity, else address) are limited to `burst` per window, and the number
+ * left out is said in one line when the next window starts (or at `flush`),
+ * so a flooding device cannot fill the disk with warnings.
+ * Callers must not pass secrets or payloads; only sizes.
+ */
 export class SecurityEvents {
   private readonly windows = new Map<string, Window>()
   private readonly recentEvents: RecentSecurityEvent[] = []

@@ -58,8 +58,7 @@ systemd_running() { [ -d /run/systemd/system ]; }
 
 # ---------------------------------------------------------------------------------------------
 if [ "$mode" = uninstall ]; then
-  if systemd_running && systemctl list-unit-files edge-gateway.service >/dev/null 2>&1 \
-    && [ -e "$UNIT" ]; then
+  if systemd_running && [ -e "$UNIT" ]; then
     systemctl disable --now edge-gateway.service >/dev/null 2>&1 || true
     changed "service stopped and disabled"
   fi

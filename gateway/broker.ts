@@ -7,6 +7,7 @@ import type { SecurityEvents } from '../core/security-events.js'
 import { seal } from '../crypto/encrypt0.js'
 import { encodeKeyUpdate, type KeyUpdate } from '../crypto/key-update.js'
 import type { DerivedContext } from '../crypto/types.js'
+import { isValidTopicName } from '../policies/topic-filter.js'
 import { AccessControl, type AccessSnapshot } from './access-control.js'
 import { defaultScryptConcurrency, scryptSlots } from './auth/password.js'
 import { closeReasonOf, setCloseReason } from './close-reason.js'
@@ -49,7 +50,6 @@ function sizeScryptSlots(configured: number | undefined, access: AccessSnapshot)
   scryptSlots.resize(configured ?? defaultScryptConcurrency(undefined, access.slowPasswordHashes ?? true))
 }
 
-/** The LAN side: one aedes broker with our hooks, behind one listener per configured transport. */
 /** A configured device as the status page shows it. */
 export interface DeviceView {
   id: string
@@ -70,6 +70,7 @@ function credentialsOf(d: Device): string[] {
   return out
 }
 
+/** The LAN side: one aedes broker with our hooks, behind one listener per configured transport. */
 export class LanGateway {
   private constructor(
     readonly broker: Aedes,
@@ -81,9 +82,9 @@ export class LanGateway {
     /** lan.passwordChecks.concurrency; unset: the default for the hashes in force. */
     private readonly passwordConcurrency: number | undefined,
     /** Per device id, when its last connection closed. */
-    private readonly lastSeen: Map<string, number> = new Map(),
+    private readonly lastSeen: Map<string, number>,
     /** Per device id, the PUBLISH packets the broker accepted from it since the gateway started. */
-    private readonly published: Map<string, number> = new Map(),
+    private readonly published: Map<string, number>,
   ) {
     this.schedulePskRetirement()
   }
@@ -371,14 +372,7 @@ export class LanGateway {
   ): 'unknown_device' | 'bad_topic' | 'policy' | 'topic_writable' | 'topic_protected' | undefined {
     const device = this.access.registry.byDeviceId(deviceId)
     if (!device) return 'unknown_device'
-    if (
-      topic === '' ||
-      topic.includes('+') ||
-      topic.includes('#') ||
-      topic.includes('\u0000') ||
-      topic.startsWith('$')
-    )
-      return 'bad_topic'
+    if (!isValidTopicName(topic) || topic.startsWith('$')) return 'bad_topic'
     const { engine, registry } = this.access
     if (
       !engine.decide(principalFor(device, '', device.username), { action: 'subscribe', topic, qos: 1 })

@@ -173,6 +173,27 @@ export interface PskRotation {
   until: string
 }
 
+function refuse(reason: PskRotationRefusal, message: string): never {
+  throw new PskRotationError(reason, message)
+}
+
+/** The config of `configFile` and its device `id`; refused as `unknown_device` when there is none. */
+async function loadDevice(configFile: string, id: string) {
+  const config = await loadConfig(configFile)
+  const device = config.devices.find((d) => d.id === id)
+  if (!device) refuse('unknown_device', `${configFile}: no device \`${id}\` under \`devices\``)
+  return { config, device }
+}
+
+/** A new key file is never written over one that is there: refused as `key_file_exists`. */
+async function refuseIfExists(file: string, message: string): Promise<void> {
+  const exists = await stat(file).then(
+    () => true,
+    () => false,
+  )
+  if (exists) refuse('key_file_exists', message)
+}
+
 /**
  * Gives TLS-PSK device `id` of `configFile` the identity and `key` given (a new 0600 key file; the
  * identity defaults to the next of the old one) and keeps the old ones as `psk.previous`, accepted
@@ -186,23 +207,18 @@ export async function applyPskRotation(
   options: { key: Buffer; overlapHours: number; identity?: string; keyDir?: string },
   now = Date.now(),
 ): Promise<PskRotation> {
-  const fail = (reason: PskRotationRefusal, message: string) => {
-    throw new PskRotationError(reason, message)
-  }
-  const config = await loadConfig(configFile)
-  const current = config.devices.find((d) => d.id === id)
-  if (!current) return fail('unknown_device', `${configFile}: no device \`${id}\` under \`devices\``)
-  if (!current.psk) return fail('not_psk', `${configFile}: device \`${id}\` has no \`psk\` to rotate`)
+  const { config, device: current } = await loadDevice(configFile, id)
+  if (!current.psk) return refuse('not_psk', `${configFile}: device \`${id}\` has no \`psk\` to rotate`)
   const previous = current.psk.previous
   if (previous && Date.parse(previous.until) > now) {
-    return fail(
+    return refuse(
       'in_overlap',
       `${configFile}: device \`${id}\` is in a PSK overlap until ${previous.until} (identity \`${previous.identity}\` still accepted); rotate again after it, or remove \`psk.previous\` first`,
     )
   }
   const identity = options.identity ?? nextPskIdentity(current.psk.identity)
   if (identity === current.psk.identity || identity.length > 128 || identity.length === 0) {
-    return fail(
+    return refuse(
       'bad_identity',
       `Expected a new PSK identity of 1 to 128 characters other than \`${current.psk.identity}\`, got \`${identity}\``,
     )
@@ -211,17 +227,12 @@ export async function applyPskRotation(
     (d) => d.psk?.identity === identity || d.psk?.previous?.identity === identity,
   )
   if (taken)
-    return fail(
+    return refuse(
       'identity_taken',
       `the PSK identity \`${identity}\` is already used by device \`${taken.id}\``,
     )
   const keyFile = resolve(join(options.keyDir ?? dirname(current.psk.keyFile), `${identity}.psk`))
-  const keyFileExists = await stat(keyFile).then(
-    () => true,
-    () => false,
-  )
-  if (keyFileExists)
-    return fail('key_file_exists', `${keyFile} exists: never overwritten; pass --identity or --key-dir`)
+  await refuseIfExists(keyFile, `${keyFile} exists: never overwritten; pass --identity or --key-dir`)
 
   const until = new Date(now + options.overlapHours * 3_600_000).toISOString()
   await rewriteDevice(configFile, id, { file: keyFile, key: options.key }, (doc, node) => {
@@ -329,16 +340,11 @@ export async function planPayloadKeyRotation(
   options: { overlapHours: number },
   now = Date.now(),
 ): Promise<PayloadKeyRotation> {
-  const fail = (reason: PskRotationRefusal, message: string): never => {
-    throw new PskRotationError(reason, message)
-  }
-  const config = await loadConfig(configFile)
-  const current = config.devices.find((d) => d.id === id)
-  if (!current) return fail('unknown_device', `${configFile}: no device \`${id}\` under \`devices\``)
+  const { config, device: current } = await loadDevice(configFile, id)
   const key = current.payloadKey
-  if (!key) return fail('not_payload', `${configFile}: device \`${id}\` has no \`payloadKey\` to rotate`)
+  if (!key) return refuse('not_payload', `${configFile}: device \`${id}\` has no \`payloadKey\` to rotate`)
   if (key.previous && Date.parse(key.previous.until) > now) {
-    return fail(
+    return refuse(
       'in_overlap',
       `${configFile}: device \`${id}\` is in a payload key overlap until ${key.previous.until} (kid ${key.previous.kid} still accepted)`,
     )
@@ -356,11 +362,7 @@ export async function planPayloadKeyRotation(
   let kid = randomBytes(2).toString('hex')
   while (used.has(kid)) kid = randomBytes(2).toString('hex')
   const secretFile = resolve(join(dirname(key.secretFile), `${id}-${kid}.secret`))
-  const exists = await stat(secretFile).then(
-    () => true,
-    () => false,
-  )
-  if (exists) return fail('key_file_exists', `${secretFile} exists: never overwritten`)
+  await refuseIfExists(secretFile, `${secretFile} exists: never overwritten`)
   return {
     kid,
     secret: randomBytes(16),

@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { access, mkdir, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { stringify } from 'yaml'
@@ -21,14 +21,10 @@ export const COMPOSE_LAB = {
   devices: { psk: 'lab-psk', password: 'lab-pass', sealed: 'lab-sealed', hpke: 'lab-hpke' },
 } as const
 
-/** A WireGuard key pair (X25519, base64 as `wg genkey` and `wg pubkey` print them). */
-function wireguardKeys(): { privateKey: string; publicKey: string } {
-  const { privateKey, publicKey } = generateKeyPairSync('x25519')
-  const b64 = (jwkField: string | undefined) => Buffer.from(jwkField ?? '', 'base64url').toString('base64')
-  return {
-    privateKey: b64(privateKey.export({ format: 'jwk' }).d),
-    publicKey: b64(publicKey.export({ format: 'jwk' }).x),
-  }
+/** A WireGuard key pair: raw X25519 keys (HPKE's KEM uses the same curve), base64 as `wg genkey` prints them. */
+async function wireguardKeys(): Promise<{ privateKey: string; publicKey: string }> {
+  const pair = await generateHpkeKeyPair()
+  return { privateKey: pair.privateKey.toString('base64'), publicKey: pair.publicKey.toString('base64') }
 }
 
 /**
@@ -65,8 +61,8 @@ export async function prepareComposeLab(dir: string): Promise<'made' | 'there'> 
   const recipient = await generateHpkeKeyPair()
   await writeSecretFile(join(keys, 'consumer-hpke.key'), `${recipient.privateKey.toString('hex')}\n`)
   await writePublicFile(join(keys, 'consumer-hpke.pub'), `${recipient.publicKey.toString('hex')}\n`)
-  const gatewayWg = wireguardKeys()
-  const cloudWg = wireguardKeys()
+  const gatewayWg = await wireguardKeys()
+  const cloudWg = await wireguardKeys()
   await writeSecretFile(join(keys, 'gateway-wg.key'), `${gatewayWg.privateKey}\n`)
   await writeSecretFile(join(keys, 'cloud-wg.key'), `${cloudWg.privateKey}\n`)
   await writePublicFile(join(keys, 'gateway-wg.pub'), `${gatewayWg.publicKey}\n`)

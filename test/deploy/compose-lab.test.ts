@@ -14,17 +14,15 @@
  * (scripts/build-lab-base-image.sh): there is no image registry here. Everything listens inside the
  * networks compose makes, but for the gateway's LAN ports, published on the host's loopback.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process'
+import { type ChildProcess, spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { parse } from 'yaml'
 import { freePort } from '../helpers/ports.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { ROOT, requireInstallTools } from './rootfs.js'
+import { ROOT, requireInstallTools, run } from './rootfs.js'
 
-const exec = promisify(execFile)
 const PROJECT = `eglab${process.pid}`
 const MESSAGES = 80
 const INTERVAL_MS = 500
@@ -46,7 +44,7 @@ describe('the container lab: docker-compose.yml', () => {
 
   const compose = async (args: string[], timeoutMs = 300_000) =>
     (
-      await exec('docker-compose', ['-p', PROJECT, ...args], {
+      await run('docker-compose', ['-p', PROJECT, ...args], {
         cwd: ROOT,
         env,
         timeout: timeoutMs,
@@ -61,7 +59,7 @@ describe('the container lab: docker-compose.yml', () => {
       .filter((l) => l.kind === 'message')
   const container = async (name: string) =>
     (
-      await exec('podman', [
+      await run('podman', [
         'ps',
         '-a',
         '--filter',
@@ -77,7 +75,7 @@ describe('the container lab: docker-compose.yml', () => {
     await requireInstallTools(['podman', 'debootstrap', 'docker-compose', 'tcpdump'])
     dir = await makeTempDir('eg-compose-lab')
     // The image, as `docker compose build` makes it (cached layers: seconds when .ci/run built it).
-    await exec('bash', [join(ROOT, 'scripts/build-lab-image.sh')], {
+    await run('bash', [join(ROOT, 'scripts/build-lab-image.sh')], {
       timeout: 1_200_000,
       maxBuffer: 64 * 1024 * 1024,
     })
@@ -137,7 +135,7 @@ describe('the container lab: docker-compose.yml', () => {
     // The image's HEALTHCHECK (/healthz), run once by hand: podman runs health checks from systemd
     // timers, and no systemd runs on this host.
     const gateway = await container('gateway')
-    const health = await exec('podman', ['healthcheck', 'run', gateway]).then(
+    const health = await run('podman', ['healthcheck', 'run', gateway]).then(
       () => 'healthy',
       (e: { stdout?: string; stderr?: string }) => `unhealthy: ${e.stdout ?? ''}${e.stderr ?? ''}`,
     )
@@ -172,7 +170,7 @@ describe('the container lab: docker-compose.yml', () => {
       for (let attempt = 1; ; attempt++) {
         try {
           stdout = (
-            await exec('bash', ['-c', asRun(command)], {
+            await run('bash', ['-c', asRun(command)], {
               cwd: ROOT,
               env,
               timeout: 60_000,
@@ -207,7 +205,7 @@ describe('the container lab: docker-compose.yml', () => {
   }, 300_000)
 
   it('between the two networks: WireGuard UDP and nothing else; a 10 s cut loses nothing acknowledged', async () => {
-    const wan = JSON.parse((await exec('podman', ['network', 'inspect', `${PROJECT}_wan`])).stdout) as Array<{
+    const wan = JSON.parse((await run('podman', ['network', 'inspect', `${PROJECT}_wan`])).stdout) as Array<{
       network_interface?: string
     }>
     const bridge = wan[0]?.network_interface
@@ -219,19 +217,19 @@ describe('the container lab: docker-compose.yml', () => {
     await new Promise((r) => setTimeout(r, 1000))
 
     const cloud = await container('cloud')
-    await exec('podman', ['exec', cloud, 'ip', 'link', 'set', 'wg0', 'down'])
+    await run('podman', ['exec', cloud, 'ip', 'link', 'set', 'wg0', 'down'])
     // Nothing crosses while the tunnel is down (a message already on its way may land in the first second).
     await new Promise((r) => setTimeout(r, 1000))
     const atCut = (await consumed()).length
     await new Promise((r) => setTimeout(r, 9000))
     const beforeUp = (await consumed()).length
-    await exec('podman', ['exec', cloud, 'ip', 'link', 'set', 'wg0', 'up'])
+    await run('podman', ['exec', cloud, 'ip', 'link', 'set', 'wg0', 'up'])
     expect(beforeUp).toBe(atCut)
     expect(atCut).toBeLessThan(Object.keys(MODES).length * MESSAGES)
 
     // The devices finish their readings and exit; each says what the gateway acknowledged.
     const devices = await container('devices')
-    await exec('podman', ['wait', devices], { timeout: MESSAGES * INTERVAL_MS + 120_000 })
+    await run('podman', ['wait', devices], { timeout: MESSAGES * INTERVAL_MS + 120_000 })
     const report = await compose(['logs', '--no-color', '--no-log-prefix', 'devices'])
     const acknowledged = new Map<string, number>()
     for (const [, device, n] of report.matchAll(/^\w+: (lab-[a-z]+): sent \d+, acknowledged (\d+)$/gm)) {
@@ -255,7 +253,7 @@ describe('the container lab: docker-compose.yml', () => {
 
     capture.kill('SIGINT')
     await new Promise((r) => capture.once('exit', r))
-    const packets = (await exec('tcpdump', ['-r', pcap, '-n', '-q'], { maxBuffer: 64 * 1024 * 1024 })).stdout
+    const packets = (await run('tcpdump', ['-r', pcap, '-n', '-q'], { maxBuffer: 64 * 1024 * 1024 })).stdout
       .split('\n')
       .filter(Boolean)
     expect(packets.length).toBeGreaterThan(0)
@@ -270,7 +268,7 @@ describe('the container lab: docker-compose.yml', () => {
   it('`down -v` leaves no container, network or volume', async () => {
     await compose(['down', '-v', '--timeout', '2'])
     const left = async (kind: string[]) =>
-      (await exec('podman', kind)).stdout.split('\n').filter((l) => l.includes(PROJECT))
+      (await run('podman', kind)).stdout.split('\n').filter((l) => l.includes(PROJECT))
     expect(await left(['ps', '-a', '--format', '{{.Names}}'])).toEqual([])
     expect(await left(['network', 'ls', '--format', '{{.Name}}'])).toEqual([])
     expect(await left(['volume', 'ls', '--format', '{{.Name}}'])).toEqual([])

@@ -9,16 +9,13 @@
  * The chroot's mounts (/proc, /dev) are made in a mount namespace of their own (`unshare -m`), so
  * they go away with the command, whatever happens to the test.
  */
-import { execFile } from 'node:child_process'
+
 import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mintLabPki } from '../../pki/index.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { HOST_CA_BUNDLE, nodePackage, packProject, requireInstallTools, rootfsTar } from './rootfs.js'
-
-const exec = promisify(execFile)
+import { HOST_CA_BUNDLE, nodePackage, packProject, requireInstallTools, rootfsTar, run } from './rootfs.js'
 
 describe('deploy/install.sh in a Debian 12 arm64 root file system under qemu', () => {
   let dir: string
@@ -28,7 +25,7 @@ describe('deploy/install.sh in a Debian 12 arm64 root file system under qemu', (
   /** Runs `script` with bash inside the arm64 tree; resolves with stdout, rejects on a non-zero exit. */
   async function chrooted(script: string, timeoutMs = 120_000): Promise<string> {
     const mounts = `mount --bind /dev ${root}/dev && mount -t proc proc ${root}/proc`
-    const { stdout } = await exec(
+    const { stdout } = await run(
       'unshare',
       [
         '--mount',
@@ -54,15 +51,15 @@ describe('deploy/install.sh in a Debian 12 arm64 root file system under qemu', (
       nodePackage('arm64'),
       packProject(dir),
     ])
-    await exec('tar', ['-C', root, '-xf', tar], { timeout: 300_000 })
+    await run('tar', ['-C', root, '-xf', tar], { timeout: 300_000 })
     // The tree's / as on a real system (the temporary folder around it is 0700, for the keys).
-    await exec('chmod', ['0755', root])
+    await run('chmod', ['0755', root])
     // Node.js for linux-arm64 into /usr/local, npm (JavaScript, any architecture) beside it.
-    await exec('tar', ['-C', dir, '-xzf', node, 'package/bin/node'])
+    await run('tar', ['-C', dir, '-xzf', node, 'package/bin/node'])
     await copyFile(join(dir, 'package/bin/node'), join(root, 'usr/local/bin/node'))
-    await exec('chmod', ['0755', join(root, 'usr/local/bin/node')])
+    await run('chmod', ['0755', join(root, 'usr/local/bin/node')])
     await mkdir(join(root, 'usr/local/lib/node_modules'), { recursive: true })
-    await exec('cp', ['-a', '/usr/lib/node_modules/npm', join(root, 'usr/local/lib/node_modules/npm')])
+    await run('cp', ['-a', '/usr/lib/node_modules/npm', join(root, 'usr/local/lib/node_modules/npm')])
     await symlink('../lib/node_modules/npm/bin/npm-cli.js', join(root, 'usr/local/bin/npm'))
     await mkdir(join(root, 'usr/local/share'), { recursive: true })
     await copyFile(HOST_CA_BUNDLE, join(root, 'usr/local/share/host-ca.crt'))

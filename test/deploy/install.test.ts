@@ -13,16 +13,14 @@
  * the container reaches the npm registry through the host's trust (its CA bundle) to install the
  * package's dependencies, as a Pi at a site would.
  */
-import { execFile } from 'node:child_process'
+
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mintLabPki } from '../../pki/index.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { HOST_CA_BUNDLE, nodePackage, packProject, requireInstallTools, rootfsTar } from './rootfs.js'
+import { HOST_CA_BUNDLE, nodePackage, packProject, requireInstallTools, rootfsTar, run } from './rootfs.js'
 
-const exec = promisify(execFile)
 const NAME = `edge-gateway-install-${process.pid}`
 const IMAGE = `localhost/edge-gateway-install-test:${process.pid}`
 const GATEWAY_ID = 'site-1'
@@ -46,7 +44,7 @@ const NOT_LISTED = [
 
 /** Runs `script` with bash inside the container; resolves with its output, rejects on a non-zero exit. */
 async function inside(script: string, timeoutMs = 60_000): Promise<string> {
-  const { stdout } = await exec(
+  const { stdout } = await run(
     'podman',
     ['exec', '-e', 'npm_config_cafile=/usr/local/share/host-ca.crt', NAME, 'bash', '-c', script],
     { timeout: timeoutMs, maxBuffer: 16 * 1024 * 1024 },
@@ -66,7 +64,7 @@ async function tryInside(script: string, timeoutMs = 60_000) {
 }
 
 async function podman(...args: string[]): Promise<string> {
-  const { stdout } = await exec('podman', args, { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 })
+  const { stdout } = await run('podman', args, { timeout: 300_000, maxBuffer: 16 * 1024 * 1024 })
   return stdout.trim()
 }
 
@@ -109,7 +107,7 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     await inside('systemctl is-system-running --wait >/dev/null || true', 120_000)
 
     // Node.js as an operator installs it from nodejs.org (bin/node into /usr/local), npm beside it.
-    await exec('tar', ['-C', dir, '-xzf', node, 'package/bin/node'])
+    await run('tar', ['-C', dir, '-xzf', node, 'package/bin/node'])
     await inside('mkdir -p /usr/local/lib/node_modules /root/release /root/pki')
     await podman('cp', join(dir, 'package/bin/node'), `${NAME}:/usr/local/bin/node`)
     await podman('cp', '/usr/lib/node_modules/npm', `${NAME}:/usr/local/lib/node_modules/npm`)
@@ -117,13 +115,13 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     await podman('cp', HOST_CA_BUNDLE, `${NAME}:/usr/local/share/host-ca.crt`)
     await podman('cp', tarball, `${NAME}:/root/release/edge-gateway.tgz`)
     // The next release, for --upgrade: the same package under version 0.1.1-next.
-    await exec('tar', ['-C', dir, '-xzf', tarball, 'package/package.json'])
+    await run('tar', ['-C', dir, '-xzf', tarball, 'package/package.json'])
     const manifest = JSON.parse(await readFile(join(dir, 'package/package.json'), 'utf8'))
     await writeFile(
       join(dir, 'package/package.json'),
       JSON.stringify({ ...manifest, version: NEXT_VERSION }, null, 2),
     )
-    await exec('bash', [
+    await run('bash', [
       '-c',
       `gzip -dc "$0" > "$1/next.tar" && tar -C "$1" -rf "$1/next.tar" package/package.json && gzip -c "$1/next.tar" > "$1/next.tgz"`,
       tarball,
@@ -163,8 +161,8 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
   afterAll(async () => {
     // EDGE_GATEWAY_TEST_KEEP=1 leaves the container running, to look into it with `podman exec`.
     if (process.env.EDGE_GATEWAY_TEST_KEEP === '1') return
-    await exec('podman', ['rm', '-f', '-t', '0', NAME]).catch(() => undefined)
-    await exec('podman', ['rmi', '-f', IMAGE]).catch(() => undefined)
+    await run('podman', ['rm', '-f', '-t', '0', NAME]).catch(() => undefined)
+    await run('podman', ['rmi', '-f', IMAGE]).catch(() => undefined)
     if (dir) await removeDir(dir)
   }, 120_000)
 

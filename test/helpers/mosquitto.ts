@@ -265,12 +265,14 @@ function accepts(host: string, port: number): Promise<boolean> {
 export async function startLabCloud(
   dir: string,
   options: Partial<CloudMosquittoOptions> = {},
+  /** The CN of the gateway's client certificate (consumers check it against the key binding). */
+  clientCommonName?: string,
 ): Promise<{
   cloud: CloudMosquitto
   pki: LabPki
   link: { host: string; port: number; caFile: string; certFile: string; keyFile: string }
 }> {
-  const pki = await mintLabPki(join(dir, 'pki'))
+  const pki = await mintLabPki(join(dir, 'pki'), clientCommonName === undefined ? {} : { clientCommonName })
   await mkdir(join(dir, 'cloud'), { mode: 0o700 })
   const cloud = await CloudMosquitto.start({
     dir: join(dir, 'cloud'),

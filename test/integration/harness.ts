@@ -1,4 +1,4 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises'
+import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { stringify } from 'yaml'
@@ -6,8 +6,8 @@ import { type EdgeGateway, startEdgeGateway } from '../../cli/app.js'
 import { type ConfigInput, loadConfig } from '../../config/index.js'
 import { createLogger } from '../../core/logger.js'
 import { hashPassword } from '../../gateway/index.js'
-import { type LabPki, mintLabPki, writeSecretFile } from '../../pki/index.js'
-import { CloudMosquitto } from '../helpers/mosquitto.js'
+import { type LabPki, writeSecretFile } from '../../pki/index.js'
+import { type CloudMosquitto, startLabCloud } from '../helpers/mosquitto.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 
 export const GATEWAY_ID = 'gw-test'
@@ -100,16 +100,14 @@ export class Stack {
   static async start(options: StackOptions = {}): Promise<Stack> {
     const dir = await makeTempDir('edge-gw-it-')
     // The gateway's client certificate names the gateway: consumers check it against the key binding.
-    const pki = await mintLabPki(join(dir, 'pki'), { clientCommonName: GATEWAY_ID })
-    await mkdir(join(dir, 'cloud'), { mode: 0o700 })
-    const cloud = await CloudMosquitto.start({
-      dir: join(dir, 'cloud'),
-      caFile: pki.caFile,
-      certFile: pki.serverCertFile,
-      keyFile: pki.serverKeyFile,
-      persistence: options.persistence ?? false,
-      ...(options.cloudConfig && { extraConfig: options.cloudConfig }),
-    })
+    const { pki, cloud } = await startLabCloud(
+      dir,
+      {
+        persistence: options.persistence ?? false,
+        ...(options.cloudConfig && { extraConfig: options.cloudConfig }),
+      },
+      GATEWAY_ID,
+    )
     const gatewayPki = options.gatewayPki ?? pki
     const pskFile = join(dir, 'keys', 'psk-dev.psk')
     await writeSecretFile(pskFile, `${PSK_DEVICE.keyHex}\n`)
