@@ -64,15 +64,19 @@ export class EnvelopeConsumer {
   private readonly recipients = new Map<string, HpkeOpenRecipient>()
   private readonly pending = new Map<string, Array<{ topic: string; bytes: Buffer }>>()
   private pendingCount = 0
-  private readonly seen: LRUCache<string, true>
+  private readonly seen: LRUCache<string, true> | undefined
 
+  /**
+   * `dedupeMemory`: how many (gateway, gw-seq) pairs are remembered to flag duplicates; 0 for
+   * none (a consumer group keeps them in Redis instead, and never sets `duplicate`).
+   */
   constructor(
     private readonly ca: X509Certificate,
     recipients: readonly HpkeOpenRecipient[],
     dedupeMemory = 1_000_000,
   ) {
     for (const r of recipients) this.recipients.set(r.kid.toString('hex'), r)
-    this.seen = new LRUCache({ max: dedupeMemory })
+    this.seen = dedupeMemory > 0 ? new LRUCache({ max: dedupeMemory }) : undefined
   }
 
   /** A key binding received on `<prefix>/<gateway>/binding`. */
@@ -89,8 +93,11 @@ export class EnvelopeConsumer {
     return { ok: true, gatewayId: verified.binding.gatewayId, kid, released }
   }
 
-  /** A data or control message received on `cloudTopic`. */
-  async message(cloudTopic: string, bytes: Buffer): Promise<ConsumeResult> {
+  /**
+   * A data or control message received on `cloudTopic`. One whose key binding is unknown is held
+   * until the binding comes (`hold`), or only reported as pending.
+   */
+  async message(cloudTopic: string, bytes: Buffer, hold = true): Promise<ConsumeResult> {
     // One decode: the verifier's key lookup tells us when the kid has no binding yet.
     let unknownKid: string | undefined
     const verified = verifyEnvelope(
@@ -103,6 +110,7 @@ export class EnvelopeConsumer {
       bytes,
     )
     if ('failure' in verified && unknownKid !== undefined) {
+      if (!hold) return { ok: 'pending', cloudTopic, kid: unknownKid }
       if (this.pendingCount >= MAX_PENDING) {
         return { ok: false, failure: 'pending_overflow', cloudTopic, kid: unknownKid }
       }
@@ -124,7 +132,7 @@ export class EnvelopeConsumer {
     const body = await this.openBody(envelope)
     if (typeof body === 'string') return { ok: false, failure: body, cloudTopic }
     let duplicate = false
-    if (envelope.kind === EnvelopeKind.message) {
+    if (envelope.kind === EnvelopeKind.message && this.seen) {
       const key = `${envelope.gatewayId}\u0000${envelope.seq}`
       duplicate = this.seen.has(key)
       this.seen.set(key, true)

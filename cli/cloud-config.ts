@@ -12,6 +12,8 @@ import { PARSE_ONCE } from '../core/parse-once.js'
  * HPKE keys open sealed payloads, which operator key signs commands.
  * Paths are relative to the file.
  */
+const GROUP_NAME = /^[A-Za-z0-9_-]{1,64}$/
+
 export const cloudToolSchema = z.strictObject({
   broker: z.strictObject({
     host: z.string().min(1),
@@ -34,6 +36,40 @@ export const cloudToolSchema = z.strictObject({
     .default([]),
   /** The operator's signing key (Ed25519 or P-256 PEM, 0600) for `cloud command`. */
   operator: z.strictObject({ keyFile: z.string().min(1) }).optional(),
+  /**
+   * `cloud consume` as one member of a group (docs/scaling.md): an MQTT 5 shared subscription
+   * spreads the messages over the members, whose de-duplication state and key bindings live in Redis.
+   */
+  group: z
+    .strictObject({
+      /** The shared subscription's group: `$share/<name>/<filter>`. */
+      name: z.string().regex(GROUP_NAME, 'letters, digits, - and _ (1 to 64)'),
+      /** This member's name (or `--member`): its MQTT client id is `<name>-<member>`, a persistent session. */
+      member: z.string().regex(GROUP_NAME, 'letters, digits, - and _ (1 to 64)').optional(),
+      /** How long the broker keeps a member's session, and the messages queued for it, while it is away. */
+      sessionExpirySeconds: z.number().int().min(60).max(2_592_000).default(86_400),
+      /** How long a message whose key binding is unknown waits for it before it is refused. */
+      bindingWaitSeconds: z.number().int().min(1).max(3600).default(30),
+      /** A member whose heartbeat is older than this has its session drained by another member. */
+      adoptAfterSeconds: z.number().int().min(2).max(3600).default(10),
+      redis: z
+        .strictObject({
+          host: z.string().min(1).default('127.0.0.1'),
+          port: z.number().int().min(1).max(65535).default(6379),
+          db: z.number().int().min(0).max(15).default(0),
+          username: z.string().min(1).max(128).optional(),
+          /** Redis's password (AUTH), in a 0600 file. */
+          passwordFile: z.string().min(1).optional(),
+          keyPrefix: z.string().min(1).max(64).default('edge-gateway:'),
+        })
+        .prefault({}),
+      /** gw-seqs remembered per gateway (8 KiB of Redis per gateway at 65,536). */
+      window: z.number().int().min(1024).max(1_048_576).default(65_536),
+      /** Where verified messages go: JSON lines on stdout, or a Redis stream (exactly once). */
+      output: z.enum(['stdout', 'stream']).default('stdout'),
+      stream: z.string().min(1).max(256).default('edge-gateway:messages'),
+    })
+    .optional(),
 })
 
 export type CloudToolConfig = z.output<typeof cloudToolSchema>
@@ -83,5 +119,14 @@ export async function loadCloudToolConfig(file: string): Promise<CloudToolConfig
     trust: { caFile: at(c.trust.caFile ?? c.broker.caFile) },
     recipients: c.recipients.map((r) => ({ ...r, privateKeyFile: at(r.privateKeyFile) })),
     ...(c.operator && { operator: { keyFile: at(c.operator.keyFile) } }),
+    ...(c.group && {
+      group: {
+        ...c.group,
+        redis: {
+          ...c.group.redis,
+          ...(c.group.redis.passwordFile && { passwordFile: at(c.group.redis.passwordFile) }),
+        },
+      },
+    }),
   }
 }

@@ -47,7 +47,7 @@ export interface ConsumeOptions {
   showDuplicates?: boolean
 }
 
-function printable(body: Buffer): { payload: string; encoding: 'utf8' | 'base64' } {
+export function printable(body: Buffer): { payload: string; encoding: 'utf8' | 'base64' } {
   const text = body.toString('utf8')
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this detects
   return Buffer.from(text, 'utf8').equals(body) && !/[\u0000-\u0008\u000e-\u001f]/.test(text)
@@ -56,8 +56,15 @@ function printable(body: Buffer): { payload: string; encoding: 'utf8' | 'base64'
 }
 
 /** `cloud consume`: verified, opened, de-duplicated messages, one JSON line each. */
-export async function consume(options: ConsumeOptions): Promise<void> {
+export async function consume(options: ConsumeOptions & { member?: string }): Promise<void> {
   const config = await loadCloudToolConfig(options.config)
+  if (config.group) {
+    await (await import('./cloud-group.js')).consumeInGroup(config, options)
+    return
+  }
+  if (options.member !== undefined) {
+    throw new BridgeError('BRIDGE_ERR_CONSUMER_CONFIG', `${options.config}: --member needs a group: section`)
+  }
   const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
   const recipients = []
   for (const r of config.recipients) {

@@ -21,7 +21,13 @@ export function registerCloud(program: Command): void {
     .option('--count <n>', 'exit after this many verified, non-duplicate messages')
     .option('--timeout <seconds>', 'exit after this long')
     .option('--show-duplicates', 'print duplicates too (marked "duplicate": true)')
-    .action(async (options: ConsumeOptions) => (await import('../actions/cloud.js')).consume(options))
+    .option(
+      '--member <name>',
+      "with group: in the config, this member's name (default group.member, or the host name)",
+    )
+    .action(async (options: ConsumeOptions & { member?: string }) =>
+      (await import('../actions/cloud.js')).consume(options),
+    )
 
   cloud
     .command('command')
