@@ -129,6 +129,9 @@ export class GroupStore {
       enableOfflineQueue: true,
       retryStrategy: (times) => Math.min(100 * times, 2000),
       lazyConnect: true,
+      // The commands of several messages in hand (one per MQTT connection) issued in the same
+      // tick go out in one write.
+      enableAutoPipelining: true,
     }
     this.redis = new Redis(redisOptions) as Redis & GroupCommands
     this.prefix = options.keyPrefix

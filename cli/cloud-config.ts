@@ -46,6 +46,11 @@ export const cloudToolSchema = z.strictObject({
       name: z.string().regex(GROUP_NAME, 'letters, digits, - and _ (1 to 64)'),
       /** This member's name (or `--member`): its MQTT client id is `<name>-<member>`, a persistent session. */
       member: z.string().regex(GROUP_NAME, 'letters, digits, - and _ (1 to 64)').optional(),
+      /**
+       * MQTT connections per member, each its own session in the group: a connection's messages are
+       * handled one at a time, so more connections keep more messages in hand while Redis answers.
+       */
+      connections: z.number().int().min(1).max(64).default(4),
       /** How long the broker keeps a member's session, and the messages queued for it, while it is away. */
       sessionExpirySeconds: z.number().int().min(60).max(2_592_000).default(86_400),
       /** How long a message whose key binding is unknown waits for it before it is refused. */

@@ -39,7 +39,6 @@ export function writeConsumerConfig(
   name: string,
   options: ConsumerConfigOptions,
 ): Promise<string>
-export function waitForPort(port: number, timeoutMs?: number): Promise<void>
 export function startRedis(options: { dir: string; port: number; binary?: string }): Promise<ChildProcess>
 
 export interface SimulateOptions {

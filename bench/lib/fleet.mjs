@@ -11,12 +11,12 @@
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { createConnection } from 'node:net'
 import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
 import { stringify } from 'yaml'
+import { waitForPort } from './ports.mjs'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const dist = (p) => join(ROOT, 'dist', p)
@@ -140,24 +140,6 @@ export function consumerConfig({ fleet, brokerPort, redisPort, group, output = '
   })
 }
 
-/** Waits until something accepts TCP on 127.0.0.1:port. */
-export async function waitForPort(port, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const ok = await new Promise((resolve) => {
-      const s = createConnection({ host: '127.0.0.1', port })
-      s.once('connect', () => {
-        s.destroy()
-        resolve(true)
-      })
-      s.once('error', () => resolve(false))
-    })
-    if (ok) return
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port} after ${timeoutMs} ms`)
-    await new Promise((r) => setTimeout(r, 50))
-  }
-}
-
 /**
  * redis-server on a loopback port with its data in `dir`, append-only file fsynced on every write
  * (what a consumer group's state needs to survive a Redis restart). Returns the child; stop it by PID.
@@ -198,7 +180,7 @@ export async function startRedis({ dir, port, binary = 'redis-server' }) {
       ),
     )
   })
-  await waitForPort(port)
+  await waitForPort(port, { gone: () => child.exitCode !== null, what: 'redis-server' })
   return child
 }
 

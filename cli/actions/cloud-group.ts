@@ -322,16 +322,19 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     return { client, session }
   }
 
-  const own = await openLane(member, false)
+  // This member's connections, each its own session in the shared subscription: mqtt.js handles a
+  // connection's messages one at a time (a PUBACK held back holds the next), so several connections
+  // let one member have as many messages in hand while it waits for Redis.
+  const sessionsOf = (name: string, count: number) =>
+    Array.from({ length: count }, (_, k) => `${name}.${k + 1}`)
   const filters = [
     ...config.subscribe,
     `${config.controlPrefix}/+/status`,
     `${config.controlPrefix}/+/health`,
   ]
-  await own.client.subscribeAsync(
-    filters.map((f) => `$share/${group.name}/${f}`),
-    { qos: 1 },
-  )
+  const shared = filters.map((f) => `$share/${group.name}/${f}`)
+  const own = await Promise.all(sessionsOf(member, group.connections).map((name) => openLane(name, false)))
+  await Promise.all(own.map((lane) => lane.client.subscribeAsync(shared, { qos: 1 })))
 
   // ------------------------------------------------------------------ heartbeats and adoption
   const membersKey = `${group.redis.keyPrefix}members:${group.name}`
@@ -341,7 +344,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
   const lockKey = (name: string) => `${group.redis.keyPrefix}adopt:${group.name}:${name}`
   const beat = async () => {
     await store.redis.set(beatKey(member), `${hostname()} ${process.pid}`, 'PX', ttl)
-    await store.redis.sadd(membersKey, member)
+    await store.redis.hset(membersKey, member, group.connections)
   }
   await beat()
   const adoptLoop = async () => {
@@ -351,36 +354,44 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
       try {
         await beat()
         if (Date.now() - redisUpSince < ttl) continue
-        for (const name of await store.redis.smembers(membersKey)) {
-          if (name === member) continue
-          const alive = (await store.redis.exists(beatKey(name))) === 1
-          const lane = adopting.get(name)
-          if (alive) {
-            if (lane) {
-              // Its member is back: its connection takes the session over (this one is closed by
-              // the broker); closing it here too is for a member that comes back elsewhere.
-              adopting.delete(name)
-              lane.end(true)
-              log({ event: 'session_returned', session: name })
+        const registry = await store.redis.hgetall(membersKey)
+        for (const [other, count] of Object.entries(registry)) {
+          if (other === member) continue
+          const alive = (await store.redis.exists(beatKey(other))) === 1
+          let gone = 0
+          const names = sessionsOf(other, Math.min(Math.max(Number(count) || 1, 1), 64))
+          for (const name of names) {
+            const lane = adopting.get(name)
+            if (alive) {
+              if (lane) {
+                // Its member is back: its connection takes the session over (this one is closed by
+                // the broker); closing it here too is for a member that comes back elsewhere.
+                adopting.delete(name)
+                lane.end(true)
+                log({ event: 'session_returned', session: name })
+              }
+              continue
             }
-            continue
+            if (lane) continue
+            if ((await store.redis.set(lockKey(name), member, 'PX', ttl, 'NX')) !== 'OK') continue
+            const adopted = await openLane(name, true)
+            if (!adopted.session) {
+              // Its session has expired: nothing is waiting in it.
+              adopted.client.end(true)
+              gone++
+              continue
+            }
+            counters.adopted++
+            adopting.set(name, adopted.client)
+            adopted.client.on('close', () => {
+              if (adopting.get(name) === adopted.client) adopting.delete(name)
+            })
+            log({ event: 'session_adopted', session: name })
           }
-          if (lane) continue
-          if ((await store.redis.set(lockKey(name), member, 'PX', ttl, 'NX')) !== 'OK') continue
-          const adopted = await openLane(name, true)
-          if (!adopted.session) {
-            // Its session has expired: nothing is waiting in it.
-            adopted.client.end(true)
-            await store.redis.srem(membersKey, name)
-            log({ event: 'session_gone', session: name })
-            continue
+          if (gone === names.length) {
+            await store.redis.hdel(membersKey, other)
+            log({ event: 'member_gone', other })
           }
-          counters.adopted++
-          adopting.set(name, adopted.client)
-          adopted.client.on('close', () => {
-            if (adopting.get(name) === adopted.client) adopting.delete(name)
-          })
-          log({ event: 'session_adopted', session: name })
         }
         for (const name of adopting.keys()) {
           await store.redis.set(lockKey(name), member, 'PX', ttl)
@@ -399,7 +410,8 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     filters,
     broker: `${config.broker.host}:${config.broker.port}`,
     output: group.output,
-    session: own.session ? 'resumed' : 'new',
+    connections: group.connections,
+    sessions: own.map((lane) => (lane.session ? 'resumed' : 'new')),
   })
   const timer = options.timeout === undefined ? undefined : setTimeout(finish, Number(options.timeout) * 1000)
   process.once('SIGINT', finish)
@@ -411,7 +423,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
   // Leaving: the broker stops sending this member its share, and what is already in its session
   // (messages still being handled here are not acknowledged) is drained by a member that adopts it
   // once the heartbeat is gone, or by this one when it comes back.
-  await own.client.unsubscribeAsync(filters.map((f) => `$share/${group.name}/${f}`)).catch(() => undefined)
+  await Promise.all(own.map((lane) => lane.client.unsubscribeAsync(shared).catch(() => undefined)))
   await Promise.all([...lanes].map((c) => c.endAsync(true)))
   await bindings.endAsync(true)
   await store.redis.del(beatKey(member), ...[...adopting.keys()].map(lockKey)).catch(() => undefined)

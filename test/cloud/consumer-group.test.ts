@@ -10,10 +10,13 @@
  *   redelivery the broker makes after the kill is there flagged duplicate=1; a tampered message is refused.
  */
 import type { ChildProcess } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
+  DATA_PREFIX,
   type Fleet,
   makeFleet,
   type SimulateResult,
@@ -21,6 +24,7 @@ import {
   startRedis,
   writeConsumerConfig,
 } from '../../bench/lib/fleet.mjs'
+import { BodyProtection, EnvelopeKind, signEnvelope } from '../../bridge/envelope.js'
 import { spawnCli } from '../cli/run-cli.js'
 import { findBinary } from '../helpers/binaries.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
@@ -185,13 +189,15 @@ describe('a group of three cloud consumers (shared subscription, state in Redis)
     expect(duplicates.length, 'every re-send flagged duplicate').toBeGreaterThanOrEqual(sim.resent)
     // Every member wrote some (the shared subscription spread them); messages of m2's session were
     // written by its adopter while it was away, and by m2 again once it was back.
-    const sessions = new Set(firsts.map((e) => `${e.session} by ${e.member}`))
+    const sessions = new Set(firsts.map((e) => `${e.session?.split('.')[0]} by ${e.member}`))
     const adopter = adopters()[0]?.name as string
     expect(sessions).toContain('m1 by m1')
     expect(sessions).toContain('m3 by m3')
     expect(sessions).toContain(`m2 by ${adopter}`)
     expect(
-      firsts.some((e) => e.session === 'm2' && e.member === 'm2' && Number(e.id?.split('-')[0]) > returned),
+      firsts.some(
+        (e) => e.session?.startsWith('m2.') && e.member === 'm2' && Number(e.id?.split('-')[0]) > returned,
+      ),
       'm2 took its session back',
     ).toBe(true)
 
@@ -213,6 +219,61 @@ describe('a group of three cloud consumers (shared subscription, state in Redis)
     for (const m of [...members.values()]) {
       const exit = await terminate(m.child)
       expect(exit.code, `${m.name}: ${m.stderr.slice(-3).join('\n')}`).toBe(0)
+      members.delete(m.name)
     }
   }, 180_000)
+
+  it('refuses a tampered message and delivers the next good one', async () => {
+    const m = await startMember('m9')
+    const gw = fleet.gateways[0] as Fleet['gateways'][number]
+    const cloudTopic = `${DATA_PREFIX}/${gw.id}/sensors/temp`
+    const envelope = (seq: number) =>
+      signEnvelope(gw.key, gw.kid, cloudTopic, {
+        kind: EnvelopeKind.message,
+        gatewayId: gw.id,
+        deviceId: 'dev-0',
+        topic: 'sensors/temp',
+        seq,
+        timestamp: Date.now(),
+        protection: BodyProtection.plain,
+        body: Buffer.from('{"t":21.5}'),
+      })
+    const tampered = envelope(PER_GATEWAY + 1)
+    const at = tampered.indexOf(Buffer.from('21.5'))
+    tampered[at] = '3'.charCodeAt(0)
+    const [ca, cert, key] = await Promise.all(
+      [fleet.caFile, fleet.simulatorCertFile, fleet.simulatorKeyFile].map((f) => readFile(f)),
+    )
+    const client = await mqtt.connectAsync({
+      protocol: 'mqtts',
+      host: '127.0.0.1',
+      port: broker.port,
+      ca,
+      cert,
+      key,
+      protocolVersion: 5,
+      reconnectPeriod: 0,
+    })
+    await client.publishAsync(cloudTopic, tampered, { qos: 1 })
+    await client.publishAsync(cloudTopic, envelope(PER_GATEWAY + 2), { qos: 1 })
+    await client.endAsync()
+    const last = async () => {
+      const [entry] = (await redis.xrevrange(STREAM, '+', '-', 'COUNT', 1)) as Array<[string, string[]]>
+      const fields = entry?.[1] ?? []
+      return fields[fields.indexOf('seq') + 1]
+    }
+    const deadline = Date.now() + 20_000
+    while ((await last()) !== String(PER_GATEWAY + 2) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100))
+    }
+    expect(await last()).toBe(String(PER_GATEWAY + 2))
+    expect(m.stdout.map((l) => JSON.parse(l) as { rejected?: string; cloudTopic?: string })).toEqual([
+      expect.objectContaining({ rejected: 'bad_signature', cloudTopic }),
+    ])
+    const fields = (await redis.xrange(STREAM, '-', '+')) as Array<[string, string[]]>
+    expect(fields.filter(([, f]) => f.includes(String(PER_GATEWAY + 1)))).toEqual([])
+    // A member that refused anything exits 1, as `cloud consume` does.
+    expect((await terminate(m.child)).code).toBe(1)
+    members.delete('m9')
+  }, 60_000)
 })
