@@ -25,6 +25,8 @@ export interface ConsumedMessage {
   body: Buffer
   /** True when this gateway sequence number was seen before: the bridge sent it again after a failure. */
   duplicate: boolean
+  /** The kid (hex) of the gateway signing key that signed it. */
+  kid: string
 }
 
 export type ConsumeFailure = EnvelopeFailure | 'no_recipient_key' | 'hpke_failed' | 'pending_overflow'
@@ -128,7 +130,7 @@ export class EnvelopeConsumer {
         ...(verified.kid && { kid: verified.kid.toString('hex') }),
       }
     }
-    const { envelope } = verified
+    const { envelope, kid } = verified
     const body = await this.openBody(envelope)
     if (typeof body === 'string') return { ok: false, failure: body, cloudTopic }
     let duplicate = false
@@ -155,6 +157,7 @@ export class EnvelopeConsumer {
               : 'plain',
         body,
         duplicate,
+        kid: kid.toString('hex'),
       },
     }
   }

@@ -7,8 +7,8 @@ import { Redis, type RedisOptions } from 'ioredis'
  * - `<prefix>bindings`: a hash from kid (hex) to the key binding's bytes, as the gateway signed it.
  *   A member that reads one verifies it against the CA again: Redis is trusted with availability,
  *   never with a key.
- * - `<prefix>seq:{<gateway>}:high` and `...:bits`: per gateway, the highest gw-seq delivered and a
- *   ring of `window` bits, one per gw-seq in (high - window, high]. A gw-seq is new when it is above
+ * - `<prefix>seq:{<gateway>}:<kid>:high` and `...:bits`: per gateway and signing key, the highest
+ *   gw-seq delivered and a ring of `window` bits, one per gw-seq in (high - window, high]. A gw-seq is new when it is above
  *   high, or inside the window with its bit clear; at or below high - window it is taken as delivered
  *   (an anti-replay window: a gateway re-sends at most what its cloud link had in flight, far less).
  *   8 KiB per gateway at the default window of 65,536.
@@ -107,6 +107,12 @@ interface GroupCommands {
   ): Promise<number>
 }
 
+/** Whose gw-seqs: the gateway and the kid (hex) of its signing key. */
+export interface SeqSource {
+  gatewayId: string
+  kid: string
+}
+
 /** A gateway id is a certificate name: bounded, but it goes into key names, so it is checked. */
 const MAX_GATEWAY_ID = 256
 
@@ -161,23 +167,29 @@ export class GroupStore {
     await this.redis.quit().catch(() => this.redis.disconnect())
   }
 
-  private seqKeys(gatewayId: string): [string, string] {
+  /**
+   * gw-seqs are kept per gateway and signing key: a gateway whose state was wiped starts its
+   * sequence again with a new key (signing.key is in its stateDir), and is not taken for a replay.
+   */
+  private seqKeys(source: SeqSource): [string, string] {
+    const { gatewayId, kid } = source
     if (gatewayId.length === 0 || gatewayId.length > MAX_GATEWAY_ID) {
       throw new RangeError(`gateway id of ${gatewayId.length} characters`)
     }
-    const base = `${this.prefix}seq:{${gatewayId}}`
+    if (!/^[0-9a-f]{1,64}$/.test(kid)) throw new RangeError('kid not in hex')
+    const base = `${this.prefix}seq:{${gatewayId}}:${kid}`
     return [`${base}:high`, `${base}:bits`]
   }
 
   /** What was delivered of this gw-seq, without recording anything. */
-  async seqState(gatewayId: string, seq: number): Promise<SeqState> {
-    const [high, bits] = this.seqKeys(gatewayId)
+  async seqState(source: SeqSource, seq: number): Promise<SeqState> {
+    const [high, bits] = this.seqKeys(source)
     return (await this.redis.egSeqState(high, bits, seq, this.window)) as SeqState
   }
 
   /** Records the gw-seq as delivered; returns what it was before. */
-  async recordSeq(gatewayId: string, seq: number): Promise<SeqState> {
-    const [high, bits] = this.seqKeys(gatewayId)
+  async recordSeq(source: SeqSource, seq: number): Promise<SeqState> {
+    const [high, bits] = this.seqKeys(source)
     return (await this.redis.egSeqRecord(high, bits, seq, this.window)) as SeqState
   }
 
@@ -187,12 +199,12 @@ export class GroupStore {
    */
   async deliverToStream(
     stream: string,
-    gatewayId: string,
+    source: SeqSource,
     seq: number,
     fields: Array<[string, string | Buffer]>,
     keepDuplicates: boolean,
   ): Promise<SeqState> {
-    const [high, bits] = this.seqKeys(gatewayId)
+    const [high, bits] = this.seqKeys(source)
     return (await this.redis.egDeliver(
       high,
       bits,

@@ -210,7 +210,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     if (group.output === 'stream') {
       state = await store.deliverToStream(
         group.stream,
-        m.gatewayId,
+        m,
         m.seq,
         [
           ['gateway', m.gatewayId],
@@ -229,7 +229,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     } else {
       // Looked up, written, then recorded: a member killed between the two prints it again
       // without the flag (at least once); the stream output has no such gap.
-      state = await store.seqState(m.gatewayId, m.seq)
+      state = await store.seqState(m, m.seq)
       if (state === SeqState.new || options.showDuplicates) {
         out({
           ...record,
@@ -240,7 +240,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
           session: lane,
         })
       }
-      if (state === SeqState.new) await store.recordSeq(m.gatewayId, m.seq)
+      if (state === SeqState.new) await store.recordSeq(m, m.seq)
     }
     if (state === SeqState.new) counters.delivered++
     else counters.duplicates++

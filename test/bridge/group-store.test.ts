@@ -15,6 +15,8 @@ import { terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 
 const WINDOW = 1024
+const KID = '0123456789abcdef'
+const src = (gatewayId: string, kid = KID) => ({ gatewayId, kid })
 
 describe('GroupStore (Redis)', () => {
   let dir: string
@@ -48,42 +50,44 @@ describe('GroupStore (Redis)', () => {
 
   it('knows a gw-seq once it is recorded, per gateway', async () => {
     store = await fresh()
-    expect(await store.seqState('gw-a', 5)).toBe(SeqState.new)
-    expect(await store.recordSeq('gw-a', 5)).toBe(SeqState.new)
-    expect(await store.seqState('gw-a', 5)).toBe(SeqState.seen)
-    expect(await store.recordSeq('gw-a', 5)).toBe(SeqState.seen)
-    expect(await store.seqState('gw-b', 5)).toBe(SeqState.new)
+    expect(await store.seqState(src('gw-a'), 5)).toBe(SeqState.new)
+    expect(await store.recordSeq(src('gw-a'), 5)).toBe(SeqState.new)
+    expect(await store.seqState(src('gw-a'), 5)).toBe(SeqState.seen)
+    expect(await store.recordSeq(src('gw-a'), 5)).toBe(SeqState.seen)
+    expect(await store.seqState(src('gw-b'), 5)).toBe(SeqState.new)
+    // The same gateway with another signing key (its state wiped, a new key made): a new sequence.
+    expect(await store.seqState(src('gw-a', 'fedcba9876543210'), 5)).toBe(SeqState.new)
     // Out of order below the highest, inside the window: new until recorded.
-    expect(await store.seqState('gw-a', 3)).toBe(SeqState.new)
-    await store.recordSeq('gw-a', 3)
-    expect(await store.seqState('gw-a', 3)).toBe(SeqState.seen)
-    expect(await store.seqState('gw-a', 4)).toBe(SeqState.new)
+    expect(await store.seqState(src('gw-a'), 3)).toBe(SeqState.new)
+    await store.recordSeq(src('gw-a'), 3)
+    expect(await store.seqState(src('gw-a'), 3)).toBe(SeqState.seen)
+    expect(await store.seqState(src('gw-a'), 4)).toBe(SeqState.new)
     await store.close()
   })
 
   it('takes a gw-seq at or below highest - window as delivered, and reuses the ring correctly after jumps', async () => {
     store = await fresh()
-    await store.recordSeq('gw', 10)
-    await store.recordSeq('gw', 10 + WINDOW)
-    expect(await store.seqState('gw', 10)).toBe(SeqState.beforeWindow)
-    expect(await store.seqState('gw', 11)).toBe(SeqState.new)
+    await store.recordSeq(src('gw'), 10)
+    await store.recordSeq(src('gw'), 10 + WINDOW)
+    expect(await store.seqState(src('gw'), 10)).toBe(SeqState.beforeWindow)
+    expect(await store.seqState(src('gw'), 11)).toBe(SeqState.new)
     // The slot of 11 + WINDOW is the slot of 11: recording the later one must not mark the earlier.
-    await store.recordSeq('gw', 11 + WINDOW)
-    expect(await store.seqState('gw', 11)).toBe(SeqState.beforeWindow)
-    expect(await store.seqState('gw', 12)).toBe(SeqState.new)
-    expect(await store.seqState('gw', 11 + WINDOW)).toBe(SeqState.seen)
+    await store.recordSeq(src('gw'), 11 + WINDOW)
+    expect(await store.seqState(src('gw'), 11)).toBe(SeqState.beforeWindow)
+    expect(await store.seqState(src('gw'), 12)).toBe(SeqState.new)
+    expect(await store.seqState(src('gw'), 11 + WINDOW)).toBe(SeqState.seen)
     // A jump of less than the window clears the slots it skips (they held seqs now out of the window).
-    await store.recordSeq('gw', 20 + WINDOW)
-    for (let s = 12 + WINDOW; s < 20 + WINDOW; s++) expect(await store.seqState('gw', s)).toBe(SeqState.new)
-    await store.recordSeq('gw', 15 + WINDOW)
-    expect(await store.seqState('gw', 15 + WINDOW)).toBe(SeqState.seen)
+    await store.recordSeq(src('gw'), 20 + WINDOW)
+    for (let s = 12 + WINDOW; s < 20 + WINDOW; s++) expect(await store.seqState(src('gw'), s)).toBe(SeqState.new)
+    await store.recordSeq(src('gw'), 15 + WINDOW)
+    expect(await store.seqState(src('gw'), 15 + WINDOW)).toBe(SeqState.seen)
     // A jump of more than the window starts the ring again.
-    await store.recordSeq('gw', 100 + 3 * WINDOW)
-    expect(await store.seqState('gw', 99 + 3 * WINDOW)).toBe(SeqState.new)
-    expect(await store.seqState('gw', 100 + 2 * WINDOW)).toBe(SeqState.beforeWindow)
-    expect(await store.seqState('gw', 100 + 3 * WINDOW)).toBe(SeqState.seen)
+    await store.recordSeq(src('gw'), 100 + 3 * WINDOW)
+    expect(await store.seqState(src('gw'), 99 + 3 * WINDOW)).toBe(SeqState.new)
+    expect(await store.seqState(src('gw'), 100 + 2 * WINDOW)).toBe(SeqState.beforeWindow)
+    expect(await store.seqState(src('gw'), 100 + 3 * WINDOW)).toBe(SeqState.seen)
     // What it costs: the ring is window / 8 bytes.
-    expect(Number(await raw.strlen(`t${prefixNo}:seq:{gw}:bits`))).toBeLessThanOrEqual(WINDOW / 8)
+    expect(Number(await raw.strlen(`t${prefixNo}:seq:{gw}:${KID}:bits`))).toBeLessThanOrEqual(WINDOW / 8)
     await store.close()
   })
 
@@ -93,10 +97,10 @@ describe('GroupStore (Redis)', () => {
       ['gateway', 'gw'],
       ['payload', Buffer.from([0, 255, n.charCodeAt(0)])],
     ]
-    expect(await store.deliverToStream('out', 'gw', 1, fields('a'), false)).toBe(SeqState.new)
-    expect(await store.deliverToStream('out', 'gw', 1, fields('a'), false)).toBe(SeqState.seen)
-    expect(await store.deliverToStream('out', 'gw', 1, fields('a'), true)).toBe(SeqState.seen)
-    expect(await store.deliverToStream('out', 'gw', 2, fields('b'), true)).toBe(SeqState.new)
+    expect(await store.deliverToStream('out', src('gw'), 1, fields('a'), false)).toBe(SeqState.new)
+    expect(await store.deliverToStream('out', src('gw'), 1, fields('a'), false)).toBe(SeqState.seen)
+    expect(await store.deliverToStream('out', src('gw'), 1, fields('a'), true)).toBe(SeqState.seen)
+    expect(await store.deliverToStream('out', src('gw'), 2, fields('b'), true)).toBe(SeqState.new)
     const entries = (await raw.xrangeBuffer('out', '-', '+')) as Array<[Buffer, Buffer[]]>
     const read = entries.map(([, f]) => f.map((x) => x.toString('latin1')))
     expect(read).toEqual([
@@ -104,7 +108,7 @@ describe('GroupStore (Redis)', () => {
       ['duplicate', '1', 'gateway', 'gw', 'payload', '\u0000\u00ffa'],
       ['gateway', 'gw', 'payload', '\u0000\u00ffb'],
     ])
-    expect(await store.seqState('gw', 2)).toBe(SeqState.seen)
+    expect(await store.seqState(src('gw'), 2)).toBe(SeqState.seen)
     await store.close()
   })
 
@@ -119,8 +123,9 @@ describe('GroupStore (Redis)', () => {
 
   it('refuses a gateway id that could not come from a certificate', async () => {
     store = await fresh()
-    await expect(store.seqState('', 1)).rejects.toThrow(RangeError)
-    await expect(store.seqState('x'.repeat(257), 1)).rejects.toThrow(RangeError)
+    await expect(store.seqState(src(''), 1)).rejects.toThrow(RangeError)
+    await expect(store.seqState(src('gw', 'not hex'), 1)).rejects.toThrow(RangeError)
+    await expect(store.seqState(src('x'.repeat(257)), 1)).rejects.toThrow(RangeError)
     await store.close()
   })
 })
