@@ -8,15 +8,16 @@ import { hashPassword } from '../../gateway/index.js'
 import { mintLabPki, writePublicFile, writeSecretFile } from '../../pki/index.js'
 
 /**
- * The container lab's addresses (docker-compose.yml names the same ones): the tunnel's two ends,
- * the cloud's address on the link between the networks (`wan`, where WireGuard's UDP goes) and on
- * its own network (`cloudnet`, where the consumer reads).
+ * The container lab's addresses: the tunnel's two ends, and the cloud's name. The lab's networks
+ * have no fixed addresses (docker-compose.yml): in each container, deploy/lab/entry.sh maps `cloud`
+ * in /etc/hosts to the cloud's address on the network they share, so `cloud` is the gateway's
+ * WireGuard peer on `wan`, and the broker the consumer reads on `cloudnet` (where, in the cloud
+ * container, the broker listens as `cloud`).
  */
 export const COMPOSE_LAB = {
   gatewayId: 'lab',
   tunnel: { gateway: '10.78.0.1', cloud: '10.78.0.2' },
-  cloudWan: '172.31.20.2',
-  cloudNet: '172.31.30.2',
+  cloud: 'cloud',
   wireguardPort: 51820,
   devices: { psk: 'lab-psk', password: 'lab-pass', sealed: 'lab-sealed', hpke: 'lab-hpke' },
 } as const
@@ -47,7 +48,7 @@ export async function prepareComposeLab(dir: string): Promise<'made' | 'there'> 
   await mkdir(root, { recursive: true, mode: 0o700 })
   const pki = await mintLabPki(join(root, 'pki'), {
     clientCommonName: L.gatewayId,
-    serverNames: [L.tunnel.cloud, L.cloudNet, 'cloud', 'localhost', '127.0.0.1'],
+    serverNames: [L.tunnel.cloud, L.cloud, 'localhost', '127.0.0.1'],
   })
   const keys = join(root, 'keys')
   const pskFile = join(keys, `${L.devices.psk}.psk`)
@@ -126,7 +127,7 @@ export async function prepareComposeLab(dir: string): Promise<'made' | 'there'> 
       addresses: [`${L.tunnel.gateway}/30`],
       peer: {
         publicKey: cloudWg.publicKey,
-        endpoint: `${L.cloudWan}:${L.wireguardPort}`,
+        endpoint: `${L.cloud}:${L.wireguardPort}`,
         allowedIps: [`${L.tunnel.cloud}/32`],
         persistentKeepalive: 5,
       },
@@ -156,7 +157,7 @@ export async function prepareComposeLab(dir: string): Promise<'made' | 'there'> 
       'log_dest stdout',
       `listener 8883 ${L.tunnel.cloud}`,
       ...tls,
-      `listener 8883 ${L.cloudNet}`,
+      `listener 8883 ${L.cloud}`,
       ...tls,
       '',
     ].join('\n'),
@@ -175,7 +176,7 @@ export async function prepareComposeLab(dir: string): Promise<'made' | 'there'> 
     join(root, 'cloud.yaml'),
     `# The lab consumer (docker-compose.yml, service consumer).\n${stringify({
       broker: {
-        host: L.cloudNet,
+        host: L.cloud,
         port: 8883,
         caFile: pki.caFile,
         certFile: pki.clientCertFile,

@@ -4,7 +4,7 @@
 # LAB_INTERVAL_MS. Prints what each sent and had acknowledged, then exits (0 when all were).
 set -uo pipefail
 until [ -e /lab/.ready ]; do sleep 0.5; done
-gateway="${LAB_GATEWAY:-172.31.10.2}"
+gateway="${LAB_GATEWAY:-gateway}"
 # The gateway listens once its tunnel is up: wait for its plain listener (2 minutes at most; the
 # TLS-PSK one opens with it, and a bare TCP probe of it would count as a failed handshake).
 for _ in $(seq 240); do (exec 3<>"/dev/tcp/$gateway/1883") 2>/dev/null && break; sleep 0.5; done

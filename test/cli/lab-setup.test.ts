@@ -24,7 +24,7 @@ describe('edge-gateway lab-setup', () => {
     expect(first.stdout).toBe(`lab-setup: made the lab in ${lab}\n`)
     const config = await loadConfig(join(lab, 'gateway.yaml'))
     expect(config.devices.map((d) => d.id).sort()).toEqual(['lab-hpke', 'lab-pass', 'lab-psk', 'lab-sealed'])
-    expect(config.vpn?.peer.endpoint).toBe('172.31.20.2:51820')
+    expect(config.vpn?.peer.endpoint).toBe('cloud:51820')
     expect(config.cloud.host).toBe('10.78.0.2')
     for (const secret of [
       'keys/lab-psk.psk',
