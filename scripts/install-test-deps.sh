@@ -12,12 +12,10 @@ cd "$(dirname "$0")/.."
 # container booted with systemd, and in an arm64 root file system under qemu (test/deploy/);
 # chromium: the status page rendered in a browser (test/cli/status-page-browser.test.ts, playwright-core);
 # docker-compose, podman-compose: the container lab (docker-compose.yml), docker-compose against podman's
-# Docker-compatible API and podman-compose on its own; golang-github-containernetworking-plugin-dnsname:
-# names of the lab's containers resolved inside its networks (podman's CNI networks have no DNS without it);
+# Docker-compatible API and podman-compose on its own;
 # redis-server: the shared state of a group of cloud consumers (test/cloud/, bench/fleet.mjs).
 packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl systemd
-  podman runc debootstrap qemu-user-static binfmt-support chromium docker-compose podman-compose
-  golang-github-containernetworking-plugin-dnsname redis-server)
+  podman runc debootstrap qemu-user-static binfmt-support chromium docker-compose podman-compose redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
