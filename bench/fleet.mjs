@@ -20,7 +20,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
-import { fleetBrokerConf, makeFleet, simulateFleet, startRedis, writeConsumerConfig } from './lib/fleet.mjs'
+import { makeFleet, simulateFleet, startRedis, writeConsumerConfig } from './lib/fleet.mjs'
+import { cloudConf } from './lib/mosquitto.mjs'
 import { freePort, waitForPort } from './lib/ports.mjs'
 import { cpuSeconds, machine, statusKb } from './lib/proc-stats.mjs'
 import { spawnServer, stopProcess } from './lib/processes.mjs'
@@ -99,7 +100,7 @@ async function main() {
     process.stderr.write(`fleet: making ${GATEWAYS} simulated gateways (keys, certificates, bindings)\n`)
     const fleet = await makeFleet(join(dir, 'pki'), GATEWAYS)
     const brokerPort = await freePort()
-    await writeFile(join(dir, 'mosquitto.conf'), fleetBrokerConf({ dir, port: brokerPort, fleet }))
+    await writeFile(join(dir, 'mosquitto.conf'), cloudConf({ dir, port: brokerPort, pki: fleet }))
     broker = spawnServer('mosquitto', ['-c', join(dir, 'mosquitto.conf')], {
       logFile: join(dir, 'mosquitto.out'),
     })

@@ -162,6 +162,11 @@ export class EnvelopeConsumer {
     }
   }
 
+  /** Whether a verified key binding for this kid (hex) is known. */
+  knows(kid: string): boolean {
+    return this.keys.has(kid)
+  }
+
   /** Messages waiting for a key binding. */
   get waiting(): number {
     return this.pendingCount

@@ -24,7 +24,6 @@ export interface Fleet {
 }
 
 export function makeFleet(dir: string, gateways: number): Promise<Fleet>
-export function fleetBrokerConf(options: { dir: string; port: number; fleet: Fleet }): string
 export interface ConsumerConfigOptions {
   fleet: Fleet
   brokerPort: number

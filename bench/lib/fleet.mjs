@@ -5,13 +5,14 @@
  * MQTT connections to a cloud mosquitto, with what a real gateway produces after a crash: re-sends
  * of the same gw-seq (the same bytes) and messages out of order within a window.
  *
- * Also the pieces a fleet run needs around it: the cloud broker's config (MQTT 5 shared
- * subscriptions, no queue limit), a Redis server on a loopback port, and consumer configs.
+ * Also the pieces a fleet run needs around it: a Redis server on a loopback port and consumer
+ * configs. The cloud broker is the bench's (bench/lib/mosquitto.mjs cloudConf, given the fleet's
+ * files: it has the CA and server fields of a lab PKI): MQTT 5, and no queue limit, which a shared
+ * subscription needs (mosquitto goes on giving an absent member its turn, queued in its session).
  */
 import { spawn } from 'node:child_process'
 import { generateKeyPairSync } from 'node:crypto'
 import { mkdir, writeFile } from 'node:fs/promises'
-import { userInfo } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
@@ -88,32 +89,6 @@ export async function makeFleet(dir, gateways) {
     list.push({ id, key: privateKey, kid, binding })
   }
   return { ...files, gateways: list }
-}
-
-/** The cloud mosquitto of a fleet run: mutual TLS on a loopback port, nothing dropped for a slow member. */
-export function fleetBrokerConf({ dir, port, fleet }) {
-  return [
-    '# edge-gateway fleet run: the cloud broker',
-    'per_listener_settings false',
-    'allow_anonymous true',
-    `user ${userInfo().username}`,
-    'persistence false',
-    `log_dest file ${join(dir, 'mosquitto.log')}`,
-    'log_type error',
-    'log_type warning',
-    'log_type notice',
-    'set_tcp_nodelay true',
-    `listener ${port} 127.0.0.1`,
-    `cafile ${fleet.caFile}`,
-    `certfile ${fleet.serverCertFile}`,
-    `keyfile ${fleet.serverKeyFile}`,
-    'require_certificate true',
-    'use_identity_as_username true',
-    // Mosquitto goes on giving a shared subscription's member its turn while the member is away
-    // (its persistent session queues it); the default limit of 1,000 per session would then drop.
-    'max_queued_messages 0',
-    '',
-  ].join('\n')
 }
 
 /** The consumers' config (cloud.yaml of `edge-gateway cloud consume`), group included when given. */

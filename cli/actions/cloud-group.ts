@@ -1,15 +1,14 @@
 import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
-import { tlsNameOptions } from '../../bridge/cloud-link.js'
+import mqtt, { type MqttClient } from 'mqtt'
 import { type ConsumedMessage, type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
 import { BridgeError } from '../../bridge/errors.js'
 import { GroupStore, SeqState } from '../../bridge/group-store.js'
 import { readRawPrivateKey } from '../../bridge/keys.js'
 import { secretFileProblem } from '../../config/secret-files.js'
 import type { CloudToolConfig } from '../cloud-config.js'
-import { type ConsumeOptions, printable } from './cloud.js'
+import { brokerOptions, type ConsumeOptions, connected, printable } from './cloud.js'
 
 type GroupConfig = NonNullable<CloudToolConfig['group']>
 
@@ -40,39 +39,8 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   })
 }
 
-async function brokerOptions(config: CloudToolConfig): Promise<IClientOptions> {
-  const b = config.broker
-  const [ca, cert, key] = await Promise.all([readFile(b.caFile), readFile(b.certFile), readFile(b.keyFile)])
-  return {
-    protocol: 'mqtts',
-    host: b.host,
-    port: b.port,
-    ...tlsNameOptions(b.host, b.servername),
-    ca,
-    cert,
-    key,
-    rejectUnauthorized: true,
-    protocolVersion: 5,
-    connectTimeout: 10_000,
-    // A message waiting for Redis holds the connection's incoming packets, PINGRESP included:
-    // a long keep-alive lets a Redis restart pass without the broker link being dropped for it.
-    keepalive: 120,
-  }
-}
-
-/** The first CONNACK's session-present flag; the first connection's error ends the client. */
-function connected(client: MqttClient): Promise<boolean> {
-  return new Promise((resolve, reject) => {
-    const failed = (err: Error) => {
-      client.end(true)
-      reject(new BridgeError('BRIDGE_ERR_TLS_FILES', `cannot connect to the cloud broker: ${err.message}`))
-    }
-    client.once('error', failed)
-    client.once('connect', (connack) => {
-      client.off('error', failed)
-      resolve(connack.sessionPresent)
-    })
-  })
+function noDelay(client: MqttClient): void {
+  ;(client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true)
 }
 
 /**
@@ -160,29 +128,41 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
   const waitForBinding = async (kid: string): Promise<void> => {
     const deadline = Date.now() + group.bindingWaitSeconds * 1000
     while (Date.now() < deadline && !stop.signal.aborted) {
-      const kept = await store.loadBinding(kid)
-      if (kept) {
-        await learnBinding(kept, false)
-        return
-      }
-      await new Promise<void>((resolve) => {
+      // Listening before looking, so a binding learnt in between wakes this wait.
+      let wake: () => void = () => undefined
+      const woken = new Promise<void>((resolve) => {
+        wake = resolve
         const list = bindingWaiters.get(kid) ?? []
         list.push(resolve)
         bindingWaiters.set(kid, list)
-        setTimeout(resolve, 500)
       })
-      if (!bindingWaiters.has(kid)) return
+      const kept = await store.loadBinding(kid)
+      if (kept) {
+        await learnBinding(kept, false)
+        wake()
+        return
+      }
+      const timer = setTimeout(wake, 500)
+      await woken
+      clearTimeout(timer)
+      if (consumer.knows(kid)) return
     }
   }
 
-  const base = await brokerOptions(config)
+  const base = {
+    ...(await brokerOptions(config)),
+    // A message waiting for Redis holds the connection's incoming packets, PINGRESP included:
+    // a long keep-alive lets a Redis restart pass without the broker link being dropped for it.
+    keepalive: 120,
+  }
   const bindings = mqtt.connect({
     ...base,
     clientId: `${group.name}-${member}-bindings`,
     clean: true,
     reconnectPeriod: 1000,
   })
-  await connected(bindings)
+  bindings.on('connect', () => noDelay(bindings))
+  await connected(bindings, config)
   bindings.on('message', (_topic, payload) => {
     learnBinding(payload, true).catch((err: Error) => log({ event: 'binding_error', reason: err.message }))
   })
@@ -316,7 +296,9 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     client.on('close', () => {
       generation++
     })
-    const session = await connected(client)
+    // PUBACKs are small writes, one per message: without this, Nagle holds each behind the last.
+    client.on('connect', () => noDelay(client))
+    const session = await connected(client, config)
     lanes.add(client)
     client.on('end', () => lanes.delete(client))
     return { client, session }

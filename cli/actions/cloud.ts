@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import mqtt, { type MqttClient } from 'mqtt'
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { tlsNameOptions } from '../../bridge/cloud-link.js'
 import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
 import { operatorKid, signCommand } from '../../bridge/envelope.js'
@@ -11,10 +11,11 @@ import { generateHpkeKeyPair } from '../../crypto/hpke.js'
 import { writePublicFile, writeSecretFile } from '../../pki/files.js'
 import { type CloudToolConfig, loadCloudToolConfig } from '../cloud-config.js'
 
-export async function connect(config: CloudToolConfig, clientIdPrefix: string): Promise<MqttClient> {
+/** How to reach the cloud broker: mutual TLS, MQTT 5 (the client id and session are the caller's). */
+export async function brokerOptions(config: CloudToolConfig): Promise<IClientOptions> {
   const b = config.broker
   const [ca, cert, key] = await Promise.all([readFile(b.caFile), readFile(b.certFile), readFile(b.keyFile)])
-  const client = mqtt.connect({
+  return {
     protocol: 'mqtts',
     host: b.host,
     port: b.port,
@@ -25,18 +26,38 @@ export async function connect(config: CloudToolConfig, clientIdPrefix: string): 
     key,
     rejectUnauthorized: true,
     protocolVersion: 5,
-    clientId: b.clientId ?? `${clientIdPrefix}-${randomBytes(4).toString('hex')}`,
-    clean: true,
-    reconnectPeriod: 1000,
     connectTimeout: 10_000,
-  })
-  await new Promise<void>((resolve, reject) => {
-    client.once('connect', () => resolve())
-    client.once('error', (err) => {
+  }
+}
+
+/** Resolves with the first CONNACK's session-present flag; the first connection's error ends the client. */
+export function connected(client: MqttClient, config: CloudToolConfig): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const failed = (err: Error) => {
       client.end(true)
-      reject(new BridgeError('BRIDGE_ERR_TLS_FILES', `cannot connect to ${b.host}:${b.port}: ${err.message}`))
+      reject(
+        new BridgeError(
+          'BRIDGE_ERR_TLS_FILES',
+          `cannot connect to ${config.broker.host}:${config.broker.port}: ${err.message}`,
+        ),
+      )
+    }
+    client.once('error', failed)
+    client.once('connect', (connack) => {
+      client.off('error', failed)
+      resolve(connack.sessionPresent)
     })
   })
+}
+
+export async function connect(config: CloudToolConfig, clientIdPrefix: string): Promise<MqttClient> {
+  const client = mqtt.connect({
+    ...(await brokerOptions(config)),
+    clientId: config.broker.clientId ?? `${clientIdPrefix}-${randomBytes(4).toString('hex')}`,
+    clean: true,
+    reconnectPeriod: 1000,
+  })
+  await connected(client, config)
   return client
 }
 

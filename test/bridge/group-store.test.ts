@@ -78,7 +78,8 @@ describe('GroupStore (Redis)', () => {
     expect(await store.seqState(src('gw'), 11 + WINDOW)).toBe(SeqState.seen)
     // A jump of less than the window clears the slots it skips (they held seqs now out of the window).
     await store.recordSeq(src('gw'), 20 + WINDOW)
-    for (let s = 12 + WINDOW; s < 20 + WINDOW; s++) expect(await store.seqState(src('gw'), s)).toBe(SeqState.new)
+    for (let s = 12 + WINDOW; s < 20 + WINDOW; s++)
+      expect(await store.seqState(src('gw'), s)).toBe(SeqState.new)
     await store.recordSeq(src('gw'), 15 + WINDOW)
     expect(await store.seqState(src('gw'), 15 + WINDOW)).toBe(SeqState.seen)
     // A jump of more than the window starts the ring again.
