@@ -39,6 +39,7 @@ const PER_GATEWAY = Number(option('per-gateway', '20'))
 const MEMBERS = option('members', '1,2,4').split(',').map(Number)
 const REPEATS = Number(option('repeats', '1'))
 const JSON_OUT = option('json', undefined)
+const FAULTS = !process.argv.includes('--no-faults')
 const TRIAL_TIMEOUT_MS = 180_000
 /** Node options for the consumers (e.g. --cpu-prof, to profile them). */
 const NODE_ARGS = (process.env.EDGE_GATEWAY_FLEET_NODE_ARGS ?? '').split(' ').filter(Boolean)
@@ -46,10 +47,10 @@ const NODE_ARGS = (process.env.EDGE_GATEWAY_FLEET_NODE_ARGS ?? '').split(' ').fi
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
 /** A consumer process: `cloud consume` with its stderr and stdout lines counted. */
-function startConsumer(config, member) {
+function startConsumer(config, member, extra = []) {
   const child = spawn(
     process.execPath,
-    [...NODE_ARGS, CLI, 'cloud', 'consume', '-c', config, ...(member ? ['--member', member] : [])],
+    [...NODE_ARGS, CLI, 'cloud', 'consume', '-c', config, ...(member ? ['--member', member] : []), ...extra],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   )
   const c = { child, lines: 0, stderr: '', ready: false }
@@ -89,6 +90,120 @@ function verifyMicroseconds() {
   return ((performance.now() - t) * 1000) / n
 }
 
+/**
+ * A group of 3 under a live load while one member is killed -9 (and stays away) and Redis is
+ * killed -9 and started again: what was lost (must be nothing), what was flagged, how long the
+ * output paused and how long the dead member's sessions waited for an adopter.
+ */
+async function faultTrial({ dir, fleet, brokerPort, redisPort, redis, redisChild }) {
+  const rate = 500
+  const perGateway = Math.max(1, Math.round((rate * 24) / fleet.gateways.length))
+  const stream = 'faults:messages'
+  const config = await writeConsumerConfig(dir, 'consumer-faults', {
+    fleet,
+    brokerPort,
+    redisPort,
+    group: 'faults',
+    output: 'stream',
+    stream,
+  })
+  const members = ['m1', 'm2', 'm3'].map((m) => startConsumer(config, m, ['--show-duplicates']))
+  await waitFor(() => members.every((c) => c.ready), 30_000, 'faults: members ready')
+  const t0 = performance.now()
+  const at = () => (performance.now() - t0) / 1000
+  let simulated
+  const simulation = simulateFleet({
+    fleet,
+    brokerPort,
+    perGateway,
+    connections: 4,
+    rate,
+    resendEvery: 50,
+    reorder: 8,
+  }).then((r) => {
+    simulated = { ...r, endedAt: at() }
+  })
+  const killAt = 6
+  const redisAt = 12
+  const redisDownSeconds = 2
+  await sleep(killAt * 1000)
+  members[1].child.kill('SIGKILL')
+  const killedAt = Date.now()
+  if (process.env.EDGE_GATEWAY_FLEET_DEBUG)
+    process.stderr.write(`m2 killed at ${new Date(killedAt).toISOString()}\n`)
+  await sleep((redisAt - killAt) * 1000)
+  redisChild.kill('SIGKILL')
+  await new Promise((r) =>
+    redisChild.exitCode !== null || redisChild.signalCode !== null ? r() : redisChild.once('exit', r),
+  )
+  await sleep(redisDownSeconds * 1000)
+  const restarted = await startRedis({ dir: join(dir, 'redis'), port: redisPort })
+  // When the first of m2's sessions was adopted, from the adopter's log line.
+  const adoptedAt = () => {
+    const times = members
+      .flatMap((c) => c.stderr.split('\n'))
+      .filter((l) => l.includes('"session_adopted"'))
+      .map((l) => Date.parse(JSON.parse(l).time))
+    return times.length > 0 ? Math.min(...times) : undefined
+  }
+  await waitFor(
+    () => simulated !== undefined && adoptedAt() !== undefined,
+    120_000,
+    'faults: simulator done and sessions adopted',
+  )
+  await simulation
+  const expected = simulated.unique
+  const entries = async () => {
+    const all = []
+    let from = '-'
+    for (;;) {
+      const batch = await redis.xrange(stream, from, '+', 'COUNT', 5000)
+      for (const [id, fields] of batch) {
+        const e = { id }
+        for (let i = 0; i < fields.length; i += 2) e[fields[i]] = fields[i + 1]
+        all.push(e)
+      }
+      if (batch.length < 5000) return all
+      from = `(${batch[batch.length - 1][0]}`
+    }
+  }
+  let all = []
+  const deadline = Date.now() + 120_000
+  for (;;) {
+    all = await entries()
+    if (all.filter((e) => e.duplicate !== '1').length >= expected || Date.now() > deadline) break
+    await sleep(250)
+  }
+  const drained = at()
+  const firsts = all.filter((e) => e.duplicate !== '1')
+  const keys = new Set(firsts.map((e) => `${e.gateway}/${e.seq}`))
+  let lost = 0
+  for (const g of fleet.gateways) for (let q = 1; q <= perGateway; q++) if (!keys.has(`${g.id}/${q}`)) lost++
+  const times = all.map((e) => Number(e.id.split('-')[0])).sort((a, b) => a - b)
+  let gap = 0
+  for (let i = 1; i < times.length; i++) gap = Math.max(gap, times[i] - times[i - 1])
+  for (const c of members) await stopProcess(c.child)
+  if (process.env.EDGE_GATEWAY_FLEET_DEBUG) for (const c of members) process.stderr.write(c.stderr)
+  await redis.flushdb()
+  const round = (x) => Math.round(x * 10) / 10
+  return {
+    redisChild: restarted,
+    rate,
+    messages: expected,
+    resent: simulated.resent,
+    deliveredOnce:
+      keys.size === firsts.length ? keys.size : `${keys.size} (${firsts.length - keys.size} twice)`,
+    lost,
+    flaggedDuplicates: all.length - firsts.length,
+    killAt,
+    redisAt,
+    redisDownSeconds,
+    adoptedAfterSeconds: round((adoptedAt() - killedAt) / 1000),
+    longestGapSeconds: round(gap / 1000),
+    drainSeconds: round(drained - simulated.endedAt),
+  }
+}
+
 async function main() {
   const dir = await mkdtemp(join(tmpdir(), 'eg-fleet-'))
   const started = Date.now()
@@ -108,6 +223,7 @@ async function main() {
     const redisPort = await freePort()
     redisChild = await startRedis({ dir: join(dir, 'redis'), port: redisPort })
     redis = new Redis({ host: '127.0.0.1', port: redisPort, lazyConnect: true })
+    redis.on('error', () => undefined)
     await redis.connect()
     const verifyUs = verifyMicroseconds()
 
@@ -188,9 +304,24 @@ async function main() {
         `| ${r.setup} | ${r.round} | ${r.perSecond} | ${base ? `${(r.perSecond / base.perSecond).toFixed(2)}x` : '-'} | ${r.seconds} | ${per10k(r.consumerCpuSeconds)} | ${per10k(r.redisCpuSeconds)} | ${per10k(r.brokerCpuSeconds)} | ${r.peakMiBPerConsumer.join(', ')} |`,
       )
     }
+    let faults
+    if (FAULTS) {
+      faults = await faultTrial({ dir, fleet, brokerPort, redisPort, redis, redisChild })
+      redisChild = faults.redisChild
+      delete faults.redisChild
+      process.stderr.write(`${JSON.stringify(faults)}\n`)
+      lines.push(
+        '',
+        `Faults (a group of 3, ${faults.messages} messages at ${faults.rate}/s, member m2 killed -9 at ${faults.killAt} s and not restarted, Redis killed -9 at ${faults.redisAt} s and started again ${faults.redisDownSeconds} s later on its append-only file):`,
+        '',
+        '| delivered once | lost | re-sent by the simulator | flagged duplicate | m2 killed -> its sessions adopted | longest pause in the output | last message after the simulator finished |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
+        `| ${faults.deliveredOnce} of ${faults.messages} | ${faults.lost} | ${faults.resent} | ${faults.flaggedDuplicates} | ${faults.adoptedAfterSeconds} s | ${faults.longestGapSeconds} s | ${faults.drainSeconds} s |`,
+      )
+    }
     lines.push('', `(${Math.round((Date.now() - started) / 1000)} s in all)`)
     process.stdout.write(`${lines.join('\n')}\n`)
-    if (JSON_OUT) await writeFile(JSON_OUT, JSON.stringify({ verifyUs, results }, null, 2))
+    if (JSON_OUT) await writeFile(JSON_OUT, JSON.stringify({ verifyUs, results, faults }, null, 2))
   } finally {
     redis?.disconnect()
     await stopProcess(redisChild)

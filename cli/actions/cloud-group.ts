@@ -27,15 +27,15 @@ interface Counters {
 /** Waits `ms`, or less when `signal` aborts. */
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
-    const timer = setTimeout(resolve, ms)
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer)
-        resolve()
-      },
-      { once: true },
-    )
+    const aborted = () => {
+      clearTimeout(timer)
+      resolve()
+    }
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', aborted)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', aborted, { once: true })
   })
 }
 
@@ -68,7 +68,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     password = (await readFile(group.redis.passwordFile, 'utf8')).trim()
   }
   const log = (record: Record<string, unknown>) =>
-    process.stderr.write(`${JSON.stringify({ member, ...record })}\n`)
+    process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), member, ...record })}\n`)
   // Adoption waits until this member's own heartbeat has had time to be seen again after Redis
   // was away (every member's heartbeat lapses while it is).
   let redisUpSince = Date.now()
@@ -335,6 +335,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
       if (stop.signal.aborted) break
       try {
         await beat()
+        for (const name of adopting.keys()) await store.redis.set(lockKey(name), member, 'PX', ttl)
         if (Date.now() - redisUpSince < ttl) continue
         const registry = await store.redis.hgetall(membersKey)
         for (const [other, count] of Object.entries(registry)) {
@@ -374,9 +375,6 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
             await store.redis.hdel(membersKey, other)
             log({ event: 'member_gone', other })
           }
-        }
-        for (const name of adopting.keys()) {
-          await store.redis.set(lockKey(name), member, 'PX', ttl)
         }
       } catch (err) {
         redisUpSince = Date.now()
