@@ -15,6 +15,7 @@
  */
 import { spawn } from 'node:child_process'
 import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -41,8 +42,14 @@ const REPEATS = Number(option('repeats', '1'))
 const JSON_OUT = option('json', undefined)
 const FAULTS = !process.argv.includes('--no-faults')
 const TRIAL_TIMEOUT_MS = 180_000
-/** Node options for the consumers (e.g. --cpu-prof, to profile them). */
-const NODE_ARGS = (process.env.EDGE_GATEWAY_FLEET_NODE_ARGS ?? '').split(' ').filter(Boolean)
+/**
+ * Node options for the consumers: those of the CLI's own first line (`#!/usr/bin/env -S node ...`,
+ * what an installed `edge-gateway` runs with), then EDGE_GATEWAY_FLEET_NODE_ARGS (e.g. --cpu-prof).
+ */
+const NODE_ARGS = [
+  ...(/^#!.*\bnode\b(.*)$/m.exec(readFileSync(CLI, 'utf8').slice(0, 200))?.[1] ?? '').split(' '),
+  ...(process.env.EDGE_GATEWAY_FLEET_NODE_ARGS ?? '').split(' '),
+].filter(Boolean)
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
@@ -293,6 +300,7 @@ async function main() {
     const lines = [
       `fleet bench: ${GATEWAYS} simulated gateways x ${PER_GATEWAY} messages (64-byte bodies, Ed25519-signed envelopes), ${m.cores} cores (${m.model}), Node ${m.node}, load average ${load.join(' ')}`,
       `Ed25519 verification alone: ${verifyUs.toFixed(1)} us per message (one core)`,
+      `consumers run as \`node ${[...NODE_ARGS, CLI.replace(ROOT, '')].join(' ')} cloud consume\``,
       '',
       '| consumers | round | msg/s | vs single process | seconds | consumer CPU s per 10k | Redis CPU s per 10k | broker CPU s per 10k | peak MiB per consumer |',
       '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
