@@ -2,6 +2,7 @@ import { EdgeGatewayError } from '../core/errors.js'
 
 export type BridgeErrorCode =
   | 'BRIDGE_ERR_TLS_FILES'
+  | 'BRIDGE_ERR_CLOUD_CONNECT'
   | 'BRIDGE_ERR_CLOUD_REJECTED'
   | 'BRIDGE_ERR_KEY_FILE'
   | 'BRIDGE_ERR_CONSUMER_CONFIG'

@@ -37,7 +37,7 @@ export function connected(client: MqttClient, config: CloudToolConfig): Promise<
       client.end(true)
       reject(
         new BridgeError(
-          'BRIDGE_ERR_TLS_FILES',
+          'BRIDGE_ERR_CLOUD_CONNECT',
           `cannot connect to ${config.broker.host}:${config.broker.port}: ${err.message}`,
         ),
       )
