@@ -160,7 +160,20 @@ export class GroupStore {
 
   /** Connects, and fails with Redis's own reason when the first connection cannot be made. */
   async open(): Promise<void> {
-    await this.redis.connect()
+    let first: Error | undefined
+    const failed = (err: Error) => {
+      first ??= err
+    }
+    this.redis.on('error', failed)
+    try {
+      await this.redis.connect()
+    } catch (err) {
+      // ioredis rejects with "Connection is closed"; the socket's own error says why.
+      this.redis.disconnect()
+      throw first ?? err
+    } finally {
+      this.redis.off('error', failed)
+    }
   }
 
   async close(): Promise<void> {

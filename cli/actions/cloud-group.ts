@@ -304,6 +304,23 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     return { client, session }
   }
 
+  // ------------------------------------------------------------------ heartbeats and adoption
+  const membersKey = `${group.redis.keyPrefix}members:${group.name}`
+  const beatKey = (name: string) => `${group.redis.keyPrefix}member:${group.name}:${name}`
+  const ttl = group.adoptAfterSeconds * 1000
+  const adopting = new Map<string, MqttClient>()
+  const lockKey = (name: string) => `${group.redis.keyPrefix}adopt:${group.name}:${name}`
+  const beat = async () => {
+    await store.redis.set(beatKey(member), `${hostname()} ${process.pid}`, 'PX', ttl)
+    await store.redis.hset(membersKey, member, group.connections)
+  }
+  // The heartbeat comes first: a member that returns is seen alive before it takes its sessions
+  // back, so the member that adopted them lets them go instead of taking them again.
+  await beat()
+  const beating = setInterval(() => {
+    beat().catch((err: Error) => log({ event: 'heartbeat_error', reason: err.message }))
+  }, 1000)
+
   // This member's connections, each its own session in the shared subscription: mqtt.js handles a
   // connection's messages one at a time (a PUBACK held back holds the next), so several connections
   // let one member have as many messages in hand while it waits for Redis.
@@ -318,23 +335,12 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
   const own = await Promise.all(sessionsOf(member, group.connections).map((name) => openLane(name, false)))
   await Promise.all(own.map((lane) => lane.client.subscribeAsync(shared, { qos: 1 })))
 
-  // ------------------------------------------------------------------ heartbeats and adoption
-  const membersKey = `${group.redis.keyPrefix}members:${group.name}`
-  const beatKey = (name: string) => `${group.redis.keyPrefix}member:${group.name}:${name}`
-  const ttl = group.adoptAfterSeconds * 1000
-  const adopting = new Map<string, MqttClient>()
-  const lockKey = (name: string) => `${group.redis.keyPrefix}adopt:${group.name}:${name}`
-  const beat = async () => {
-    await store.redis.set(beatKey(member), `${hostname()} ${process.pid}`, 'PX', ttl)
-    await store.redis.hset(membersKey, member, group.connections)
-  }
-  await beat()
+  // ------------------------------------------------------------------ adoption
   const adoptLoop = async () => {
     while (!stop.signal.aborted) {
       await sleep(1000, stop.signal)
       if (stop.signal.aborted) break
       try {
-        await beat()
         for (const name of adopting.keys()) await store.redis.set(lockKey(name), member, 'PX', ttl)
         if (Date.now() - redisUpSince < ttl) continue
         const registry = await store.redis.hgetall(membersKey)
@@ -399,6 +405,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
   await done
   if (timer) clearTimeout(timer)
   stop.abort()
+  clearInterval(beating)
   await adoption
   // Leaving: the broker stops sending this member its share, and what is already in its session
   // (messages still being handled here are not acknowledged) is drained by a member that adopts it

@@ -25,7 +25,7 @@ import {
   writeConsumerConfig,
 } from '../../bench/lib/fleet.mjs'
 import { BodyProtection, EnvelopeKind, signEnvelope } from '../../bridge/envelope.js'
-import { spawnCli } from '../cli/run-cli.js'
+import { runCli, spawnCli } from '../cli/run-cli.js'
 import { findBinary } from '../helpers/binaries.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
@@ -66,7 +66,9 @@ describe('a group of three cloud consumers (shared subscription, state in Redis)
       () => m.stderr.some((l) => l.includes('"event":"consuming"')) || hasExited(child),
       20_000,
       `member ${name} consuming`,
-    )
+    ).catch((err: Error) => {
+      throw new Error(`${err.message}; its log:\n${m.stderr.join('\n')}`)
+    })
     expect(hasExited(child), `member ${name} exited early: ${m.stderr.join('\n')}`).toBe(false)
     return m
   }
@@ -275,5 +277,23 @@ describe('a group of three cloud consumers (shared subscription, state in Redis)
     // A member that refused anything exits 1, as `cloud consume` does.
     expect((await terminate(m.child)).code).toBe(1)
     members.delete('m9')
+  }, 60_000)
+
+  it('says what is wrong: --member without a group, Redis not reachable', async () => {
+    const single = await writeConsumerConfig(dir, 'single', { fleet, brokerPort: broker.port })
+    const noGroup = await runCli(['cloud', 'consume', '-c', single, '--member', 'm1', '--timeout', '1'])
+    expect(noGroup.code).not.toBe(0)
+    expect(noGroup.stderr).toContain('--member needs a group: section')
+    const nowhere = await writeConsumerConfig(dir, 'nowhere', {
+      fleet,
+      brokerPort: broker.port,
+      redisPort: await freePort(),
+      group: 'fleet',
+    })
+    const noRedis = await runCli(['cloud', 'consume', '-c', nowhere, '--member', 'm1'])
+    expect(noRedis.code).not.toBe(0)
+    expect(noRedis.stderr).toMatch(
+      /cannot reach Redis at 127\.0\.0\.1:\d+: connect ECONNREFUSED/,
+    )
   }, 60_000)
 })
