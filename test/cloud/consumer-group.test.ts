@@ -292,8 +292,6 @@ describe('a group of three cloud consumers (shared subscription, state in Redis)
     })
     const noRedis = await runCli(['cloud', 'consume', '-c', nowhere, '--member', 'm1'])
     expect(noRedis.code).not.toBe(0)
-    expect(noRedis.stderr).toMatch(
-      /cannot reach Redis at 127\.0\.0\.1:\d+: connect ECONNREFUSED/,
-    )
+    expect(noRedis.stderr).toMatch(/cannot reach Redis at 127\.0\.0\.1:\d+: connect ECONNREFUSED/)
   }, 60_000)
 })
