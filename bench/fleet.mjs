@@ -17,7 +17,7 @@ import { spawn } from 'node:child_process'
 import { createPublicKey, generateKeyPairSync, sign, verify } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
@@ -295,7 +295,7 @@ async function main() {
       }
     }
 
-    const load = (await import('node:os')).loadavg().map((x) => x.toFixed(2))
+    const load = loadavg().map((x) => x.toFixed(2))
     const m = machine()
     const lines = [
       `fleet bench: ${GATEWAYS} simulated gateways x ${PER_GATEWAY} messages (64-byte bodies, Ed25519-signed envelopes), ${m.cores} cores (${m.model}), Node ${m.node}, load average ${load.join(' ')}`,

@@ -11,8 +11,8 @@
  * subscription needs (mosquitto goes on giving an absent member its turn, queued in its session).
  */
 import { spawn } from 'node:child_process'
-import { generateKeyPairSync } from 'node:crypto'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import mqtt from 'mqtt'
@@ -67,7 +67,6 @@ export async function makeFleet(dir, gateways) {
   await writePublicFile(files.consumerCertFile, consumer.certPem)
   await writePublicFile(files.simulatorCertFile, simulator.certPem)
 
-  const { createPrivateKey, X509Certificate } = await import('node:crypto')
   const shared = generateRsaKey()
   const certificateKey = createPrivateKey(shared.keyPem)
   const list = []
@@ -180,7 +179,6 @@ export async function simulateFleet({
   gatewayCount = fleet.gateways.length,
   onProgress,
 }) {
-  const { readFile } = await import('node:fs/promises')
   const [ca, cert, key] = await Promise.all([
     readFile(fleet.caFile),
     readFile(fleet.simulatorCertFile),

@@ -1,14 +1,12 @@
-import { X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import mqtt, { type MqttClient } from 'mqtt'
-import { type ConsumedMessage, type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
+import type { ConsumedMessage, ConsumeResult } from '../../bridge/consumer.js'
 import { BridgeError } from '../../bridge/errors.js'
 import { GroupStore, SeqState } from '../../bridge/group-store.js'
-import { readRawPrivateKey } from '../../bridge/keys.js'
 import { secretFileProblem } from '../../config/secret-files.js'
 import type { CloudToolConfig } from '../cloud-config.js'
-import { brokerOptions, type ConsumeOptions, connected, printable } from './cloud.js'
+import { brokerOptions, type ConsumeOptions, connected, openEnvelopeConsumer, printable } from './cloud.js'
 
 type GroupConfig = NonNullable<CloudToolConfig['group']>
 
@@ -94,15 +92,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     )
   }
 
-  const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
-  const recipients = []
-  for (const r of config.recipients) {
-    recipients.push({
-      kid: Buffer.from(r.kid, 'utf8'),
-      privateKey: await readRawPrivateKey(r.privateKeyFile, `recipient ${r.kid}`),
-    })
-  }
-  const consumer = new EnvelopeConsumer(ca, recipients, 0)
+  const consumer = await openEnvelopeConsumer(config, 0)
   const counters: Counters = { delivered: 0, duplicates: 0, rejected: 0, adopted: 0 }
   const limit = options.count === undefined ? Number.POSITIVE_INFINITY : Number(options.count)
   const stop = new AbortController()
@@ -170,7 +160,6 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
 
   // ------------------------------------------------------------------ messages
   const deliver = async (m: ConsumedMessage, lane: string): Promise<void> => {
-    const { payload, encoding } = printable(m.body)
     const record = {
       kind: m.kind,
       gateway: m.gatewayId,
@@ -183,7 +172,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     }
     if (m.kind !== 'message') {
       // Control messages (status, health) carry no gw-seq: printed as they come.
-      out({ ...record, payload, encoding, member, session: lane })
+      out({ ...record, ...printable(m.body), member, session: lane })
       return
     }
     let state: SeqState
@@ -214,8 +203,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
         out({
           ...record,
           ...(state !== SeqState.new && { duplicate: true }),
-          payload,
-          encoding,
+          ...printable(m.body),
           member,
           session: lane,
         })

@@ -76,6 +76,25 @@ export function printable(body: Buffer): { payload: string; encoding: 'utf8' | '
     : { payload: body.toString('base64'), encoding: 'base64' }
 }
 
+/**
+ * The verifier of a consumer: the CA its key bindings must chain to and the HPKE recipient keys
+ * it opens sealed bodies with; `dedupeMemory` 0 for a group member (its duplicates are in Redis).
+ */
+export async function openEnvelopeConsumer(
+  config: CloudToolConfig,
+  dedupeMemory?: number,
+): Promise<EnvelopeConsumer> {
+  const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
+  const recipients = []
+  for (const r of config.recipients) {
+    recipients.push({
+      kid: Buffer.from(r.kid, 'utf8'),
+      privateKey: await readRawPrivateKey(r.privateKeyFile, `recipient ${r.kid}`),
+    })
+  }
+  return new EnvelopeConsumer(ca, recipients, dedupeMemory)
+}
+
 /** `cloud consume`: verified, opened, de-duplicated messages, one JSON line each. */
 export async function consume(options: ConsumeOptions & { member?: string }): Promise<void> {
   const config = await loadCloudToolConfig(options.config)
@@ -86,15 +105,7 @@ export async function consume(options: ConsumeOptions & { member?: string }): Pr
   if (options.member !== undefined) {
     throw new BridgeError('BRIDGE_ERR_CONSUMER_CONFIG', `${options.config}: --member needs a group: section`)
   }
-  const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
-  const recipients = []
-  for (const r of config.recipients) {
-    recipients.push({
-      kid: Buffer.from(r.kid, 'utf8'),
-      privateKey: await readRawPrivateKey(r.privateKeyFile, `recipient ${r.kid}`),
-    })
-  }
-  const consumer = new EnvelopeConsumer(ca, recipients)
+  const consumer = await openEnvelopeConsumer(config)
   const limit = options.count === undefined ? Number.POSITIVE_INFINITY : Number(options.count)
   const client = await connect(config, 'edge-gateway-consumer')
   const out = (record: unknown) => process.stdout.write(`${JSON.stringify(record)}\n`)
