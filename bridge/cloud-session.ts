@@ -56,32 +56,44 @@ export class CloudSession {
 
   /** Publishes at QoS 1 and resolves when the cloud broker acknowledged it. */
   publish(message: OutboundMessage): Promise<void> {
-    return new Promise((resolve, reject) => {
-      try {
-        this.client.publish(
-          message.topic,
-          message.payload,
-          {
-            qos: 1,
-            retain: message.retain,
-            ...(this.mqtt5 && { properties: { userProperties: message.userProperties } }),
-          },
-          (err, packet) => {
-            if (err) {
-              const code = (err as { code?: unknown }).code
-              return reject(typeof code === 'number' && code >= 0x80 ? new CloudRefusal(code) : err)
-            }
-            const reasonCode = (packet as { reasonCode?: number } | undefined)?.reasonCode
-            if (reasonCode !== undefined && reasonCode >= 0x80) return reject(new CloudRefusal(reasonCode))
-            resolve()
-          },
-        )
-      } catch (err) {
-        // mqtt-packet throws from inside its writer for a packet it cannot encode.
-        reject(
-          new Unsendable(`the MQTT client refused to write it: ${(err as Error).message}`, { cause: err }),
-        )
-      }
-    })
+    return new Promise((resolve, reject) => this.send(message, (err) => (err ? reject(err) : resolve())))
+  }
+
+  /**
+   * `publish` without a promise, for the uplink's per-message path: `done` runs once, with
+   * nothing when the cloud broker acknowledged the message, with a CloudRefusal when it refused
+   * it, an Unsendable when the MQTT client would not write it, or the client's error.
+   */
+  send(message: OutboundMessage, done: (err?: Error) => void): void {
+    let called = false
+    // Once: mqtt.js may still call back for a message whose write threw.
+    const settle = (err?: Error) => {
+      if (called) return
+      called = true
+      done(err)
+    }
+    try {
+      this.client.publish(
+        message.topic,
+        message.payload,
+        this.mqtt5
+          ? { qos: 1, retain: message.retain, properties: { userProperties: message.userProperties } }
+          : { qos: 1, retain: message.retain },
+        (err, packet) => {
+          if (err) {
+            const code = (err as { code?: unknown }).code
+            return settle(typeof code === 'number' && code >= 0x80 ? new CloudRefusal(code) : err)
+          }
+          const reasonCode = (packet as { reasonCode?: number } | undefined)?.reasonCode
+          if (reasonCode !== undefined && reasonCode >= 0x80) return settle(new CloudRefusal(reasonCode))
+          settle()
+        },
+      )
+    } catch (err) {
+      // A throw from `done` itself (it ran inside publish) is not the client's: it goes on up.
+      if (called) throw err
+      // mqtt-packet throws from inside its writer for a packet it cannot encode.
+      settle(new Unsendable(`the MQTT client refused to write it: ${(err as Error).message}`, { cause: err }))
+    }
   }
 }

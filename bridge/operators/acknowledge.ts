@@ -1,7 +1,8 @@
-import { mergeMap, type ObservableInput, type OperatorFunction } from 'rxjs'
+import type { ObservableInput, OperatorFunction } from 'rxjs'
 import { type Metrics, series } from '../../core/metrics.js'
 import type { DeadLetterStore } from '../dead-letter/store.js'
 import type { UplinkQueue } from '../queue/queue.js'
+import { flatMapNow } from './flat-map-now.js'
 import type { Settled } from './forward.js'
 import type { SetAside } from './set-aside.js'
 
@@ -19,7 +20,7 @@ export function acknowledge(
   setAside: SetAside,
   metrics: Metrics,
 ): OperatorFunction<Settled, Settled> {
-  return mergeMap((settled): ObservableInput<Settled> => {
+  return flatMapNow((settled): ObservableInput<Settled> => {
     const { entry, from, outcome } = settled
     if (outcome === 'unsendable')
       return setAside(settled, 'unsendable', settled.detail ?? 'refused by the MQTT client')

@@ -1,4 +1,4 @@
-import { catchError, defer, EMPTY, map, mergeMap, type OperatorFunction } from 'rxjs'
+import { Observable, type OperatorFunction } from 'rxjs'
 import type { Logger } from '../../core/logger.js'
 import type { Metrics } from '../../core/metrics.js'
 import { CloudRefusal, type CloudSession, Unsendable } from '../cloud-session.js'
@@ -18,6 +18,10 @@ export interface Settled extends Item {
  * order, each once the gate (if any) is open. Emits each entry the cloud settled,
  * or the MQTT client refused to write. A connection failure emits nothing: the
  * entry stays queued and is sent again on the next session.
+ *
+ * Written as one operator rather than mergeMap over defer/map/catchError: a message costs
+ * one callback, not an inner subscription and a promise (docs/performance.md, "Per-message
+ * work of the uplink"). Messages past `inflight` wait in arrival order, as mergeMap's do.
  */
 export function forward(
   session: CloudSession,
@@ -26,33 +30,90 @@ export function forward(
   metrics: Metrics,
   gate?: SendGate,
 ): OperatorFunction<Outbound, Settled> {
-  return mergeMap(
-    ({ entry, from, message }) =>
-      // defer: even a synchronous throw becomes an error of this message's stream, never of the pipeline.
-      // While the gate is closed a message waits here, holding its in-flight slot.
-      defer(() =>
-        !gate || gate.isOpen ? session.publish(message) : gate.opened().then(() => session.publish(message)),
-      ).pipe(
-        map((): Settled => ({ entry, from, outcome: 'delivered' })),
-        catchError((err: unknown) => {
-          if (err instanceof CloudRefusal) {
-            logger.error(
-              {
-                seq: entry.seq,
-                device: entry.message.deviceId,
-                topic: message.topic,
-                reasonCode: err.reasonCode,
-              },
-              'cloud broker refused a message; dropped and counted',
-            )
-            return [{ entry, from, outcome: 'refused' } as Settled]
+  return (source) =>
+    new Observable<Settled>((subscriber) => {
+      const waiting: Outbound[] = []
+      let next = 0
+      let active = 0
+      let sourceDone = false
+      let ended = false
+
+      const outcomeOf = ({ entry, from, message }: Outbound, err: Error | undefined): Settled | undefined => {
+        if (!err) return { entry, from, outcome: 'delivered' }
+        if (err instanceof CloudRefusal) {
+          logger.error(
+            {
+              seq: entry.seq,
+              device: entry.message.deviceId,
+              topic: message.topic,
+              reasonCode: err.reasonCode,
+            },
+            'cloud broker refused a message; dropped and counted',
+          )
+          return { entry, from, outcome: 'refused' }
+        }
+        if (err instanceof Unsendable) return { entry, from, outcome: 'unsendable', detail: err.message }
+        metrics.increment('uplink_publish_interrupted_total')
+        return undefined
+      }
+
+      const settle = (outbound: Outbound, err: Error | undefined) => {
+        if (ended) return
+        active--
+        const settled = outcomeOf(outbound, err)
+        if (settled) subscriber.next(settled)
+        pump()
+      }
+
+      const send = (outbound: Outbound) => {
+        active++
+        // While the gate is closed a message waits here, holding its in-flight slot.
+        if (!gate || gate.isOpen) session.send(outbound.message, (err) => settle(outbound, err))
+        else
+          gate.opened().then(
+            () => {
+              if (!ended) session.send(outbound.message, (err) => settle(outbound, err))
+            },
+            (err: unknown) => settle(outbound, err instanceof Error ? err : new Error(String(err))),
+          )
+      }
+
+      // mqtt.js may call back at once (a client that is disconnecting fails every publish
+      // there and then): such a settle does not start sends of its own, the loop below goes on.
+      let pumping = false
+      const pump = () => {
+        if (pumping) return
+        pumping = true
+        try {
+          while (!ended && active < inflight && next < waiting.length) {
+            const outbound = waiting[next]!
+            waiting[next++] = undefined as unknown as Outbound
+            if (next === waiting.length) {
+              waiting.length = 0
+              next = 0
+            }
+            send(outbound)
           }
-          if (err instanceof Unsendable)
-            return [{ entry, from, outcome: 'unsendable', detail: err.message } as Settled]
-          metrics.increment('uplink_publish_interrupted_total')
-          return EMPTY
-        }),
-      ),
-    inflight,
-  )
+        } finally {
+          pumping = false
+        }
+        if (sourceDone && active === 0 && next >= waiting.length && !ended) subscriber.complete()
+      }
+
+      const subscription = source.subscribe({
+        next(outbound) {
+          waiting.push(outbound)
+          pump()
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete: () => {
+          sourceDone = true
+          pump()
+        },
+      })
+      return () => {
+        ended = true
+        subscription.unsubscribe()
+      }
+    })
 }

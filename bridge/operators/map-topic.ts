@@ -1,4 +1,4 @@
-import { mergeMap, type ObservableInput, type OperatorFunction } from 'rxjs'
+import type { ObservableInput, OperatorFunction } from 'rxjs'
 import type { TopicMapping } from '../../config/index.js'
 import type { Logger } from '../../core/logger.js'
 import type { Metrics } from '../../core/metrics.js'
@@ -6,6 +6,7 @@ import type { CloudProtector } from '../cloud-protector.js'
 import type { CloudSession, OutboundMessage } from '../cloud-session.js'
 import { describeProtection, keepsProtection } from '../protection-rule.js'
 import { findMapping } from '../topic-map.js'
+import { flatMapNow } from './flat-map-now.js'
 import type { Item } from './item.js'
 import type { SetAside } from './set-aside.js'
 
@@ -37,7 +38,7 @@ export function mapTopic(
   logger: Logger,
   metrics: Metrics,
 ): OperatorFunction<Item, Outbound> {
-  return mergeMap((item: Item): ObservableInput<Outbound> => {
+  return flatMapNow((item: Item): ObservableInput<Outbound> => {
     const { entry } = item
     const { message } = entry
     const mapping = findMapping(mappings, message.topic)

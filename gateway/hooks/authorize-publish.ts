@@ -9,6 +9,7 @@ import { markDropped } from '../dropped.js'
 import { GatewayError, type GatewayErrorCode } from '../errors.js'
 import { FloodTracker } from '../flood-tracker.js'
 import { isOpened, markOpened } from '../protection/opened.js'
+import type { ProtectionMode } from '../protection/requirements.js'
 import type { ProtectionRuntime } from '../protection/runtime.js'
 import type { RetainedLimit } from '../retained-limit.js'
 import type { OfferRefusal, UplinkSink } from '../uplink.js'
@@ -57,20 +58,21 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
 
   function applyPolicy(client: Client, session: DeviceSession, packet: PublishPacket): Outcome {
     const { access, security } = deps
-    const fields = fieldsOf(client, session, packet)
+    // The log fields are built only for a report: nothing per message on the path that forwards.
+    const bytes = packet.payload?.length ?? 0
     const decision = access.engine.decide(session.principal, {
       action: 'publish',
       topic: packet.topic,
       qos: packet.qos,
       retain: packet.retain,
-      payloadBytes: fields.bytes,
+      payloadBytes: bytes,
     })
     if (!decision.allowed) {
       const mode = access.engine.policy.deniedPublish
       security.report(
         'publish_denied',
         {
-          ...fields,
+          ...fieldsOf(client, session, packet),
           reason: decision.reason,
           ...(decision.rule && { rule: decision.rule.label }),
           action: mode,
@@ -89,18 +91,22 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
             },
           }
     }
-    if (packet.retain && !deps.retained.admit(packet.topic, fields.bytes)) {
+    if (packet.retain && !deps.retained.admit(packet.topic, bytes)) {
       // Delivered, not retained: the broker's memory for retained messages is bounded.
       packet.retain = false
       security.report(
         'retained_limit',
-        { ...fields, maxMessages: deps.retained.maxMessages, maxBytes: deps.retained.maxBytes },
+        {
+          ...fieldsOf(client, session, packet),
+          maxMessages: deps.retained.maxMessages,
+          maxBytes: deps.retained.maxBytes,
+        },
         `retained PUBLISH over the limit (${deps.retained.maxMessages} messages, ${deps.retained.maxBytes} bytes): delivered, not retained`,
       )
     }
     if (decision.rule.rate) {
-      const over = access.rateLimiter.check(session.device.id, decision.rule, fields.bytes)
-      if (over !== 'ok') return overRate(client, fields, decision.rule.label, over)
+      const over = access.rateLimiter.check(session.device.id, decision.rule, bytes)
+      if (over !== 'ok') return overRate(client, fieldsOf(client, session, packet), decision.rule.label, over)
     }
     return 'forward'
   }
@@ -111,17 +117,16 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
    * next read of the connection (back-pressure; nothing is dropped). Logged as
    * `device_rate_paced` (the security log's limiter keeps it to a few lines per device).
    */
-  async function pace(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
+  function pace(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> | undefined {
     const held = paceDevice(
       deps.access.devicePacer,
       deps.security,
-      { ...fieldsOf(client, session, packet), device: session.device.id },
+      session.device.id,
+      () => fieldsOf(client, session, packet),
       'PUBLISH',
     )
-    if (!held) return 'forward'
-    await held
     // Gone while it waited: no PUBACK can reach it, so a QoS 1 message comes again on its next connection.
-    return (client as Client & { closed?: boolean }).closed ? 'drop' : 'forward'
+    return held?.then(() => ((client as Client & { closed?: boolean }).closed ? 'drop' : 'forward'))
   }
 
   /**
@@ -158,13 +163,13 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
     }
   }
 
+  /** Opens a payload whose topic requires protection (`mode`, not none) and that is not opened yet. */
   async function openPayload(
     client: Client,
     session: DeviceSession,
     packet: PublishPacket,
+    mode: Exclude<ProtectionMode, 'none'>,
   ): Promise<Outcome> {
-    const mode = deps.protection.requirements.modeFor(packet.topic)
-    if (mode === 'none' || isOpened(packet.payload)) return 'forward'
     const bytes = Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)
     const result = await deps.protection.opener.open(
       deps.access.registry,
@@ -331,13 +336,23 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
     }
   }
 
+  /**
+   * The steps in order. A step that has nothing to wait for (the policy; a device within its
+   * rate; a topic without payload protection) runs on at once rather than through a promise.
+   */
   async function authorize(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
     const policy = applyPolicy(client, session, packet)
     if (policy !== 'forward') return policy
-    const paced = await pace(client, session, packet)
-    if (paced !== 'forward') return paced
-    const opened = await openPayload(client, session, packet)
-    if (opened !== 'forward') return opened
+    const held = pace(client, session, packet)
+    if (held) {
+      const paced = await held
+      if (paced !== 'forward') return paced
+    }
+    const mode = deps.protection.requirements.modeFor(packet.topic)
+    if (mode !== 'none' && !isOpened(packet.payload)) {
+      const opened = await openPayload(client, session, packet, mode)
+      if (opened !== 'forward') return opened
+    }
     return handOver(client, session, packet)
   }
 

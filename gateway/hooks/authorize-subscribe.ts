@@ -125,12 +125,8 @@ export function createAuthorizeSubscribe(deps: {
     const held = paceDevice(
       deps.access.devicePacer,
       deps.security,
-      {
-        device: session.device.id,
-        clientId: client.id,
-        listener: transportOf(client).listener,
-        topic: subscription.topic,
-      },
+      session.device.id,
+      () => ({ clientId: client.id, listener: transportOf(client).listener, topic: subscription.topic }),
       'SUBSCRIBE filter',
     )
     if (!held) return decide(client, subscription, callback)

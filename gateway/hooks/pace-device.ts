@@ -11,17 +11,18 @@ import type { DevicePacer } from '../device-pacer.js'
 export function paceDevice(
   pacer: DevicePacer,
   security: SecurityEvents,
-  fields: SecurityEventFields & { device: string },
+  device: string,
+  fields: () => SecurityEventFields,
   what: string,
 ): Promise<void> | undefined {
-  const waitMs = pacer.reserve(fields.device)
-  if (waitMs === 0) return pacer.behind(fields.device)
+  const waitMs = pacer.reserve(device)
+  if (waitMs === 0) return pacer.behind(device)
   const { messagesPerSecond, burst } = pacer.rate
   const ms = Math.round(waitMs)
   security.report(
     'device_rate_paced',
-    { ...fields, rule: 'lan.deviceRate', messagesPerSecond, burst, waitMs: ms },
+    { device, ...fields(), rule: 'lan.deviceRate', messagesPerSecond, burst, waitMs: ms },
     `device over its lan.deviceRate (${messagesPerSecond}/s, bursts of ${burst}): ${what} held ${ms} ms, the connection is read no further meanwhile`,
   )
-  return pacer.wait(waitMs, fields.device)
+  return pacer.wait(waitMs, device)
 }

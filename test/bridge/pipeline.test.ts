@@ -54,19 +54,20 @@ class FakeSession {
     return this.limits.unsendable(message)
   }
 
-  publish(message: OutboundMessage): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.pending++
-      this.maxPending = Math.max(this.maxPending, this.pending)
-      const settle = (fn: () => void) => () => {
+  /** What the pipeline calls (CloudSession.send): `done` runs when the test settles the call. */
+  send(message: OutboundMessage, done: (err?: Error) => void): void {
+    this.pending++
+    this.maxPending = Math.max(this.maxPending, this.pending)
+    this.calls.push({
+      message,
+      resolve: () => {
         this.pending--
-        fn()
-      }
-      this.calls.push({
-        message,
-        resolve: settle(resolve),
-        reject: (err) => settle(() => reject(err))(),
-      })
+        done()
+      },
+      reject: (err) => {
+        this.pending--
+        done(err as Error)
+      },
     })
   }
 
@@ -515,6 +516,36 @@ describe('uplinkPipeline', () => {
     expect(second.seqs).toEqual([1, 2])
     expect(h.queue.size).toBe(0)
     expect(h.metrics.snapshot()).toEqual({ [INTERRUPTED]: 2, [DELIVERED]: 2 })
+    expect(h.errors).toEqual([])
+  })
+
+  it('goes through a long queue whose publishes fail at once (a disconnecting client) without deepening the stack', async () => {
+    // 20,000 entries wait behind one in flight. The connection drops: mqtt.js fails the one in
+    // flight, then calls back inside publish() for each next one while it disconnects, and each
+    // failure frees the slot for the next. That must be a loop, not 20,000 nested calls.
+    const h = await harness(1, { capacity: 20_000 })
+    h.append(1, 20_000)
+    const pending: Array<(err?: Error) => void> = []
+    let disconnecting = false
+    const session = {
+      calls: 0,
+      unsendable: () => undefined,
+      send(_message: OutboundMessage, done: (err?: Error) => void) {
+        session.calls++
+        if (disconnecting) done(new Error('client disconnecting'))
+        else pending.push(done)
+      },
+    }
+    h.sessions.next(session as unknown as CloudSession)
+    await settle()
+    expect(session.calls).toBe(1)
+    disconnecting = true
+    pending[0]!(new Error('connection closed'))
+    await settle()
+    expect(session.calls).toBe(20_000)
+    expect(h.metrics.get(INTERRUPTED)).toBe(20_000)
+    expect(h.queue.size).toBe(20_000)
+    expect(h.settled).toEqual([])
     expect(h.errors).toEqual([])
   })
 })
