@@ -10,8 +10,16 @@
  * frames and mqtt-packet are attributed to their caller), so a stage's share is
  * its own code and what it called in node. With --messages (the messages the
  * gateway handled while profiled), also CPU µs per message per stage.
+ *
+ * The installed CLI is a bundle (dist/bin/, scripts/bundle.mjs): a frame of a bundle chunk is
+ * mapped back through the chunk's source map to the file it came from (a project .ts file is
+ * named as its dist/ .js, a package file by its node_modules path), so the areas and stages
+ * are the same as for the unbundled dist/cli/main.js.
  */
 import { readFileSync } from 'node:fs'
+import { SourceMap } from 'node:module'
+import { dirname, relative, resolve } from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
 
 const args = process.argv.slice(2)
 const topAt = args.indexOf('--top')
@@ -23,6 +31,40 @@ const files = args.filter((a, i) => !a.startsWith('--') && !valueAt.has(i))
 if (files.length === 0) {
   console.error('usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N] [--messages N]')
   process.exit(2)
+}
+
+const sourceMaps = new Map()
+function sourceMapOf(url) {
+  if (!/\/dist\/bin\/.*\.js$/.test(url)) return null
+  if (!sourceMaps.has(url)) {
+    let found = null
+    try {
+      const file = fileURLToPath(url)
+      const dir = dirname(file)
+      found = {
+        map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))),
+        dir,
+        root: dir.replace(/\/dist\/bin(\/.*)?$/, ''),
+      }
+    } catch {
+      // No map beside the chunk: its frames keep the chunk's name.
+    }
+    sourceMaps.set(url, found)
+  }
+  return sourceMaps.get(url)
+}
+
+/** Points a frame of a bundle chunk at the file its function was written in, and its line there. */
+function mapFrame(callFrame) {
+  const found = sourceMapOf(callFrame.url)
+  if (!found) return
+  const entry = found.map.findEntry(callFrame.lineNumber, callFrame.columnNumber)
+  if (!entry?.originalSource) return
+  const file = resolve(found.dir, entry.originalSource.replace(/^file:\/\//, ''))
+  callFrame.url = file.includes('/node_modules/')
+    ? pathToFileURL(file).href
+    : pathToFileURL(resolve(found.root, 'dist', relative(found.root, file).replace(/\.ts$/, '.js'))).href
+  callFrame.lineNumber = entry.originalLine
 }
 
 /** Where a frame's code lives: a project folder, a package, node's own, or V8. */
@@ -39,7 +81,10 @@ function area(url) {
 /** Stages of the message path by where the code lives; the first rule that matches a frame wins. */
 const STAGES = [
   [/\/dist\/crypto\/hpke/, 'HPKE seal for the cloud'],
-  [/\/dist\/(crypto|bridge)\/(envelope|cbor)|\/dist\/bridge\/cloud-protector/, 'sign and envelope'],
+  [
+    /\/dist\/(crypto|bridge)\/(envelope|cbor|sign1|structures)|\/dist\/bridge\/cloud-protector|node_modules\/cbor2\//,
+    'sign and envelope',
+  ],
   [/\/dist\/crypto\/|\/dist\/gateway\/protection\//, 'open device payload'],
   [/\/dist\/bridge\/queue\/|\/dist\/core\/durable/, 'queue append and segments'],
   [/\/dist\/bridge\/|node_modules\/rxjs\//, 'bridge pipeline (RxJS, forwarding, cloud acks)'],
@@ -85,6 +130,7 @@ function stageOf(node, byParent) {
 
 for (const file of files) {
   const profile = JSON.parse(readFileSync(file, 'utf8'))
+  for (const n of profile.nodes) mapFrame(n.callFrame)
   const byId = new Map(profile.nodes.map((n) => [n.id, n]))
   const self = new Map()
   const deltas = profile.timeDeltas
