@@ -86,13 +86,14 @@ export function gatewayConfig({
 }
 
 /** The value the launchers set for MALLOC_MMAP_THRESHOLD_ (bytes). */
-export const MALLOC_MMAP_THRESHOLD = 1_048_576
+export const MALLOC_MMAP_THRESHOLD = 4_194_304
 
 /**
  * The environment the gateway is started with, as its launchers set it (`npm run lab`, the
- * README's start command): glibc's mmap threshold fixed at 1 MiB, so buffers that large
- * (scrypt's 16 MiB, big socket reads) go back to the system when freed instead of staying in
- * malloc's arenas (docs/performance.md, "Memory after a burst"). `EDGE_GATEWAY_BENCH_MALLOC=default`
+ * README's start command, the systemd unit): glibc's mmap threshold fixed at 4 MiB, so buffers
+ * that large (a `$scrypt$` check's 16 MiB) go back to the system when freed instead of staying
+ * in malloc's arenas, while a `$scrypt-pepper$` check's 1 MiB is reused (docs/performance.md,
+ * "Memory after a burst"). `EDGE_GATEWAY_BENCH_MALLOC=default`
  * measures glibc's own dynamic threshold instead.
  */
 export function gatewayEnv(env = process.env) {
