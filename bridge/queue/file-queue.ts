@@ -6,7 +6,7 @@ import type { UplinkMessage } from '../../gateway/uplink.js'
 import { DeviceLedger, type DeviceUsage } from './device-ledger.js'
 import { QueueError } from './errors.js'
 import { Housekeeper } from './housekeeper.js'
-import { createSegmentFile, DIR_MODE, writeFully } from './io.js'
+import { createSegmentFile, DIR_MODE, writeFullySync } from './io.js'
 import { type FileQueueOptions, type ResolvedOptions, resolveOptions } from './options.js'
 import { noDrops, type QueueEntry, type QueueStats, type Refused, type UplinkQueue } from './queue.js'
 import { type QueueLimits, refusal } from './quota.js'
@@ -340,7 +340,7 @@ export class FileQueue implements UplinkQueue {
       pos += record.length
     }
     try {
-      await writeFully(this.handle, buf, start)
+      this.writeAt(buf, start)
       if (this.options.durability === 'fsync') {
         await this.handle.datasync()
         this.counters.fsyncs++
@@ -369,6 +369,11 @@ export class FileQueue implements UplinkQueue {
       resolve(entry)
     }
     return j
+  }
+
+  /** Writes a commit's records into the active segment, on this thread (io.ts, writeFullySync). */
+  private writeAt(buf: Buffer, position: number): void {
+    writeFullySync(this.handle, buf, position)
   }
 
   /** Rejects batch[i..j): not written, not held, their sequence numbers given out again. */

@@ -1,4 +1,4 @@
-import { type FileHandle, readdir, stat, writeFile } from 'node:fs/promises'
+import { readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { type Subscription, take } from 'rxjs'
 import { afterAll, afterEach, describe, expect, it } from 'vitest'
@@ -276,13 +276,14 @@ describe('FileQueue', () => {
     const dir = await tempDir()
     const { queue } = await openQueue(dir)
     const before = await fill(queue, 1, 3)
-    const handle = (queue as unknown as { handle: FileHandle }).handle
-    const write = handle.write
+    // The queue writes a commit with writeAt (on the event loop's thread): its first call fails.
+    const writable = queue as unknown as { writeAt: (buf: Buffer, position: number) => void }
+    const writeAt = writable.writeAt.bind(queue)
     let failures = 1
-    handle.write = function (this: FileHandle, ...args: unknown[]) {
-      if (failures-- > 0) return Promise.reject(Object.assign(new Error('EIO: i/o error'), { code: 'EIO' }))
-      return (write as (...a: unknown[]) => ReturnType<FileHandle['write']>).apply(this, args)
-    } as FileHandle['write']
+    writable.writeAt = (buf, position) => {
+      if (failures-- > 0) throw Object.assign(new Error('EIO: i/o error'), { code: 'EIO' })
+      writeAt(buf, position)
+    }
     const failed = await Promise.allSettled([4, 5, 6].map((n) => queue.append(message(n))))
     for (const result of failed) {
       expect(result).toMatchObject({ status: 'rejected', reason: { code: 'QUEUE_ERR_IO' } })
