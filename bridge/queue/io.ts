@@ -20,7 +20,7 @@ export async function writeFully(handle: FileHandle, buf: Buffer, position: numb
 /**
  * `writeFully` on the event loop's thread: a group commit's records go into the page cache with
  * no hand-off to libuv's thread pool and back (two thread wake-ups per commit, the larger part
- * of a lone message's round trip; docs/performance.md, "Queue writes on the event loop").
+ * of a lone message's round trip; docs/performance.md, "Queue writes on the event loop (after the 03:30 run)").
  */
 export function writeFullySync(handle: FileHandle, buf: Buffer, position: number): void {
   let done = 0

@@ -253,9 +253,8 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
 
   async function handOver(client: Client, session: DeviceSession, packet: PublishPacket): Promise<Outcome> {
     const qos = packet.qos === 0 ? 0 : 1
-    const payload = Buffer.isBuffer(packet.payload)
-      ? Buffer.from(packet.payload)
-      : Buffer.from(packet.payload)
+    // A copy: aedes' payload may be a view into the connection's read buffer.
+    const payload = Buffer.from(packet.payload)
     let result: Awaited<ReturnType<AuthorizePublishDeps['uplink']['offer']>>
     try {
       result = await deps.uplink.offer({
