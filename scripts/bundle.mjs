@@ -18,6 +18,7 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
+import { debugOffWhenUnset } from './bundle-plugins.mjs'
 
 /**
  * Packages' own source maps point at sources most do not ship (mqtt's name its TypeScript
@@ -101,7 +102,7 @@ const result = await build({
   minifyWhitespace: true,
   minifySyntax: true,
   metafile: true,
-  plugins: [unusedCodeOut, packageSourceMapsOff],
+  plugins: [unusedCodeOut, debugOffWhenUnset(root), packageSourceMapsOff],
 })
 
 /** The npm package an input path is in (`@scope/name` or `name`), or undefined for the project's own. */

@@ -1,8 +1,13 @@
-import { readdir, readFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { build } from 'esbuild'
 import { beforeAll, describe, expect, it } from 'vitest'
+import { debugOffWhenUnset } from '../scripts/bundle-plugins.mjs'
 import { assertBuilt } from './cli/run-cli.js'
+import { makeTempDir, removeDir } from './helpers/tmp.js'
 
 const BIN = fileURLToPath(new URL('../dist/bin/', import.meta.url))
 
@@ -78,5 +83,52 @@ describe('the bundled CLI (dist/bin)', () => {
     // zod's locale files each define a message table; English (the default) stays.
     expect(text).toContain('Invalid input')
     expect(text).not.toContain('Entrada inv')
+  })
+})
+
+describe("the bundle's `debug` for mqtt.js and mqtt-packet (scripts/bundle-plugins.mjs)", () => {
+  const root = fileURLToPath(new URL('../', import.meta.url))
+
+  /**
+   * Bundles, with the plugin, a module that sits where the plugin looks (a `node_modules/mqtt-packet`
+   * folder) and hands its `debug` on, then runs it: what a logger is, with and without DEBUG.
+   */
+  async function loggerSeen(env: NodeJS.ProcessEnv): Promise<{ namespace: string; enabled: boolean }> {
+    const dir = await makeTempDir('debug-off-')
+    try {
+      await mkdir(join(dir, 'node_modules', 'mqtt-packet'), { recursive: true })
+      await writeFile(
+        join(dir, 'node_modules', 'mqtt-packet', 'probe.js'),
+        "module.exports = require('debug')\n",
+      )
+      await writeFile(
+        join(dir, 'entry.js'),
+        "const log = require('./node_modules/mqtt-packet/probe.js')('mqtt-packet:probe')\n" +
+          'console.log(JSON.stringify({ namespace: log.namespace, enabled: log.enabled }))\n',
+      )
+      const out = join(dir, 'out.cjs')
+      await build({
+        entryPoints: [join(dir, 'entry.js')],
+        outfile: out,
+        bundle: true,
+        platform: 'node',
+        format: 'cjs',
+        logLevel: 'silent',
+        plugins: [debugOffWhenUnset(root)],
+      })
+      const { DEBUG: _unset, ...rest } = process.env
+      const { stdout } = await promisify(execFile)(process.execPath, [out], { env: { ...rest, ...env } })
+      return JSON.parse(stdout) as { namespace: string; enabled: boolean }
+    } finally {
+      await removeDir(dir)
+    }
+  }
+
+  it('is a logger that does nothing when DEBUG is unset, and the debug package when it is set', async () => {
+    expect(await loggerSeen({})).toEqual({ namespace: '', enabled: false })
+    expect(await loggerSeen({ DEBUG: 'mqtt-packet:*' })).toEqual({
+      namespace: 'mqtt-packet:probe',
+      enabled: true,
+    })
   })
 })

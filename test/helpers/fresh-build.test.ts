@@ -129,6 +129,7 @@ describe('staleBuildProblem', () => {
         'package.json',
         'package-lock.json',
         'scripts/bundle.mjs',
+        'scripts/bundle-plugins.mjs',
       ],
       outDir: 'dist',
       bundle: 'dist/bin/edge-gateway.js',

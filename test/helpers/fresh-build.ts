@@ -41,6 +41,7 @@ export function projectLayout(root = ROOT): BuildLayout {
       'package.json',
       'package-lock.json',
       'scripts/bundle.mjs',
+      'scripts/bundle-plugins.mjs',
     ],
     outDir: 'dist',
     bundle: BUNDLE,
