@@ -33,7 +33,6 @@ const HEAVY = [
   '@hpke/core',
   '@hpke/chacha20poly1305',
   '@hpke/common',
-  'cbor2',
   'lru-cache',
   'prom-client',
 ]
@@ -67,7 +66,6 @@ function dependenciesLoaded(trace: LoadTrace): string[] {
     '@hpke/chacha20poly1305',
     '@hpke/core',
     'aedes',
-    'cbor2',
     'commander',
     'execa',
     'lru-cache',
@@ -188,7 +186,6 @@ describe('edge-gateway loads only what a command needs', () => {
       expect(forbiddenLoads(trace, vpnTunnelCode)).toEqual([])
       expect(dependenciesLoaded(trace)).toEqual([
         'aedes',
-        'cbor2',
         'commander',
         'lru-cache',
         'mqtt',
