@@ -53,6 +53,23 @@ describe('the bundled CLI (dist/bin)', () => {
     expect(readme).toContain(`node ${option} dist/bin/edge-gateway.js start --config`)
   })
 
+  it('runs as a gateway with the old generation bounded as the launchers bound it (lab, README, systemd unit, bench)', async () => {
+    const option = '--max-old-space-size=512'
+    const heap = `NODE_OPTIONS=${option}`
+    const root = fileURLToPath(new URL('../', import.meta.url))
+    // The bench starts its gateways as the launchers do.
+    expect(await readFile(join(root, 'bench', 'lib', 'gateway.mjs'), 'utf8')).toContain(
+      `export const LAUNCHER_NODE_OPTIONS = '${option}'`,
+    )
+    const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>
+    }
+    expect(pkg.scripts.lab).toContain(`${heap} node `)
+    expect(await readFile(join(root, 'README.md'), 'utf8')).toContain(`${heap} node `)
+    const unit = await readFile(join(root, 'deploy', 'edge-gateway.service'), 'utf8')
+    expect(unit.split('\n')).toContain(`Environment=${heap}`)
+  })
+
   it('lists in contents.json every file it holds, with the packages in it', async () => {
     const contents = JSON.parse(await readFile(join(BIN, 'contents.json'), 'utf8')) as Record<
       string,

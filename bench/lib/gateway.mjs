@@ -89,16 +89,34 @@ export function gatewayConfig({
 export const MALLOC_MMAP_THRESHOLD = 4_194_304
 
 /**
+ * The Node options the gateway's launchers put in NODE_OPTIONS (`npm run lab`, the README's start
+ * command, the systemd unit): V8's old generation bounded at 512 MiB, as Node bounds it by itself
+ * on a machine with 1 GiB. V8 lets old space grow between full collections by a factor it scales
+ * with that bound: 1.4 there, 4.0 from 4 GiB up (this machine), which held tens of MiB of garbage
+ * (docs/performance.md, "Old-space growth and the machine's memory").
+ */
+export const LAUNCHER_NODE_OPTIONS = '--max-old-space-size=512'
+
+/**
  * The environment the gateway is started with, as its launchers set it (`npm run lab`, the
  * README's start command, the systemd unit): glibc's mmap threshold fixed at 4 MiB, so buffers
  * that large (a `$scrypt$` check's 16 MiB) go back to the system when freed instead of staying
  * in malloc's arenas, while a `$scrypt-pepper$` check's 1 MiB is reused (docs/performance.md,
- * "Memory after a burst"). `EDGE_GATEWAY_BENCH_MALLOC=default`
- * measures glibc's own dynamic threshold instead.
+ * "Memory after a burst"); and NODE_OPTIONS with LAUNCHER_NODE_OPTIONS. `EDGE_GATEWAY_BENCH_MALLOC=default`
+ * measures glibc's own dynamic threshold instead, `EDGE_GATEWAY_BENCH_HEAP=default` V8's own bound
+ * of the old generation (from the machine's memory).
  */
 export function gatewayEnv(env = process.env) {
-  if (env.EDGE_GATEWAY_BENCH_MALLOC === 'default') return env
-  return { ...env, MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? String(MALLOC_MMAP_THRESHOLD) }
+  const heap =
+    env.EDGE_GATEWAY_BENCH_HEAP === 'default'
+      ? {}
+      : { NODE_OPTIONS: [env.NODE_OPTIONS, LAUNCHER_NODE_OPTIONS].filter(Boolean).join(' ') }
+  if (env.EDGE_GATEWAY_BENCH_MALLOC === 'default') return { ...env, ...heap }
+  return {
+    ...env,
+    ...heap,
+    MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? String(MALLOC_MMAP_THRESHOLD),
+  }
 }
 
 /**
