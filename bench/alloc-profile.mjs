@@ -1,7 +1,7 @@
 /**
  * Records what a process allocates, for bench/alloc-summary.mjs: preloaded into the gateway with
  *
- *   EDGE_GATEWAY_BENCH_NODE_ARGS="--import ./bench/alloc-profile.mjs" node bench/run.mjs --only closed-q1-64 ...
+ *   EDGE_GATEWAY_BENCH_NODE_ARGS="--import $PWD/bench/alloc-profile.mjs" node bench/run.mjs --only closed-q1-64 ...
  *
  * V8's sampling heap profiler (through node:inspector, in the process itself) with the objects
  * that scavenges and full collections freed counted too, so the profile is every allocation
