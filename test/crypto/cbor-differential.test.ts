@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs'
 import { type DecodeOptions, decode } from 'cbor2'
 import { sortCoreDeterministic } from 'cbor2/sorts'
 import { describe, expect, it } from 'vitest'
+import { createRandom } from '../../bench/lib/mqtt-fuzz.mjs'
 import {
   type CborLimits,
   type CborMap,
@@ -90,16 +91,10 @@ function reference(bytes: Uint8Array, limits: CborLimits): Outcome {
   }
 }
 
-/** Mulberry32: a small seeded generator, so that every run sees the same inputs. */
+/** A seeded generator in [0, 1) (the fuzzer's mulberry32), so that every run sees the same inputs. */
 function random(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
+  const r = createRandom(seed)
+  return () => r.next() / 0x1_0000_0000
 }
 
 /** Integers at the edges of each head size and of the safe range. */
