@@ -192,22 +192,32 @@ describe('bench/run.mjs --quick', () => {
     for (const row of report.rows) expect(LOADS, trialName(row, row.trials[0])).toContain(row.load)
   })
 
-  it('reports sane figures: every trial ran, closed loop and serial lose and duplicate nothing', () => {
+  it('reports sane figures: every trial ran, the gateway loses and duplicates nothing, a Mosquitto loss is counted', () => {
     for (const row of report.rows) {
       expect(row.okTrials, trialName(row, row.trials[0])).toBe(1)
       const trial = row.trials[0]!
       const where = trialName(row, trial)
       expect(trial.sent, where).toBeGreaterThan(0)
       if (row.qos === 1) {
-        // QoS 1: the edge acknowledged every message, and every acknowledged message arrived.
+        // QoS 1: the edge acknowledged every message.
         expect(trial.acked, where).toBe(trial.sent)
-        expect(trial.ackedLost, where).toBe(0)
       } else {
         expect(trial.acked ?? null, where).toBeNull()
         expect(trial.ackedLost ?? null, where).toBeNull()
       }
-      // QoS 0 too: at most 100 messages outstanding end to end cannot overflow either edge's queue.
-      expect(trial.delivered, where).toBe(trial.sent)
+      if (row.system === 'edge-gateway') {
+        // Every acknowledged message arrived; QoS 0 too: at most 100 messages outstanding end to
+        // end cannot overflow its queue.
+        if (row.qos === 1) expect(trial.ackedLost, where).toBe(0)
+        expect(trial.delivered, where).toBe(trial.sent)
+      } else {
+        // Mosquitto's bridge acknowledges and then loses a few messages in some closed loops (7 to
+        // 92 messages, in 2 or 3 of the about 18 closed-loop trials of each recent full run,
+        // docs/performance.md): what the bench measures about it, not a fault of the run. The
+        // loss must be counted, to the message.
+        expect((trial.delivered ?? Number.NaN) + (trial.lost ?? 0), where).toBe(trial.sent)
+        if (row.qos === 1) expect(trial.ackedLost, where).toBe(trial.lost)
+      }
       // Nothing arrived after the drain had ended (a drain that gives up too early shows here).
       expect(trial.lateArrivals, where).toBe(0)
       expect(trial.drain?.complete, where).toBe(true)
