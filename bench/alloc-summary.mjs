@@ -8,8 +8,7 @@
  *   node bench/alloc-summary.mjs /tmp/alloc-1234.heapprofile [--top 30] [--messages N]
  */
 import { readFileSync } from 'node:fs'
-import { SourceMap } from 'node:module'
-import { fileURLToPath } from 'node:url'
+import { mapFrame } from './lib/source-map-frames.mjs'
 
 const args = process.argv.slice(2)
 const option = (name, fallback) => {
@@ -24,20 +23,16 @@ if (!file) {
   process.exit(2)
 }
 
-const maps = new Map()
+/**
+ * Where a frame's code is: its file (mapped back from the bundle: the project's .ts source, a
+ * package's file) and line, the root left out.
+ */
 function where(frame) {
-  if (!/\/dist\/bin\/.*\.js$/.test(frame.url))
-    return `${frame.url.replace(/^.*\/node_modules\//, '')}:${frame.lineNumber + 1}`
-  if (!maps.has(frame.url)) {
-    try {
-      maps.set(frame.url, new SourceMap(JSON.parse(readFileSync(`${fileURLToPath(frame.url)}.map`, 'utf8'))))
-    } catch {
-      maps.set(frame.url, null)
-    }
-  }
-  const entry = maps.get(frame.url)?.findEntry(frame.lineNumber, frame.columnNumber)
-  if (!entry?.originalSource) return frame.url
-  return `${entry.originalSource.replace(/^(\.\.\/)+(node_modules\/)?/, '')}:${entry.originalLine + 1}`
+  const mapped = { ...frame }
+  mapFrame(mapped)
+  const own = /\/dist\/(?!bin\/)(.*)\.js$/.exec(mapped.url)
+  const file = own ? `${own[1]}.ts` : mapped.url.replace(/^.*?\/node_modules\//, '')
+  return `${file}:${mapped.lineNumber + 1}`
 }
 
 const profile = JSON.parse(readFileSync(file, 'utf8'))

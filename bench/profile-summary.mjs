@@ -17,9 +17,7 @@
  * are the same as for the unbundled dist/cli/main.js.
  */
 import { readFileSync } from 'node:fs'
-import { SourceMap } from 'node:module'
-import { dirname, relative, resolve } from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
+import { mapFrame } from './lib/source-map-frames.mjs'
 
 const args = process.argv.slice(2)
 const topAt = args.indexOf('--top')
@@ -31,40 +29,6 @@ const files = args.filter((a, i) => !a.startsWith('--') && !valueAt.has(i))
 if (files.length === 0) {
   console.error('usage: node bench/profile-summary.mjs FILE.cpuprofile [--top N] [--messages N]')
   process.exit(2)
-}
-
-const sourceMaps = new Map()
-function sourceMapOf(url) {
-  if (!/\/dist\/bin\/.*\.js$/.test(url)) return null
-  if (!sourceMaps.has(url)) {
-    let found = null
-    try {
-      const file = fileURLToPath(url)
-      const dir = dirname(file)
-      found = {
-        map: new SourceMap(JSON.parse(readFileSync(`${file}.map`, 'utf8'))),
-        dir,
-        root: dir.replace(/\/dist\/bin(\/.*)?$/, ''),
-      }
-    } catch {
-      // No map beside the chunk: its frames keep the chunk's name.
-    }
-    sourceMaps.set(url, found)
-  }
-  return sourceMaps.get(url)
-}
-
-/** Points a frame of a bundle chunk at the file its function was written in, and its line there. */
-function mapFrame(callFrame) {
-  const found = sourceMapOf(callFrame.url)
-  if (!found) return
-  const entry = found.map.findEntry(callFrame.lineNumber, callFrame.columnNumber)
-  if (!entry?.originalSource) return
-  const file = resolve(found.dir, entry.originalSource.replace(/^file:\/\//, ''))
-  callFrame.url = file.includes('/node_modules/')
-    ? pathToFileURL(file).href
-    : pathToFileURL(resolve(found.root, 'dist', relative(found.root, file).replace(/\.ts$/, '.js'))).href
-  callFrame.lineNumber = entry.originalLine
 }
 
 /** Where a frame's code lives: a project folder, a package, node's own, or V8. */

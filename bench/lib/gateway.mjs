@@ -107,15 +107,14 @@ export const LAUNCHER_NODE_OPTIONS = '--max-old-space-size=512'
  * of the old generation (from the machine's memory).
  */
 export function gatewayEnv(env = process.env) {
-  const heap =
-    env.EDGE_GATEWAY_BENCH_HEAP === 'default'
-      ? {}
-      : { NODE_OPTIONS: [env.NODE_OPTIONS, LAUNCHER_NODE_OPTIONS].filter(Boolean).join(' ') }
-  if (env.EDGE_GATEWAY_BENCH_MALLOC === 'default') return { ...env, ...heap }
   return {
     ...env,
-    ...heap,
-    MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? String(MALLOC_MMAP_THRESHOLD),
+    ...(env.EDGE_GATEWAY_BENCH_HEAP !== 'default' && {
+      NODE_OPTIONS: [env.NODE_OPTIONS, LAUNCHER_NODE_OPTIONS].filter(Boolean).join(' '),
+    }),
+    ...(env.EDGE_GATEWAY_BENCH_MALLOC !== 'default' && {
+      MALLOC_MMAP_THRESHOLD_: env.MALLOC_MMAP_THRESHOLD_ ?? String(MALLOC_MMAP_THRESHOLD),
+    }),
   }
 }
 

@@ -73,23 +73,23 @@ function fromReference(raw: unknown, depth: number, maxDepth: number): CborValue
 
 type Outcome = { ok: true; value: CborValue } | { ok: false }
 
-function ours(bytes: Uint8Array, limits: CborLimits): Outcome {
+/** What a decoder made of `bytes`: its value, or a refusal of the kind it throws for refusals. */
+function outcome(
+  decoder: (bytes: Uint8Array, limits: CborLimits) => CborValue,
+  refusal: abstract new (...args: never[]) => Error,
+  bytes: Uint8Array,
+  limits: CborLimits,
+): Outcome {
   try {
-    return { ok: true, value: decodeCbor(bytes, limits) }
+    return { ok: true, value: decoder(bytes, limits) }
   } catch (err) {
-    if (!(err instanceof CryptoError)) throw err
+    if (!(err instanceof refusal)) throw err
     return { ok: false }
   }
 }
 
-function reference(bytes: Uint8Array, limits: CborLimits): Outcome {
-  try {
-    return { ok: true, value: referenceDecode(bytes, limits) }
-  } catch (err) {
-    if (!(err instanceof Refused)) throw err
-    return { ok: false }
-  }
-}
+const ours = (bytes: Uint8Array, limits: CborLimits) => outcome(decodeCbor, CryptoError, bytes, limits)
+const reference = (bytes: Uint8Array, limits: CborLimits) => outcome(referenceDecode, Refused, bytes, limits)
 
 /** A seeded generator in [0, 1) (the fuzzer's mulberry32), so that every run sees the same inputs. */
 function random(seed: number): () => number {
