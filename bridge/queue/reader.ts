@@ -41,6 +41,9 @@ export class LogReader {
   private need = 0
   private handle: FileHandle | undefined
   private handleId = -1
+  /** Live entries taken at commit, handed on in the event loop's next check phase (`flushLive`). */
+  private live: QueueEntry[] = []
+  private liveScheduled = false
 
   constructor(
     private readonly view: LogView,
@@ -59,7 +62,16 @@ export class LogReader {
     }
     this.segmentId = segment.id
     this.offset = end
-    if (segment.has(entry.seq)) this.emit(entry, bytes)
+    if (!segment.has(entry.seq)) return
+    // Taken now (cursor, window), handed on after the commit's callers resumed: the appends'
+    // continuations (the LAN PUBACKs of a group commit) are written before the uplink seals,
+    // signs and publishes these entries, so a device's round trip does not wait on the cloud's.
+    this.take(entry, bytes)
+    this.live.push(entry)
+    if (!this.liveScheduled) {
+      this.liveScheduled = true
+      setImmediate(this.flushLive)
+    }
   }
 
   /** `seq` was acknowledged. */
@@ -82,6 +94,8 @@ export class LogReader {
   stop(complete: boolean): void {
     if (this.mode === 'done') return
     this.mode = 'done'
+    // Entries taken and not yet handed on stay in the log, for the next reader.
+    this.live = []
     this.view.detach(this)
     if (!this.pumping) this.closeHandle()
     if (complete) this.subscriber.complete()
@@ -91,11 +105,28 @@ export class LogReader {
     return this.outstanding.size < this.view.readAhead && this.outstandingBytes < this.view.readAheadBytes
   }
 
-  private emit(entry: QueueEntry, bytes: number): void {
+  private take(entry: QueueEntry, bytes: number): void {
     this.lastSeq = entry.seq
     this.outstanding.set(entry.seq, bytes)
     this.outstandingBytes += bytes
+  }
+
+  /** Emits from the disk; live entries taken before it go first, so the order stays the log's. */
+  private emit(entry: QueueEntry, bytes: number): void {
+    this.take(entry, bytes)
+    if (this.live.length > 0) this.flushLive()
     this.subscriber.next(entry)
+  }
+
+  private readonly flushLive = (): void => {
+    this.liveScheduled = false
+    const live = this.live
+    if (live.length === 0) return
+    this.live = []
+    for (const entry of live) {
+      if (this.mode === 'done') return
+      this.subscriber.next(entry)
+    }
   }
 
   private async pump(): Promise<void> {

@@ -234,6 +234,20 @@ describe('FileQueue', () => {
     expect(seen).toEqual(entries)
   })
 
+  it("resumes a commit's appenders before its live readers see the entries (the LAN PUBACKs go out before the uplink's work)", async () => {
+    const { queue } = await openQueue(await tempDir(), { durability: 'write' })
+    const events: string[] = []
+    subscriptions.push(queue.read().subscribe((e) => events.push(`read ${e.seq}`)))
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    await Promise.all(
+      [0, 1, 2].map((n) => queue.append(message(n)).then((e) => events.push(`resumed ${e?.seq}`))),
+    )
+    // The three appends went in one commit; the reader gets them in the event loop's next check phase.
+    expect(events).toEqual(['resumed 1', 'resumed 2', 'resumed 3'])
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(events).toEqual(['resumed 1', 'resumed 2', 'resumed 3', 'read 1', 'read 2', 'read 3'])
+  })
+
   it('emits a large backlog in order from many segments, with the right payloads', async () => {
     const { queue } = await openQueue(await tempDir(), { segmentBytes: 64 * 1024 })
     const big = (n: number) => ({ ...message(n), payload: Buffer.alloc(20_000 + n, n % 251) })
