@@ -51,11 +51,11 @@ const now = () => performance.timeOrigin + performance.now()
 
 const USAGE = `node bench/storm.mjs [options]      (after npm run build)
 
-  --variants V[,V]       gateway variants, each <form><ln>[/c<concurrency>][/cache<entries>]:
+  --variants V[,V]       gateway variants, each <form><ln>[/c<concurrency>][/m<MiB>][/cache<entries>]:
                          scrypt14 ($scrypt$, ln=14), pepper10 ($scrypt-pepper$, ln=10, with
-                         lan.passwordPepperFile); /c sets lan.passwordChecks.concurrency, /cache
-                         lan.passwordChecks.cacheEntries; unset: the gateway's default
-                         (default: scrypt14/c2/cache0,scrypt14,pepper10)
+                         lan.passwordPepperFile); /c sets lan.passwordChecks.concurrency, /m
+                         lan.passwordChecks.memoryMiB, /cache lan.passwordChecks.cacheEntries;
+                         unset: the gateway's default (default: scrypt14/c2/m32/cache0,scrypt14,pepper10)
   --no-mosquitto         leave out the Mosquitto edge
   --password-devices N   password devices on the plain TCP listener (default 1000)
   --psk-devices N        TLS-PSK devices (default 1000, at most 1000)
@@ -71,7 +71,7 @@ const USAGE = `node bench/storm.mjs [options]      (after npm run build)
 
 function parseArgs(argv) {
   const o = {
-    variants: ['scrypt14/c2/cache0', 'scrypt14', 'pepper10'],
+    variants: ['scrypt14/c2/m32/cache0', 'scrypt14', 'pepper10'],
     mosquitto: true,
     passwordDevices: 1000,
     pskDevices: 1000,

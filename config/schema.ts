@@ -300,6 +300,14 @@ export const configSchema = z.strictObject({
          */
         concurrency: z.number().int().min(1).max(64).optional(),
         /**
+         * MiB that the scrypt runs in progress may ask for together (each asks 128 * N * r bytes:
+         * 16 MiB for a `$scrypt$` hash at its default cost, 1 MiB for a `$scrypt-pepper$` one). A
+         * check that does not fit waits, in arrival order; one alone always runs. The default, 16,
+         * runs `$scrypt$` checks one at a time, so a burst of password CONNECTs adds at most 16 MiB
+         * to the gateway's resident memory (docs/security.md, "Password hashes").
+         */
+        memoryMiB: z.number().int().min(1).max(1024).default(16),
+        /**
          * Devices whose last verified password is remembered in memory (an HMAC under a key made
          * at start, never written anywhere), so the same device reconnecting with the same
          * password skips scrypt; forgotten when its hash changes. 0: none. Lost at restart.

@@ -89,6 +89,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'maxFailures',
   'maxMessages',
   'maxVersion',
+  'memoryMiB',
   'messagesPerSecond',
   'minVersion',
   'mode',

@@ -45,10 +45,19 @@ export interface LanGatewayOptions {
   security: SecurityEvents
 }
 
-/** scrypt runs at once: as configured, else the default for the hashes of `access` (password.ts). */
-function sizeScryptSlots(configured: number | undefined, access: AccessSnapshot): void {
-  scryptSlots.resize(configured ?? defaultScryptConcurrency(undefined, access.slowPasswordHashes ?? true))
+/**
+ * scrypt runs at once: as configured, else the default for the hashes of `access` (password.ts);
+ * and the memory they may ask for together.
+ */
+function sizeScryptSlots(checks: PasswordChecks, access: AccessSnapshot): void {
+  scryptSlots.resize(
+    checks.concurrency ?? defaultScryptConcurrency(undefined, access.slowPasswordHashes ?? true),
+    checks.memoryMiB * 1024 * 1024,
+  )
 }
+
+/** lan.passwordChecks: concurrency unset is the default for the hashes in force. */
+type PasswordChecks = Pick<LanGatewayOptions['lan']['passwordChecks'], 'concurrency' | 'memoryMiB'>
 
 /** A configured device as the status page shows it. */
 export interface DeviceView {
@@ -79,8 +88,7 @@ export class LanGateway {
     private readonly protection: ProtectionRuntime,
     private readonly security: SecurityEvents,
     private readonly logger: Logger,
-    /** lan.passwordChecks.concurrency; unset: the default for the hashes in force. */
-    private readonly passwordConcurrency: number | undefined,
+    private readonly passwordChecks: PasswordChecks,
     /** Per device id, when its last connection closed. */
     private readonly lastSeen: Map<string, number>,
     /** Per device id, the PUBLISH packets the broker accepted from it since the gateway started. */
@@ -145,8 +153,8 @@ export class LanGateway {
       options.lan.lockout,
       options.lan.passwordChecks.cacheEntries,
     )
-    const passwordConcurrency = options.lan.passwordChecks.concurrency
-    sizeScryptSlots(passwordConcurrency, options.access)
+    const passwordChecks = options.lan.passwordChecks
+    sizeScryptSlots(passwordChecks, options.access)
     const protection = await createProtectionRuntime(options.lan, options.stateDir, logger)
     const lastSeen = new Map<string, number>()
     const published = new Map<string, number>()
@@ -287,7 +295,7 @@ export class LanGateway {
       protection,
       security,
       logger,
-      passwordConcurrency,
+      passwordChecks,
       lastSeen,
       published,
     )
@@ -414,7 +422,7 @@ export class LanGateway {
    * one stays, and the report says why.
    */
   async reload(next: AccessSnapshot): Promise<ReloadReport> {
-    sizeScryptSlots(this.passwordConcurrency, next)
+    sizeScryptSlots(this.passwordChecks, next)
     const report = await applyAccess(this.access, next, this.clients(), this.security)
     report.pskConnectionsClosed = this.retirePskConnections()
     this.schedulePskRetirement()

@@ -42,19 +42,35 @@ const MAX_PASSWORD_BYTES = 1024
  * queue's writes and fdatasyncs). With only cheap `$scrypt-pepper$` hashes, the CPU cores less
  * one, at least 1: the other core stays with the event loop (the PUBACKs of the devices already
  * connected, TLS handshakes), and one slot still checks 1,000 devices in about 2 s. With any
- * `$scrypt$` hash (`slowHashes`), as many as there are cores: one 40 ms check at a time would take
- * a 1,000-device reconnect storm past the devices' CONNACK timeouts (docs/security.md).
+ * `$scrypt$` hash (`slowHashes`), as many as there are cores, which `lan.passwordChecks.memoryMiB`
+ * then bounds: at its default (16) one `$scrypt$` check runs at a time, 16 MiB; 32 runs two, which
+ * halves a reconnect storm of such devices (docs/security.md, "Password hashes").
  * `lan.passwordChecks.concurrency` overrides it.
  */
 export function defaultScryptConcurrency(cores: number = availableParallelism(), slowHashes = true): number {
   return slowHashes ? Math.max(1, Math.min(2, cores)) : Math.max(1, Math.min(2, cores - 1))
 }
 
+/** lan.passwordChecks.memoryMiB's default: one `$scrypt$` check (16 MiB) at a time. */
+export const DEFAULT_PASSWORD_MEMORY_MIB = 16
+
 /**
- * The scrypt runs of this process; a burst of password CONNECTs waits its turn here, in arrival
- * order (the refusal delay covers the wait). Sized by the LAN gateway at start.
+ * The scrypt runs of this process, bounded in number and in the memory they ask for together; a
+ * burst of password CONNECTs waits its turn here, in arrival order (the refusal delay covers the
+ * wait). Sized by the LAN gateway at start (lan.passwordChecks).
  */
-export const scryptSlots = new Semaphore(defaultScryptConcurrency())
+export const scryptSlots = new Semaphore(
+  defaultScryptConcurrency(),
+  DEFAULT_PASSWORD_MEMORY_MIB * 1024 * 1024,
+)
+
+/**
+ * The memory one scrypt run is counted for: its table V, 128 * r * N bytes (16 MiB for DEFAULT_SCRYPT,
+ * 1 MiB for PEPPERED_SCRYPT). The run's other blocks add 128 * r * (p + 2), a few KiB.
+ */
+export function scryptMemoryBytes(params: ScryptParams): number {
+  return 128 * params.r * 2 ** params.ln
+}
 
 /**
  * A password check given up before its scrypt started: the client closed while it waited for a
@@ -85,6 +101,7 @@ function derive(
         }
         scrypt(password, salt, length, options, (err, key) => (err ? reject(err) : resolve(key)))
       }),
+    scryptMemoryBytes(params),
   )
 }
 

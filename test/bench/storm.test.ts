@@ -9,7 +9,7 @@ import { makeTempDir, removeDir } from '../helpers/tmp.js'
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
 const RUN_TIMEOUT_MS = 180_000
 const DEVICES = 12
-const VARIANTS = ['scrypt14/c2/cache0', 'pepper10']
+const VARIANTS = ['scrypt14/c2/m32/cache0', 'pepper10']
 
 interface KindFigures {
   devices: number
@@ -34,7 +34,14 @@ interface Phase {
 
 interface Result {
   name: string
-  variant?: { name: string; form: string; ln: number; concurrency?: number; cacheEntries?: number }
+  variant?: {
+    name: string
+    form: string
+    ln: number
+    concurrency?: number
+    memoryMiB?: number
+    cacheEntries?: number
+  }
   initial: Phase
   before: { count: number; p99Ms: number | null }
   reconnect: Phase
@@ -88,10 +95,11 @@ describe('bench/storm.mjs, small', () => {
   it('measures each gateway variant and Mosquitto, side by side', () => {
     expect(results.map((r) => r.name)).toEqual([...VARIANTS.map((v) => `gateway ${v}`), 'mosquitto'])
     expect(results[0]!.variant).toEqual({
-      name: 'scrypt14/c2/cache0',
+      name: 'scrypt14/c2/m32/cache0',
       form: 'scrypt',
       ln: 14,
       concurrency: 2,
+      memoryMiB: 32,
       cacheEntries: 0,
     })
     expect(results[1]!.variant).toEqual({ name: 'pepper10', form: 'pepper', ln: 10 })

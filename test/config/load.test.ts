@@ -77,7 +77,7 @@ describe('parseConfig', () => {
       source,
     )
     expect(config.lan.passwordPepperFile).toBe('/etc/edge-gateway/keys/password.pepper')
-    expect(config.lan.passwordChecks).toEqual({ cacheEntries: 10_000 })
+    expect(config.lan.passwordChecks).toEqual({ memoryMiB: 16, cacheEntries: 10_000 })
     expect(parseConfig(valid, source).lan.passwordPepperFile).toBeUndefined()
   })
 

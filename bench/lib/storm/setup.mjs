@@ -32,23 +32,25 @@ async function secret(path, content) {
 }
 
 /**
- * A gateway variant, written `<form><ln>[/c<concurrency>][/cache<entries>]`: `scrypt14` is
- * `$scrypt$` at ln=14 (the default of `device hash-password`), `pepper10` is `$scrypt-pepper$` at
- * ln=10; `/c1` sets lan.passwordChecks.concurrency, `/cache0` lan.passwordChecks.cacheEntries.
+ * A gateway variant, written `<form><ln>[/c<concurrency>][/m<MiB>][/cache<entries>]`: `scrypt14`
+ * is `$scrypt$` at ln=14 (the default of `device hash-password`), `pepper10` is `$scrypt-pepper$`
+ * at ln=10; `/c1` sets lan.passwordChecks.concurrency, `/m32` lan.passwordChecks.memoryMiB,
+ * `/cache0` lan.passwordChecks.cacheEntries.
  * What is not given is not written into the config: the gateway's default applies.
  */
 export function parseVariant(text) {
-  const match = /^(scrypt|pepper)(\d{1,2})(?:\/c(\d+))?(?:\/cache(\d+))?$/.exec(text)
+  const match = /^(scrypt|pepper)(\d{1,2})(?:\/c(\d+))?(?:\/m(\d+))?(?:\/cache(\d+))?$/.exec(text)
   if (!match)
     throw new Error(
-      `Expected a gateway variant like scrypt14, scrypt14/c2/cache0 or pepper10/c1, got ${JSON.stringify(text)}`,
+      `Expected a gateway variant like scrypt14, scrypt14/c2/m32/cache0 or pepper10/c1, got ${JSON.stringify(text)}`,
     )
   return {
     name: text,
     form: match[1],
     ln: Number(match[2]),
     ...(match[3] !== undefined && { concurrency: Number(match[3]) }),
-    ...(match[4] !== undefined && { cacheEntries: Number(match[4]) }),
+    ...(match[4] !== undefined && { memoryMiB: Number(match[4]) }),
+    ...(match[5] !== undefined && { cacheEntries: Number(match[5]) }),
   }
 }
 
@@ -149,6 +151,7 @@ export async function gatewayEdge({ fixtures, devices, variant, pepperFile, clou
   if (variant.form === 'pepper') config.lan.passwordPepperFile = pepperFile
   const checks = {
     ...(variant.concurrency !== undefined && { concurrency: variant.concurrency }),
+    ...(variant.memoryMiB !== undefined && { memoryMiB: variant.memoryMiB }),
     ...(variant.cacheEntries !== undefined && { cacheEntries: variant.cacheEntries }),
   }
   if (Object.keys(checks).length > 0) config.lan.passwordChecks = checks

@@ -208,6 +208,8 @@ describe('a device with a peppered password hash', () => {
     expect(access.slowPasswordHashes).toBe(false)
     const before = scryptSlots.size
     try {
+      // lan.passwordChecks.memoryMiB at its default: 16 MiB of scrypt runs at once.
+      expect(scryptSlots.budget).toBe(16 * 1024 * 1024)
       await gateway.reload(access)
       expect(scryptSlots.size).toBe(defaultScryptConcurrency(undefined, false))
       await gateway.reload(await loadAccess(configWith(peppered)))
