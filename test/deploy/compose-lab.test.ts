@@ -212,9 +212,10 @@ describe.each<Tool>(['docker-compose', 'podman-compose'])('the container lab wit
       for (const command of commands) {
         // `down -v` is the last test's.
         if (/ down -v$/.test(command)) continue
-        // From the host, mosquitto_pub goes through podman's port forwarding to the container. About one
-        // run in five here, its first connection never reached the gateway (its log shows no connection at
-        // all) and mosquitto_pub reported a protocol error: it gets 3 attempts, each one reported.
+        // From the host, mosquitto_pub goes through podman's port forwarding to lan-ports, then to the
+        // gateway. When the gateway published the ports itself, about one lab in five sent every host
+        // connection to its address on the internal wan network, which the host cannot reach
+        // (deploy/lab/forward.mjs). It keeps 3 attempts, each failure reported, for a forwarder still starting.
         const attempts = command.startsWith('mosquitto_pub') ? 3 : 1
         let stdout = ''
         for (let attempt = 1; ; attempt++) {
