@@ -220,7 +220,17 @@ describe('bench/run.mjs --quick', () => {
       }
       // Nothing arrived after the drain had ended (a drain that gives up too early shows here).
       expect(trial.lateArrivals, where).toBe(0)
-      expect(trial.drain?.complete, where).toBe(true)
+      if ((trial.lost ?? 0) === 0) expect(trial.drain?.complete, where).toBe(true)
+      else {
+        // Only a Mosquitto row gets here (the gateway's delivered = sent above). Its drain ended
+        // because a marker sent after the last PUBACK came through: what is missing is lost, not
+        // late (the 75 messages of a mosquitto-tcp closed loop in CI, 2026-12-07 09:46 UTC).
+        expect(trial.drain, where).toMatchObject({
+          complete: false,
+          why: expect.stringContaining('are lost'),
+        })
+        expect(trial.drain?.markers, where).toBeGreaterThan(0)
+      }
       expect(trial.errors, where).toEqual([])
       expect(median(row, 'deliveredPerSec'), where).toBeGreaterThan(0)
       expect(median(row, 'duplicates'), where).toBe(0)
