@@ -41,9 +41,11 @@ export class LogReader {
   private need = 0
   private handle: FileHandle | undefined
   private handleId = -1
-  /** Live entries taken at commit, handed on in the event loop's next check phase (`flushLive`). */
+  /**
+   * Live entries taken at commit, handed on in the event loop's next check phase (`flushLive`,
+   * scheduled by the entry that finds the list empty).
+   */
   private live: QueueEntry[] = []
-  private liveScheduled = false
 
   constructor(
     private readonly view: LogView,
@@ -67,11 +69,7 @@ export class LogReader {
     // continuations (the LAN PUBACKs of a group commit) are written before the uplink seals,
     // signs and publishes these entries, so a device's round trip does not wait on the cloud's.
     this.take(entry, bytes)
-    this.live.push(entry)
-    if (!this.liveScheduled) {
-      this.liveScheduled = true
-      setImmediate(this.flushLive)
-    }
+    if (this.live.push(entry) === 1) setImmediate(this.flushLive)
   }
 
   /** `seq` was acknowledged. */
@@ -119,7 +117,6 @@ export class LogReader {
   }
 
   private readonly flushLive = (): void => {
-    this.liveScheduled = false
     const live = this.live
     if (live.length === 0) return
     this.live = []
