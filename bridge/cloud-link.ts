@@ -9,7 +9,7 @@ import type { Metrics } from '../core/metrics.js'
 import { Backoff } from './backoff.js'
 import { CloudSession } from './cloud-session.js'
 import { BridgeError } from './errors.js'
-import { describeLinkError, type LinkPhase } from './link-errors.js'
+import { describeLinkError, type LinkPhase, linkErrorMessage } from './link-errors.js'
 
 /**
  * TLS name options for the cloud broker's `servername` (or host): a DNS name is sent as SNI and
@@ -221,7 +221,7 @@ export class CloudLink {
     client.on('error', (err) => {
       failure = err
       this.logger.debug(
-        { cloud: this.target, err: err.message, code: (err as { code?: unknown }).code },
+        { cloud: this.target, err: linkErrorMessage(err), code: (err as { code?: unknown }).code },
         'cloud connection error (logged with its cause when the connection closes)',
       )
     })
@@ -247,7 +247,7 @@ export class CloudLink {
       this.logger.warn(
         {
           cloud: this.target,
-          ...(failure && { err: failure.message, code: failure.code }),
+          ...(failure && { err: linkErrorMessage(failure), code: failure.code }),
           phase,
           retryInMs: delay,
           ...(!established && { attempt: this.attempt }),

@@ -5,6 +5,7 @@ import { tlsNameOptions } from '../../bridge/cloud-link.js'
 import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
 import { operatorKid, signCommand } from '../../bridge/envelope.js'
 import { BridgeError } from '../../bridge/errors.js'
+import { linkErrorMessage } from '../../bridge/link-errors.js'
 import { parsePrivateKey, readRawPrivateKey } from '../../bridge/keys.js'
 import { secretFileProblem } from '../../config/secret-files.js'
 import { generateHpkeKeyPair } from '../../crypto/hpke.js'
@@ -38,7 +39,7 @@ export function connected(client: MqttClient, config: CloudToolConfig): Promise<
       reject(
         new BridgeError(
           'BRIDGE_ERR_CLOUD_CONNECT',
-          `cannot connect to ${config.broker.host}:${config.broker.port}: ${err.message}`,
+          `cannot connect to ${config.broker.host}:${config.broker.port}: ${linkErrorMessage(err)}`,
         ),
       )
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { describeLinkError } from '../../bridge/link-errors.js'
+import { describeLinkError, linkErrorMessage } from '../../bridge/link-errors.js'
 
 const TARGET = 'cloud.example.com:8883'
 
@@ -63,6 +63,22 @@ describe('describeLinkError', () => {
     expect(describeLinkError(error('verification failed', 'CERT_HAS_EXPIRED'), TARGET)).toBe(
       expected('verification failed'),
     )
+  })
+
+  it("leaves out Node's advice to use the system's CAs: the cloud link trusts cloud.caFile alone", () => {
+    // As Node.js 24 words an unverifiable broker certificate (22.15 and later add the same advice).
+    const node24 =
+      'unable to verify the first certificate; if the root CA is installed locally, try running Node.js with --use-system-ca'
+    const err = error(node24, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+    expect(linkErrorMessage(err)).toBe('unable to verify the first certificate')
+    expect(describeLinkError(err, TARGET)).toBe(
+      `the gateway does not trust the certificate of the cloud broker at ${TARGET} (unable to verify the first certificate); check cloud.caFile and cloud.servername`,
+    )
+    // Only that advice, at the end, is taken out.
+    expect(linkErrorMessage(error('use-system-ca is mentioned here; and more'))).toBe(
+      'use-system-ca is mentioned here; and more',
+    )
+    expect(linkErrorMessage(error('  socket hang up\n'))).toBe('socket hang up')
   })
 
   it('reads ECONNREFUSED as nothing listening', () => {
