@@ -101,11 +101,14 @@ node_help() {
   case "$(uname -m)" in aarch64 | arm64) arch=arm64 ;; armv7l | armv6l) arch=armv7l ;; x86_64) arch=x64 ;; *) arch="$(uname -m)" ;; esac
   cat >&2 <<EOF
 edge-gateway install: Node.js 20 or later is needed ($1).
-  Debian 12's own nodejs package is 18, too old. Either:
-  - NodeSource: curl -fsSL https://deb.nodesource.com/setup_20.x | bash - && apt-get install -y nodejs
-  - or the official build: https://nodejs.org/dist/latest-v20.x/ (node-v20.*-linux-$arch.tar.xz),
-    unpacked into /usr/local: tar -xJf node-v20.*-linux-$arch.tar.xz -C /usr/local --strip-components=1
-  then run this script again.
+  Take a Node.js that still gets security fixes: nodejs.org ended Node 20 on 2026-04-30.
+  - Debian 13 and Raspberry Pi OS on it: apt-get install -y nodejs npm
+    (Node 20, kept up by Debian's security team; Debian 12's own nodejs is 18, too old)
+  - Debian 12: a line nodejs.org still maintains, from NodeSource:
+    curl -fsSL https://deb.nodesource.com/setup_24.x | bash - && apt-get install -y nodejs
+  - or the official build: https://nodejs.org/dist/latest-v24.x/ (node-v24.*-linux-$arch.tar.xz),
+    unpacked into /usr/local: tar -xJf node-v24.*-linux-$arch.tar.xz -C /usr/local --strip-components=1
+  Node 24 runs the gateway faster but with more memory (docs/performance.md). Then run this script again.
 EOF
   exit 1
 }

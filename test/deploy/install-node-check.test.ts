@@ -1,0 +1,90 @@
+/**
+ * deploy/install.sh's first check: Node.js 20 or later, and npm. When either is missing or too old,
+ * the installer stops and says where to get a Node.js that still gets security fixes (nodejs.org
+ * ended Node 20 on 2026-04-30; Debian 13 keeps its own Node 20 up to date).
+ *
+ * The script runs with a PATH of a folder made here and nothing else: the few tools it calls before
+ * that check, a stand-in `id` that says root, and a stand-in `node` and `npm` where a case needs
+ * them. With no other tool reachable, a script that went past the check could change nothing on
+ * this machine.
+ */
+import { execFile } from 'node:child_process'
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterEach, describe, expect, it } from 'vitest'
+
+const run = promisify(execFile)
+const INSTALL = new URL('../../deploy/install.sh', import.meta.url).pathname
+const TOOLS = ['bash', 'sed', 'uname', 'cat']
+
+const dirs: string[] = []
+afterEach(async () => {
+  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })))
+})
+
+/** A folder for PATH: the TOOLS, `id` saying root, and the given stand-ins (name -> script body). */
+async function pathWith(standIns: Record<string, string>): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'eg-install-node-'))
+  dirs.push(dir)
+  for (const tool of TOOLS) {
+    const { stdout } = await run('sh', ['-c', `command -v ${tool}`])
+    await symlink(stdout.trim(), join(dir, tool))
+  }
+  const scripts = { id: 'echo 0', ...standIns }
+  for (const [name, body] of Object.entries(scripts)) {
+    await writeFile(join(dir, name), `#!${join(dir, 'bash')}\n${body}\n`, { mode: 0o755 })
+  }
+  return dir
+}
+
+async function install(path: string): Promise<{ code: number; stderr: string }> {
+  try {
+    await run(join(path, 'bash'), [INSTALL, '--package', '/nonexistent/edge-gateway.tgz'], {
+      env: { PATH: path },
+      timeout: 30_000,
+    })
+    return { code: 0, stderr: '' }
+  } catch (error) {
+    const e = error as { code?: number; stderr?: string }
+    return { code: typeof e.code === 'number' ? e.code : -1, stderr: e.stderr ?? '' }
+  }
+}
+
+/** The advice every refusal gives: Debian 13's own Node, or Node 24 from NodeSource or nodejs.org. */
+function expectAdvice(stderr: string): void {
+  expect(stderr).toContain('nodejs.org ended Node 20 on 2026-04-30')
+  expect(stderr).toContain('apt-get install -y nodejs npm')
+  expect(stderr).toContain('https://deb.nodesource.com/setup_24.x')
+  expect(stderr).toMatch(
+    /https:\/\/nodejs\.org\/dist\/latest-v24\.x\/ \(node-v24\.\*-linux-(x64|arm64|armv7l)\.tar\.xz\)/,
+  )
+  // No longer advised: a Node.js line nodejs.org no longer fixes.
+  expect(stderr).not.toContain('setup_20.x')
+  expect(stderr).not.toContain('latest-v20.x')
+}
+
+describe('deploy/install.sh: Node.js and npm', () => {
+  it('stops when there is no node, and says where to get one that still gets security fixes', async () => {
+    const r = await install(await pathWith({}))
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('edge-gateway install: Node.js 20 or later is needed (no `node` on PATH)')
+    expectAdvice(r.stderr)
+  })
+
+  it('stops on a node older than 20, naming its version and where it is', async () => {
+    const path = await pathWith({ node: 'echo 18.19.0', npm: 'echo 9.2.0' })
+    const r = await install(path)
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(`Node.js 20 or later is needed (found 18.19.0 at ${join(path, 'node')})`)
+    expectAdvice(r.stderr)
+  })
+
+  it('stops on a node without npm beside it', async () => {
+    const r = await install(await pathWith({ node: 'echo 20.19.2' }))
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('(node 20.19.2 is there, but not npm)')
+    expectAdvice(r.stderr)
+  })
+})
