@@ -1,30 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, describe, expect, it } from 'vitest'
+import { canListen, threeFreePorts } from '../helpers/ports.js'
 import { exitOf, hasExited, onLines, signalPid, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { assertBuilt, spawnCli } from './run-cli.js'
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url))
-
-const tryListen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen({ host: '127.0.0.1', port }, () => server.close(() => resolve(true)))
-  })
-
-/** Finds a base port with the two ports after it free too (the lab uses three in a row). */
-async function threeFreePorts(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000)
-    if ((await tryListen(base)) && (await tryListen(base + 1)) && (await tryListen(base + 2))) return base
-  }
-  throw new Error('no three consecutive free ports on 127.0.0.1')
-}
 
 describe('edge-gateway lab', () => {
   let dir: string | undefined
@@ -202,7 +186,7 @@ describe('npm run lab under a supervisor', () => {
         ),
         `${commands.join('\n')}\n${context()}`,
       ).toBe(true)
-      expect(await tryListen(base)).toBe(false)
+      expect(await canListen(base)).toBe(false)
 
       send(npm)
       await until(() => hasExited(npm), 30_000)
@@ -210,7 +194,7 @@ describe('npm run lab under a supervisor', () => {
       await until(() => outputEnded, 10_000)
       // Every process npm started is gone with it: none is left holding the ports.
       expect(tree.filter(running).map(commandLine), context()).toEqual([])
-      expect([await tryListen(base), await tryListen(base + 1), await tryListen(base + 2)]).toEqual([
+      expect([await canListen(base), await canListen(base + 1), await canListen(base + 2)]).toEqual([
         true,
         true,
         true,

@@ -14,9 +14,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process'
 import { access, mkdir } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
+import { threeFreePorts } from '../helpers/ports.js'
 import { exitOf, onLines, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { CACHE, ROOT, requireInstallTools, run } from './rootfs.js'
@@ -25,22 +25,6 @@ const NODE_24 = '24.22.3'
 const BIG = { maxBuffer: 64 * 1024 * 1024 }
 // Long enough for both devices to be heard on a loaded machine (the lab test saw over 10 s to the first message).
 const LAB_SECONDS = 30
-
-const tryListen = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const server = createServer()
-    server.once('error', () => resolve(false))
-    server.listen({ host: '127.0.0.1', port }, () => server.close(() => resolve(true)))
-  })
-
-/** A base port with the two after it free too (the lab listens on three in a row). */
-async function threeFreePorts(): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 40_000)
-    if ((await tryListen(base)) && (await tryListen(base + 1)) && (await tryListen(base + 2))) return base
-  }
-  throw new Error('no three consecutive free ports on 127.0.0.1')
-}
 
 /** node-linux-<arch>@NODE_24, unpacked once into the cache; the path of its `node`. */
 async function node24(): Promise<string> {
