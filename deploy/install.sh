@@ -18,6 +18,7 @@ PREFIX=/opt/edge-gateway
 CONFIG_DIR=/etc/edge-gateway
 CONFIG="$CONFIG_DIR/gateway.yaml"
 STATE_DIR=/var/lib/edge-gateway
+CACHE_DIR=/var/cache/edge-gateway
 UNIT=/etc/systemd/system/edge-gateway.service
 DROPIN_DIR=/etc/systemd/system/edge-gateway.service.d
 BIN_LINK=/usr/local/bin/edge-gateway
@@ -69,6 +70,8 @@ if [ "$mode" = uninstall ]; then
   fi
   if [ -L "$BIN_LINK" ]; then rm -f "$BIN_LINK"; changed "removed $BIN_LINK"; fi
   if [ -d "$PREFIX" ]; then rm -rf "$PREFIX"; changed "removed $PREFIX"; fi
+  # The unit's CacheDirectory (Node's compile cache): made again by the next start, never kept.
+  if [ -e "$CACHE_DIR" ]; then rm -rf "$CACHE_DIR"; changed "removed $CACHE_DIR"; fi
   if [ "$purge" = yes ]; then
     for d in "$CONFIG_DIR" "$STATE_DIR"; do
       if [ -e "$d" ]; then rm -rf "$d"; changed "purged $d"; fi

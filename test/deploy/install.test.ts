@@ -173,6 +173,8 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect(firstRun).toMatch(/policy check: ok: 0 device\(s\)/)
     expect(firstRun).toMatch(/changed: started edge-gateway\.service/)
     expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+    // The unit's cache folder (NODE_COMPILE_CACHE; this Node 20 leaves it empty), the service's alone.
+    expect(await inside('stat -c "%U %a" /var/cache/edge-gateway')).toBe('edge-gateway 700\n')
     const user = await inside('ps -o user= -p "$(systemctl show -p MainPID --value edge-gateway)"')
     expect(user.trim()).toBe('edge-gateway')
     // Config and state belong to the service user alone; the cloud key is 0600.
@@ -312,6 +314,9 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect((await tryInside('id edge-gateway')).code).not.toBe(0)
     expect((await tryInside('systemctl cat edge-gateway')).code).not.toBe(0)
     expect(await inside('stat -c "%U" /etc/edge-gateway /var/lib/edge-gateway')).toBe('root\nroot\n')
+    // The listing leaves /var/cache out: the compile cache folder is checked on its own.
+    expect(out).toMatch(/changed: removed \/var\/cache\/edge-gateway/)
+    expect((await tryInside('test -e /var/cache/edge-gateway')).code).not.toBe(0)
   }, 180_000)
 
   it('--uninstall --purge removes the config and the state too', async () => {

@@ -13,7 +13,7 @@
  * Node 24 is the npm package node-linux-<arch> (the nodejs.org build), packed once into the cache.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { access, mkdir } from 'node:fs/promises'
+import { access, mkdir, readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { threeFreePorts } from '../helpers/ports.js'
@@ -106,13 +106,19 @@ describe('the lab on the Node.js builds the installer points to', () => {
     expect(version.trim()).toBe(`v${NODE_24}`)
     const dir = await makeTempDir('edge-gw-node24-')
     dirs.push(dir)
+    // As the systemd unit runs it: Node's compile cache in a folder of its own (Node 22 and later).
+    const cache = join(dir, 'compile-cache')
     const lab = await runLab((base) =>
       spawn(node, [join(ROOT, 'dist/bin/edge-gateway.js'), ...labArgs(join(dir, 'lab'), base)], {
         cwd: dir,
+        env: { ...process.env, NODE_COMPILE_CACHE: cache },
         stdio: ['ignore', 'pipe', 'pipe'],
       }),
     )
     expectVerifiedLab(lab)
+    // Node wrote the code it compiled from the bundle there, for the next start to read.
+    const cached = await readdir(cache, { recursive: true })
+    expect(cached.length, cached.join('\n')).toBeGreaterThan(0)
   }, 420_000)
 
   it("Debian 13's own nodejs package, in a chroot", async () => {

@@ -70,7 +70,7 @@ describe('deploy/edge-gateway.service: a hardened unit systemd accepts', () => {
     expect(await exposure(analyze, join(DEPLOY, 'edge-gateway.service'))).toBeLessThan(2.0)
   })
 
-  it('says what the product relies on: SIGHUP reload, restart on failure, no capability, writable state and config only', async () => {
+  it('says what the product relies on: SIGHUP reload, restart on failure, no capability, writable state and config only, a cache folder of its own', async () => {
     expect(values(unit, 'ExecReload')).toEqual(['/bin/kill -HUP $MAINPID'])
     expect(values(unit, 'Restart')).toEqual(['on-failure'])
     expect(values(unit, 'User')).toEqual(['edge-gateway'])
@@ -78,6 +78,11 @@ describe('deploy/edge-gateway.service: a hardened unit systemd accepts', () => {
     expect(values(unit, 'ProtectSystem')).toEqual(['strict'])
     expect(values(unit, 'ReadWritePaths')).toEqual(['/var/lib/edge-gateway /etc/edge-gateway'])
     expect(values(unit, 'CapabilityBoundingSet')).toEqual([''])
+    // Node's compile cache (Node 22 and later) in the unit's own cache folder, which systemd makes
+    // writable for the service alone; the installer's --uninstall removes it.
+    expect(values(unit, 'Environment')).toContain('NODE_COMPILE_CACHE=/var/cache/edge-gateway')
+    expect(values(unit, 'CacheDirectory')).toEqual(['edge-gateway'])
+    expect(values(unit, 'CacheDirectoryMode')).toEqual(['0700'])
     const dropIn = await readFile(join(DEPLOY, 'edge-gateway.service.d', 'vpn.conf'), 'utf8')
     expect(values(dropIn, 'CapabilityBoundingSet')).toEqual(['CAP_NET_ADMIN'])
     expect(values(dropIn, 'AmbientCapabilities')).toEqual(['CAP_NET_ADMIN'])
