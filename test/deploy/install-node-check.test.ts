@@ -8,25 +8,23 @@
  * them. With no other tool reachable, a script that went past the check could change nothing on
  * this machine.
  */
-import { execFile } from 'node:child_process'
-import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { promisify } from 'node:util'
 import { afterEach, describe, expect, it } from 'vitest'
+import { makeTempDir, removeDir } from '../helpers/tmp.js'
+import { run } from './rootfs.js'
 
-const run = promisify(execFile)
 const INSTALL = new URL('../../deploy/install.sh', import.meta.url).pathname
 const TOOLS = ['bash', 'sed', 'uname', 'cat']
 
 const dirs: string[] = []
 afterEach(async () => {
-  await Promise.all(dirs.splice(0).map((d) => rm(d, { recursive: true, force: true })))
+  await Promise.all(dirs.splice(0).map(removeDir))
 })
 
 /** A folder for PATH: the TOOLS, `id` saying root, and the given stand-ins (name -> script body). */
 async function pathWith(standIns: Record<string, string>): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), 'eg-install-node-'))
+  const dir = await makeTempDir('eg-install-node-')
   dirs.push(dir)
   for (const tool of TOOLS) {
     const { stdout } = await run('sh', ['-c', `command -v ${tool}`])

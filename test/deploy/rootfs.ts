@@ -12,7 +12,8 @@ export const run = promisify(execFile)
 export const ROOT = new URL('../../', import.meta.url).pathname
 export const CACHE = process.env.EDGE_GATEWAY_TEST_CACHE ?? '/var/cache/edge-gateway-test'
 export const NODE_VERSION = '20.20.2'
-const BIG = { maxBuffer: 64 * 1024 * 1024 }
+/** For commands that print a lot (debootstrap, npm pack, podman). */
+export const BIG = { maxBuffer: 64 * 1024 * 1024 }
 
 /** Fails, saying what to install, when this machine cannot run the install tests. */
 export async function requireInstallTools(tools: string[]): Promise<void> {
@@ -36,21 +37,20 @@ export async function rootfsTar(arch: 'amd64' | 'arm64'): Promise<string> {
   return join(CACHE, `bookworm-${arch}.tar`)
 }
 
-/** The npm package node-linux-<x64|arm64>, packed once into the cache; its binary is package/bin/node. */
-export async function nodePackage(arch: 'x64' | 'arm64'): Promise<string> {
-  const file = join(CACHE, `node-linux-${arch}-${NODE_VERSION}.tgz`)
+/**
+ * The npm package node-linux-<x64|arm64> of `version` (the install tests' NODE_VERSION unless
+ * given), packed once into the cache; its binary is package/bin/node.
+ */
+export async function nodePackage(arch: 'x64' | 'arm64', version = NODE_VERSION): Promise<string> {
+  const file = join(CACHE, `node-linux-${arch}-${version}.tgz`)
   try {
     await access(file)
   } catch {
     await mkdir(CACHE, { recursive: true })
-    await run(
-      'npm',
-      ['pack', `node-linux-${arch}@${NODE_VERSION}`, '--pack-destination', CACHE, '--silent'],
-      {
-        ...BIG,
-        timeout: 300_000,
-      },
-    )
+    await run('npm', ['pack', `node-linux-${arch}@${version}`, '--pack-destination', CACHE, '--silent'], {
+      ...BIG,
+      timeout: 300_000,
+    })
   }
   return file
 }

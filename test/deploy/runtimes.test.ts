@@ -19,32 +19,24 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { threeFreePorts } from '../helpers/ports.js'
 import { exitOf, onLines, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { CACHE, ROOT, requireInstallTools, run } from './rootfs.js'
+import { BIG, CACHE, nodePackage, ROOT, requireInstallTools, run } from './rootfs.js'
 
 const NODE_24 = '24.22.3'
-const BIG = { maxBuffer: 64 * 1024 * 1024 }
 // Long enough for both devices to be heard on a loaded machine (the lab test saw over 10 s to the first message).
 const LAB_SECONDS = 30
 
-/** node-linux-<arch>@NODE_24, unpacked once into the cache; the path of its `node`. */
+/** node-linux-<arch>@NODE_24 (nodePackage), unpacked once into the cache; the path of its `node`. */
 async function node24(): Promise<string> {
   const arch = process.arch === 'arm64' ? 'arm64' : 'x64'
   const dir = join(CACHE, `node-linux-${arch}-${NODE_24}`)
   const node = join(dir, 'package/bin/node')
   try {
     await access(node)
-    return node
   } catch {
     await mkdir(dir, { recursive: true })
-    await run('npm', ['pack', `node-linux-${arch}@${NODE_24}`, '--pack-destination', dir, '--silent'], {
-      ...BIG,
-      timeout: 300_000,
-    })
-    await run('tar', ['-xzf', join(dir, `node-linux-${arch}-${NODE_24}.tgz`), '-C', dir], {
-      timeout: 120_000,
-    })
-    return node
+    await run('tar', ['-xzf', await nodePackage(arch, NODE_24), '-C', dir], { timeout: 120_000 })
   }
+  return node
 }
 
 interface LabRun {
