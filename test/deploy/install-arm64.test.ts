@@ -15,7 +15,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mintLabPki } from '../../pki/index.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { HOST_CA_BUNDLE, nodePackage, packProject, requireInstallTools, rootfsTar, run } from './rootfs.js'
+import { HOST_CA_BUNDLE, nodeBinary, packProject, requireInstallTools, rootfsTar, run } from './rootfs.js'
 
 describe('deploy/install.sh in a Debian 12 arm64 root file system under qemu', () => {
   let dir: string
@@ -48,15 +48,14 @@ describe('deploy/install.sh in a Debian 12 arm64 root file system under qemu', (
     await mkdir(root)
     const [tar, node, tarball] = await Promise.all([
       rootfsTar('arm64'),
-      nodePackage('arm64'),
+      nodeBinary('arm64'),
       packProject(dir),
     ])
     await run('tar', ['-C', root, '-xf', tar], { timeout: 300_000 })
     // The tree's / as on a real system (the temporary folder around it is 0700, for the keys).
     await run('chmod', ['0755', root])
     // Node.js for linux-arm64 into /usr/local, npm (JavaScript, any architecture) beside it.
-    await run('tar', ['-C', dir, '-xzf', node, 'package/bin/node'])
-    await copyFile(join(dir, 'package/bin/node'), join(root, 'usr/local/bin/node'))
+    await copyFile(node, join(root, 'usr/local/bin/node'))
     await run('chmod', ['0755', join(root, 'usr/local/bin/node')])
     await mkdir(join(root, 'usr/local/lib/node_modules'), { recursive: true })
     await run('cp', ['-a', '/usr/lib/node_modules/npm', join(root, 'usr/local/lib/node_modules/npm')])

@@ -19,7 +19,7 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { mintLabPki } from '../../pki/index.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { HOST_CA_BUNDLE, nodePackage, packProject, requireInstallTools, rootfsTar, run } from './rootfs.js'
+import { HOST_CA_BUNDLE, nodeBinary, packProject, requireInstallTools, rootfsTar, run } from './rootfs.js'
 
 const NAME = `edge-gateway-install-${process.pid}`
 const IMAGE = `localhost/edge-gateway-install-test:${process.pid}`
@@ -90,7 +90,7 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
   beforeAll(async () => {
     await requireInstallTools(['podman', 'debootstrap', 'runc'])
     dir = await makeTempDir('eg-install')
-    const [tar, node, tarball] = await Promise.all([rootfsTar('amd64'), nodePackage('x64'), packProject(dir)])
+    const [tar, node, tarball] = await Promise.all([rootfsTar('amd64'), nodeBinary('x64'), packProject(dir)])
     await podman('import', '-q', tar, IMAGE)
     // systemd as PID 1; hardened units (PrivateUsers, ProtectSystem...) need SYS_ADMIN to set up.
     await podman(
@@ -107,9 +107,8 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     await inside('systemctl is-system-running --wait >/dev/null || true', 120_000)
 
     // Node.js as an operator installs it from nodejs.org (bin/node into /usr/local), npm beside it.
-    await run('tar', ['-C', dir, '-xzf', node, 'package/bin/node'])
     await inside('mkdir -p /usr/local/lib/node_modules /root/release /root/pki')
-    await podman('cp', join(dir, 'package/bin/node'), `${NAME}:/usr/local/bin/node`)
+    await podman('cp', node, `${NAME}:/usr/local/bin/node`)
     await podman('cp', '/usr/lib/node_modules/npm', `${NAME}:/usr/local/lib/node_modules/npm`)
     await inside('ln -sf ../lib/node_modules/npm/bin/npm-cli.js /usr/local/bin/npm')
     await podman('cp', HOST_CA_BUNDLE, `${NAME}:/usr/local/share/host-ca.crt`)

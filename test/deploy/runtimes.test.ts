@@ -10,34 +10,21 @@
  * Debian 13's Node runs in a chroot of a Debian tree built once (scripts/build-debian-node-tree.sh,
  * kept in the install tests' cache folder), inside a mount namespace of its own (`unshare
  * --mount`), so that the checkout, /proc and /dev mounted into the tree go away with the process.
- * Node 24 is the npm package node-linux-<arch> (the nodejs.org build), packed once into the cache.
+ * Node 24 is the npm package node-linux-<arch> (the nodejs.org build), unpacked once into the cache
+ * (rootfs.ts, nodeBinary).
  */
 import { type ChildProcess, spawn } from 'node:child_process'
-import { access, mkdir, readdir } from 'node:fs/promises'
+import { readdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { threeFreePorts } from '../helpers/ports.js'
 import { exitOf, onLines, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { BIG, CACHE, nodePackage, ROOT, requireInstallTools, run } from './rootfs.js'
+import { BIG, CACHE, nodeBinary, ROOT, requireInstallTools, run } from './rootfs.js'
 
 const NODE_24 = '24.22.3'
 // Long enough for both devices to be heard on a loaded machine (the lab test saw over 10 s to the first message).
 const LAB_SECONDS = 30
-
-/** node-linux-<arch>@NODE_24 (nodePackage), unpacked once into the cache; the path of its `node`. */
-async function node24(): Promise<string> {
-  const arch = process.arch === 'arm64' ? 'arm64' : 'x64'
-  const dir = join(CACHE, `node-linux-${arch}-${NODE_24}`)
-  const node = join(dir, 'package/bin/node')
-  try {
-    await access(node)
-  } catch {
-    await mkdir(dir, { recursive: true })
-    await run('tar', ['-xzf', await nodePackage(arch, NODE_24), '-C', dir], { timeout: 120_000 })
-  }
-  return node
-}
 
 interface LabRun {
   code: number | null
@@ -93,7 +80,7 @@ describe('the lab on the Node.js builds the installer points to', () => {
   })
 
   it(`Node ${NODE_24} from nodejs.org (npm package node-linux-<arch>)`, async () => {
-    const node = await node24()
+    const node = await nodeBinary(process.arch === 'arm64' ? 'arm64' : 'x64', NODE_24)
     const { stdout: version } = await run(node, ['--version'])
     expect(version.trim()).toBe(`v${NODE_24}`)
     const dir = await makeTempDir('edge-gw-node24-')
