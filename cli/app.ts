@@ -293,6 +293,7 @@ export async function startEdgeGateway(
             }),
           },
           logger.child({ module: 'observability' }),
+          security,
         )
         .catch(async (err: unknown) => {
           await lan.close()

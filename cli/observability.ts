@@ -1,12 +1,14 @@
 import { timingSafeEqual } from 'node:crypto'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { rm, writeFile } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import { join } from 'node:path'
 import { Counter, collectDefaultMetrics, Gauge, Registry } from 'prom-client'
 import { splitHostPort } from '../config/checks.js'
 import type { GatewayConfig } from '../config/index.js'
+import { readBearerToken } from '../config/secret-files.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
+import type { SecurityEvents } from '../core/security-events.js'
 import { renderStatusPage, type StatusPageData } from './status-page.js'
 
 /** What /healthz looks at. */
@@ -24,8 +26,6 @@ export interface Observability {
   readonly port: number
   close(): Promise<void>
 }
-
-const MAX_TOKEN_BYTES = 1024
 
 /** `name{a="x",b="y"}` -> its family and labels. */
 function parseSeries(series: string): { family: string; labels: Record<string, string> } {
@@ -97,20 +97,34 @@ export async function startObservability(
   metrics: Metrics,
   health: HealthSources,
   logger: Logger,
+  security: SecurityEvents,
 ): Promise<Observability | undefined> {
   const listen = config.observability.listen
   if (listen === undefined) return undefined
   const { host, port } = splitHostPort(listen)
+  // Read again here (the config check read it too): a token too short to guess, never an empty one.
   const token = config.observability.tokenFile
-    ? Buffer.from((await readFile(config.observability.tokenFile, 'utf8')).trim().slice(0, MAX_TOKEN_BYTES))
+    ? await readBearerToken(config.observability.tokenFile)
     : undefined
   const { registry, refresh } = registryFor(metrics)
   const queueDir = join(config.gateway.stateDir, 'queue')
 
-  const authorized = (req: IncomingMessage): boolean => {
-    if (!token) return true
-    const presented = Buffer.from(/^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1] ?? '')
-    return presented.length === token.length && timingSafeEqual(presented, token)
+  /** Without a token file, every request; with one, a request whose bearer token is the file's (else a security event). */
+  const authorized = (req: IncomingMessage, path: string): boolean => {
+    if (token === undefined) return true
+    const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1]
+    const presented = Buffer.from(bearer ?? '', 'utf8')
+    if (presented.length === token.length && timingSafeEqual(presented, token)) return true
+    security.report(
+      'observability_refused',
+      {
+        remoteAddress: req.socket.remoteAddress ?? 'unknown',
+        reason: bearer === undefined ? 'no_token' : 'wrong_token',
+        path: path.slice(0, 64),
+      },
+      `observability: ${bearer === undefined ? 'a request without a bearer token' : 'a wrong bearer token'} refused (401)`,
+    )
+    return false
   }
 
   const checks = async (): Promise<Record<string, { ok: boolean; detail: string }>> => {
@@ -143,8 +157,8 @@ export async function startObservability(
       res.end(body)
     }
     if (req.method !== 'GET') return reply(405, 'text/plain', 'GET only\n')
-    if (!authorized(req)) return reply(401, 'text/plain', 'a bearer token is needed\n')
-    const path = (req.url ?? '/').split('?')[0]
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    if (!authorized(req, path)) return reply(401, 'text/plain', 'a bearer token is needed\n')
     if (path === '/metrics') {
       refresh()
       registry.metrics().then(

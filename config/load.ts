@@ -7,7 +7,7 @@ import { ConfigError } from './errors.js'
 import { formatIssue } from './format-issue.js'
 import { deepFreeze } from './freeze.js'
 import { configSchema, type GatewayConfig } from './schema.js'
-import { publicFileProblem, secretFileProblem } from './secret-files.js'
+import { bearerTokenFileProblem, publicFileProblem, secretFileProblem } from './secret-files.js'
 import { mayQuoteValueAt } from './secret-keys.js'
 import { resolveVpnPaths, vpnSecretFiles } from './vpn-schema.js'
 
@@ -170,7 +170,7 @@ export async function checkConfigFiles(config: Readonly<GatewayConfig>, file: st
   if (config.cloud.rotation.issuerCaFile)
     checks.push(['cloud.rotation.issuerCaFile', publicFileProblem(config.cloud.rotation.issuerCaFile)])
   if (config.observability.tokenFile)
-    checks.push(['observability.tokenFile', secretFileProblem(config.observability.tokenFile)])
+    checks.push(['observability.tokenFile', bearerTokenFileProblem(config.observability.tokenFile)])
   if (config.mosquitto?.aclFile)
     checks.push(['mosquitto.aclFile', publicFileProblem(config.mosquitto.aclFile)])
   if (config.mosquitto?.passwordFile) {

@@ -37,6 +37,7 @@ export const SECURITY_EVENT_NAMES = [
   'packet_too_large',
   'rotation_refused',
   'rotation_rolled_back',
+  'observability_refused',
 ] as const
 
 export type SecurityEventName = (typeof SECURITY_EVENT_NAMES)[number]

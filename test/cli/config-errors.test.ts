@@ -111,6 +111,25 @@ describe('edge-gateway start refuses bad configuration', () => {
     }
   })
 
+  it('an observability token file that is empty, blank, too short or too long: the start stops, naming the file', async () => {
+    const cases: Array<[string, string, number]> = [
+      ['empty.token', '', 0],
+      ['blank.token', ' \n\t\n', 0],
+      ['short.token', 'fifteen-bytes!!\n', 15],
+      ['long.token', `${'a'.repeat(1025)}\n`, 1025],
+    ]
+    for (const [name, content, bytes] of cases) {
+      const tokenFile = join(dir, name)
+      await writeSecretFile(tokenFile, content)
+      const config = { ...base, observability: { listen: '127.0.0.1:9464', tokenFile: name } }
+      const { code, stderr, file } = await startWith(`token-${name}.yaml`, config)
+      expect(code, name).toBe(2)
+      expect(expectOneLine(stderr), name).toBe(
+        `edge-gateway: ${file}: observability.tokenFile: ${tokenFile} holds a token of ${bytes} bytes; a bearer token must be 16 to 1024 bytes (for example: openssl rand -hex 32 > ${tokenFile}) [CONFIG_ERR_SECRET_FILE]`,
+      )
+    }
+  })
+
   it('broken YAML', async () => {
     const file = join(dir, 'broken.yaml')
     await writeFile(file, 'gateway:\n  id: gw-1\n lan: [\n')
