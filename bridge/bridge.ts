@@ -43,6 +43,8 @@ export interface BridgeOptions {
   restarts?: RestartPolicy
   /** Runs once when forwarding is given up (the gateway exits so that its supervisor restarts it). */
   onForwardingStopped?: (err: unknown) => void
+  /** Where a cloud broker's packet over the link's size limit is reported (`cloud_message_rejected`). */
+  security?: SecurityEvents
   /**
    * When given, the bridge sends only while it emits true (for example while the
    * WireGuard tunnel is healthy); while false the queue holds everything.
@@ -202,6 +204,12 @@ export class Bridge implements UplinkSink {
         })
       },
       onSession: (session) => this.announce(session),
+      onOversize: (bytes, limit) =>
+        options.security?.report(
+          'cloud_message_rejected',
+          { reason: 'packet_too_large', bytes, limit, cloud: `${cloud.host}:${cloud.port}` },
+          `the cloud broker sent a packet of ${bytes} bytes, over the ${limit} the gateway takes: connection closed`,
+        ),
     })
     this.deadLetters = options.deadLetters
     this.rotation =

@@ -9,6 +9,7 @@ import type { Metrics } from '../core/metrics.js'
 import { Backoff } from './backoff.js'
 import { CloudSession } from './cloud-session.js'
 import { BridgeError } from './errors.js'
+import { limitInboundPackets, MAX_CLOUD_PACKET_BYTES } from './inbound-size.js'
 import { describeLinkError, type LinkPhase, linkErrorMessage } from './link-errors.js'
 
 /**
@@ -42,6 +43,8 @@ export interface LinkHooks {
   onMessage?: (topic: string, payload: Buffer) => void
   /** Runs when a session is up, before it is handed to the uplink. */
   onSession?: (session: CloudSession) => void
+  /** The broker sent a packet over MAX_CLOUD_PACKET_BYTES: the connection is closed (and made again). */
+  onOversize?: (packetBytes: number, limit: number) => void
 }
 
 /** What a connection presents and trusts: the CA bundle, the client certificate and its key (PEM). */
@@ -152,6 +155,8 @@ export class CloudLink {
       queueQoSZero: false,
       // No 65,536-Buffer number cache in the MQTT codec (shared with aedes): see gateway/mqtt-codec.ts.
       writeCache: false,
+      // MQTT 5: the broker must not send more (MQTT-3.1.2-24); watchPacketSizes holds it to that.
+      ...(this.config.protocolVersion === 5 && { properties: { maximumPacketSize: MAX_CLOUD_PACKET_BYTES } }),
       ...(this.hooks.will && { will: { ...this.hooks.will(), qos: 1 as const } }),
     }
     return mqtt.connect(options)
@@ -213,6 +218,15 @@ export class CloudLink {
       this.state$.next({ status: 'connected', since: Date.now() })
       this.session$.next(session ?? null)
     }
+    limitInboundPackets(client, MAX_CLOUD_PACKET_BYTES, (bytes) => {
+      failure = Object.assign(
+        new Error(
+          `the cloud broker sent a packet of ${bytes} bytes, over the ${MAX_CLOUD_PACKET_BYTES} the gateway takes`,
+        ),
+        { code: 'CLOUD_PACKET_TOO_LARGE' },
+      )
+      this.hooks.onOversize?.(bytes, MAX_CLOUD_PACKET_BYTES)
+    })
     client.on('message', (topic, payload) => {
       // A retired connection is heard until its successor's subscriptions are granted, so no command
       // falls between the two; a copy that arrives on both is refused as replayed by its nonce.

@@ -233,6 +233,7 @@ export async function startEdgeGateway(
     queue,
     deadLetters,
     onForwardingStopped: (err) => failed(err instanceof Error ? err : new Error(String(err))),
+    security,
     ...(vpn.gate$ && { gate$: vpn.gate$ }),
     ...(vpn.mode !== 'off' && { tunnel: () => vpn.state }),
   })

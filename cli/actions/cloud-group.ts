@@ -1,12 +1,19 @@
 import { readFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import mqtt, { type MqttClient } from 'mqtt'
+import type { MqttClient } from 'mqtt'
 import type { ConsumedMessage, ConsumeResult } from '../../bridge/consumer.js'
 import { BridgeError } from '../../bridge/errors.js'
 import { GroupStore, SeqState } from '../../bridge/group-store.js'
 import { secretFileProblem } from '../../config/secret-files.js'
 import type { CloudToolConfig } from '../cloud-config.js'
-import { brokerOptions, type ConsumeOptions, connected, openEnvelopeConsumer, printable } from './cloud.js'
+import {
+  brokerOptions,
+  type ConsumeOptions,
+  connected,
+  connectLimited,
+  openEnvelopeConsumer,
+  printable,
+} from './cloud.js'
 
 type GroupConfig = NonNullable<CloudToolConfig['group']>
 
@@ -145,7 +152,7 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     // a long keep-alive lets a Redis restart pass without the broker link being dropped for it.
     keepalive: 120,
   }
-  const bindings = mqtt.connect({
+  const bindings = connectLimited({
     ...base,
     clientId: `${group.name}-${member}-bindings`,
     clean: true,
@@ -250,11 +257,15 @@ export async function consumeInGroup(config: CloudToolConfig, options: GroupCons
     adopted: boolean,
   ): Promise<{ client: MqttClient; session: boolean }> => {
     let generation = 0
-    const client = mqtt.connect({
+    const client = connectLimited({
       ...base,
       clientId: `${group.name}-${name}`,
       clean: false,
-      properties: { sessionExpiryInterval: group.sessionExpirySeconds, receiveMaximum: 64 },
+      properties: {
+        ...base.properties,
+        sessionExpiryInterval: group.sessionExpirySeconds,
+        receiveMaximum: 64,
+      },
       // An adopted session is given back when its member returns: the broker then closes this
       // connection (session taken over), and it does not come back.
       reconnectPeriod: adopted ? 0 : 1000,

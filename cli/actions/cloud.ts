@@ -5,6 +5,7 @@ import { tlsNameOptions } from '../../bridge/cloud-link.js'
 import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
 import { operatorKid, signCommand } from '../../bridge/envelope.js'
 import { BridgeError } from '../../bridge/errors.js'
+import { limitInboundPackets, MAX_CLOUD_TOOL_PACKET_BYTES } from '../../bridge/inbound-size.js'
 import { parsePrivateKey, readRawPrivateKey } from '../../bridge/keys.js'
 import { linkErrorMessage } from '../../bridge/link-errors.js'
 import { secretFileProblem } from '../../config/secret-files.js'
@@ -28,7 +29,23 @@ export async function brokerOptions(config: CloudToolConfig): Promise<IClientOpt
     rejectUnauthorized: true,
     protocolVersion: 5,
     connectTimeout: 10_000,
+    properties: { maximumPacketSize: MAX_CLOUD_TOOL_PACKET_BYTES },
   }
+}
+
+/**
+ * mqtt.connect, held to MAX_CLOUD_TOOL_PACKET_BYTES on every connection: a packet the broker
+ * announces larger closes that connection before its body is buffered (said on stderr), and the
+ * client reconnects as its options say.
+ */
+export function connectLimited(options: IClientOptions): MqttClient {
+  const client = mqtt.connect(options)
+  limitInboundPackets(client, MAX_CLOUD_TOOL_PACKET_BYTES, (bytes) =>
+    process.stderr.write(
+      `edge-gateway: the cloud broker sent a packet of ${bytes} bytes, over the ${MAX_CLOUD_TOOL_PACKET_BYTES} this tool takes: connection closed\n`,
+    ),
+  )
+  return client
 }
 
 /** Resolves with the first CONNACK's session-present flag; the first connection's error ends the client. */
@@ -52,7 +69,7 @@ export function connected(client: MqttClient, config: CloudToolConfig): Promise<
 }
 
 export async function connect(config: CloudToolConfig, clientIdPrefix: string): Promise<MqttClient> {
-  const client = mqtt.connect({
+  const client = connectLimited({
     ...(await brokerOptions(config)),
     clientId: config.broker.clientId ?? `${clientIdPrefix}-${randomBytes(4).toString('hex')}`,
     clean: true,

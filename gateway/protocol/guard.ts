@@ -1,5 +1,10 @@
 import { Duplex } from 'node:stream'
-import { type FixedHeader, HEADER_INCOMPLETE, HEADER_MALFORMED, readFixedHeader } from './fixed-header.js'
+import {
+  type FixedHeader,
+  HEADER_INCOMPLETE,
+  HEADER_MALFORMED,
+  readFixedHeader,
+} from '../../core/mqtt-fixed-header.js'
 import { CONNECT, checkBody, checkHeader, DISCONNECT } from './packet-rules.js'
 import { PACKET_TYPE_NAMES, type ProtocolViolation } from './violations.js'
 

@@ -1,4 +1,4 @@
-import type { FixedHeader } from './fixed-header.js'
+import type { FixedHeader } from '../../core/mqtt-fixed-header.js'
 import { checkString, checkTopicFilter, checkTopicName, type StringFault } from './strings.js'
 import { PACKET_TYPE_NAMES, type ProtocolViolation, type ProtocolViolationReason } from './violations.js'
 

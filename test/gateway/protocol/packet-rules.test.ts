@@ -5,7 +5,7 @@ import {
   HEADER_INCOMPLETE,
   HEADER_MALFORMED,
   readFixedHeader,
-} from '../../../gateway/protocol/fixed-header.js'
+} from '../../../core/mqtt-fixed-header.js'
 import { checkBody, checkHeader } from '../../../gateway/protocol/packet-rules.js'
 import { checkString, checkTopicFilter, checkTopicName } from '../../../gateway/protocol/strings.js'
 import { remainingLength } from './raw-client.js'
