@@ -51,6 +51,9 @@ describe('the bundled CLI (dist/bin)', () => {
     expect(pkg.scripts.lab).toContain(`node ${option} dist/bin/edge-gateway.js lab`)
     const readme = await readFile(join(root, 'README.md'), 'utf8')
     expect(readme).toContain(`node ${option} dist/bin/edge-gateway.js start --config`)
+    // The systemd unit runs `node <script>`, not through the `#!` line: NODE_OPTIONS carries it.
+    const unit = await readFile(join(root, 'deploy', 'edge-gateway.service'), 'utf8')
+    expect(unit.split('\n')).toContain(`Environment="NODE_OPTIONS=--max-old-space-size=512 ${option}"`)
   })
 
   it('runs as a gateway with the old generation bounded as the launchers bound it (lab, README, systemd unit, bench)', async () => {
@@ -67,7 +70,7 @@ describe('the bundled CLI (dist/bin)', () => {
     expect(pkg.scripts.lab).toContain(`${heap} node `)
     expect(await readFile(join(root, 'README.md'), 'utf8')).toContain(`${heap} node `)
     const unit = await readFile(join(root, 'deploy', 'edge-gateway.service'), 'utf8')
-    expect(unit.split('\n')).toContain(`Environment=${heap}`)
+    expect(unit.split('\n')).toContain(`Environment="${heap} --max-semi-space-size=2"`)
   })
 
   it('lists in contents.json every file it holds, with the packages in it', async () => {

@@ -176,6 +176,12 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect(await inside('stat -c "%U %a" /var/cache/edge-gateway')).toBe('edge-gateway 700\n')
     const user = await inside('ps -o user= -p "$(systemctl show -p MainPID --value edge-gateway)"')
     expect(user.trim()).toBe('edge-gateway')
+    // The Node options of the `#!` line reach the service, which runs `node <script>`.
+    expect(
+      await inside(
+        `tr '\\0' '\\n' < "/proc/$(systemctl show -p MainPID --value edge-gateway)/environ" | grep '^NODE_OPTIONS='`,
+      ),
+    ).toBe('NODE_OPTIONS=--max-old-space-size=512 --max-semi-space-size=2\n')
     // Config and state belong to the service user alone; the cloud key is 0600.
     expect(
       await inside(
