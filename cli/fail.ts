@@ -4,8 +4,20 @@ import { EdgeGatewayError } from '../core/errors.js'
 export const EXIT_RUNTIME = 1
 export const EXIT_CONFIG = 2
 
+/**
+ * A command given what it cannot use (an option's value, a missing option, a file it will not
+ * overwrite): one line naming what was expected, exit 2, like a bad configuration.
+ */
+export class UsageError extends EdgeGatewayError {
+  constructor(message: string) {
+    super('CLI_ERR_USAGE', message)
+  }
+}
+
 /** Codes from other modules that mean the configuration is wrong (exit 2, like CONFIG_*). */
 const CONFIG_LIKE = new Set([
+  'CLI_ERR_USAGE',
+  'CLI_ERR_ROTATION_REFUSED',
   'VPN_ERR_BAD_CONFIG',
   'VPN_ERR_CLOUD_OUTSIDE_TUNNEL',
   'VPN_ERR_KEY_FILE_MISSING',

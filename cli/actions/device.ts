@@ -3,16 +3,18 @@ import { access, readFile, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { type Document, isMap, isSeq, parseDocument, stringify, type YAMLMap } from 'yaml'
 import { checkConfigFiles, type DeviceConfig, loadConfig, parseConfig } from '../../config/index.js'
+import { EdgeGatewayError } from '../../core/errors.js'
 import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
 import { writeAtomically, writeSecretFile } from '../../pki/index.js'
+import { UsageError } from '../fail.js'
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
   let size = 0
   for await (const chunk of process.stdin) {
     size += (chunk as Buffer).length
-    if (size > 4096) throw new Error('password on standard input is longer than 4096 bytes')
+    if (size > 4096) throw new UsageError('password on standard input is longer than 4096 bytes')
     chunks.push(chunk as Buffer)
   }
   return Buffer.concat(chunks)
@@ -31,7 +33,7 @@ export interface PepperOptions {
  */
 async function pepperOf(options: PepperOptions): Promise<Pepper | undefined> {
   if (options.pepperFile !== undefined && options.config !== undefined)
-    throw new Error('Expected --pepper-file or --config, not both')
+    throw new UsageError('Expected --pepper-file or --config, not both')
   if (options.pepperFile !== undefined) return readPepperFile(resolve(options.pepperFile))
   if (options.config === undefined) return undefined
   const file = (await loadConfig(options.config, { checkFiles: false })).lan.passwordPepperFile
@@ -53,7 +55,7 @@ export interface AddOptions extends PepperOptions {
 export async function hashPasswordFromStdin(options: PepperOptions): Promise<void> {
   const pepper = await pepperOf(options)
   const password = await readStdin()
-  if (password.length === 0) throw new Error('no password on standard input')
+  if (password.length === 0) throw new UsageError('no password on standard input')
   process.stdout.write(`${await hashPassword(password, undefined, pepper)}\n`)
 }
 
@@ -65,7 +67,7 @@ export async function writePepper(file: string): Promise<void> {
     () => false,
   )
   if (exists)
-    throw new Error(
+    throw new UsageError(
       `${path} exists; a new pepper would break every hash made with the old one, so it is not overwritten`,
     )
   await writeSecretFile(path, `${randomBytes(PEPPER_BYTES).toString('hex')}\n`)
@@ -77,34 +79,51 @@ export async function writePepper(file: string): Promise<void> {
 /** `device add`: credentials for a new device, and its `devices:` entry on standard output. */
 export async function addDevice(id: string, options: AddOptions): Promise<void> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(id)) {
-    throw new Error(`Expected a device id of letters, digits, ".", "_" or "-", got \`${id}\``)
+    throw new UsageError(`Expected a device id of letters, digits, ".", "_" or "-", got \`${id}\``)
   }
   if (!options.username && !options.psk && !options.sealed) {
-    throw new Error('Expected --username, --psk and/or --sealed: a device needs a credential')
+    throw new UsageError('Expected --username, --psk and/or --sealed: a device needs a credential')
+  }
+  // A key file is never replaced: the device that holds the old key would be locked out at once
+  // (a running gateway reads the file again). Checked before anything is written.
+  const pskFile = resolve(join(options.keyDir, `${id}.psk`))
+  const secretFile = resolve(join(options.keyDir, `${id}.secret`))
+  for (const [wanted, file] of [
+    [options.psk, pskFile],
+    [options.sealed, secretFile],
+  ] as const) {
+    if (!wanted) continue
+    const exists = await access(file).then(
+      () => true,
+      () => false,
+    )
+    if (exists)
+      throw new UsageError(
+        `${file} exists: a device's key file is never overwritten (the device using it would be locked out); for a new PSK use \`device rotate\`, or pass --key-dir, or remove the file first`,
+      )
   }
   const entry: Record<string, unknown> = { id }
   if (options.username) {
     const pepper = await pepperOf(options)
     const password = await readStdin()
-    if (password.length < 8) throw new Error('Expected a password of at least 8 characters on standard input')
+    if (password.length < 8)
+      throw new UsageError('Expected a password of at least 8 characters on standard input')
     entry.username = options.username
     entry.passwordHash = await hashPassword(password, undefined, pepper)
   }
   if (options.psk) {
-    const keyFile = resolve(join(options.keyDir, `${id}.psk`))
-    await writeSecretFile(keyFile, `${randomBytes(16).toString('hex')}\n`)
-    entry.psk = { identity: id, keyFile }
-    process.stderr.write(`PSK key written to ${keyFile} (mode 0600); give it to the device, never log it\n`)
+    await writeSecretFile(pskFile, `${randomBytes(16).toString('hex')}\n`)
+    entry.psk = { identity: id, keyFile: pskFile }
+    process.stderr.write(`PSK key written to ${pskFile} (mode 0600); give it to the device, never log it\n`)
   }
   if (options.sealed) {
     const kid = options.kid ?? randomBytes(1).toString('hex')
     if (!/^([0-9a-fA-F]{2}){1,6}$/.test(kid))
-      throw new Error(`Expected --kid to be 1 to 6 bytes as hex, got \`${kid}\``)
+      throw new UsageError(`Expected --kid to be 1 to 6 bytes as hex, got \`${kid}\``)
     const aeads = ['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305']
     if (!aeads.includes(options.aead))
-      throw new Error(`Expected --aead to be one of ${aeads.join(', ')}, got \`${options.aead}\``)
+      throw new UsageError(`Expected --aead to be one of ${aeads.join(', ')}, got \`${options.aead}\``)
     const secret = randomBytes(16)
-    const secretFile = resolve(join(options.keyDir, `${id}.secret`))
     await writeSecretFile(secretFile, `${secret.toString('hex')}\n`)
     // A token device is named by its CONNECT username (docs/wire-format.md): print it, so the
     // entry connects as it is.
@@ -156,12 +175,12 @@ export type PskRotationRefusal =
   | 'key_file_exists'
   | 'invalid_config'
 
-export class PskRotationError extends Error {
+export class PskRotationError extends EdgeGatewayError {
   constructor(
     readonly reason: PskRotationRefusal,
     message: string,
   ) {
-    super(message)
+    super('CLI_ERR_ROTATION_REFUSED', message)
   }
 }
 
@@ -217,10 +236,12 @@ export async function applyPskRotation(
     )
   }
   const identity = options.identity ?? nextPskIdentity(current.psk.identity)
-  if (identity === current.psk.identity || identity.length > 128 || identity.length === 0) {
+  // The identity names the new key file (`<identity>.psk`): no separator, no leading dot, so the file
+  // stays in the key folder, whoever asked (`device rotate`, or an operator's push from the cloud).
+  if (identity === current.psk.identity || !/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(identity)) {
     return refuse(
       'bad_identity',
-      `Expected a new PSK identity of 1 to 128 characters other than \`${current.psk.identity}\`, got \`${identity}\``,
+      `Expected a new PSK identity of 1 to 128 letters, digits, ".", "_" or "-" (not first: "."), other than \`${current.psk.identity}\`, got \`${identity.slice(0, 160)}\``,
     )
   }
   const taken = config.devices.find(
@@ -292,7 +313,7 @@ async function rewriteDevice(
 export async function rotateDevicePsk(id: string, options: RotateOptions, now = Date.now()): Promise<void> {
   const hours = Number(options.overlapHours)
   if (!(Number.isFinite(hours) && hours > 0 && hours <= 24 * 365)) {
-    throw new Error(
+    throw new UsageError(
       `Expected --overlap-hours to be a number of hours above 0, at most 8760, got \`${options.overlapHours}\``,
     )
   }

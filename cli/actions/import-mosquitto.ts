@@ -8,6 +8,7 @@ import {
   parsePskFile,
   readMosquittoFile,
 } from '../../policies/mosquitto/index.js'
+import { UsageError } from '../fail.js'
 
 export interface ImportOptions {
   aclFile?: string
@@ -30,7 +31,7 @@ function rawHash(text: string, line: number): string {
  */
 export async function importMosquitto(options: ImportOptions): Promise<void> {
   if (!options.aclFile && !options.passwordFile && !options.pskFile) {
-    throw new Error('Expected at least one of --acl-file, --password-file, --psk-file')
+    throw new UsageError('Expected at least one of --acl-file, --password-file, --psk-file')
   }
   const out = resolve(options.out)
   const report: string[] = []

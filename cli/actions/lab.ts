@@ -4,6 +4,7 @@ import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
 import { loadConfig } from '../../config/index.js'
 import { createLogger } from '../../core/logger.js'
 import { startEdgeGateway } from '../app.js'
+import { UsageError } from '../fail.js'
 import { startLabCloudBroker } from '../lab/cloud-broker.js'
 import { startSimulatedDevice } from '../lab/devices.js'
 import { LAB_PASSWORD_DEVICE, LAB_PSK_DEVICE, prepareLab } from '../lab/setup.js'
@@ -20,7 +21,7 @@ export interface LabOptions {
 function parseIntOption(name: string, value: string, min: number, max: number): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`Expected --${name} to be a whole number from ${min} to ${max}, got \`${value}\``)
+    throw new UsageError(`Expected --${name} to be a whole number from ${min} to ${max}, got \`${value}\``)
   }
   return n
 }

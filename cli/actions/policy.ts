@@ -2,6 +2,7 @@ import { loadConfig } from '../../config/index.js'
 import { loadAccess } from '../../gateway/index.js'
 import { explain } from '../../policies/explain.js'
 import type { PolicyRequest, Principal } from '../../policies/types.js'
+import { UsageError } from '../fail.js'
 
 export interface ExplainOptions {
   config: string
@@ -18,12 +19,12 @@ export interface ExplainOptions {
 function requestFrom(options: ExplainOptions): PolicyRequest {
   const qos = Number(options.qos)
   if (qos !== 0 && qos !== 1 && qos !== 2)
-    throw new Error(`Expected --qos to be 0, 1 or 2, got \`${options.qos}\``)
+    throw new UsageError(`Expected --qos to be 0, 1 or 2, got \`${options.qos}\``)
   const bytes = Number(options.bytes)
   if (!Number.isInteger(bytes) || bytes < 0)
-    throw new Error(`Expected --bytes to be a whole number, got \`${options.bytes}\``)
+    throw new UsageError(`Expected --bytes to be a whole number, got \`${options.bytes}\``)
   if ((options.publish === undefined) === (options.subscribe === undefined)) {
-    throw new Error('Expected exactly one of --publish <topic> or --subscribe <filter>')
+    throw new UsageError('Expected exactly one of --publish <topic> or --subscribe <filter>')
   }
   return options.publish !== undefined
     ? { action: 'publish', topic: options.publish, qos, retain: options.retain ?? false, payloadBytes: bytes }

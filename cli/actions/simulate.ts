@@ -4,6 +4,7 @@ import { type SimulatedDeviceSpec, type SimulatorMode, simulate } from '../../de
 import { readPskFile } from '../../gateway/index.js'
 import { readMasterSecretConfig } from '../../gateway/protection/master-secret.js'
 import { MODES } from '../commands/simulate.js'
+import { UsageError } from '../fail.js'
 
 export interface SimulateOptions {
   config: string
@@ -23,7 +24,7 @@ export interface SimulateOptions {
 function whole(name: string, value: string, min: number, max: number): number {
   const n = Number(value)
   if (!Number.isInteger(n) || n < min || n > max) {
-    throw new Error(`Expected --${name} to be a whole number from ${min} to ${max}, got \`${value}\``)
+    throw new UsageError(`Expected --${name} to be a whole number from ${min} to ${max}, got \`${value}\``)
   }
   return n
 }
@@ -31,14 +32,14 @@ function whole(name: string, value: string, min: number, max: number): number {
 /** `device simulate`: the listed devices of a config publish against that gateway. */
 export async function runSimulate(options: SimulateOptions): Promise<void> {
   if (!MODES.includes(options.mode)) {
-    throw new Error(`Expected --mode to be one of ${MODES.join(', ')}, got \`${options.mode}\``)
+    throw new UsageError(`Expected --mode to be one of ${MODES.join(', ')}, got \`${options.mode}\``)
   }
   const config = await loadConfig(options.config)
   const wanted = options.devices.split(',').filter(Boolean)
   const devices: SimulatedDeviceSpec[] = []
   for (const id of wanted) {
     const d = config.devices.find((x) => x.id === id)
-    if (!d) throw new Error(`no device "${id}" in ${options.config}`)
+    if (!d) throw new UsageError(`no device "${id}" in ${options.config}`)
     devices.push({
       id,
       ...(d.username !== undefined && { username: d.username }),
@@ -49,7 +50,7 @@ export async function runSimulate(options: SimulateOptions): Promise<void> {
   }
   const type = options.mode === 'psk' ? 'tls-psk' : 'tcp'
   const listener = config.lan.listeners.find((l) => l.type === type)
-  if (!listener) throw new Error(`the config has no ${type} listener for --mode ${options.mode}`)
+  if (!listener) throw new UsageError(`the config has no ${type} listener for --mode ${options.mode}`)
   const results = await simulate({
     mode: options.mode,
     host: options.host ?? (listener.host === '0.0.0.0' ? '127.0.0.1' : listener.host),

@@ -13,10 +13,10 @@ import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PassThrough, Writable } from 'node:stream'
 import { createServer, type Server, type TLSSocket } from 'node:tls'
-import mqtt from 'mqtt'
+import mqtt, { type IClientOptions } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CloudLink } from '../../bridge/cloud-link.js'
+import { CloudLink, tlsNameOptions } from '../../bridge/cloud-link.js'
 import {
   limitInboundPackets,
   MAX_CLOUD_PACKET_BYTES,
@@ -243,18 +243,19 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
   it('a client that reconnects by itself (the cloud tools) is held to the limit on every connection', async () => {
     const from = connections.length
     const oversize: number[] = []
-    const client = mqtt.connect({
+    const options: IClientOptions & ReturnType<typeof tlsNameOptions> = {
       protocol: 'mqtts',
       host: '127.0.0.1',
       port,
+      ...tlsNameOptions('127.0.0.1', undefined),
       ca: await readFile(pki.caFile),
       cert: await readFile(pki.clientCertFile),
       key: await readFile(pki.clientKeyFile),
-      checkServerIdentity: () => undefined,
       protocolVersion: 5,
       properties: { maximumPacketSize: MAX_CLOUD_TOOL_PACKET_BYTES },
       reconnectPeriod: 100,
-    })
+    }
+    const client = mqtt.connect(options)
     limitInboundPackets(client, MAX_CLOUD_TOOL_PACKET_BYTES, (bytes) => oversize.push(bytes))
     try {
       await waitUntil(() => oversize.length >= 3, 15_000, 'three connections closed at the header')

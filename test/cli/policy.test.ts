@@ -193,4 +193,47 @@ describe('edge-gateway policy and device commands', () => {
     expect((await stat(join(dir, 'keys', 'valve-3.psk'))).mode & 0o777).toBe(0o600)
     expect(result.stdout).not.toMatch(/[0-9a-f]{32}/)
   })
+
+  it('device add never replaces a key file (the device holding it would be locked out), and writes nothing then', async () => {
+    const keyDir = join(dir, 'keys')
+    const pskFile = join(keyDir, 'valve-3.psk')
+    const before = await readFile(pskFile, 'utf8')
+    const again = await runCli(['device', 'add', 'valve-3', '--psk', '--sealed', '--key-dir', keyDir])
+    expect(again.code).toBe(2)
+    expect(again.stderr).toBe(
+      `edge-gateway: ${pskFile} exists: a device's key file is never overwritten (the device using it would be locked out); for a new PSK use \`device rotate\`, or pass --key-dir, or remove the file first [CLI_ERR_USAGE]\n`,
+    )
+    expect(again.stdout).toBe('')
+    expect(await readFile(pskFile, 'utf8')).toBe(before)
+    // Nothing else was written either: not the sealed device's secret asked for beside it.
+    await expect(stat(join(keyDir, 'valve-3.secret'))).rejects.toMatchObject({ code: 'ENOENT' })
+    const sealedDir = join(dir, 'sealed-keys')
+    const secretBefore = await readFile(join(sealedDir, 'meter-9.secret'), 'utf8')
+    const sealed = await runCli(['device', 'add', 'meter-9', '--sealed', '--key-dir', sealedDir])
+    expect(sealed.code).toBe(2)
+    expect(sealed.stderr).toContain(`${join(sealedDir, 'meter-9.secret')} exists`)
+    expect(await readFile(join(sealedDir, 'meter-9.secret'), 'utf8')).toBe(secretBefore)
+  })
+
+  it('a usage mistake is one line naming what was expected, exit 2 (not an unexpected error)', async () => {
+    const none = await runCli(['device', 'add', 'valve-9'])
+    expect(none.code).toBe(2)
+    expect(none.stderr).toBe(
+      'edge-gateway: Expected --username, --psk and/or --sealed: a device needs a credential [CLI_ERR_USAGE]\n',
+    )
+    const kid = await runCli([
+      'device',
+      'add',
+      'valve-9',
+      '--sealed',
+      '--kid',
+      'zz',
+      '--key-dir',
+      join(dir, 'k9'),
+    ])
+    expect(kid.code).toBe(2)
+    expect(kid.stderr).toBe(
+      'edge-gateway: Expected --kid to be 1 to 6 bytes as hex, got `zz` [CLI_ERR_USAGE]\n',
+    )
+  })
 })

@@ -85,6 +85,14 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
       heldClosed = true
     })
 
+    // The identity names the new key file: one that would put it outside the key folder is refused.
+    const escaping = await runCli(['device', 'rotate', 'dev', '-c', configFile, '--identity', '../escaped'])
+    expect(escaping.code).toBe(2)
+    expect(escaping.stderr).toContain(
+      'Expected a new PSK identity of 1 to 128 letters, digits, ".", "_" or "-" (not first: "."), other than `dev`, got `../escaped` [CLI_ERR_ROTATION_REFUSED]',
+    )
+    await expect(stat(join(dir, 'escaped.psk'))).rejects.toMatchObject({ code: 'ENOENT' })
+
     const count = reloads().length
     const rotated = await runCli(['device', 'rotate', 'dev', '-c', configFile, '--overlap-hours', '24'])
     expect(rotated, rotated.stderr).toMatchObject({ code: 0 })
@@ -110,7 +118,7 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
     expect(heldClosed).toBe(false)
     // A second rotation while the overlap runs is refused: the old key would be dropped early.
     const again = await runCli(['device', 'rotate', 'dev', '-c', configFile])
-    expect(again.code).not.toBe(0)
+    expect(again.code).toBe(2)
     expect(again.stderr).toMatch(/is in a PSK overlap until .* \(identity `dev` still accepted\)/)
 
     // The overlap ends in 3 s (an operator shortening it): the held connection is closed then, not before.
