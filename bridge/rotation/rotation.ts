@@ -178,6 +178,13 @@ export class CertificateRotation {
     // Commands wait their turn; past MAX_WAITING (a flood on the rotate topic) they are dropped unread.
     if (this.waiting >= MAX_WAITING) {
       this.options.metrics.increment(series('rotation_refused_total', { reason: 'busy' }))
+      // Reported (its log lines limited per event, as every security event's), never answered: a
+      // reply to each would let a flood make the gateway publish as fast as it is sent commands.
+      this.options.security.report(
+        'rotation_refused',
+        { reason: 'busy', bytes: bytes.length, waiting: this.waiting },
+        `rotation command dropped unread: ${MAX_WAITING} commands already wait their turn`,
+      )
       return Promise.resolve('busy')
     }
     this.waiting++

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto'
+import { timingSafeEqual, X509Certificate } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import type { SecureContextOptions, TLSSocket } from 'node:tls'
 import { createSecureContext, createServer } from 'node:tls'
@@ -33,8 +33,9 @@ async function readMaterial(config: TlsConfig): Promise<Material> {
   return { cert, key, ca }
 }
 
+/** The private key compared in constant time (as every secret is), the public parts as they are. */
 const sameMaterial = (a: Material, b: Material) =>
-  a.cert.equals(b.cert) && a.key.equals(b.key) && a.ca.equals(b.ca)
+  a.cert.equals(b.cert) && a.ca.equals(b.ca) && a.key.length === b.key.length && timingSafeEqual(a.key, b.key)
 
 /**
  * The serial and end of validity of the certificate in `material`, after checking that it is valid

@@ -69,6 +69,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     await writePublicFile(cloud.caFile, oldCa.certPem)
     await writePublicFile(cloud.certFile, client.certPem)
     await writeSecretFile(cloud.keyFile, client.keyPem)
+    lines.length = 0
     const logger = createLogger({
       level: 'info',
       destination: new Writable({
@@ -124,5 +125,15 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     await writePublicFile(cloud.caFile, oldCa.certPem)
     expect(await trust(newCa.certPem, 0, now)).toBe('malformed')
     expect(await subjects()).toEqual(['CN=old CA'])
+  })
+
+  it('a flood on the rotate topic: past 16 waiting, commands are dropped unread, each a rotation_refused event', async () => {
+    const now = Date.now()
+    const results = await Promise.all(Array.from({ length: 20 }, () => trust(newCa.certPem, 7, now)))
+    expect(results.filter((r) => r === 'busy')).toHaveLength(4)
+    const busy = lines.filter((l) => l.event === 'rotation_refused' && l.reason === 'busy')
+    expect(busy).toHaveLength(4)
+    expect(busy[0]).toMatchObject({ security: true, waiting: 16 })
+    expect(busy[0]!.bytes as number).toBeGreaterThan(100)
   })
 })
