@@ -7,9 +7,10 @@
 #   install.sh --upgrade [--package SPEC]      a newer package; config and state are kept
 #   install.sh --uninstall [--purge]           remove what it added; keep config and state unless --purge
 #
-# SPEC is what npm installs: a release tarball made by `npm pack` (./edge-gateway-0.1.0.tgz) or a
-# registry name (edge-gateway, edge-gateway@0.1.0); default: the tarball beside this script if there
-# is exactly one, else `edge-gateway` from the registry.
+# SPEC is what npm installs: a release tarball made by `npm pack` (./edge-gateway-0.1.0.tgz), or
+# edge-gateway@VERSION from a registry you configured npm for and trust; default: the one tarball
+# beside this script. The project publishes to no public registry, so none is asked unless named;
+# npm runs no package scripts either way (--ignore-scripts).
 #
 # Each step checks first and changes only what differs, so a second run changes nothing and says so.
 set -euo pipefail
@@ -26,7 +27,7 @@ SERVICE_USER=edge-gateway
 PACKAGE_DIR="$PREFIX/lib/node_modules/edge-gateway"
 RECORD="$PREFIX/.installed-from"
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
 say() { printf 'edge-gateway install: %s\n' "$*"; }
 fail() { printf 'edge-gateway install: %s\n' "$*" >&2; exit 1; }
 changes=0
@@ -134,7 +135,11 @@ if [ -z "$spec" ]; then
   shopt -s nullglob
   beside=("$here"/edge-gateway-*.tgz)
   shopt -u nullglob
-  if [ ${#beside[@]} -eq 1 ]; then spec="${beside[0]}"; else spec=edge-gateway; fi
+  case ${#beside[@]} in
+    1) spec="${beside[0]}" ;;
+    0) fail "no release tarball (edge-gateway-*.tgz) beside $0, and no --package: make one with \`npm pack\` in a checkout and pass --package FILE (docs/install.md); nothing is fetched from a registry unless named" ;;
+    *) fail "${#beside[@]} release tarballs beside $0 (${beside[*]##*/}): pass the one to install with --package FILE" ;;
+  esac
 fi
 if [ -f "$spec" ]; then
   spec="$(cd "$(dirname "$spec")" && pwd)/$(basename "$spec")"
@@ -144,7 +149,8 @@ else
 fi
 installed_version() { [ -f "$PACKAGE_DIR/package.json" ] && node -p "require('$PACKAGE_DIR/package.json').version"; }
 install_package() {
-  npm install --global --prefix "$PREFIX" --omit=dev --no-audit --no-fund --loglevel=error "$spec" >/dev/null \
+  # No package's install scripts run as root: the gateway and its dependencies need none.
+  npm install --global --prefix "$PREFIX" --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error "$spec" >/dev/null \
     || fail "npm could not install $spec"
   printf '%s\n' "$wanted" >"$RECORD"
   package_changed=yes
@@ -224,7 +230,8 @@ lan:
   listeners:
     # Devices that run TLS: TLS-PSK on every interface. Add a device with
     #   sudo -u $SERVICE_USER edge-gateway device add <id> --psk --key-dir $CONFIG_DIR/keys --config $CONFIG
-    # and paste the entry it prints under devices:, then: systemctl reload edge-gateway
+    # replace `devices: []` below with `devices:` and paste the entry it prints under it, then:
+    #   systemctl reload edge-gateway
     - type: tls-psk
       name: lan-psk
       host: 0.0.0.0

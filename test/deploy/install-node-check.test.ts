@@ -8,14 +8,14 @@
  * them. With no other tool reachable, a script that went past the check could change nothing on
  * this machine.
  */
-import { symlink, writeFile } from 'node:fs/promises'
+import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { run } from './rootfs.js'
 
 const INSTALL = new URL('../../deploy/install.sh', import.meta.url).pathname
-const TOOLS = ['bash', 'sed', 'uname', 'cat']
+const TOOLS = ['bash', 'sed', 'uname', 'cat', 'dirname']
 
 const dirs: string[] = []
 afterEach(async () => {
@@ -37,9 +37,13 @@ async function pathWith(standIns: Record<string, string>): Promise<string> {
   return dir
 }
 
-async function install(path: string): Promise<{ code: number; stderr: string }> {
+async function install(
+  path: string,
+  script = INSTALL,
+  args = ['--package', '/nonexistent/edge-gateway.tgz'],
+): Promise<{ code: number; stderr: string }> {
   try {
-    await run(join(path, 'bash'), [INSTALL, '--package', '/nonexistent/edge-gateway.tgz'], {
+    await run(join(path, 'bash'), [script, ...args], {
       env: { PATH: path },
       timeout: 30_000,
     })
@@ -86,5 +90,42 @@ describe('deploy/install.sh: Node.js and npm', () => {
     expect(r.code).toBe(1)
     expect(r.stderr).toContain('(node 20.19.2 is there, but not npm)')
     expectAdvice(r.stderr)
+  })
+})
+
+describe('deploy/install.sh: the package it installs', () => {
+  /** A copy of the script in a folder of its own, with `beside` release tarballs (empty files). */
+  async function scriptWith(beside: string[]): Promise<string> {
+    const dir = await makeTempDir('eg-install-pkg-')
+    dirs.push(dir)
+    await copyFile(INSTALL, join(dir, 'install.sh'))
+    for (const name of beside) await writeFile(join(dir, name), '')
+    return join(dir, 'install.sh')
+  }
+  // npm is a stand-in that says it was called: the script must stop before it.
+  const standIns = { node: 'echo 20.19.2', npm: 'echo "npm was called: $*" >&2; exit 1' }
+
+  it('without --package and with no tarball beside it, stops: it never asks a registry for a name', async () => {
+    const script = await scriptWith([])
+    const r = await install(await pathWith(standIns), script, [])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(
+      `edge-gateway install: no release tarball (edge-gateway-*.tgz) beside ${script}, and no --package: make one with \`npm pack\` in a checkout and pass --package FILE (docs/install.md); nothing is fetched from a registry unless named`,
+    )
+    expect(r.stderr).not.toContain('npm was called')
+  })
+
+  it('with two tarballs beside it, stops and names them', async () => {
+    const script = await scriptWith(['edge-gateway-0.1.0.tgz', 'edge-gateway-0.1.1.tgz'])
+    const r = await install(await pathWith(standIns), script, [])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain(
+      `2 release tarballs beside ${script} (edge-gateway-0.1.0.tgz edge-gateway-0.1.1.tgz): pass the one to install with --package FILE`,
+    )
+    expect(r.stderr).not.toContain('npm was called')
+  })
+
+  it('runs npm without package scripts', async () => {
+    expect(await readFile(INSTALL, 'utf8')).toMatch(/npm install --global .*--ignore-scripts .*"\$spec"/)
   })
 })
