@@ -11,6 +11,7 @@ import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
 import { KeyUpdateStore } from '../gateway/key-updates.js'
 import type { TunnelState } from '../vpn/health-state.js'
 import { loadCloudRuntime } from './cloud-runtime.js'
+import { restartNeeded } from './restart-needed.js'
 import { writeStatusPeriodically } from './status-file.js'
 import { startVpn, type VpnMode } from './vpn-runtime.js'
 
@@ -86,8 +87,11 @@ export interface EdgeGateway {
   readonly failed: Promise<Error>
   /** The port of /metrics and /healthz (observability.listen), when it is on. */
   readonly observabilityPort: number | undefined
-  /** Applies the devices, policies and lan.deviceRate of a new config; other sections need a restart. */
-  reload(next: Readonly<GatewayConfig>): Promise<ReloadReport>
+  /**
+   * Applies the devices, policies, lan.deviceRate and lan.passwordChecks of a new config; other
+   * sections need a restart: `restartNeeded` names those that differ from the config it started with.
+   */
+  reload(next: Readonly<GatewayConfig>): Promise<ReloadReport & { restartNeeded: string[] }>
   close(): Promise<void>
 }
 
@@ -337,7 +341,7 @@ export async function startEdgeGateway(
       for (const warning of loaded.warnings) logger.warn({ module: 'policies' }, warning)
       const report = await lan.reload(loaded)
       current = next
-      return report
+      return { ...report, restartNeeded: restartNeeded(config, next) }
     },
     get observabilityPort() {
       return observability?.port

@@ -39,7 +39,15 @@ export async function start(options: StartOptions): Promise<void> {
     ...(config.log.pretty !== undefined && { pretty: config.log.pretty }),
   })
   // The signals are taken before the gateway starts: one that comes while it starts stops it once
-  // it is up (the default action would kill it half-way, with files being written).
+  // it is up (the default action would kill it half-way, with files being written). SIGHUP too
+  // (`systemctl reload`), whose default action would end the process with a status systemd takes
+  // for a clean exit, so Restart=on-failure would not bring it back: a SIGHUP while the gateway
+  // starts is a reload once it is up; one while it stops is ignored.
+  let hupWhileStarting = false
+  const hupDuringStart = () => {
+    hupWhileStarting = true
+  }
+  process.on('SIGHUP', hupDuringStart)
   let stop: () => Promise<void> = async () => undefined
   let startFailed = false
   const signalled = untilSignal(async () => {
@@ -66,6 +74,12 @@ export async function start(options: StartOptions): Promise<void> {
           },
           `reloaded devices and policies: ${describeReload(report)}`,
         )
+        if (report.restartNeeded.length > 0) {
+          logger.warn(
+            { why, restartNeeded: report.restartNeeded, event: 'reload_needs_restart' },
+            `not applied by a reload, changed in the config: ${report.restartNeeded.join(', ')}; they take effect at the next restart (systemctl restart edge-gateway)`,
+          )
+        }
         for (const refused of report.certificateErrors) {
           logger.error(
             { why, listener: refused.listener, event: 'listener_certificate_refused' },
@@ -81,9 +95,13 @@ export async function start(options: StartOptions): Promise<void> {
     })
   }
   const stopWatching = watchForReload(reloadableFiles(options.config, config), reload)
+  process.off('SIGHUP', hupDuringStart)
+  if (hupWhileStarting) reload('SIGHUP during start-up')
   let stopping: Promise<void> | undefined
   stop = () =>
     (stopping ??= (async () => {
+      // Kept until the process exits: nothing reloads any more, and a SIGHUP must not kill it.
+      process.on('SIGHUP', () => undefined)
       stopWatching()
       await reloading
       await gateway.close()

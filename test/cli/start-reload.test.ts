@@ -5,11 +5,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
 import { freePort } from '../helpers/ports.js'
-import { signalPid, terminate } from '../helpers/processes.js'
+import { exitOf, onLines, signalPid, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { connectDevice, subscribeGranted } from '../integration/clients.js'
 import { waitUntil } from '../integration/harness.js'
-import { absentCloud, startGatewayCli } from './run-cli.js'
+import { absentCloud, spawnCli, startGatewayCli } from './run-cli.js'
 
 /** `edge-gateway start` reloads devices and policies when the config file changes and on SIGHUP. */
 describe('edge-gateway start: reload on file change and SIGHUP', () => {
@@ -64,6 +64,9 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
     ;(config.policies as { rules: unknown[] }).rules = rules().filter((r) => r.name !== 'news')
     await writeFile(configFile, stringify(config), { mode: 0o600 })
     await waitUntil(() => logs.some((l) => isReload(l)), 10_000, 'reload on change')
+    // A policy change is applied by the reload: nothing waits for a restart.
+    expect(logs.find((l) => isReload(l))?.restartNeeded).toEqual([])
+    expect(logs.some((l) => l.event === 'reload_needs_restart')).toBe(false)
     expect(await subscribeGranted(client, { 'news/today': { qos: 0 } })).toEqual([128])
     expect(logs.find((l) => l.event === 'subscription_revoked')).toMatchObject({
       device: 'dev',
@@ -105,6 +108,30 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
     await client.endAsync()
   })
 
+  it('a change a reload does not apply (payload protection, the cloud) is named in a warning, not silently ignored', async () => {
+    const before = logs.length
+    const changed = {
+      ...config,
+      lan: { ...(config.lan as object), protection: [{ topic: 'devices/+/sealed/#', mode: 'sealed' }] },
+      cloud: { ...(config.cloud as object), reconnect: { initialDelayMs: 2000, maxDelayMs: 5000 } },
+    }
+    await writeFile(configFile, stringify(changed), { mode: 0o600 })
+    signalPid(child.pid, 'SIGHUP')
+    const warned = () => logs.slice(before).find((l) => l.event === 'reload_needs_restart')
+    await waitUntil(() => warned() !== undefined, 10_000, 'the warning')
+    expect(warned()).toMatchObject({
+      level: 40,
+      restartNeeded: ['cloud.reconnect', 'lan.protection'],
+      msg: 'not applied by a reload, changed in the config: cloud.reconnect, lan.protection; they take effect at the next restart (systemctl restart edge-gateway)',
+    })
+    // Back as it started: no warning on the next reload.
+    await writeFile(configFile, stringify(config), { mode: 0o600 })
+    const back = logs.length
+    signalPid(child.pid, 'SIGHUP')
+    await waitUntil(() => logs.slice(back).some(isReload), 10_000, 'the reload back')
+    expect(logs.slice(back).find(isReload)?.restartNeeded).toEqual([])
+  })
+
   it('the reload log line names the devices added and removed', async () => {
     const devices = config.devices as Array<Record<string, unknown>>
     config.devices = [
@@ -129,4 +156,63 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
       msg: 'reloaded devices and policies: devices: 2 added (dev2, dev3), 1 removed (dev), 2 configured; 0 connection(s) closed, 0 subscription(s) revoked',
     })
   })
+})
+
+/**
+ * `systemctl reload` is SIGHUP. Node's default action for it ends the process, with a status systemd
+ * counts as a clean exit (Restart=on-failure would not start it again): a SIGHUP while the gateway
+ * starts becomes a reload once it is up, and one while it stops is ignored.
+ */
+describe('edge-gateway start: SIGHUP while starting and while stopping', () => {
+  let dir: string
+
+  beforeAll(async () => {
+    dir = await makeTempDir('edge-gw-hup-')
+  })
+  afterAll(async () => {
+    await removeDir(dir)
+  })
+
+  it('a SIGHUP during start-up is a reload once the gateway is up; one during the stop changes nothing', async () => {
+    const configFile = join(dir, 'gateway.yaml')
+    const config = {
+      gateway: { id: 'gw-hup', stateDir: join(dir, 'state') },
+      log: { level: 'info', pretty: false },
+      lan: { listeners: [{ type: 'tcp', host: '127.0.0.1', port: await freePort() }] },
+      devices: [{ id: 'dev', username: 'dev', passwordHash: await hashPassword('reload-password') }],
+      cloud: await absentCloud(dir),
+    }
+    await writeFile(configFile, stringify(config), { mode: 0o600 })
+    const child = spawnCli(['start', '--config', configFile])
+    const logs: Array<Record<string, unknown>> = []
+    let hupAt = -1
+    onLines(child.stdout, (line) => {
+      const record = JSON.parse(line) as Record<string, unknown>
+      logs.push(record)
+      // The gateway's first log line comes from inside its start: signal then, before it is up.
+      if (hupAt < 0) {
+        hupAt = logs.length
+        signalPid(child.pid, 'SIGHUP')
+      }
+    })
+    try {
+      await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), 15_000, 'gateway start')
+      const started = logs.findIndex((l) => l.msg === 'edge gateway started')
+      // The signal reached it before it was up.
+      expect(hupAt).toBeLessThanOrEqual(started)
+      await waitUntil(
+        () => logs.some((l) => l.why === 'SIGHUP during start-up'),
+        10_000,
+        'the reload the SIGHUP asked for',
+      )
+      expect(logs.find((l) => l.why === 'SIGHUP during start-up')?.msg).toMatch(
+        /^reloaded devices and policies: /,
+      )
+    } finally {
+      signalPid(child.pid, 'SIGTERM')
+      signalPid(child.pid, 'SIGHUP')
+    }
+    const exit = await exitOf(child)
+    expect(exit).toEqual({ code: 0, signal: null })
+  }, 30_000)
 })
