@@ -1,10 +1,11 @@
-import type { KeyObject, X509Certificate } from 'node:crypto'
+import type { KeyObject } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { type HpkeOpenRecipient, hpkeOpen, hpkeRecipientKid } from '../crypto/hpke.js'
 import {
   BodyProtection,
   type EnvelopeFailure,
   EnvelopeKind,
+  type TrustAnchors,
   type UplinkEnvelope,
   verifyEnvelope,
   verifyKeyBinding,
@@ -73,7 +74,7 @@ export class EnvelopeConsumer {
    * none (a consumer group keeps them in Redis instead, and never sets `duplicate`).
    */
   constructor(
-    private readonly ca: X509Certificate,
+    private readonly ca: TrustAnchors,
     recipients: readonly HpkeOpenRecipient[],
     dedupeMemory = 1_000_000,
   ) {

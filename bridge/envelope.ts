@@ -195,13 +195,19 @@ export type BindingFailure =
   | 'bad_kid'
 
 /**
- * Verifies a key binding: the certificate chains to `ca` (one level, as the
- * lab and the gateway's CA issue them), is valid now, names the gateway in
- * its CN (or a DNS SAN), signed the binding, and the kid matches the key.
+ * The CA, or the CAs of a bundle (the old and the new one while a rotation moves gateways to a new
+ * CA), that a key binding's certificate must be issued by.
+ */
+export type TrustAnchors = X509Certificate | readonly X509Certificate[]
+
+/**
+ * Verifies a key binding: the certificate chains to `ca`, or to one of the CAs of a bundle (one
+ * level, as the lab and the gateway's CA issue them), is valid now, names the gateway in its CN
+ * (or a DNS SAN), signed the binding, and the kid matches the key.
  */
 export function verifyKeyBinding(
   bytes: Buffer,
-  ca: X509Certificate,
+  ca: TrustAnchors,
   now = Date.now(),
 ):
   | { binding: KeyBinding; signingKey: KeyObject; certificate: X509Certificate }
@@ -236,7 +242,10 @@ export function verifyKeyBinding(
   } catch {
     return { failure: 'malformed' }
   }
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return { failure: 'untrusted_certificate' }
+  const anchors = ca instanceof X509Certificate ? [ca] : ca
+  if (!anchors.some((a) => cert.checkIssued(a) && cert.verify(a.publicKey))) {
+    return { failure: 'untrusted_certificate' }
+  }
   if (now < Date.parse(cert.validFrom) || now > Date.parse(cert.validTo)) {
     return { failure: 'certificate_expired' }
   }

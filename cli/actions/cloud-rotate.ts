@@ -11,7 +11,7 @@ import { secretFileProblem } from '../../config/secret-files.js'
 import { checkCsr, issueFromCsr } from '../../pki/csr.js'
 import { writeSecretFile } from '../../pki/files.js'
 import { type CloudToolConfig, loadCloudToolConfig } from '../cloud-config.js'
-import { connect } from './cloud.js'
+import { connect, readTrustBundle } from './cloud.js'
 
 /** Exit status when the gateway refused or rolled back what was pushed, or never answered. */
 export const EXIT_REFUSED = 1
@@ -38,7 +38,7 @@ class RotationChannel {
     private readonly gateway: string,
     private readonly consumer: EnvelopeConsumer,
     private readonly step: Step,
-    private readonly ca: X509Certificate,
+    private readonly ca: readonly X509Certificate[],
   ) {
     this.boundOnce = new Promise((resolve) => {
       this.bound = resolve
@@ -50,7 +50,7 @@ class RotationChannel {
   }
 
   static async open(config: CloudToolConfig, gateway: string, step: Step): Promise<RotationChannel> {
-    const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
+    const ca = await readTrustBundle(config.trust.caFile ?? config.broker.caFile)
     const client = await connect(config, 'edge-gateway-rotate')
     const channel = new RotationChannel(client, config, gateway, new EnvelopeConsumer(ca, []), step, ca)
     client.on('message', (topic, payload) => {

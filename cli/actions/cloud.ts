@@ -1,5 +1,5 @@
-import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
-import { readFile } from 'node:fs/promises'
+import { generateKeyPairSync, randomBytes, type X509Certificate } from 'node:crypto'
+import { readFile, stat } from 'node:fs/promises'
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt'
 import { tlsNameOptions } from '../../bridge/cloud-link.js'
 import { type ConsumeResult, EnvelopeConsumer } from '../../bridge/consumer.js'
@@ -8,6 +8,7 @@ import { BridgeError } from '../../bridge/errors.js'
 import { limitInboundPackets, MAX_CLOUD_TOOL_PACKET_BYTES } from '../../bridge/inbound-size.js'
 import { parsePrivateKey, readRawPrivateKey } from '../../bridge/keys.js'
 import { linkErrorMessage } from '../../bridge/link-errors.js'
+import { readBundle } from '../../bridge/rotation/check.js'
 import { secretFileProblem } from '../../config/secret-files.js'
 import { generateHpkeKeyPair } from '../../crypto/hpke.js'
 import { writePublicFile, writeSecretFile } from '../../pki/files.js'
@@ -94,6 +95,32 @@ export function printable(body: Buffer): { payload: string; encoding: 'utf8' | '
     : { payload: body.toString('base64'), encoding: 'base64' }
 }
 
+/** Largest CA bundle the cloud tools read. */
+const MAX_TRUST_BUNDLE_BYTES = 1024 * 1024
+
+/**
+ * Every certificate of a CA bundle (`trust.caFile`): a key binding is trusted when one of them
+ * issued its certificate, so a bundle of the old and the new CA accepts gateways on either while
+ * they move (docs/rotation.md). Each PEM block must parse, and there must be one at least.
+ */
+export async function readTrustBundle(file: string): Promise<X509Certificate[]> {
+  const size = (await stat(file)).size
+  if (size > MAX_TRUST_BUNDLE_BYTES) {
+    throw new BridgeError(
+      'BRIDGE_ERR_CONSUMER_CONFIG',
+      `${file}: ${size} bytes, more than a CA bundle's ${MAX_TRUST_BUNDLE_BYTES}`,
+    )
+  }
+  const bundle = readBundle(await readFile(file, 'utf8'))
+  if (bundle === undefined || bundle.length === 0) {
+    throw new BridgeError(
+      'BRIDGE_ERR_CONSUMER_CONFIG',
+      `${file}: expected one or more PEM certificates (the CA or CAs that issue the gateways' certificates), ${bundle === undefined ? 'got a block that does not parse' : 'got none'}`,
+    )
+  }
+  return bundle
+}
+
 /**
  * The verifier of a consumer: the CA its key bindings must chain to and the HPKE recipient keys
  * it opens sealed bodies with; `dedupeMemory` 0 for a group member (its duplicates are in Redis).
@@ -102,7 +129,7 @@ export async function openEnvelopeConsumer(
   config: CloudToolConfig,
   dedupeMemory?: number,
 ): Promise<EnvelopeConsumer> {
-  const ca = new X509Certificate(await readFile(config.trust.caFile ?? config.broker.caFile))
+  const ca = await readTrustBundle(config.trust.caFile ?? config.broker.caFile)
   const recipients = []
   for (const r of config.recipients) {
     recipients.push({

@@ -146,6 +146,22 @@ describe('key binding', () => {
     })
     expect(verifyKeyBinding(Buffer.from('not cbor at all'), caCert)).toEqual({ failure: 'malformed' })
   })
+
+  it('with a CA bundle: trusted when any CA of it issued the certificate, in any order (gateways moving to a new CA)', () => {
+    const otherCaCert = new X509Certificate(otherCa.certPem)
+    const moved = issueCertificate(otherCa, { commonName: 'gw-1', kind: 'client' })
+    for (const bundle of [
+      [caCert, otherCaCert],
+      [otherCaCert, caCert],
+    ]) {
+      expect(verifyKeyBinding(binding(), bundle)).toMatchObject({ binding: { gatewayId: 'gw-1' } })
+      expect(verifyKeyBinding(binding({ cert: moved }), bundle)).toMatchObject({
+        binding: { gatewayId: 'gw-1' },
+      })
+    }
+    expect(verifyKeyBinding(binding({ cert: moved }), [caCert])).toEqual({ failure: 'untrusted_certificate' })
+    expect(verifyKeyBinding(binding(), [])).toEqual({ failure: 'untrusted_certificate' })
+  })
 })
 
 describe('downlink command', () => {

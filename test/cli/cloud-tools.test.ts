@@ -1,10 +1,10 @@
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
-import { mintLabPki } from '../../pki/index.js'
+import { createCertificateAuthority, mintLabPki } from '../../pki/index.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
 import { onLines, terminate } from '../helpers/processes.js'
@@ -75,6 +75,10 @@ describe('edge-gateway cloud keygen | consume | command, and status', () => {
       }),
       { mode: 0o600 },
     )
+    await writeFile(
+      join(dir, 'trust-bundle.pem'),
+      createCertificateAuthority({ commonName: 'another CA' }).certPem + (await readFile(pki.caFile, 'utf8')),
+    )
     toolsFile = join(dir, 'cloud.yaml')
     await writeFile(
       toolsFile,
@@ -87,6 +91,8 @@ describe('edge-gateway cloud keygen | consume | command, and status', () => {
           certFile: 'pki/client.pem',
           keyFile: 'pki/client.key',
         },
+        // A bundle with the gateways' CA second: a key binding chains to any CA of it.
+        trust: { caFile: 'trust-bundle.pem' },
         subscribe: ['sites/#'],
         recipients: [{ kid: 'analytics', privateKeyFile: 'analytics.key' }],
         operator: { keyFile: 'ops.key' },
