@@ -100,9 +100,20 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # Node.js 20 or later, and npm.
+# The user space's architecture, as Node.js names its builds. dpkg's answer first: Raspberry Pi OS
+# 32-bit on a Pi 4 or 5 runs a 64-bit kernel (uname -m says aarch64) under an armhf user space.
+node_arch() {
+  local a
+  a="$(dpkg --print-architecture 2>/dev/null || true)"
+  case "$a" in
+    arm64) echo arm64 ;; armhf) echo armv7l ;; amd64) echo x64 ;;
+    '') case "$(uname -m)" in aarch64 | arm64) echo arm64 ;; armv7l) echo armv7l ;; x86_64) echo x64 ;; *) uname -m ;; esac ;;
+    *) echo "$a" ;;
+  esac
+}
 node_help() {
   local arch
-  case "$(uname -m)" in aarch64 | arm64) arch=arm64 ;; armv7l | armv6l) arch=armv7l ;; x86_64) arch=x64 ;; *) arch="$(uname -m)" ;; esac
+  arch="$(node_arch)"
   cat >&2 <<EOF
 edge-gateway install: Node.js 20 or later is needed ($1).
   Take a Node.js that still gets security fixes: nodejs.org ended Node 20 on 2026-04-30.
@@ -123,9 +134,9 @@ node_path="$(command -v node)"
 node_version="$(node -p 'process.versions.node')"
 [ "${node_version%%.*}" -ge 20 ] || node_help "found $node_version at $node_path"
 command -v npm >/dev/null 2>&1 || node_help "node $node_version is there, but not npm"
-case "$(uname -m)" in
-  aarch64 | arm64 | armv7l | x86_64) ;;
-  *) say "warning: $(uname -m) is not a tested architecture (arm64, armhf, x86_64)" ;;
+case "$(node_arch)" in
+  arm64 | armv7l | x64) ;;
+  *) say "warning: $(node_arch) is not a tested architecture (arm64, armhf, x86_64)" ;;
 esac
 
 # ---------------------------------------------------------------------------------------------

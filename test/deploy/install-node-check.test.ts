@@ -85,6 +85,14 @@ describe('deploy/install.sh: Node.js and npm', () => {
     expectAdvice(r.stderr)
   })
 
+  it('names the build of the user space, not of the kernel: armhf under a 64-bit kernel gets armv7l', async () => {
+    const r = await install(await pathWith({ dpkg: 'echo armhf' }))
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('https://nodejs.org/dist/latest-v24.x/ (node-v24.*-linux-armv7l.tar.xz)')
+    const arm64 = await install(await pathWith({ dpkg: 'echo arm64' }))
+    expect(arm64.stderr).toContain('(node-v24.*-linux-arm64.tar.xz)')
+  })
+
   it('stops on a node without npm beside it', async () => {
     const r = await install(await pathWith({ node: 'echo 20.19.2' }))
     expect(r.code).toBe(1)
