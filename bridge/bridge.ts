@@ -24,6 +24,9 @@ import { CertificateRotation, type DeviceCredentials } from './rotation/rotation
 import { type CloudLimits, unsendableAtLan } from './sendable.js'
 import { findMapping } from './topic-map.js'
 
+/** How long a stop waits for the cloud broker to acknowledge the gateway's offline status. */
+export const OFFLINE_ACK_MS = 2_000
+
 export interface BridgeOptions {
   cloud: CloudConfig
   gatewayId: string
@@ -451,16 +454,34 @@ export class Bridge implements UplinkSink {
     this.forwarding.stop()
     const session = this.link.session$.value
     if (session) {
-      // A clean stop: say "offline" ourselves (the Will is only for a lost connection).
+      // A clean stop: say "offline" ourselves (the Will is only for a lost connection). Waited for
+      // OFFLINE_ACK_MS at most: a broker that hangs would otherwise hold the stop until the keepalive
+      // gives up (1.5 keepalives), past a supervisor's stop timeout.
       const topic = this.control.status
-      await session
-        .publish({
-          topic,
-          payload: this.options.protector.control(topic, 'status', { state: 'offline', reason: 'stopped' }),
-          retain: true,
-          userProperties: { 'gw-id': this.options.gatewayId },
-        })
-        .catch(() => undefined)
+      let timer: NodeJS.Timeout | undefined
+      const acked = await Promise.race([
+        session
+          .publish({
+            topic,
+            payload: this.options.protector.control(topic, 'status', { state: 'offline', reason: 'stopped' }),
+            retain: true,
+            userProperties: { 'gw-id': this.options.gatewayId },
+          })
+          .then(
+            () => true,
+            () => false,
+          ),
+        new Promise<'timeout'>((resolve) => {
+          timer = setTimeout(() => resolve('timeout'), OFFLINE_ACK_MS)
+        }),
+      ])
+      clearTimeout(timer)
+      if (acked === 'timeout') {
+        this.options.logger.warn(
+          { waitedMs: OFFLINE_ACK_MS },
+          `the cloud broker did not acknowledge the offline status within ${OFFLINE_ACK_MS} ms; stopping without it (the broker publishes the gateway's Will once it sees the connection gone)`,
+        )
+      }
     }
     await this.link.stop()
     await this.queue.close()

@@ -424,11 +424,23 @@ export class CloudLink {
     this.state$.next({ status: 'stopped' })
     if (!client) return
     // A clean DISCONNECT when connected, so the broker discards the Will ("offline, connection lost");
-    // forced after 2 s, or at once when the link is already down.
+    // forced after 2 s, or at once when the link is already down. mqtt.js's end(false) waits for every
+    // PUBLISH in flight to be acknowledged, and a second end(true) does not cut that wait short: a
+    // broker that hangs would hold the stop until the keepalive gives up. So the connection itself is
+    // closed then; what was in flight is sent again from the queue after the next start.
     if (client.connected) {
-      const timer = setTimeout(() => client.end(true), 2000)
-      await client.endAsync(false).catch(() => undefined)
+      let timer: NodeJS.Timeout | undefined
+      const ended = await Promise.race([
+        client.endAsync(false).then(
+          () => true,
+          () => true,
+        ),
+        new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), 2000)
+        }),
+      ])
       clearTimeout(timer)
+      if (!ended) client.stream.destroy()
     }
     await client.endAsync(true).catch(() => undefined)
   }
