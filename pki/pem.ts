@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import forge from 'node-forge'
 import { PkiError } from './errors.js'
 
@@ -8,9 +9,21 @@ export function parseCertificatePem(pem: string, what: string): forge.pki.Certif
   } catch (cause) {
     throw new PkiError(
       'PKI_ERR_BAD_PEM',
-      `Expected ${what} to be a PEM "CERTIFICATE" with an RSA key, got ${describePem(pem)}`,
+      `Expected ${what} to be a PEM "CERTIFICATE" with an RSA key, got ${describePem(pem)}${keyTypeOf(pem)}`,
       { cause },
     )
+  }
+}
+
+/** ", whose key is EC" for a certificate node-forge cannot read because its key is not RSA; else "". */
+function keyTypeOf(pem: string): string {
+  try {
+    const type = new X509Certificate(pem).publicKey.asymmetricKeyType
+    return type === undefined || type === 'rsa'
+      ? ''
+      : ` whose key is ${type.toUpperCase()} (an RSA CA is needed)`
+  } catch {
+    return ''
   }
 }
 

@@ -10,6 +10,7 @@ import { GATEWAY_ITSELF, type RotationCommand, type RotationReply } from '../../
 import { secretFileProblem } from '../../config/secret-files.js'
 import { checkCsr, issueFromCsr } from '../../pki/csr.js'
 import { writeSecretFile } from '../../pki/files.js'
+import { loadSigner } from '../../pki/issue.js'
 import { type CloudToolConfig, loadCloudToolConfig } from '../cloud-config.js'
 import { connect, readTrustBundle } from './cloud.js'
 
@@ -250,6 +251,9 @@ export async function rotate(options: RotateOptions): Promise<void> {
     certPem: await readFile(options.caCert, 'utf8'),
     keyPem: await readFile(options.caKey, 'utf8'),
   }
+  // The CA is checked before the gateway is asked for anything: a CA that cannot sign (not RSA, not
+  // a CA, another key) would otherwise fail only after the gateway made a pending key.
+  loadSigner(ca)
   const days = options.days === undefined ? undefined : Number(options.days)
   await withGateway(options, 120, async ({ step, request, ask }) => {
     step(`asking ${options.gateway} for a CSR (request ${request})`)

@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { execFileSync } from 'node:child_process'
+import { chmod, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import mqtt, { type MqttClient } from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -191,6 +192,55 @@ describe('edge-gateway cloud keygen | consume | command, and status', () => {
     const deadline = Date.now() + 10_000
     while (received.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50))
     expect(received).toEqual([{ topic: 'devices/dev/cmd/led', payload: 'blink 3' }])
+  })
+
+  it('rotate checks the CA before asking the gateway for anything: an EC CA is refused at once, naming why', async () => {
+    const ecKey = join(dir, 'ec-ca.key')
+    const ecCert = join(dir, 'ec-ca.pem')
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        ecKey,
+        '-out',
+        ecCert,
+        '-days',
+        '30',
+        '-subj',
+        '/CN=EC CA',
+        '-addext',
+        'basicConstraints=critical,CA:TRUE',
+      ],
+      { stdio: 'ignore' },
+    )
+    await chmod(ecKey, 0o600)
+    const result = await runCli([
+      'cloud',
+      'rotate',
+      '-c',
+      toolsFile,
+      '--gateway',
+      GATEWAY,
+      '--ca-cert',
+      ecCert,
+      '--ca-key',
+      ecKey,
+      '--timeout',
+      '5',
+    ])
+    expect(result.code).toBe(1)
+    expect(result.stderr).toContain(
+      'Expected the CA certificate to be a PEM "CERTIFICATE" with an RSA key, got a "CERTIFICATE" block whose key is EC (an RSA CA is needed) [PKI_ERR_BAD_PEM]',
+    )
+    // Nothing was asked: no CSR request went out, so the gateway made no pending key.
+    expect(result.stdout + result.stderr).not.toContain('asking')
   })
 
   it('status shows the running gateway: link, queue, drain, certificate', async () => {
