@@ -3,7 +3,8 @@
 # (arm64, armhf, x86_64). Run as root. docs/install.md says what it does and why.
 #
 #   install.sh [--package SPEC] [--id NAME] [--cloud-host HOST] [--cloud-port PORT]
-#              [--cloud-ca FILE --cloud-cert FILE --cloud-key FILE] [--no-start]
+#              [--cloud-ca FILE --cloud-cert FILE --cloud-key FILE [--replace-cloud-credentials]]
+#              [--no-start]
 #   install.sh --upgrade [--package SPEC]      a newer package; config and state are kept
 #   install.sh --uninstall [--purge]           remove what it added; keep config and state unless --purge
 #
@@ -27,7 +28,7 @@ SERVICE_USER=edge-gateway
 PACKAGE_DIR="$PREFIX/lib/node_modules/edge-gateway"
 RECORD="$PREFIX/.installed-from"
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
 say() { printf 'edge-gateway install: %s\n' "$*"; }
 fail() { printf 'edge-gateway install: %s\n' "$*" >&2; exit 1; }
 changes=0
@@ -35,7 +36,7 @@ changed() { changes=$((changes + 1)); say "changed: $*"; }
 unchanged() { say "ok: $*"; }
 
 mode=install purge=no start=yes spec='' gateway_id='' cloud_host='' cloud_port=8883
-cloud_ca='' cloud_cert='' cloud_key=''
+cloud_ca='' cloud_cert='' cloud_key='' replace_credentials=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --package) spec="${2:?--package needs a value}"; shift 2 ;;
@@ -45,6 +46,7 @@ while [ $# -gt 0 ]; do
     --cloud-ca) cloud_ca="${2:?--cloud-ca needs a file}"; shift 2 ;;
     --cloud-cert) cloud_cert="${2:?--cloud-cert needs a file}"; shift 2 ;;
     --cloud-key) cloud_key="${2:?--cloud-key needs a file}"; shift 2 ;;
+    --replace-cloud-credentials) replace_credentials=yes; shift ;;
     --no-start) start=no; shift ;;
     --upgrade) mode=upgrade; shift ;;
     --uninstall) mode=uninstall; shift ;;
@@ -205,14 +207,21 @@ for d in "$CONFIG_DIR" "$STATE_DIR"; do
   fi
 done
 
-# Cloud credentials given on the command line: copied in, the key 0600.
+# Cloud credentials given on the command line: copied in, the key 0600. One that is there and differs
+# is kept: a certificate rotation pushed from the cloud (docs/rotation.md) writes these same files, and
+# running the install command again must not put the old, perhaps revoked, pair back.
+# --replace-cloud-credentials replaces them (and restarts the service).
+credentials_changed=no
 copy_in() { # <source> <dest> <mode>
   [ -n "$1" ] || return 0
   [ -f "$1" ] || fail "no such file: $1"
   if [ -f "$2" ] && cmp -s "$1" "$2" && [ "$(stat -c '%a %U' "$2")" = "$3 $SERVICE_USER" ]; then
     unchanged "$2"
+  elif [ -f "$2" ] && ! cmp -s "$1" "$2" && [ "$replace_credentials" = no ]; then
+    say "kept: $2, which differs from $1 (a certificate rotation writes it); --replace-cloud-credentials replaces it"
   else
     install -D -m "$3" -o "$SERVICE_USER" -g "$SERVICE_USER" "$1" "$2"
+    credentials_changed=yes
     changed "$2 (from $1)"
   fi
 }
@@ -336,9 +345,9 @@ else
   if ! systemctl is-active --quiet edge-gateway.service; then
     systemctl start edge-gateway.service
     changed "started edge-gateway.service"
-  elif [ "$unit_changed" = yes ] || [ "$package_changed" = yes ]; then
+  elif [ "$unit_changed" = yes ] || [ "$package_changed" = yes ] || [ "$credentials_changed" = yes ]; then
     systemctl restart edge-gateway.service
-    changed "restarted edge-gateway.service (new unit or package)"
+    changed "restarted edge-gateway.service (new unit, package or cloud credentials)"
   else
     unchanged "edge-gateway.service is active"
   fi

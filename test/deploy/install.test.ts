@@ -268,6 +268,33 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect((await inside('systemctl show -p MainPID --value edge-gateway')).trim()).toBe(pid)
   }, 300_000)
 
+  it('a second run keeps cloud credentials that changed since (a rotation writes them); --replace-cloud-credentials replaces them', async () => {
+    const cert = '/etc/edge-gateway/cloud/client.pem'
+    const original = await inside(`cat ${cert}`)
+    // As a pushed certificate would: the file now differs from the one the command names.
+    await inside(`printf '# rotated\\n' >> ${cert}`)
+    const rotated = await inside(`cat ${cert}`)
+    const pid = (await inside('systemctl show -p MainPID --value edge-gateway')).trim()
+    const again = await inside(`bash /root/release/install.sh ${installArgs}`, 300_000)
+    expect(again).toContain(`kept: ${cert}, which differs from`)
+    expect(again).toContain('--replace-cloud-credentials replaces it')
+    expect(again).toMatch(/nothing to change/)
+    expect(await inside(`cat ${cert}`)).toBe(rotated)
+    expect((await inside('systemctl show -p MainPID --value edge-gateway')).trim()).toBe(pid)
+    // Asked for: replaced, with the mode and owner of the others, and the service restarted on it.
+    const replaced = await inside(
+      `bash /root/release/install.sh ${installArgs} --replace-cloud-credentials`,
+      300_000,
+    )
+    expect(replaced).toMatch(new RegExp(`changed: ${cert} \\(from `))
+    expect(replaced).toMatch(
+      /changed: restarted edge-gateway\.service \(new unit, package or cloud credentials\)/,
+    )
+    expect(await inside(`cat ${cert}`)).toBe(original)
+    expect(await inside(`stat -c '%a %U' ${cert}`)).toBe('644 edge-gateway\n')
+    expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+  }, 600_000)
+
   it('--upgrade installs the next release, keeps config and state, and restarts the service', async () => {
     const kept =
       'sha256sum /etc/edge-gateway/gateway.yaml /etc/edge-gateway/keys/sensor-1.psk /var/lib/edge-gateway/signing.key'
