@@ -4,7 +4,9 @@
  * health fed to the bridge as `gate$`, and brought down when the gateway stops.
  */
 import { lookup } from 'node:dns/promises'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
+import { join } from 'node:path'
 import { BehaviorSubject, distinctUntilChanged, map, type Subscription } from 'rxjs'
 import type { GatewayConfig, VpnConfig } from '../config/index.js'
 import { toTunnelConfig, toWatchTarget } from '../config/vpn-schema.js'
@@ -14,7 +16,8 @@ import { checkCloudInsideTunnel } from '../vpn/config.js'
 import { VpnError } from '../vpn/errors.js'
 import { watchTunnel } from '../vpn/health.js'
 import type { TunnelState } from '../vpn/health-state.js'
-import { bringUp, type Tunnel } from '../vpn/tunnel.js'
+import { linkInfo } from '../vpn/link.js'
+import { bringDown, bringUp, type Tunnel } from '../vpn/tunnel.js'
 import type { VpnMode, VpnRuntime } from './vpn-runtime.js'
 
 /**
@@ -73,6 +76,75 @@ function logTransition(logger: Logger, state: TunnelState, previous: TunnelState
   }
 }
 
+/**
+ * Which gateway process brought the managed interface up: `<stateDir>/vpn/<interface>.owner` holds
+ * its PID (0600) while the tunnel is up, and `<interface>.pid` the PID of its wireguard-go. A
+ * gateway killed without its stop (SIGKILL, the OOM killer, a power cut of the process alone) leaves
+ * the interface behind: kernel WireGuard keeps it, and a wireguard-go outside systemd's cgroup
+ * outlives its parent. The next start would then refuse it (VPN_ERR_INTERFACE_EXISTS) on every
+ * restart. An interface whose recorded owner is no longer running is this gateway's own leftover:
+ * it is removed, said in a warning, and brought up afresh. One with no record (`edge-gateway vpn
+ * up`, or someone else's) or whose owner still runs is refused as before.
+ */
+class TunnelOwner {
+  private constructor(
+    private readonly ownerFile: string,
+    readonly pidFile: string,
+    private readonly interfaceName: string,
+    private readonly logger: Logger,
+  ) {}
+
+  static async at(stateDir: string, interfaceName: string, logger: Logger): Promise<TunnelOwner> {
+    const dir = join(stateDir, 'vpn')
+    await mkdir(dir, { recursive: true, mode: 0o700 })
+    return new TunnelOwner(
+      join(dir, `${interfaceName}.owner`),
+      join(dir, `${interfaceName}.gateway-wireguard-go.pid`),
+      interfaceName,
+      logger,
+    )
+  }
+
+  /** The PID recorded, or undefined (no record, or not a PID). */
+  private async recorded(): Promise<number | undefined> {
+    const text = await readFile(this.ownerFile, 'utf8').catch(() => '')
+    const pid = Number(text.trim())
+    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+  }
+
+  async removeLeftover(command: { netns?: string }): Promise<void> {
+    const pid = await this.recorded()
+    // Our own PID recorded is a stale record too: this process has brought nothing up yet.
+    if (pid === undefined || (pid !== process.pid && running(pid))) return
+    if ((await linkInfo(this.interfaceName, command)) !== null) {
+      this.logger.warn(
+        { interface: this.interfaceName, previousPid: pid, event: 'vpn_leftover_removed' },
+        `vpn: interface ${this.interfaceName} was left by this gateway's previous run (pid ${pid}, no longer running); removing it before bringing the tunnel up`,
+      )
+      await bringDown({ interfaceName: this.interfaceName }, { ...command, pidFile: this.pidFile })
+    }
+    await rm(this.ownerFile, { force: true })
+  }
+
+  claim(): Promise<void> {
+    return writeFile(this.ownerFile, `${process.pid}\n`, { mode: 0o600 })
+  }
+
+  release(): Promise<void> {
+    return rm(this.ownerFile, { force: true })
+  }
+}
+
+/** Whether a process with this PID exists (EPERM: it does, under another user). */
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
 /** Brings the tunnel of `vpn` up (when `vpn.manage` is true) and starts watching it (startVpn's work). */
 export async function startTunnel(
   config: Readonly<GatewayConfig>,
@@ -84,8 +156,12 @@ export async function startTunnel(
   const command = vpn.netns === undefined ? { logger } : { logger, netns: vpn.netns }
   const cloudAddress = await resolveCloudAddress(config.cloud.host, vpn)
   let tunnel: Tunnel | undefined
+  let owner: TunnelOwner | undefined
   if (vpn.manage) {
-    tunnel = await bringUp(toTunnelConfig(vpn), { ...command, cloudAddress })
+    owner = await TunnelOwner.at(config.gateway.stateDir, vpn.interfaceName, logger)
+    await owner.removeLeftover(command)
+    tunnel = await bringUp(toTunnelConfig(vpn), { ...command, cloudAddress, pidFile: owner.pidFile })
+    await owner.claim()
   } else {
     logger.info(
       { interface: vpn.interfaceName },
@@ -121,6 +197,7 @@ export async function startTunnel(
         subscription.unsubscribe()
         state$.complete()
         await tunnel?.down()
+        await owner?.release()
       })()
       return closing
     },

@@ -477,6 +477,45 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
     expect(await lab.pids(gatewayNs)).toEqual([])
   }, 60_000)
 
+  it('a gateway killed with SIGKILL leaves its tunnel behind; the next start removes that leftover and comes up', async () => {
+    gateway = await lab.spawn(gatewayNs, process.execPath, [builtCli(), 'start', '--config', configFile], {
+      maxLines: MAX_LINES,
+    })
+    await waitForLog('edge gateway started', 30_000, (l) => l.msg === 'edge gateway started')
+    const killed = gateway.daemon.pid
+    // The gateway and its wireguard-go.
+    const running = await lab.pids(gatewayNs)
+    expect(running).toContain(killed)
+    expect(running).toHaveLength(2)
+    const orphans = running.filter((pid) => pid !== killed)
+    gateway.signal('SIGKILL')
+    await gateway.daemon.exited
+    // What a crash leaves: the interface, and its wireguard-go, now nobody's child.
+    expect(await hasLink(gatewayNs, gatewayInterface)).toBe(true)
+    expect(await lab.pids(gatewayNs)).toEqual(orphans)
+
+    gateway = await lab.spawn(gatewayNs, process.execPath, [builtCli(), 'start', '--config', configFile], {
+      maxLines: MAX_LINES,
+    })
+    await waitForLog('edge gateway started', 30_000, (l) => l.msg === 'edge gateway started')
+    expect(gatewayLog().find((l) => l.event === 'vpn_leftover_removed')).toMatchObject({
+      level: 40,
+      interface: gatewayInterface,
+      previousPid: killed,
+    })
+    expect(gatewayLog().some((l) => l.msg === 'wireguard tunnel up')).toBe(true)
+    // The orphaned wireguard-go was stopped; what runs is the new gateway and its own.
+    const now = await lab.pids(gatewayNs)
+    expect(now).toHaveLength(2)
+    expect(now).toContain(gateway.daemon.pid)
+    expect(now).not.toContain(orphans[0])
+    await waitForLog('the cloud link', 20_000, (l) => l.msg === 'cloud link up')
+
+    expect(await gateway.stop(15_000)).toEqual({ code: 0, signal: null })
+    expect(await hasLink(gatewayNs, gatewayInterface)).toBe(false)
+    expect(await lab.pids(gatewayNs)).toEqual([])
+  }, 120_000)
+
   it('vpn up leaves the tunnel running after it exits, start refuses to take it over, vpn down removes it', async () => {
     const up = await cliIn(gatewayNs, ['vpn', 'up', '--config', configFile])
     expect(up.code).toBe(0)
