@@ -21,9 +21,20 @@ export async function readTunnelSample(
     try {
       stdout = (await run('wg', ['show', interfaceName, 'dump'], { ...options, timeoutMs: 5000 })).stdout
     } catch (err) {
+      const stderr = err instanceof VpnError ? (err.details?.stderr ?? '') : ''
+      // Refused, not absent: kernel WireGuard answers `wg show` to CAP_NET_ADMIN only, and
+      // wireguard-go's control socket is its owner's. Said as such, or the tunnel would read as
+      // missing for ever to a gateway that runs without the capability.
+      if (/Unable to access interface: (Operation not permitted|Permission denied)/.test(stderr)) {
+        throw new VpnError(
+          'VPN_ERR_NO_PRIVILEGE',
+          `wg show ${interfaceName} was refused (${/Permission denied/.test(stderr) ? 'Permission denied' : 'Operation not permitted'}): reading a WireGuard interface needs CAP_NET_ADMIN (kernel WireGuard), or the user that runs its wireguard-go; systemd: AmbientCapabilities=CAP_NET_ADMIN`,
+          { details: (err as VpnError).details },
+        )
+      }
       // The link is there but no WireGuard behind it: a wireguard-go that died (the kernel removes
       // its interface a moment later), or the interface is not WireGuard at all.
-      if (err instanceof VpnError && /Unable to access interface/.test(err.details?.stderr ?? '')) {
+      if (/Unable to access interface/.test(stderr)) {
         return { present: false, linkUp: false, peer: null, error: null }
       }
       throw err

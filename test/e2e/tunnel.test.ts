@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { pathToFileURL } from 'node:url'
 import type { Subscription } from 'rxjs'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { TunnelConfig } from '../../vpn/config.js'
@@ -13,6 +14,7 @@ import type { TunnelSample, TunnelState } from '../../vpn/health-state.js'
 import { createKeys } from '../../vpn/keys.js'
 import { bringUpCloudPeer, mirrorForCloud } from '../../vpn/peer.js'
 import { bringUp, type Tunnel } from '../../vpn/tunnel.js'
+import { assertBuilt } from '../cli/run-cli.js'
 import { rejectionOf } from '../helpers/catch.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { startCapture } from './capture.js'
@@ -109,6 +111,27 @@ afterAll(async () => {
   if (errors.length > 0) throw new AggregateError(errors, 'tunnel e2e cleanup failed')
 })
 
+/**
+ * readTunnelSample run as a user without CAP_NET_ADMIN (nobody, every capability dropped), as the
+ * gateway's service would without the unit's drop-in: wg is refused, and the sample says so.
+ */
+async function unprivilegedSample(ns: string, interfaceName: string): Promise<TunnelSample> {
+  assertBuilt()
+  const health = pathToFileURL(join(process.cwd(), 'dist', 'vpn', 'health.js')).href
+  const script = `import(${JSON.stringify(health)}).then(async (m) => console.log(JSON.stringify(await m.readTunnelSample(${JSON.stringify(interfaceName)}, undefined))))`
+  const { stdout } = await lab.exec(ns, 'setpriv', [
+    '--reuid=65534',
+    '--regid=65534',
+    '--clear-groups',
+    '--inh-caps=-all',
+    '--bounding-set=-all',
+    process.execPath,
+    '-e',
+    script,
+  ])
+  return JSON.parse(stdout) as TunnelSample
+}
+
 describe('WireGuard tunnel between two namespaces', () => {
   it('brings both ends up with wireguard-go and completes a handshake', async () => {
     expect(gateway).toMatchObject({ implementation: 'wireguard-go', netns: gatewayNs })
@@ -126,6 +149,10 @@ describe('WireGuard tunnel between two namespaces', () => {
       allowedIps: [`${CLOUD_TUNNEL_IP}/32`],
       persistentKeepalive: 1,
     })
+    // Without the privilege to read it, the tunnel is not reported missing: the refusal is named.
+    const refused = await unprivilegedSample(gatewayNs, gatewayConfig.interfaceName)
+    expect(refused).toMatchObject({ present: false, error: { code: 'VPN_ERR_NO_PRIVILEGE' } })
+    expect(refused.error?.message).toContain('reading a WireGuard interface needs CAP_NET_ADMIN')
     // The cloud learned the gateway's address from the handshake.
     const cloudSide = await readTunnelSample(cloud!.interfaceName, undefined, { netns: cloudNs })
     expect(cloudSide.peer?.endpoint).toBe(`10.77.0.1:${GATEWAY_WG_PORT}`)
