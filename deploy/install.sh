@@ -40,7 +40,9 @@ cloud_ca='' cloud_cert='' cloud_key='' replace_credentials=no
 while [ $# -gt 0 ]; do
   case "$1" in
     --package) spec="${2:?--package needs a value}"; shift 2 ;;
-    --id) gateway_id="${2:?--id needs a value}"; shift 2 ;;
+    --id) gateway_id="${2:?--id needs a value}"; shift 2
+      [[ "$gateway_id" =~ ^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$ ]] \
+        || fail "--id: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; got '$gateway_id'" ;;
     --cloud-host) cloud_host="${2:?--cloud-host needs a value}"; shift 2 ;;
     --cloud-port) cloud_port="${2:?--cloud-port needs a value}"; shift 2 ;;
     --cloud-ca) cloud_ca="${2:?--cloud-ca needs a file}"; shift 2 ;;
@@ -237,6 +239,11 @@ if [ -f "$CONFIG" ]; then
   unchanged "$CONFIG is there (kept as it is)"
 else
   id_default="$(hostname 2>/dev/null | tr -c 'A-Za-z0-9._\n-' '-')"
+  if [ -z "$gateway_id" ]; then
+    # The cloud tells gateways apart by this id (topics, key bindings, rotation): a fleet of boards
+    # all named raspberrypi would be one gateway to it.
+    say "warning: no --id: the gateway id is the host name, ${id_default:-gateway}; give each gateway its own (--id, or gateway.id in $CONFIG)"
+  fi
   gateway_id="${gateway_id:-${id_default:-gateway}}"
   umask 077
   cat >"$CONFIG" <<EOF

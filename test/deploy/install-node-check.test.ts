@@ -133,6 +133,16 @@ describe('deploy/install.sh: the package it installs', () => {
     expect(r.stderr).not.toContain('npm was called')
   })
 
+  it('refuses a gateway id the config would refuse, before changing anything', async () => {
+    for (const id of ['site/17', '-x', 'a b', `${'a'.repeat(65)}`]) {
+      const r = await install(await pathWith(standIns), INSTALL, ['--id', id])
+      expect(r.code, id).toBe(1)
+      expect(r.stderr).toContain(
+        `edge-gateway install: --id: 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit; got '${id}'`,
+      )
+    }
+  })
+
   it('runs npm without package scripts', async () => {
     expect(await readFile(INSTALL, 'utf8')).toMatch(/npm install --global .*--ignore-scripts .*"\$spec"/)
   })
