@@ -295,10 +295,14 @@ else
   printf '  %s\n' "$check_output"
 fi
 
-# WireGuard: only for a config whose vpn section manages the tunnel.
-manages_tunnel=no
-if grep -Eq '^vpn:' "$CONFIG" && ! grep -Eq '^[[:space:]]+manage:[[:space:]]*false' "$CONFIG"; then
-  manages_tunnel=yes
+# WireGuard: what the config's vpn section asks for, read by the gateway's own config loader (as the
+# service user): off (no vpn section), managed (the gateway brings the tunnel up: the tools, and
+# CAP_NET_ADMIN with /dev/net/tun), or system (the system brings it up and the gateway reads its
+# health with `wg show`, which needs CAP_NET_ADMIN too). unknown: the config does not load.
+vpn_mode="$(runuser -u "$SERVICE_USER" -- "$node_path" --input-type=module -e \
+  "const { loadConfig } = await import('$PACKAGE_DIR/dist/config/index.js'); const c = await loadConfig(process.argv[1]); console.log(c.vpn === undefined ? 'off' : c.vpn.manage ? 'managed' : 'system')" \
+  "$CONFIG" 2>/dev/null || echo unknown)"
+if [ "$vpn_mode" = managed ]; then
   if ! command -v wg >/dev/null 2>&1 || { ! modprobe -n wireguard >/dev/null 2>&1 && ! command -v wireguard-go >/dev/null 2>&1; }; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wireguard-tools wireguard-go iproute2 >/dev/null \
       || fail "the config manages a WireGuard tunnel; apt-get could not install wireguard-tools wireguard-go iproute2"
@@ -321,19 +325,30 @@ else
   unit_changed=yes
   changed "$UNIT"
 fi
-if [ "$manages_tunnel" = yes ]; then
-  if cmp -s "$PACKAGE_DIR/deploy/edge-gateway.service.d/vpn.conf" "$DROPIN_DIR/vpn.conf"; then
-    unchanged "$DROPIN_DIR/vpn.conf (CAP_NET_ADMIN for the tunnel)"
-  else
-    install -D -m 0644 "$PACKAGE_DIR/deploy/edge-gateway.service.d/vpn.conf" "$DROPIN_DIR/vpn.conf"
-    unit_changed=yes
-    changed "$DROPIN_DIR/vpn.conf (CAP_NET_ADMIN for the tunnel)"
-  fi
-elif [ -e "$DROPIN_DIR/vpn.conf" ]; then
-  rm -f "$DROPIN_DIR/vpn.conf"
+# The drop-in the vpn mode needs, and no other.
+case "$vpn_mode" in
+  managed) wanted_dropin=vpn.conf ;;
+  system) wanted_dropin=vpn-watch.conf ;;
+  off) wanted_dropin='' ;;
+  *) wanted_dropin=keep; say "the config does not load, so the WireGuard drop-ins are left as they are" ;;
+esac
+if [ "$wanted_dropin" != keep ]; then
+  for dropin in vpn.conf vpn-watch.conf; do
+    if [ "$dropin" = "$wanted_dropin" ]; then
+      if cmp -s "$PACKAGE_DIR/deploy/edge-gateway.service.d/$dropin" "$DROPIN_DIR/$dropin"; then
+        unchanged "$DROPIN_DIR/$dropin (CAP_NET_ADMIN for the $vpn_mode tunnel)"
+      else
+        install -D -m 0644 "$PACKAGE_DIR/deploy/edge-gateway.service.d/$dropin" "$DROPIN_DIR/$dropin"
+        unit_changed=yes
+        changed "$DROPIN_DIR/$dropin (CAP_NET_ADMIN for the $vpn_mode tunnel)"
+      fi
+    elif [ -e "$DROPIN_DIR/$dropin" ]; then
+      rm -f "$DROPIN_DIR/$dropin"
+      unit_changed=yes
+      changed "removed $DROPIN_DIR/$dropin (the config's tunnel is ${vpn_mode})"
+    fi
+  done
   rmdir "$DROPIN_DIR" 2>/dev/null || true
-  unit_changed=yes
-  changed "removed $DROPIN_DIR/vpn.conf (the config manages no tunnel)"
 fi
 
 if ! systemd_running; then

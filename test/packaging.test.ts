@@ -120,6 +120,7 @@ describe('the npm package', () => {
         'docs/configuration.md',
         'deploy/edge-gateway.service',
         'deploy/edge-gateway.service.d/vpn.conf',
+        'deploy/edge-gateway.service.d/vpn-watch.conf',
       ]),
     )
     // No tests, bench, state (lab-state/, keys, queues, logs) or sources outside dist/.

@@ -295,6 +295,36 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
   }, 600_000)
 
+  it('a config that watches a system tunnel (vpn.manage false) gets CAP_NET_ADMIN from its own drop-in, gone with the section', async () => {
+    const config = '/etc/edge-gateway/gateway.yaml'
+    const dropIns = '/etc/systemd/system/edge-gateway.service.d'
+    await inside(`cp -p ${config} /root/gateway.yaml.bak`)
+    await inside(
+      `printf '%s\\n' 'vpn:' '  interfaceName: wgsys0' '  manage: false' '  peer:' ` +
+        `'    publicKey: HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=' '    allowedIps: [127.0.0.1/32, "::1/128"]' >> ${config}`,
+    )
+    const watching = await inside(`bash /root/release/install.sh ${installArgs}`, 300_000)
+    expect(watching).toContain(`changed: ${dropIns}/vpn-watch.conf (CAP_NET_ADMIN for the system tunnel)`)
+    expect(watching).toMatch(/changed: restarted edge-gateway\.service/)
+    expect(await inside(`ls ${dropIns}`)).toBe('vpn-watch.conf\n')
+    expect(await inside('systemctl show -p AmbientCapabilities edge-gateway')).toBe(
+      'AmbientCapabilities=cap_net_admin\n',
+    )
+    expect(await inside('systemctl show -p CapabilityBoundingSet edge-gateway')).toBe(
+      'CapabilityBoundingSet=cap_net_admin\n',
+    )
+    expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+
+    await inside(`cp -p /root/gateway.yaml.bak ${config}`)
+    const off = await inside(`bash /root/release/install.sh ${installArgs}`, 300_000)
+    expect(off).toContain(`changed: removed ${dropIns}/vpn-watch.conf (the config's tunnel is off)`)
+    expect(await inside(`test -e ${dropIns} && echo there || echo gone`)).toBe('gone\n')
+    expect(await inside('systemctl show -p CapabilityBoundingSet edge-gateway')).toBe(
+      'CapabilityBoundingSet=\n',
+    )
+    expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+  }, 600_000)
+
   it('--upgrade installs the next release, keeps config and state, and restarts the service', async () => {
     const kept =
       'sha256sum /etc/edge-gateway/gateway.yaml /etc/edge-gateway/keys/sensor-1.psk /var/lib/edge-gateway/signing.key'
