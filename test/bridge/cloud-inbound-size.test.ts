@@ -28,21 +28,13 @@ import { createLogger } from '../../core/logger.js'
 import { Metrics } from '../../core/metrics.js'
 import { SecurityEvents } from '../../core/security-events.js'
 import { type LabPki, mintLabPki } from '../../pki/index.js'
+import { remainingLength } from '../gateway/protocol/raw-client.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { waitUntil } from '../integration/harness.js'
 
 /** An MQTT fixed header: the first byte, then the remaining length as a variable byte integer. */
-function fixedHeader(first: number, remaining: number): Buffer {
-  const bytes = [first]
-  let n = remaining
-  do {
-    let byte = n % 128
-    n = Math.floor(n / 128)
-    if (n > 0) byte |= 0x80
-    bytes.push(byte)
-  } while (n > 0)
-  return Buffer.from(bytes)
-}
+const fixedHeader = (first: number, remaining: number): Buffer =>
+  Buffer.concat([Buffer.from([first]), remainingLength(remaining)])
 
 /** A PUBLISH packet (QoS 0) of exactly `total` bytes. */
 function publishOf(total: number): Buffer {
