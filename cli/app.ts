@@ -88,8 +88,9 @@ export interface EdgeGateway {
   /** The port of /metrics and /healthz (observability.listen), when it is on. */
   readonly observabilityPort: number | undefined
   /**
-   * Applies the devices, policies, lan.deviceRate and lan.passwordChecks of a new config; other
-   * sections need a restart: `restartNeeded` names those that differ from the config it started with.
+   * Applies the devices, policies (and the Mosquitto files), lan.passwordPepperFile and
+   * lan.deviceRate of a new config; other sections need a restart: `restartNeeded` names those that
+   * differ from the config it started with.
    */
   reload(next: Readonly<GatewayConfig>): Promise<ReloadReport & { restartNeeded: string[] }>
   close(): Promise<void>

@@ -1,8 +1,12 @@
 import { isDeepStrictEqual } from 'node:util'
 import type { GatewayConfig } from '../config/index.js'
 
-/** What a reload applies (cli/app.ts `reload`): devices, policies and these LAN settings. */
-const RELOADED = new Set(['devices', 'policies', 'mosquitto', 'lan.deviceRate', 'lan.passwordChecks'])
+/**
+ * What a reload applies (cli/app.ts `reload`): devices, policies and the Mosquitto files
+ * (loadAccess), the password pepper file (read again with them) and lan.deviceRate.
+ * lan.passwordChecks is sized at start only.
+ */
+const RELOADED = new Set(['devices', 'policies', 'mosquitto', 'lan.deviceRate', 'lan.passwordPepperFile'])
 /** Sections compared one key down, so that a change is named `lan.protection`, not `lan`. */
 const BY_KEY = new Set(['lan', 'cloud'])
 

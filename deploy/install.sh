@@ -145,7 +145,8 @@ esac
 
 # ---------------------------------------------------------------------------------------------
 # The package, from a tarball or the registry, into $PREFIX (npm's global layout under it).
-if [ -z "$spec" ]; then
+# Only asked for when it will be used: a second run of an install (to add credentials, say) needs none.
+if [ -z "$spec" ] && { [ ! -f "$PACKAGE_DIR/package.json" ] || [ "$mode" = upgrade ]; }; then
   here="$(cd "$(dirname "$0")" && pwd)"
   shopt -s nullglob
   beside=("$here"/edge-gateway-*.tgz)
@@ -159,7 +160,7 @@ fi
 if [ -f "$spec" ]; then
   spec="$(cd "$(dirname "$spec")" && pwd)/$(basename "$spec")"
   wanted="tarball sha256:$(sha256sum "$spec" | cut -d' ' -f1)"
-else
+elif [ -n "$spec" ]; then
   wanted="registry $spec"
 fi
 installed_version() { [ -f "$PACKAGE_DIR/package.json" ] && node -p "require('$PACKAGE_DIR/package.json').version"; }
@@ -251,13 +252,13 @@ else
 # in the package ($PACKAGE_DIR/docs). Check it after an edit with:
 #   sudo -u $SERVICE_USER edge-gateway policy check --config $CONFIG
 gateway:
-  id: $gateway_id
+  id: "$gateway_id"
   stateDir: $STATE_DIR
 lan:
   listeners:
     # Devices that run TLS: TLS-PSK on every interface. Add a device with
     #   sudo -u $SERVICE_USER edge-gateway device add <id> --psk --key-dir $CONFIG_DIR/keys --config $CONFIG
-    # replace `devices: []` below with `devices:` and paste the entry it prints under it, then:
+    # replace 'devices: []' below with 'devices:' and paste the entry it prints under it, then:
     #   systemctl reload edge-gateway
     - type: tls-psk
       name: lan-psk
@@ -275,7 +276,7 @@ cloud:
   keyFile: cloud/client.key
   topics:
     - local: devices
-      cloud: sites/$gateway_id/devices
+      cloud: "sites/$gateway_id/devices"
 # Prometheus /metrics, /healthz and the status page, on loopback only (docs/observability.md).
 observability:
   listen: 127.0.0.1:9464

@@ -84,8 +84,17 @@ export async function addDevice(id: string, options: AddOptions): Promise<void> 
   if (!options.username && !options.psk && !options.sealed) {
     throw new UsageError('Expected --username, --psk and/or --sealed: a device needs a credential')
   }
+  // Every option is checked before anything is written, so a mistake leaves no file behind.
+  const kid = options.kid ?? randomBytes(1).toString('hex')
+  const aeads = ['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305']
+  if (options.sealed) {
+    if (!/^([0-9a-fA-F]{2}){1,6}$/.test(kid))
+      throw new UsageError(`Expected --kid to be 1 to 6 bytes as hex, got \`${kid}\``)
+    if (!aeads.includes(options.aead))
+      throw new UsageError(`Expected --aead to be one of ${aeads.join(', ')}, got \`${options.aead}\``)
+  }
   // A key file is never replaced: the device that holds the old key would be locked out at once
-  // (a running gateway reads the file again). Checked before anything is written.
+  // (a running gateway reads the file again).
   const pskFile = resolve(join(options.keyDir, `${id}.psk`))
   const secretFile = resolve(join(options.keyDir, `${id}.secret`))
   for (const [wanted, file] of [
@@ -117,12 +126,6 @@ export async function addDevice(id: string, options: AddOptions): Promise<void> 
     process.stderr.write(`PSK key written to ${pskFile} (mode 0600); give it to the device, never log it\n`)
   }
   if (options.sealed) {
-    const kid = options.kid ?? randomBytes(1).toString('hex')
-    if (!/^([0-9a-fA-F]{2}){1,6}$/.test(kid))
-      throw new UsageError(`Expected --kid to be 1 to 6 bytes as hex, got \`${kid}\``)
-    const aeads = ['AES-CCM-16-64-128', 'A128GCM', 'A256GCM', 'ChaCha20/Poly1305']
-    if (!aeads.includes(options.aead))
-      throw new UsageError(`Expected --aead to be one of ${aeads.join(', ')}, got \`${options.aead}\``)
     const secret = randomBytes(16)
     await writeSecretFile(secretFile, `${secret.toString('hex')}\n`)
     // A token device is named by its CONNECT username (docs/wire-format.md): print it, so the
@@ -192,6 +195,10 @@ export interface PskRotation {
   until: string
 }
 
+/** A PSK identity that can name its key file: no "/", "\\" or control character, no leading ".". */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+const KEY_FILE_SAFE_IDENTITY = /^[^./\\\u0000-\u001f\u007f][^/\\\u0000-\u001f\u007f]{0,127}$/u
+
 function refuse(reason: PskRotationRefusal, message: string): never {
   throw new PskRotationError(reason, message)
 }
@@ -236,12 +243,13 @@ export async function applyPskRotation(
     )
   }
   const identity = options.identity ?? nextPskIdentity(current.psk.identity)
-  // The identity names the new key file (`<identity>.psk`): no separator, no leading dot, so the file
-  // stays in the key folder, whoever asked (`device rotate`, or an operator's push from the cloud).
-  if (identity === current.psk.identity || !/^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$/.test(identity)) {
+  // The identity names the new key file (`<identity>.psk`): no path separator, no control character,
+  // no leading dot, so the file stays in the key folder, whoever asked (`device rotate`, or an
+  // operator's push from the cloud). Otherwise any identity the config takes (1 to 128 characters).
+  if (identity === current.psk.identity || !KEY_FILE_SAFE_IDENTITY.test(identity)) {
     return refuse(
       'bad_identity',
-      `Expected a new PSK identity of 1 to 128 letters, digits, ".", "_" or "-" (not first: "."), other than \`${current.psk.identity}\`, got \`${identity.slice(0, 160)}\``,
+      `Expected a new PSK identity of 1 to 128 characters without "/", "\\" or control characters, not starting with ".", other than \`${current.psk.identity}\`, got \`${identity.slice(0, 160)}\``,
     )
   }
   const taken = config.devices.find(

@@ -225,6 +225,7 @@ describe('edge-gateway policy and device commands', () => {
       'device',
       'add',
       'valve-9',
+      '--psk',
       '--sealed',
       '--kid',
       'zz',
@@ -235,5 +236,7 @@ describe('edge-gateway policy and device commands', () => {
     expect(kid.stderr).toBe(
       'edge-gateway: Expected --kid to be 1 to 6 bytes as hex, got `zz` [CLI_ERR_USAGE]\n',
     )
+    // Refused before anything was written: a retry with a good --kid is not blocked by a PSK file.
+    await expect(stat(join(dir, 'k9', 'valve-9.psk'))).rejects.toMatchObject({ code: 'ENOENT' })
   })
 })

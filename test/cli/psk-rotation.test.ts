@@ -89,7 +89,7 @@ describe('edge-gateway device rotate: a TLS-PSK device across a key change', () 
     const escaping = await runCli(['device', 'rotate', 'dev', '-c', configFile, '--identity', '../escaped'])
     expect(escaping.code).toBe(2)
     expect(escaping.stderr).toContain(
-      'Expected a new PSK identity of 1 to 128 letters, digits, ".", "_" or "-" (not first: "."), other than `dev`, got `../escaped` [CLI_ERR_ROTATION_REFUSED]',
+      'Expected a new PSK identity of 1 to 128 characters without "/", "\\" or control characters, not starting with ".", other than `dev`, got `../escaped` [CLI_ERR_ROTATION_REFUSED]',
     )
     await expect(stat(join(dir, 'escaped.psk'))).rejects.toMatchObject({ code: 'ENOENT' })
 

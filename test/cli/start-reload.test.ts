@@ -112,7 +112,11 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
     const before = logs.length
     const changed = {
       ...config,
-      lan: { ...(config.lan as object), protection: [{ topic: 'devices/+/sealed/#', mode: 'sealed' }] },
+      lan: {
+        ...(config.lan as object),
+        protection: [{ topic: 'devices/+/sealed/#', mode: 'sealed' }],
+        passwordChecks: { memoryMiB: 32 },
+      },
       cloud: { ...(config.cloud as object), reconnect: { initialDelayMs: 2000, maxDelayMs: 5000 } },
     }
     await writeFile(configFile, stringify(changed), { mode: 0o600 })
@@ -121,8 +125,8 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
     await waitUntil(() => warned() !== undefined, 10_000, 'the warning')
     expect(warned()).toMatchObject({
       level: 40,
-      restartNeeded: ['cloud.reconnect', 'lan.protection'],
-      msg: 'not applied by a reload, changed in the config: cloud.reconnect, lan.protection; they take effect at the next restart (systemctl restart edge-gateway)',
+      restartNeeded: ['cloud.reconnect', 'lan.passwordChecks', 'lan.protection'],
+      msg: 'not applied by a reload, changed in the config: cloud.reconnect, lan.passwordChecks, lan.protection; they take effect at the next restart (systemctl restart edge-gateway)',
     })
     // Back as it started: no warning on the next reload.
     await writeFile(configFile, stringify(config), { mode: 0o600 })

@@ -90,6 +90,8 @@ describe('reloading devices and policies while devices are connected', () => {
       pskConnectionsClosed: 0,
       certificates: [],
       certificateErrors: [],
+      // Devices and policies only: nothing waits for a restart.
+      restartNeeded: [],
     })
 
     // The removed device is disconnected; the others are not.
