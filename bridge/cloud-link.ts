@@ -47,6 +47,28 @@ export interface LinkHooks {
   onOversize?: (packetBytes: number, limit: number) => void
 }
 
+/**
+ * A clean end (DISCONNECT once every PUBLISH in flight is acknowledged) within `ms`, else the
+ * connection is cut: mqtt.js's end(false) waits for those acknowledgements without a bound, and a
+ * later end(true) does not cut that wait short, so a broker that hangs would hold it until the
+ * keepalive gives up. Resolves true for a clean end.
+ */
+async function endWithin(client: MqttClient, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined
+  const clean = await Promise.race([
+    client.endAsync(false).then(
+      () => true,
+      () => true,
+    ),
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), ms)
+    }),
+  ])
+  clearTimeout(timer)
+  if (!clean) client.stream.destroy()
+  return clean
+}
+
 /** What a connection presents and trusts: the CA bundle, the client certificate and its key (PEM). */
 export interface TlsMaterial {
   ca: Buffer
@@ -93,6 +115,14 @@ export class CloudLink {
   private candidate: MqttClient | undefined
   /** Bumped when a candidate is adopted or the link stops: a reconnect begun before gives up. */
   private generation = 0
+  /** Connections closed for an oversize packet from the broker, with why (logged when they close). */
+  private readonly oversize = new WeakMap<MqttClient, Error>()
+  /**
+   * Set when a connection was closed for an oversize packet: the next CONNACK does not reset the
+   * backoff, so a broker that sends one again on every connection (a retained message over the
+   * limit on an MQTT 3.1.1 link) is reconnected to ever more slowly, not every initialDelayMs.
+   */
+  private holdBackoff = false
 
   constructor(
     private readonly config: CloudConfig,
@@ -159,7 +189,22 @@ export class CloudLink {
       ...(this.config.protocolVersion === 5 && { properties: { maximumPacketSize: MAX_CLOUD_PACKET_BYTES } }),
       ...(this.hooks.will && { will: { ...this.hooks.will(), qos: 1 as const } }),
     }
-    return mqtt.connect(options)
+    const client = mqtt.connect(options)
+    // Every connection, a rotation's candidate too, from its first byte.
+    limitInboundPackets(client, MAX_CLOUD_PACKET_BYTES, (bytes) => {
+      this.oversize.set(
+        client,
+        Object.assign(
+          new Error(
+            `the cloud broker sent a packet of ${bytes} bytes, over the ${MAX_CLOUD_PACKET_BYTES} the gateway takes`,
+          ),
+          { code: 'CLOUD_PACKET_TOO_LARGE' },
+        ),
+      )
+      this.holdBackoff = true
+      this.hooks.onOversize?.(bytes, MAX_CLOUD_PACKET_BYTES)
+    })
+    return client
   }
 
   private connect(): void {
@@ -189,7 +234,8 @@ export class CloudLink {
     const established = (connack: IConnackPacket, onSubscribed?: () => void) => {
       // A connection retired while it was reconnecting: its CONNACK must not make it live again.
       if (this.retired.has(client)) return
-      this.backoff.reset()
+      if (this.holdBackoff) this.holdBackoff = false
+      else this.backoff.reset()
       this.attempt = 0
       const stream = client.stream as { setNoDelay?: (on: boolean) => void }
       stream.setNoDelay?.(true)
@@ -218,15 +264,6 @@ export class CloudLink {
       this.state$.next({ status: 'connected', since: Date.now() })
       this.session$.next(session ?? null)
     }
-    limitInboundPackets(client, MAX_CLOUD_PACKET_BYTES, (bytes) => {
-      failure = Object.assign(
-        new Error(
-          `the cloud broker sent a packet of ${bytes} bytes, over the ${MAX_CLOUD_PACKET_BYTES} the gateway takes`,
-        ),
-        { code: 'CLOUD_PACKET_TOO_LARGE' },
-      )
-      this.hooks.onOversize?.(bytes, MAX_CLOUD_PACKET_BYTES)
-    })
     client.on('message', (topic, payload) => {
       // A retired connection is heard until its successor's subscriptions are granted, so no command
       // falls between the two; a copy that arrives on both is refused as replayed by its nonce.
@@ -242,6 +279,7 @@ export class CloudLink {
     client.on('close', () => {
       if (closed) return
       closed = true
+      failure = this.oversize.get(client) ?? failure
       // Fail whatever this client still holds; the queue re-sends it on the next session.
       client.end(true)
       if (this.retired.has(client)) return
@@ -355,6 +393,7 @@ export class CloudLink {
       })
       candidate.once('close', () => {
         clearTimeout(timer)
+        failure = this.oversize.get(candidate) ?? failure
         resolve({
           cause: failure
             ? describeLinkError(failure, this.target, 'set-up')
@@ -398,15 +437,7 @@ export class CloudLink {
   private async closeRetired(client: MqttClient): Promise<void> {
     if (!this.draining.delete(client)) return
     this.deaf.add(client)
-    let forced = false
-    if (client.connected) {
-      const force = setTimeout(() => {
-        forced = true
-        client.end(true)
-      }, 2000)
-      await client.endAsync(false).catch(() => undefined)
-      clearTimeout(force)
-    }
+    const forced = client.connected && !(await endWithin(client, 2000))
     client.end(true)
     const live = this.session$.value
     if (forced && live && !this.stopped) this.hooks.onSession?.(live)
@@ -424,24 +455,9 @@ export class CloudLink {
     this.state$.next({ status: 'stopped' })
     if (!client) return
     // A clean DISCONNECT when connected, so the broker discards the Will ("offline, connection lost");
-    // forced after 2 s, or at once when the link is already down. mqtt.js's end(false) waits for every
-    // PUBLISH in flight to be acknowledged, and a second end(true) does not cut that wait short: a
-    // broker that hangs would hold the stop until the keepalive gives up. So the connection itself is
-    // closed then; what was in flight is sent again from the queue after the next start.
-    if (client.connected) {
-      let timer: NodeJS.Timeout | undefined
-      const ended = await Promise.race([
-        client.endAsync(false).then(
-          () => true,
-          () => true,
-        ),
-        new Promise<false>((resolve) => {
-          timer = setTimeout(() => resolve(false), 2000)
-        }),
-      ])
-      clearTimeout(timer)
-      if (!ended) client.stream.destroy()
-    }
+    // cut after 2 s (endWithin), or at once when the link is already down; what was in flight is sent
+    // again from the queue after the next start.
+    if (client.connected) await endWithin(client, 2000)
     await client.endAsync(true).catch(() => undefined)
   }
 }

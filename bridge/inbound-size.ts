@@ -34,10 +34,20 @@ export function limitInboundPackets(
   onOversize: (packetBytes: number) => void,
 ): void {
   const watch = (stream: Duplex) =>
-    watchPacketSizes(stream, maxPacketBytes, (bytes) => {
-      onOversize(bytes)
-      stream.destroy()
-    })
+    watchPacketSizes(
+      stream,
+      maxPacketBytes,
+      (bytes) => {
+        onOversize(bytes)
+        stream.destroy()
+      },
+      () => stream.destroy(),
+    )
+  // mqtt.js reports a packet its parser refuses as an 'error' and reads on, its parser starting
+  // afresh at the next chunk, where this watcher may not be at a packet's start: a broker could slip
+  // an oversize packet past the watch that way. MQTT says to close the connection on a malformed
+  // packet (MQTT-4.8.0-1), and so does any other error the client reports: the connection is closed.
+  client.on('error', () => client.stream?.destroy())
   // mqtt.js makes each connection's stream with its `streamBuilder` (declared private in its types).
   const internals = client as unknown as { streamBuilder: (c: MqttClient) => Duplex; stream: Duplex }
   const build = internals.streamBuilder
@@ -54,7 +64,8 @@ export function limitInboundPackets(
  * then stops watching) when one announces more than `maxPacketBytes`: as soon as its at most 5
  * header bytes have arrived, before its body is buffered. mqtt.js's parser would otherwise buffer
  * whatever remaining length a packet announces (up to 256 MiB) before any check could see it; the
- * caller closes the connection. A malformed header is left to that parser, which reports it.
+ * caller closes the connection. A remaining length of more than 4 bytes calls `onMalformed` (once,
+ * then stops watching): past it, no packet boundary can be known.
  *
  * Cost: a loop over the fixed headers of each chunk; no copy, except an incomplete header (at most
  * 4 bytes) carried to the next chunk, with that chunk.
@@ -63,6 +74,7 @@ export function watchPacketSizes(
   stream: Readable,
   maxPacketBytes: number,
   onOversize: (packetBytes: number) => void,
+  onMalformed: () => void = () => undefined,
 ): void {
   const header: FixedHeader = { type: 0, flags: 0, remaining: 0, headerBytes: 0 }
   /** Bytes of the current packet not seen yet. */
@@ -90,6 +102,7 @@ export function watchPacketSizes(
       }
       if (n === HEADER_MALFORMED) {
         stream.off('data', onData)
+        onMalformed()
         return
       }
       const total = n + header.remaining

@@ -103,11 +103,21 @@ describe('watchPacketSizes: packet sizes from the fixed headers alone', () => {
     expect(seen).toEqual([MAX_CLOUD_PACKET_BYTES + 1])
   })
 
-  it('leaves a malformed remaining length to the MQTT parser, and stops watching', async () => {
-    const { stream, seen, read } = watch(100)
+  it('a remaining length of more than 4 bytes is malformed: said once, and the watch stops (no boundary is known past it)', async () => {
+    const stream = new PassThrough()
+    stream.resume()
+    const seen: number[] = []
+    let malformed = 0
+    watchPacketSizes(
+      stream,
+      100,
+      (bytes) => seen.push(bytes),
+      () => malformed++,
+    )
     stream.write(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x7f]))
     stream.write(publishOf(1_000))
-    await read(1_006)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(malformed).toBe(1)
     expect(seen).toEqual([])
   })
 })
@@ -136,6 +146,9 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     closed: boolean
   }> = []
 
+  /** Written between the CONNACK and the big PUBLISH's header, when set. */
+  let prelude: Buffer | null = null
+
   /** After the CONNECT: CONNACK, then a PUBLISH announcing 200 MiB, its body written while the socket takes it. */
   function hostile(socket: TLSSocket): void {
     const record = { properties: undefined as Record<string, unknown> | undefined, sent: 0, closed: false }
@@ -149,6 +162,9 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
       if (packet.cmd !== 'connect') return
       record.properties = packet.properties as Record<string, unknown> | undefined
       socket.write(Buffer.from([0x20, 0x03, 0x00, 0x00, 0x00]))
+      // A packet MQTT's parser refuses first, alone in its TLS record: the big header then starts
+      // the next chunk, where the parser starts afresh but a watcher of sizes would be lost.
+      if (prelude !== null) socket.write(prelude)
       socket.write(fixedHeader(0x30, 200 * 1024 * 1024))
       const chunk = Buffer.alloc(64 * 1024, 0x41)
       const pump = () => {
@@ -258,5 +274,35 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     const mine = connections.slice(from, from + 3)
     expect(mine).toHaveLength(3)
     for (const c of mine) expect(c.sent).toBeLessThan(ATTEMPT_BYTES / 4)
+  }, 30_000)
+
+  it('a malformed packet first does not open the way: the connection is closed at it', async () => {
+    // A PUBREL with flags 0 (MQTT says 2), announcing 10 bytes of which 2 come: the parser refuses it
+    // at its first byte; a watch of sizes alone would skip 10 bytes into the next chunk.
+    prelude = Buffer.from([0x60, 0x0a, 0x00, 0x01])
+    const from = connections.length
+    const closedAt: number[] = []
+    const config = cloudSchema.parse({
+      host: '127.0.0.1',
+      port,
+      caFile: pki.caFile,
+      certFile: pki.clientCertFile,
+      keyFile: pki.clientKeyFile,
+      reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
+      topics: [{ local: 'devices/', cloud: 'gw/' }],
+    })
+    const link = new CloudLink(config, 'inbound-malformed', createLogger({ level: 'silent' }), new Metrics())
+    const before = process.memoryUsage().arrayBuffers
+    await link.start()
+    try {
+      await waitUntil(() => connections.length >= from + 2, 15_000, 'a second connection')
+      await waitUntil(() => connections[from]!.closed, 5_000, 'the first connection closed')
+      closedAt.push(connections[from]!.sent)
+    } finally {
+      await link.stop()
+      prelude = null
+    }
+    expect(closedAt[0]).toBeLessThan(ATTEMPT_BYTES / 4)
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024)
   }, 30_000)
 })
