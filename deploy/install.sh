@@ -311,6 +311,10 @@ if [ "$vpn_mode" = managed ]; then
   else
     unchanged "WireGuard tools"
   fi
+elif [ "$vpn_mode" = system ] && ! command -v wg >/dev/null 2>&1; then
+  # The system brings the tunnel up with its own tools (systemd-networkd needs no wg); the gateway
+  # reads its health with `wg show`, and says VPN_ERR_WG_NOT_FOUND on every poll without it.
+  say "warning: the config watches a system WireGuard tunnel with \`wg show\`, and there is no wg here: apt-get install wireguard-tools"
 fi
 
 # ---------------------------------------------------------------------------------------------

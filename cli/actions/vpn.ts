@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { type GatewayConfig, loadConfig, type VpnConfig } from '../../config/index.js'
@@ -8,7 +8,7 @@ import { readTunnelSample } from '../../vpn/health.js'
 import { evaluateHealth, type TunnelState } from '../../vpn/health-state.js'
 import { createKeys } from '../../vpn/keys.js'
 import { bringDown, bringUp } from '../../vpn/tunnel.js'
-import { resolveCloudAddress } from '../vpn-tunnel.js'
+import { resolveCloudAddress, tunnelOwnerFile } from '../vpn-tunnel.js'
 
 export interface ConfigOption {
   config: string
@@ -139,6 +139,9 @@ export async function up(options: ConfigOption): Promise<void> {
     detached: true,
     ...files,
   })
+  // This interface is vpn up's, not a killed gateway's leftover: a record a gateway left must not
+  // make the next `start` remove it (it refuses it instead).
+  await rm(tunnelOwnerFile(config.gateway.stateDir, section.interfaceName), { force: true })
   process.stdout.write(
     `tunnel ${tunnel.interfaceName} up (${tunnel.implementation}${tunnel.pid === null ? '' : `, pid ${tunnel.pid}`}); ${cloudAddress} is routed through it\n`,
   )

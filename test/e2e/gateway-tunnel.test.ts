@@ -10,7 +10,8 @@
  *
  * Addresses exist only inside the namespaces: 10.77.1.0/30 on the veth, 10.78.1.0/30 in the tunnel.
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -517,7 +518,13 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
   }, 120_000)
 
   it('vpn up leaves the tunnel running after it exits, start refuses to take it over, vpn down removes it', async () => {
+    // A record a killed gateway left (its PID no longer runs): vpn up's interface is not that
+    // gateway's leftover, so vpn up drops the record and start refuses the interface, not removes it.
+    const owner = join(dir!, 'state', 'vpn', `${gatewayInterface}.owner`)
+    const exited = spawnSync(process.execPath, ['-e', '0']).pid
+    await writeFile(owner, `${exited}\n`, { mode: 0o600 })
     const up = await cliIn(gatewayNs, ['vpn', 'up', '--config', configFile])
+    await expect(stat(owner)).rejects.toMatchObject({ code: 'ENOENT' })
     expect(up.code).toBe(0)
     const m = new RegExp(
       `^tunnel ${gatewayInterface} up \\(wireguard-go, pid (\\d+)\\); ${CLOUD_TUNNEL_IP.replaceAll('.', '\\.')} is routed through it$`,
