@@ -135,6 +135,11 @@ EOF
 }
 command -v node >/dev/null 2>&1 || node_help "no \`node\` on PATH"
 node_path="$(command -v node)"
+# The unit runs with ProtectHome=yes: a Node under /home or /root (nvm, say) cannot be started by it.
+case "$(readlink -f "$node_path")" in
+  /home/* | /root/* | /run/user/*)
+    fail "node at $node_path ($(readlink -f "$node_path")) is under a home folder, which the service cannot see (ProtectHome=yes): install Node.js system-wide (below /usr or /opt)" ;;
+esac
 node_version="$(node -p 'process.versions.node')"
 [ "${node_version%%.*}" -ge 20 ] || node_help "found $node_version at $node_path"
 command -v npm >/dev/null 2>&1 || node_help "node $node_version is there, but not npm"

@@ -8,23 +8,30 @@
  * them. With no other tool reachable, a script that went past the check could change nothing on
  * this machine.
  */
-import { copyFile, readFile, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises'
+import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { run } from './rootfs.js'
 
 const INSTALL = new URL('../../deploy/install.sh', import.meta.url).pathname
-const TOOLS = ['bash', 'sed', 'uname', 'cat', 'dirname']
+const TOOLS = ['bash', 'sed', 'uname', 'cat', 'dirname', 'readlink']
 
 const dirs: string[] = []
 afterEach(async () => {
   await Promise.all(dirs.splice(0).map(removeDir))
 })
 
-/** A folder for PATH: the TOOLS, `id` saying root, and the given stand-ins (name -> script body). */
-async function pathWith(standIns: Record<string, string>): Promise<string> {
-  const dir = await makeTempDir('eg-install-node-')
+/**
+ * A folder for PATH: the TOOLS, `id` saying root, and the given stand-ins (name -> script body); in
+ * the temp folder, or under `parent`.
+ */
+async function pathWith(standIns: Record<string, string>, parent?: string): Promise<string> {
+  const dir =
+    parent === undefined
+      ? await makeTempDir('eg-install-node-')
+      : await mkdtemp(join(parent, 'eg-install-node-'))
   dirs.push(dir)
   for (const tool of TOOLS) {
     const { stdout } = await run('sh', ['-c', `command -v ${tool}`])
@@ -91,6 +98,17 @@ describe('deploy/install.sh: Node.js and npm', () => {
     expect(r.stderr).toContain('https://nodejs.org/dist/latest-v24.x/ (node-v24.*-linux-armv7l.tar.xz)')
     const arm64 = await install(await pathWith({ dpkg: 'echo arm64' }))
     expect(arm64.stderr).toContain('(node-v24.*-linux-arm64.tar.xz)')
+  })
+
+  it('stops on a node under a home folder, which the unit (ProtectHome=yes) could not start', async () => {
+    const home = homedir()
+    const r = await install(await pathWith({ node: 'echo 24.22.3', npm: 'echo 11.0.0' }, home))
+    expect(r.code).toBe(1)
+    expect(r.stderr).toMatch(
+      new RegExp(
+        `edge-gateway install: node at ${home}/eg-install-node-\\w+/node \\(.*\\) is under a home folder, which the service cannot see \\(ProtectHome=yes\\): install Node.js system-wide`,
+      ),
+    )
   })
 
   it('stops on a node without npm beside it', async () => {

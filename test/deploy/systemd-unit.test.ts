@@ -81,6 +81,10 @@ describe('deploy/edge-gateway.service: a hardened unit systemd accepts', () => {
 
   it('says what the product relies on: SIGHUP reload, restart on failure, no capability, writable state and config only, a cache folder of its own', async () => {
     expect(values(unit, 'ExecReload')).toEqual(['/bin/kill -HUP $MAINPID'])
+    // `systemctl help edge-gateway` opens the project's own install guide, where the installer puts it.
+    expect(values(unit, 'Documentation')).toEqual([
+      'file:///opt/edge-gateway/lib/node_modules/edge-gateway/docs/install.md',
+    ])
     expect(values(unit, 'Restart')).toEqual(['on-failure'])
     expect(values(unit, 'User')).toEqual(['edge-gateway'])
     expect(values(unit, 'NoNewPrivileges')).toEqual(['yes'])
@@ -95,6 +99,8 @@ describe('deploy/edge-gateway.service: a hardened unit systemd accepts', () => {
     const dropIn = await readFile(join(DEPLOY, 'edge-gateway.service.d', 'vpn.conf'), 'utf8')
     expect(values(dropIn, 'CapabilityBoundingSet')).toEqual(['CAP_NET_ADMIN'])
     expect(values(dropIn, 'AmbientCapabilities')).toEqual(['CAP_NET_ADMIN'])
+    // The gateway stops its own wireguard-go after its last words through the tunnel.
+    expect(values(dropIn, 'KillMode')).toEqual(['mixed'])
     // Watching a system tunnel: `wg show` needs CAP_NET_ADMIN, and nothing else (no tun device).
     const watch = await readFile(join(DEPLOY, 'edge-gateway.service.d', 'vpn-watch.conf'), 'utf8')
     expect(values(watch, 'CapabilityBoundingSet')).toEqual(['CAP_NET_ADMIN'])
