@@ -23,7 +23,7 @@ COPY . .
 RUN npm run build && mkdir -p /out && npm pack --ignore-scripts --silent --pack-destination /out >/dev/null \
   && mv /out/edge-gateway-*.tgz /out/edge-gateway.tgz
 
-# --- run: the package with its runtime dependencies, and the tools of the tunnel ---------------
+# --- run: the package (one bundle: it depends on nothing), and the tools of the tunnel ----------
 FROM ${BASE}
 ARG npm_config_cafile
 # wireguard-go and wireguard-tools: the tunnel the gateway manages (and the cloud side's end);

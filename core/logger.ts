@@ -58,7 +58,15 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   }
   if (options.destination) return pino(base, options.destination)
   const pretty = options.pretty ?? Boolean(process.stdout.isTTY)
-  if (pretty) return pino(base, prettyStream())
+  if (pretty) {
+    const stream = prettyStream()
+    if (stream) return pino(base, stream)
+    if (options.pretty === true) {
+      process.stderr.write(
+        'edge-gateway: log.pretty is set, but pino-pretty is not installed beside the gateway (npm install pino-pretty in its folder): logging JSON lines\n',
+      )
+    }
+  }
   return pino(base)
 }
 
@@ -69,7 +77,15 @@ export function createLogger(options: LoggerOptions = {}): Logger {
  * (scripts/bundle.mjs). Human-readable output is for a person at a terminal; a service logs
  * JSON lines, which pino writes itself.
  */
-function prettyStream(): DestinationStream {
-  const build = createRequire(import.meta.url)('pino-pretty') as (options: object) => DestinationStream
+function prettyStream(): DestinationStream | undefined {
+  let build: (options: object) => DestinationStream
+  try {
+    build = createRequire(import.meta.url)('pino-pretty') as typeof build
+  } catch (err) {
+    // The installed package carries no dependency (the CLI is one bundle): pino-pretty is there in a
+    // checkout (npm run lab), and wherever someone installs it; without it, JSON lines.
+    if ((err as NodeJS.ErrnoException).code === 'MODULE_NOT_FOUND') return undefined
+    throw err
+  }
   return build({ colorize: true, translateTime: 'SYS:HH:MM:ss.l' })
 }

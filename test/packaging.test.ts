@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process'
 import { existsSync, readFileSync, statSync } from 'node:fs'
-import { copyFile, mkdir, readFile, symlink, writeFile } from 'node:fs/promises'
+import { copyFile, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join, posix } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { mintLabPki } from '../pki/index.js'
 import { assertBuilt } from './cli/run-cli.js'
 import { makeTempDir, removeDir } from './helpers/tmp.js'
 
@@ -178,6 +179,71 @@ describe('the npm package', () => {
     const outsideDist = (list: string[]) => list.filter((f) => !f.startsWith('dist/'))
     expect(outsideDist(clean)).toEqual(outsideDist(files))
   }, 200_000)
+
+  it('installs from its tarball alone, offline: no dependency to fetch, and the installed CLI checks a config', async () => {
+    // The CLI is one bundle (scripts/bundle.mjs): what it runs is in dist/bin, so the package
+    // depends on nothing a Pi would have to fetch, resolve afresh or run install scripts for.
+    expect((pkg as { dependencies?: Record<string, string> }).dependencies ?? {}).toEqual({})
+    const dir = await makeTempDir('edge-gw-offline-install-')
+    dirs.push(dir)
+    const packed = await run(
+      'npm',
+      ['pack', '--ignore-scripts', '--silent', '--pack-destination', dir],
+      ROOT,
+      120_000,
+    )
+    expect(packed.code, packed.stderr).toBe(0)
+    const tarball = join(dir, packed.stdout.trim().split('\n').pop()!)
+    const prefix = join(dir, 'prefix')
+    const installed = await run(
+      'npm',
+      [
+        'install',
+        '--global',
+        '--prefix',
+        prefix,
+        '--offline',
+        '--ignore-scripts',
+        '--no-audit',
+        '--no-fund',
+        tarball,
+      ],
+      dir,
+      120_000,
+    )
+    expect(installed.code, installed.stderr).toBe(0)
+    expect(await readdir(join(prefix, 'lib', 'node_modules'))).toEqual(['edge-gateway'])
+    expect(existsSync(join(prefix, 'lib', 'node_modules', 'edge-gateway', 'node_modules'))).toBe(false)
+
+    // A config checked by the installed command: its schema (zod), YAML, policies and key files load.
+    const pki = await mintLabPki(join(dir, 'pki'))
+    await writeFile(
+      join(dir, 'gateway.yaml'),
+      [
+        'gateway: { id: offline-1 }',
+        'lan: { listeners: [{ type: tcp, host: 127.0.0.1, port: 1883 }] }',
+        'devices: []',
+        `cloud: { host: 127.0.0.1, caFile: ${pki.caFile}, certFile: ${pki.clientCertFile}, keyFile: ${pki.clientKeyFile}, topics: [{ local: devices/, cloud: gw/ }] }`,
+        '',
+      ].join('\n'),
+    )
+    const check = await run(
+      process.execPath,
+      [
+        join(prefix, 'lib', 'node_modules', 'edge-gateway', pkg.bin['edge-gateway']!),
+        'policy',
+        'check',
+        '-c',
+        join(dir, 'gateway.yaml'),
+      ],
+      dir,
+      60_000,
+    )
+    expect(check, check.stderr).toMatchObject({
+      code: 0,
+      stdout: 'ok: 0 device(s), 1 rule(s), denied PUBLISH: disconnect\n',
+    })
+  }, 300_000)
 
   it('has a lock file that npm install leaves as it is (every dependency of every locked package is in it)', async () => {
     const lockText = await readFile(join(ROOT, 'package-lock.json'), 'utf8')

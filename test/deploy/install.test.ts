@@ -9,9 +9,9 @@
  * - `--uninstall` leaves nothing but the config and the state: the file system, listed before the
  *   install and after the uninstall, differs in those two folders alone.
  *
- * Everything listens inside the container's own network namespace (podman makes it for the test);
- * the container reaches the npm registry through the host's trust (its CA bundle) to install the
- * package's dependencies, as a Pi at a site would.
+ * Everything listens inside the container's own network namespace (podman makes it for the test).
+ * The package has no dependency to fetch (the CLI is one bundle); npm in the container still trusts
+ * what the host trusts (its CA bundle), should it ask a registry anything.
  */
 
 import { readFile, writeFile } from 'node:fs/promises'
