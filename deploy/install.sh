@@ -301,13 +301,11 @@ else
   printf '  %s\n' "$check_output"
 fi
 
-# WireGuard: what the config's vpn section asks for, read by the gateway's own config loader (as the
+# WireGuard: what the config's vpn section asks for, as the gateway reads it (`vpn mode`, run as the
 # service user): off (no vpn section), managed (the gateway brings the tunnel up: the tools, and
 # CAP_NET_ADMIN with /dev/net/tun), or system (the system brings it up and the gateway reads its
 # health with `wg show`, which needs CAP_NET_ADMIN too). unknown: the config does not load.
-vpn_mode="$(runuser -u "$SERVICE_USER" -- "$node_path" --input-type=module -e \
-  "const { loadConfig } = await import('$PACKAGE_DIR/dist/config/index.js'); const c = await loadConfig(process.argv[1]); console.log(c.vpn === undefined ? 'off' : c.vpn.manage ? 'managed' : 'system')" \
-  "$CONFIG" 2>/dev/null || echo unknown)"
+vpn_mode="$(runuser -u "$SERVICE_USER" -- "$node_path" "$PACKAGE_DIR/dist/bin/edge-gateway.js" vpn mode --config "$CONFIG" 2>/dev/null || echo unknown)"
 if [ "$vpn_mode" = managed ]; then
   if ! command -v wg >/dev/null 2>&1 || { ! modprobe -n wireguard >/dev/null 2>&1 && ! command -v wireguard-go >/dev/null 2>&1; }; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wireguard-tools wireguard-go iproute2 >/dev/null \

@@ -127,6 +127,12 @@ export async function makeKeys(options: ConfigOption & { overwrite?: boolean }):
   process.stdout.write(`${keys.publicKey}\n`)
 }
 
+/** `vpn mode`: off, managed or system, from the config as the gateway reads it (for deploy/install.sh). */
+export async function mode(options: ConfigOption): Promise<void> {
+  const config = await loadConfig(options.config, { checkFiles: false })
+  process.stdout.write(`${config.vpn === undefined ? 'off' : config.vpn.manage ? 'managed' : 'system'}\n`)
+}
+
 /** `vpn up`: the tunnel brought up from the config (wireguard-go, if used, keeps running). */
 export async function up(options: ConfigOption): Promise<void> {
   const { config, vpn: section } = await vpnOf(options.config)

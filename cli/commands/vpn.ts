@@ -32,6 +32,14 @@ export function registerVpn(program: Command): void {
     .action(async (options: ConfigOption) => (await import('../actions/vpn.js')).down(options))
 
   vpn
+    .command('mode')
+    .description(
+      'print what the config asks of the tunnel: off (no vpn section), managed (the gateway brings it up) or system (the system does; the gateway watches it)',
+    )
+    .requiredOption('-c, --config <file>', 'the YAML config file')
+    .action(async (options: ConfigOption) => (await import('../actions/vpn.js')).mode(options))
+
+  vpn
     .command('status')
     .description(
       'print the tunnel state: up, handshake age, bytes received and sent, endpoint, healthy (exit 1 when not healthy)',

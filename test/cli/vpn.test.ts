@@ -62,7 +62,7 @@ describe('edge-gateway vpn', () => {
   }
 
   it('has --help on every subcommand', async () => {
-    for (const sub of ['keys', 'up', 'down', 'status']) {
+    for (const sub of ['keys', 'up', 'down', 'mode', 'status']) {
       const result = await runCli(['vpn', sub, '--help'])
       expect(result.code).toBe(0)
       expect(result.stdout).toContain(`Usage: edge-gateway vpn ${sub} [options]`)
@@ -102,6 +102,24 @@ describe('edge-gateway vpn', () => {
     expect(oneLine(result.stderr)).toBe(
       `edge-gateway: ${file}: cloud.host: The cloud broker address 10.9.9.9 is not inside vpn.peer.allowedIps (10.78.0.2/32): it would be routed outside the tunnel; add its tunnel prefix to allowedIps [CONFIG_ERR_CROSS_FIELD]`,
     )
+  })
+
+  it('mode prints what the config asks of the tunnel (the installer chooses the unit drop-in by it)', async () => {
+    const off = await runCli(['vpn', 'mode', '--config', await configFile('mode-off.yaml', undefined)])
+    expect(off).toMatchObject({ code: 0, stdout: 'off\n' })
+    const managed = await runCli([
+      'vpn',
+      'mode',
+      '--config',
+      await configFile('mode-managed.yaml', vpnSection()),
+    ])
+    expect(managed).toMatchObject({ code: 0, stdout: 'managed\n' })
+    const system = await configFile('mode-system.yaml', {
+      interfaceName: 'wgcli0',
+      manage: false,
+      peer: { publicKey: CLOUD_KEY, allowedIps: ['10.78.0.2/32'] },
+    })
+    expect(await runCli(['vpn', 'mode', '--config', system])).toMatchObject({ code: 0, stdout: 'system\n' })
   })
 
   it('up and down refuse a tunnel the system manages', async () => {
