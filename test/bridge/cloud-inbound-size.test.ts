@@ -30,7 +30,7 @@ import { SecurityEvents } from '../../core/security-events.js'
 import { type LabPki, mintLabPki } from '../../pki/index.js'
 import { remainingLength } from '../gateway/protocol/raw-client.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { waitUntil } from '../integration/harness.js'
+import { LogCapture, waitUntil } from '../integration/harness.js'
 
 /** An MQTT fixed header: the first byte, then the remaining length as a variable byte integer. */
 const fixedHeader = (first: number, remaining: number): Buffer =>
@@ -122,17 +122,6 @@ describe('watchPacketSizes: packet sizes from the fixed headers alone', () => {
   })
 })
 
-/** The link's log records, parsed. */
-class Records extends Writable {
-  readonly lines: Array<Record<string, unknown>> = []
-  override _write(chunk: Buffer, _encoding: string, done: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) {
-      if (line.trim()) this.lines.push(JSON.parse(line) as Record<string, unknown>)
-    }
-    done()
-  }
-}
-
 describe('the cloud link against a broker that sends an oversize packet', () => {
   const ATTEMPT_BYTES = 64 * 1024 * 1024
   let dir: string
@@ -203,17 +192,9 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     })
   })
 
-  afterAll(async () => {
-    await new Promise<void>((resolve) => server?.close(() => resolve()))
-    if (dir) await removeDir(dir)
-  })
-
-  it('advertises its limit, closes the connection at the header, reports it and connects again', async () => {
-    const records = new Records()
-    const logger = createLogger({ level: 'info', destination: records })
-    const metrics = new Metrics()
-    const security = new SecurityEvents(logger, metrics)
-    const config = cloudSchema.parse({
+  /** The cloud link's config for the hostile broker: the lab's client certificate, quick retries. */
+  const linkConfig = () =>
+    cloudSchema.parse({
       host: '127.0.0.1',
       port,
       caFile: pki.caFile,
@@ -222,6 +203,18 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
       reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
       topics: [{ local: 'devices/', cloud: 'gw/' }],
     })
+
+  afterAll(async () => {
+    await new Promise<void>((resolve) => server?.close(() => resolve()))
+    if (dir) await removeDir(dir)
+  })
+
+  it('advertises its limit, closes the connection at the header, reports it and connects again', async () => {
+    const records = new LogCapture()
+    const logger = createLogger({ level: 'info', destination: records })
+    const metrics = new Metrics()
+    const security = new SecurityEvents(logger, metrics)
+    const config = linkConfig()
     const link = new CloudLink(config, 'inbound-size', logger, metrics, {
       onOversize: (bytes, limit) =>
         security.report('cloud_message_rejected', { reason: 'packet_too_large', bytes, limit }, 'too large'),
@@ -241,9 +234,9 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     expect(first.sent).toBeLessThan(ATTEMPT_BYTES / 4)
     expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(16 * 1024 * 1024)
     expect(metrics.get('security_events_total{event="cloud_message_rejected"}')).toBeGreaterThanOrEqual(1)
-    const event = records.lines.find((l) => l.event === 'cloud_message_rejected')
+    const event = records.records.find((l) => l.event === 'cloud_message_rejected')
     expect(event).toMatchObject({ reason: 'packet_too_large', bytes: 200 * 1024 * 1024 + 5 })
-    const down = records.lines.find((l) => l.code === 'CLOUD_PACKET_TOO_LARGE')
+    const down = records.records.find((l) => l.code === 'CLOUD_PACKET_TOO_LARGE')
     expect(down?.msg).toContain(
       `the cloud broker sent a packet of ${200 * 1024 * 1024 + 5} bytes, over the ${MAX_CLOUD_PACKET_BYTES} the gateway takes`,
     )
@@ -282,15 +275,7 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     prelude = Buffer.from([0x60, 0x0a, 0x00, 0x01])
     const from = connections.length
     const closedAt: number[] = []
-    const config = cloudSchema.parse({
-      host: '127.0.0.1',
-      port,
-      caFile: pki.caFile,
-      certFile: pki.clientCertFile,
-      keyFile: pki.clientKeyFile,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
-      topics: [{ local: 'devices/', cloud: 'gw/' }],
-    })
+    const config = linkConfig()
     const link = new CloudLink(config, 'inbound-malformed', createLogger({ level: 'silent' }), new Metrics())
     const before = process.memoryUsage().arrayBuffers
     await link.start()
