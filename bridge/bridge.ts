@@ -67,6 +67,8 @@ export interface BridgeOptions {
     stateDir: string
     security: SecurityEvents
     devices?: DeviceCredentials
+    /** Its own log lines (`module: rotation`); default: a child of the bridge's, whose `module` it repeats. */
+    logger?: Logger
   }
   /** Every certificate's days left, in status and health, refreshed each control interval. */
   expiry?: ExpiryWatch
@@ -226,7 +228,7 @@ export class Bridge implements UplinkSink {
             link: this.link,
             protector,
             metrics,
-            logger: logger.child({ module: 'rotation' }),
+            logger: options.rotation.logger ?? logger.child({ module: 'rotation' }),
           })
         : undefined
     declareBridgeCounters(metrics)

@@ -224,6 +224,8 @@ export async function startEdgeGateway(
     ...(configFile && {
       rotation: {
         ...cloudRuntime.rotation,
+        // From the gateway's logger, not the bridge's: one `module` key per line, not two.
+        logger: logger.child({ module: 'rotation' }),
         devices: deviceCredentialsIn(
           configFile,
           lanStarted.then((lan) => ({ lan, updates: keyUpdates(lan) })),

@@ -123,6 +123,7 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
   let tap: TlsTap
   let gateway: ChildProcess
   let logs: Array<Record<string, unknown>> = []
+  let lines: string[] = []
   let lanPort: number
   let pskPort: number
   let observer: MqttClient
@@ -139,7 +140,7 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
   const servedSerial = async () => new X509Certificate(await readFile(file('gateway.pem'))).serialNumber
 
   async function startGateway(): Promise<void> {
-    ;({ child: gateway, logs } = await startGatewayCli(file('gateway.yaml'), 15_000, TLS12))
+    ;({ child: gateway, logs, lines } = await startGatewayCli(file('gateway.yaml'), 15_000, TLS12))
     await waitUntil(() => linkUps() >= 1, 15_000, 'the cloud link up')
   }
 
@@ -391,6 +392,9 @@ describe('edge-gateway cloud rotate / cloud trust against a real mosquitto, devi
     const text = await runCli(['status', '--config', file('gateway.yaml')])
     expect(text.stdout).toContain(`serial ${newSerial}`)
     expect(text.stdout).toMatch(/expiry {7}cloud CA CN=cloud CA, serial [0-9A-F]+: \d+ day\(s\) left/)
+    // The rotation's log lines name their module once (a child of the bridge's logger wrote it twice).
+    expect(lines.some((l) => l.includes('"module":"rotation"'))).toBe(true)
+    expect(lines.filter((l) => (l.match(/"module":/g) ?? []).length > 1)).toEqual([])
   }, 120_000)
 
   it('every bad push is refused with a security event and changes nothing', async () => {

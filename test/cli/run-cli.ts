@@ -73,6 +73,8 @@ export function spawnCli(args: string[], env: Record<string, string> = {}): Chil
 export interface StartedGateway {
   child: ChildProcess
   logs: Array<Record<string, unknown>>
+  /** The same lines as written, for what parsing hides (a key written twice). */
+  lines: string[]
 }
 
 /**
@@ -86,7 +88,9 @@ export async function startGatewayCli(
 ): Promise<StartedGateway> {
   const child = spawnCli(['start', '--config', configFile], env)
   const logs: Array<Record<string, unknown>> = []
+  const lines: string[] = []
   onLines(child.stdout, (line) => {
+    lines.push(line)
     try {
       logs.push(JSON.parse(line) as Record<string, unknown>)
     } catch {
@@ -94,7 +98,7 @@ export async function startGatewayCli(
     }
   })
   await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), timeoutMs, 'gateway start')
-  return { child, logs }
+  return { child, logs, lines }
 }
 
 /**
