@@ -4,6 +4,7 @@ import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import { type Metrics, nonZero, series } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
+import { settledWithin } from '../core/settled-within.js'
 import type { OfferResult, UplinkMessage, UplinkSink } from '../gateway/uplink.js'
 import { CloudLink, type LinkState } from './cloud-link.js'
 import type { CloudProtector } from './cloud-protector.js'
@@ -460,25 +461,13 @@ export class Bridge implements UplinkSink {
       // OFFLINE_ACK_MS at most: a broker that hangs would otherwise hold the stop until the keepalive
       // gives up (1.5 keepalives), past a supervisor's stop timeout.
       const topic = this.control.status
-      let timer: NodeJS.Timeout | undefined
-      const acked = await Promise.race([
-        session
-          .publish({
-            topic,
-            payload: this.options.protector.control(topic, 'status', { state: 'offline', reason: 'stopped' }),
-            retain: true,
-            userProperties: { 'gw-id': this.options.gatewayId },
-          })
-          .then(
-            () => true,
-            () => false,
-          ),
-        new Promise<'timeout'>((resolve) => {
-          timer = setTimeout(() => resolve('timeout'), OFFLINE_ACK_MS)
-        }),
-      ])
-      clearTimeout(timer)
-      if (acked === 'timeout') {
+      const published = session.publish({
+        topic,
+        payload: this.options.protector.control(topic, 'status', { state: 'offline', reason: 'stopped' }),
+        retain: true,
+        userProperties: { 'gw-id': this.options.gatewayId },
+      })
+      if (!(await settledWithin(published, OFFLINE_ACK_MS))) {
         this.options.logger.warn(
           { waitedMs: OFFLINE_ACK_MS },
           `the cloud broker did not acknowledge the offline status within ${OFFLINE_ACK_MS} ms; stopping without it (the broker publishes the gateway's Will once it sees the connection gone)`,

@@ -6,6 +6,7 @@ import { BehaviorSubject } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
+import { settledWithin } from '../core/settled-within.js'
 import { Backoff } from './backoff.js'
 import { CloudSession } from './cloud-session.js'
 import { BridgeError } from './errors.js'
@@ -54,17 +55,7 @@ export interface LinkHooks {
  * keepalive gives up. Resolves true for a clean end.
  */
 async function endWithin(client: MqttClient, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined
-  const clean = await Promise.race([
-    client.endAsync(false).then(
-      () => true,
-      () => true,
-    ),
-    new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), ms)
-    }),
-  ])
-  clearTimeout(timer)
+  const clean = await settledWithin(client.endAsync(false), ms)
   if (!clean) client.stream.destroy()
   return clean
 }

@@ -76,22 +76,20 @@ function logTransition(logger: Logger, state: TunnelState, previous: TunnelState
   }
 }
 
-/**
- * Which gateway process brought the managed interface up: `<stateDir>/vpn/<interface>.owner` holds
- * its PID (0600) while the tunnel is up, and `<interface>.gateway-wireguard-go.pid` the PID of its
- * wireguard-go. A
- * gateway killed without its stop (SIGKILL, the OOM killer, a power cut of the process alone) leaves
- * the interface behind: kernel WireGuard keeps it, and a wireguard-go outside systemd's cgroup
- * outlives its parent. The next start would then refuse it (VPN_ERR_INTERFACE_EXISTS) on every
- * restart. An interface whose recorded owner is no longer running is this gateway's own leftover:
- * it is removed, said in a warning, and brought up afresh. One with no record (`edge-gateway vpn
- * up`, or someone else's) or whose owner still runs is refused as before.
- */
 /** The owner record of the gateway's managed interface (TunnelOwner). */
 export function tunnelOwnerFile(stateDir: string, interfaceName: string): string {
   return join(stateDir, 'vpn', `${interfaceName}.owner`)
 }
 
+/**
+ * Which gateway process brought the managed interface up: `<stateDir>/vpn/<interface>.owner` holds
+ * its PID (0600) while the tunnel is up, and `<interface>.gateway-wireguard-go.pid` the PID of its
+ * wireguard-go. A gateway killed without its stop (SIGKILL, the OOM killer) leaves the interface
+ * behind: kernel WireGuard keeps it, and a wireguard-go outside systemd's cgroup outlives its parent. The next start would then refuse it (VPN_ERR_INTERFACE_EXISTS) on every
+ * restart. An interface whose recorded owner is no longer running is this gateway's own leftover:
+ * it is removed, said in a warning, and brought up afresh. One with no record (`edge-gateway vpn
+ * up`, or someone else's) or whose owner still runs is refused as before.
+ */
 class TunnelOwner {
   private constructor(
     private readonly ownerFile: string,

@@ -9,6 +9,14 @@ import { hashPassword } from '../../gateway/index.js'
 import { writeAtomically, writeSecretFile } from '../../pki/index.js'
 import { UsageError } from '../fail.js'
 
+/** Whether something is at `path` (a key file a command must not overwrite). */
+function fileExists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  )
+}
+
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
   let size = 0
@@ -62,11 +70,7 @@ export async function hashPasswordFromStdin(options: PepperOptions): Promise<voi
 /** `device pepper <file>`: a new 32-byte password pepper, 0600; never overwrites a file. */
 export async function writePepper(file: string): Promise<void> {
   const path = resolve(file)
-  const exists = await access(path).then(
-    () => true,
-    () => false,
-  )
-  if (exists)
+  if (await fileExists(path))
     throw new UsageError(
       `${path} exists; a new pepper would break every hash made with the old one, so it is not overwritten`,
     )
@@ -101,12 +105,7 @@ export async function addDevice(id: string, options: AddOptions): Promise<void> 
     [options.psk, pskFile],
     [options.sealed, secretFile],
   ] as const) {
-    if (!wanted) continue
-    const exists = await access(file).then(
-      () => true,
-      () => false,
-    )
-    if (exists)
+    if (wanted && (await fileExists(file)))
       throw new UsageError(
         `${file} exists: a device's key file is never overwritten (the device using it would be locked out); for a new PSK use \`device rotate\`, or pass --key-dir, or remove the file first`,
       )
@@ -213,11 +212,7 @@ async function loadDevice(configFile: string, id: string) {
 
 /** A new key file is never written over one that is there: refused as `key_file_exists`. */
 async function refuseIfExists(file: string, message: string): Promise<void> {
-  const exists = await stat(file).then(
-    () => true,
-    () => false,
-  )
-  if (exists) refuse('key_file_exists', message)
+  if (await fileExists(file)) refuse('key_file_exists', message)
 }
 
 /**

@@ -23,12 +23,12 @@ import {
   MAX_CLOUD_TOOL_PACKET_BYTES,
   watchPacketSizes,
 } from '../../bridge/inbound-size.js'
-import { cloudSchema } from '../../config/schema.js'
 import { createLogger } from '../../core/logger.js'
 import { Metrics } from '../../core/metrics.js'
 import { SecurityEvents } from '../../core/security-events.js'
 import { type LabPki, mintLabPki } from '../../pki/index.js'
 import { remainingLength } from '../gateway/protocol/raw-client.js'
+import { labLinkConfig } from '../helpers/cloud-link-config.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { LogCapture, waitUntil } from '../integration/harness.js'
 
@@ -192,18 +192,6 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     })
   })
 
-  /** The cloud link's config for the hostile broker: the lab's client certificate, quick retries. */
-  const linkConfig = () =>
-    cloudSchema.parse({
-      host: '127.0.0.1',
-      port,
-      caFile: pki.caFile,
-      certFile: pki.clientCertFile,
-      keyFile: pki.clientKeyFile,
-      reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
-      topics: [{ local: 'devices/', cloud: 'gw/' }],
-    })
-
   afterAll(async () => {
     await new Promise<void>((resolve) => server?.close(() => resolve()))
     if (dir) await removeDir(dir)
@@ -214,7 +202,7 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     const logger = createLogger({ level: 'info', destination: records })
     const metrics = new Metrics()
     const security = new SecurityEvents(logger, metrics)
-    const config = linkConfig()
+    const config = labLinkConfig(pki, port)
     const link = new CloudLink(config, 'inbound-size', logger, metrics, {
       onOversize: (bytes, limit) =>
         security.report('cloud_message_rejected', { reason: 'packet_too_large', bytes, limit }, 'too large'),
@@ -275,7 +263,7 @@ describe('the cloud link against a broker that sends an oversize packet', () => 
     prelude = Buffer.from([0x60, 0x0a, 0x00, 0x01])
     const from = connections.length
     const closedAt: number[] = []
-    const config = linkConfig()
+    const config = labLinkConfig(pki, port)
     const link = new CloudLink(config, 'inbound-malformed', createLogger({ level: 'silent' }), new Metrics())
     const before = process.memoryUsage().arrayBuffers
     await link.start()

@@ -4,10 +4,10 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { CloudLink } from '../../bridge/cloud-link.js'
-import { cloudSchema } from '../../config/schema.js'
 import { createLogger } from '../../core/logger.js'
 import { Metrics } from '../../core/metrics.js'
 import { type LabPki, mintLabPki } from '../../pki/index.js'
+import { labLinkConfig } from '../helpers/cloud-link-config.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
@@ -72,18 +72,6 @@ class ResettingRelay {
   }
 }
 
-function cloudConfig(pki: LabPki, port: number) {
-  return cloudSchema.parse({
-    host: '127.0.0.1',
-    port,
-    caFile: pki.caFile,
-    certFile: pki.clientCertFile,
-    keyFile: pki.clientKeyFile,
-    reconnect: { initialDelayMs: 100, maxDelayMs: 300 },
-    topics: [{ local: 'devices/', cloud: 'gw/' }],
-  })
-}
-
 describe('cloud link logs: one line per failure, named by when it happened', () => {
   let dir: string
   let pki: LabPki
@@ -113,7 +101,7 @@ describe('cloud link logs: one line per failure, named by when it happened', () 
 
   function startLink(port: number, records: Records, metrics = new Metrics()): CloudLink {
     const link = new CloudLink(
-      cloudConfig(pki, port),
+      labLinkConfig(pki, port),
       `link-logs-${links.length}`,
       createLogger({ level: 'debug', destination: records }),
       metrics,
