@@ -1,4 +1,6 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
+// First: `start` holds SIGHUP from here on (cli/launch-hup.ts).
+import './launch-hup.js'
 import { Command, CommanderError } from 'commander'
 import { registerCloud } from './commands/cloud.js'
 import { registerDeadLetter } from './commands/deadletter.js'

@@ -5,6 +5,7 @@ import { createLogger } from '../../core/logger.js'
 import type { ReloadReport } from '../../gateway/index.js'
 import { startEdgeGateway } from '../app.js'
 import { EXIT_RUNTIME } from '../fail.js'
+import { releaseLaunchHup } from '../launch-hup.js'
 import { reloadableFiles, watchForReload } from '../reload-watch.js'
 import { untilSignal } from '../shutdown.js'
 
@@ -33,21 +34,23 @@ export interface StartOptions {
  * listeners' certificates on SIGHUP or when their files change.
  */
 export async function start(options: StartOptions): Promise<void> {
-  const config = await loadConfig(options.config)
-  const logger = createLogger({
-    level: config.log.level,
-    ...(config.log.pretty !== undefined && { pretty: config.log.pretty }),
-  })
-  // The signals are taken before the gateway starts: one that comes while it starts stops it once
-  // it is up (the default action would kill it half-way, with files being written). SIGHUP too
-  // (`systemctl reload`), whose default action would end the process with a status systemd takes
-  // for a clean exit, so Restart=on-failure would not bring it back: a SIGHUP while the gateway
-  // starts is a reload once it is up; one while it stops is ignored.
+  // SIGHUP (`systemctl reload`) is held from the process's first line (cli/launch-hup.ts), since
+  // its default action would end the process with a status systemd takes for a clean exit, so
+  // Restart=on-failure would not bring it back: a SIGHUP while the gateway starts is a reload once
+  // it is up; one while it stops is ignored.
   let hupWhileStarting = false
   const hupDuringStart = () => {
     hupWhileStarting = true
   }
   process.on('SIGHUP', hupDuringStart)
+  if (releaseLaunchHup()) hupWhileStarting = true
+  const config = await loadConfig(options.config)
+  const logger = createLogger({
+    level: config.log.level,
+    ...(config.log.pretty !== undefined && { pretty: config.log.pretty }),
+  })
+  // The other signals are taken before the gateway starts: one that comes while it starts stops it
+  // once it is up (the default action would kill it half-way, with files being written).
   let stop: () => Promise<void> = async () => undefined
   let startFailed = false
   const signalled = untilSignal(async () => {

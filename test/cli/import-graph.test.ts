@@ -95,6 +95,7 @@ describe('edge-gateway loads only what a command needs', () => {
     'cli/commands/status.js',
     'cli/commands/vpn.js',
     'cli/fail.js',
+    'cli/launch-hup.js',
     'cli/main.js',
     'core/errors.js',
   ]

@@ -1,6 +1,9 @@
 import type { ChildProcess } from 'node:child_process'
-import { readFile, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
+import { constants } from 'node:fs'
+import { open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
@@ -218,5 +221,56 @@ describe('edge-gateway start: SIGHUP while starting and while stopping', () => {
     }
     const exit = await exitOf(child)
     expect(exit).toEqual({ code: 0, signal: null })
+  }, 30_000)
+
+  it('a SIGHUP before the config is read (the process only just launched) is a reload once it is up', async () => {
+    // The config is a FIFO at first: the start's read of it waits for the test to write, so the
+    // signal lands at a known point before the config was read, where `start` had no handler of
+    // its own. A regular file then takes its place for the reload's read.
+    const configFile = join(dir, 'early.yaml')
+    await promisify(execFile)('mkfifo', ['-m', '600', configFile])
+    const text = stringify({
+      gateway: { id: 'gw-hup-early', stateDir: join(dir, 'state-early') },
+      log: { level: 'info', pretty: false },
+      lan: { listeners: [{ type: 'tcp', host: '127.0.0.1', port: await freePort() }] },
+      devices: [{ id: 'dev', username: 'dev', passwordHash: await hashPassword('reload-password') }],
+      cloud: await absentCloud(dir),
+    })
+    await writeFile(join(dir, 'early.next'), text, { mode: 0o600 })
+    const child = spawnCli(['start', '--config', configFile])
+    const logs: Array<Record<string, unknown>> = []
+    onLines(child.stdout, (line) => logs.push(JSON.parse(line) as Record<string, unknown>))
+    const exited = exitOf(child)
+    try {
+      // Opening a FIFO to write returns once the gateway has opened it to read.
+      const opening = open(configFile, 'w')
+      const first = await Promise.race([opening, exited])
+      if (!('writeFile' in first)) {
+        // Ended before reading its config: a reader of our own lets the pending open return.
+        await (await open(configFile, constants.O_RDONLY | constants.O_NONBLOCK)).close()
+        await (await opening).close()
+        expect.fail(`the gateway ended before it read its config: ${JSON.stringify(first)}`)
+      }
+      const writer = first
+      signalPid(child.pid, 'SIGHUP')
+      await rename(join(dir, 'early.next'), configFile)
+      await writer.writeFile(text).catch(() => undefined)
+      await writer.close()
+      const ended = await Promise.race([
+        exited,
+        waitUntil(
+          () => logs.some((l) => l.why === 'SIGHUP during start-up'),
+          15_000,
+          'the reload the SIGHUP asked for',
+        ),
+      ])
+      expect(ended, 'the gateway ended on the SIGHUP that came before its config was read').toBeUndefined()
+      expect(logs.find((l) => l.why === 'SIGHUP during start-up')).toMatchObject({
+        msg: expect.stringMatching(/^reloaded devices and policies: /),
+      })
+    } finally {
+      signalPid(child.pid, 'SIGTERM')
+    }
+    expect(await exited).toEqual({ code: 0, signal: null })
   }, 30_000)
 })
