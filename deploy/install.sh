@@ -359,6 +359,34 @@ if [ "$wanted_dropin" != keep ]; then
   rmdir "$DROPIN_DIR" 2>/dev/null || true
 fi
 
+# `systemctl start` returns once the process runs (Type=simple), not once the gateway is up. Waits
+# until the gateway has written its status with the unit's main PID (it does once its tunnel and
+# listeners are up), or fails with the service's last log lines when systemd sees it end (failed,
+# or waiting to be restarted) or after 60 s.
+await_up() {
+  local pid sub first=''
+  for _ in $(seq 1 120); do
+    pid="$(systemctl show -p MainPID --value edge-gateway.service)"
+    [ "$pid" = 0 ] || [ -n "$first" ] || first="$pid"
+    if [ "$pid" != 0 ] && runuser -u "$SERVICE_USER" -- "$node_path" "$PACKAGE_DIR/dist/bin/edge-gateway.js" \
+      status --config "$CONFIG" --json 2>/dev/null \
+      | "$node_path" -e 'process.exitCode = JSON.parse(require("fs").readFileSync(0, "utf8")).pid === Number(process.argv[1]) ? 0 : 1' "$pid" 2>/dev/null; then
+      return 0
+    fi
+    sub="$(systemctl show -p SubState --value edge-gateway.service)"
+    # Ended: failed, waiting to be restarted, stopped, or already a process after the first.
+    if [ "$sub" = failed ] || [ "$sub" = auto-restart ] || [ "$sub" = dead ] || { [ "$pid" != 0 ] && [ "$pid" != "$first" ]; }; then
+      say "edge-gateway.service ended while starting ($sub); its last lines:"
+      journalctl -u edge-gateway.service -n 12 --no-pager -o cat | sed 's/^/  /'
+      fail "the service does not run: fix the cause above, then: systemctl restart edge-gateway"
+    fi
+    sleep 0.5
+  done
+  say "edge-gateway.service did not report itself up within 60 s; its last lines:"
+  journalctl -u edge-gateway.service -n 12 --no-pager -o cat | sed 's/^/  /'
+  fail "the service is not up: systemctl status edge-gateway; journalctl -u edge-gateway"
+}
+
 if ! systemd_running; then
   say "systemd is not running here: the unit is in place; on the booted system run: systemctl enable --now edge-gateway"
 elif [ "$start" = no ] || [ "$config_ok" = no ]; then
@@ -374,9 +402,11 @@ else
   fi
   if ! systemctl is-active --quiet edge-gateway.service; then
     systemctl start edge-gateway.service
+    await_up
     changed "started edge-gateway.service"
   elif [ "$unit_changed" = yes ] || [ "$package_changed" = yes ] || [ "$credentials_changed" = yes ]; then
     systemctl restart edge-gateway.service
+    await_up
     changed "restarted edge-gateway.service (new unit, package or cloud credentials)"
   else
     unchanged "edge-gateway.service is active"

@@ -101,6 +101,12 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
       '--systemd=always',
       '--cap-add',
       'SYS_ADMIN',
+      // For the managed tunnel: CAP_NET_ADMIN for the unit to give, and the tun device for
+      // wireguard-go (this kernel has no WireGuard of its own).
+      '--cap-add',
+      'NET_ADMIN',
+      '--device',
+      '/dev/net/tun',
       IMAGE,
       '/sbin/init',
     )
@@ -151,6 +157,15 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     await inside(
       'install -m 0644 /root/pki/ca.pem /root/pki/server.pem /etc/mosquitto/certs/ && ' +
         'install -m 0640 -g mosquitto /root/pki/server.key /etc/mosquitto/certs/ && systemctl restart mosquitto',
+    )
+
+    // WireGuard as an operator adds it on a kernel without it (this one): the tools, wireguard-go
+    // and ip, from the Debian archive; and /dev/net/tun usable by all, as Debian's udev rules make
+    // it (podman copies the host's mode, here 0600).
+    await inside(
+      'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ' +
+        'wireguard-tools wireguard-go iproute2 >/dev/null && chmod 0666 /dev/net/tun',
+      300_000,
     )
 
     before = await listing()
@@ -332,6 +347,131 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
     expect(await inside('systemctl show -p CapabilityBoundingSet edge-gateway')).toBe(
       'CapabilityBoundingSet=\n',
     )
+    expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+  }, 600_000)
+
+  it('a config that manages its tunnel runs wireguard-go under the hardened unit, and a message reaches a cloud only the tunnel leads to', async () => {
+    const config = '/etc/edge-gateway/gateway.yaml'
+    await inside(`cp -p ${config} /root/gateway.yaml.pre-tunnel`)
+    // The cloud end, in a network namespace of its own behind a veth: a wireguard-go (with a
+    // /run/wireguard of its own, so that nothing the unit does there touches it) and a mosquitto
+    // that listens on its tunnel address alone and requires a client certificate.
+    await inside(
+      [
+        'set -e',
+        'ip netns add cloud',
+        'ip link add veg0 type veth peer name veg1 netns cloud',
+        'ip addr add 192.168.77.1/30 dev veg0 && ip link set veg0 up',
+        'ip -n cloud addr add 192.168.77.2/30 dev veg1 && ip -n cloud link set veg1 up && ip -n cloud link set lo up',
+        'mkdir -p -m 0700 /root/wg && (umask 077 && wg genkey > /root/wg/cloud.key) && wg pubkey < /root/wg/cloud.key > /root/wg/cloud.pub',
+      ].join('\n'),
+    )
+    // The gateway's side: the cloud broker's tunnel address (its certificate names localhost), and
+    // the vpn section; its key made by the gateway's own command, as the service user.
+    await inside(
+      [
+        'set -e',
+        `sed -i -e 's/^  host: localhost$/  host: 10.77.0.2/' -e 's/^  port: ${CLOUD_PORT}$/  port: 8885\\n  servername: localhost/' ${config}`,
+        `printf '%s\\n' 'vpn:' '  interfaceName: wgeg0' '  privateKeyFile: keys/wg.key' '  addresses: [10.77.0.1/30]' '  pollMs: 1000' '  peer:' ` +
+          `"    publicKey: $(cat /root/wg/cloud.pub)" '    endpoint: 192.168.77.2:51820' '    allowedIps: [10.77.0.2/32]' '    persistentKeepalive: 5' >> ${config}`,
+        `cd /etc/edge-gateway && runuser -u edge-gateway -- edge-gateway vpn keys -c ${config} | head -1 > /root/wg/gateway.pub`,
+      ].join('\n'),
+    )
+    expect(await inside('wc -c < /root/wg/gateway.pub')).toBe('45\n')
+    await inside(
+      [
+        'set -e',
+        `unshare --mount --propagation private bash -c 'set -e; mkdir -p /run/wireguard && mount -t tmpfs -o mode=0700 tmpfs /run/wireguard; ` +
+          `setsid ip netns exec cloud wireguard-go -f wgcloud >/tmp/wgcloud.log 2>&1 & echo $! > /tmp/wgcloud.pid; ` +
+          `for i in $(seq 100); do [ -S /run/wireguard/wgcloud.sock ] && break; sleep 0.1; done; ` +
+          `ip netns exec cloud wg set wgcloud private-key /root/wg/cloud.key listen-port 51820 peer "$(cat /root/wg/gateway.pub)" allowed-ips 10.77.0.1/32'`,
+        'ip -n cloud addr add 10.77.0.2/30 dev wgcloud && ip -n cloud link set wgcloud up',
+        // The tunnel address for the gateway; the namespace's own loopback for the consumer (the
+        // broker's certificate names localhost).
+        "tls='cafile /etc/mosquitto/certs/ca.pem\\ncertfile /etc/mosquitto/certs/server.pem\\nkeyfile /etc/mosquitto/certs/server.key\\nrequire_certificate true\\nuse_identity_as_username true'",
+        'printf \'pid_file /tmp/cloud-tunnel.pid\\nlistener 8885 10.77.0.2\\n%b\\nlistener 8885 127.0.0.1\\n%b\\n\' "$tls" "$tls" > /root/cloud-tunnel.conf',
+        'ip netns exec cloud mosquitto -c /root/cloud-tunnel.conf -d',
+      ].join('\n'),
+    )
+
+    // The installer gives the managed tunnel its drop-in and restarts the service; it says done
+    // only once the gateway is up, tunnel included.
+    const managed = await inside(`bash /root/release/install.sh ${installArgs} 2>&1`, 300_000)
+    expect(managed).toContain(
+      'changed: /etc/systemd/system/edge-gateway.service.d/vpn.conf (CAP_NET_ADMIN for the managed tunnel)',
+    )
+    expect(managed).toMatch(/changed: restarted edge-gateway\.service/)
+    expect(managed).toMatch(/done: /)
+    const mainPid = (await inside('systemctl show -p MainPID --value edge-gateway')).trim()
+    // wireguard-go, the service's child, as edge-gateway; its socket where `wg` finds it.
+    expect(await inside(`ps -o user=,args= --ppid ${mainPid} | grep wireguard-go`)).toBe(
+      'edge-ga+ wireguard-go -f wgeg0\n',
+    )
+    expect(await inside('stat -c "%U %a" /run/wireguard /run/wireguard/wgeg0.sock')).toBe(
+      'edge-gateway 700\nedge-gateway 700\n',
+    )
+    expect(await inside('systemctl show -p CapabilityBoundingSet -p ProtectSystem edge-gateway')).toBe(
+      'CapabilityBoundingSet=cap_net_admin\nProtectSystem=strict\n',
+    )
+
+    // A device's message reaches the mosquitto inside the tunnel, and only the tunnel leads there.
+    expect((await tryInside('ip route get 10.77.0.2')).out).toMatch(/dev wgeg0/)
+    const sub = tryInside(
+      `ip netns exec cloud mosquitto_sub -h localhost -p 8885 --cafile /root/pki/ca.pem --cert /root/pki/client.pem --key /root/pki/client.key -i tunnel-consumer -t 'sites/${GATEWAY_ID}/#' -C 1 -W 60 -F '%t %x'`,
+      90_000,
+    )
+    let published = { code: -1, out: '' }
+    for (let attempt = 0; attempt < 30 && published.code !== 0; attempt++) {
+      await new Promise((r) => setTimeout(r, 1000))
+      published = await tryInside(
+        `mosquitto_pub -h 127.0.0.1 -p 8883 --psk-identity sensor-1 --psk "$(cat /etc/edge-gateway/keys/sensor-1.psk)" -i sensor-1 -q 1 -t devices/sensor-1/tunnel -m 'through the tunnel'`,
+      )
+    }
+    expect(published, published.out).toMatchObject({ code: 0 })
+    const received = await sub
+    expect(received.code, received.out).toBe(0)
+    const [topic, hex] = received.out.trim().split(' ')
+    expect(topic).toBe(`sites/${GATEWAY_ID}/devices/sensor-1/tunnel`)
+    expect(hex).toContain(Buffer.from('through the tunnel').toString('hex'))
+    expect(await inside('wg show wgeg0 latest-handshakes')).not.toMatch(/\t0\n/)
+
+    // Stopped: the interface and its wireguard-go are gone; the folder stays, so the cloud end's
+    // wireguard-go (in its own folder here) would have kept its socket in a shared one too.
+    await inside('systemctl stop edge-gateway')
+    expect((await tryInside('ip link show wgeg0')).code).not.toBe(0)
+    expect((await tryInside('pgrep -u edge-gateway wireguard-go')).code).not.toBe(0)
+    expect(await inside('stat -c "%U %a" /run/wireguard')).toBe('edge-gateway 700\n')
+
+    // Back to no tunnel: the drop-in goes, the service runs again.
+    await inside(`cp -p /root/gateway.yaml.pre-tunnel ${config}`)
+    const off = await inside(`bash /root/release/install.sh ${installArgs} 2>&1`, 300_000)
+    expect(off).toContain('changed: removed /etc/systemd/system/edge-gateway.service.d/vpn.conf')
+    expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
+    await inside(
+      'kill "$(cat /tmp/cloud-tunnel.pid)" "$(cat /tmp/wgcloud.pid)"; ip netns del cloud; ip link del veg0 2>/dev/null; rm -f /root/cloud-tunnel.conf',
+    ).catch(() => undefined)
+  }, 600_000)
+
+  it('says the service did not start, with its error, when it cannot (its status port taken), and exits 1', async () => {
+    await inside('systemctl stop edge-gateway')
+    // Something else on 127.0.0.1:9464, the starter config's observability port.
+    const blocker = (
+      await inside(
+        `setsid node -e "require('net').createServer().listen(9464, '127.0.0.1')" >/dev/null 2>&1 & echo $!`,
+      )
+    ).trim()
+    try {
+      const failed = await tryInside(`bash /root/release/install.sh ${installArgs} 2>&1`, 300_000)
+      expect(failed.code, failed.out).toBe(1)
+      expect(failed.out).toMatch(/edge-gateway\.service ended while starting/)
+      expect(failed.out).toContain('address already in use 127.0.0.1:9464')
+      expect(failed.out).toContain('the service does not run: fix the cause above')
+      expect(failed.out).not.toMatch(/done: |changed: started/)
+    } finally {
+      await inside(`kill ${blocker}`)
+    }
+    const again = await inside(`bash /root/release/install.sh ${installArgs} 2>&1`, 300_000)
+    expect(again).toMatch(/changed: started edge-gateway\.service/)
     expect((await inside('systemctl is-active edge-gateway')).trim()).toBe('active')
   }, 600_000)
 
