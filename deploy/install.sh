@@ -391,7 +391,17 @@ if ! systemd_running; then
   say "systemd is not running here: the unit is in place; on the booted system run: systemctl enable --now edge-gateway"
 elif [ "$start" = no ] || [ "$config_ok" = no ]; then
   [ "$unit_changed" = no ] || systemctl daemon-reload
-  say "not started; once the config passes \`policy check\`: systemctl enable --now edge-gateway"
+  if systemctl is-active --quiet edge-gateway.service; then
+    if [ "$package_changed" = yes ] || [ "$unit_changed" = yes ]; then
+      # The running process keeps the code it loaded; what it loads on first use (the code of a
+      # rotation pushed from the cloud, say) now comes from the new package, which may not match.
+      say "warning: edge-gateway.service still runs what it started with, and the package or unit changed under it: restart it soon (systemctl restart edge-gateway$([ "$config_ok" = yes ] || printf ', once the config passes `policy check`')); until then a rotation pushed to it may fail"
+    else
+      unchanged "edge-gateway.service is active (not restarted: --no-start or the check above)"
+    fi
+  else
+    say "not started; once the config passes \`policy check\`: systemctl enable --now edge-gateway"
+  fi
 else
   [ "$unit_changed" = no ] || systemctl daemon-reload
   if systemctl is-enabled --quiet edge-gateway.service; then

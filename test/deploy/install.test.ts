@@ -511,6 +511,19 @@ describe('deploy/install.sh in a Debian 12 container with systemd', () => {
         300_000,
       ),
     ).toMatch(/nothing to change/)
+    // With --no-start a different package goes in under the running service, which is not
+    // restarted: the installer says that it runs what it started with.
+    const running = (await inside('systemctl show -p MainPID --value edge-gateway')).trim()
+    const noStart = await inside(
+      'bash /root/release/install.sh --upgrade --no-start --package /root/release/edge-gateway.tgz 2>&1',
+      300_000,
+    )
+    expect(noStart).toMatch(/changed: installed edge-gateway 0\.1\.0/)
+    expect(noStart).toContain(
+      'warning: edge-gateway.service still runs what it started with, and the package or unit changed under it: restart it soon (systemctl restart edge-gateway)',
+    )
+    expect((await inside('systemctl show -p MainPID --value edge-gateway')).trim()).toBe(running)
+    await inside('systemctl restart edge-gateway')
   }, 300_000)
 
   it('--uninstall leaves nothing but the config and the state', async () => {
