@@ -68,6 +68,8 @@ export async function start(options: StartOptions): Promise<void> {
       try {
         const next = await loadConfig(options.config)
         const report = await gateway.reload(next)
+        // A device added by this reload has a key file to watch too.
+        watching.follow(reloadableFiles(options.config, next))
         logger.info(
           {
             why,
@@ -97,7 +99,7 @@ export async function start(options: StartOptions): Promise<void> {
       }
     })
   }
-  const stopWatching = watchForReload(reloadableFiles(options.config, config), reload)
+  const watching = watchForReload(reloadableFiles(options.config, config), reload)
   process.off('SIGHUP', hupDuringStart)
   if (hupWhileStarting) reload('SIGHUP during start-up')
   let stopping: Promise<void> | undefined
@@ -105,7 +107,7 @@ export async function start(options: StartOptions): Promise<void> {
     (stopping ??= (async () => {
       // Kept until the process exits: nothing reloads any more, and a SIGHUP must not kill it.
       process.on('SIGHUP', () => undefined)
-      stopWatching()
+      watching.stop()
       await reloading
       await gateway.close()
     })())

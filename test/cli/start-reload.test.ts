@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process'
 import { execFile } from 'node:child_process'
 import { constants } from 'node:fs'
-import { open, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -10,7 +10,7 @@ import { hashPassword } from '../../gateway/index.js'
 import { freePort } from '../helpers/ports.js'
 import { exitOf, onLines, signalPid, terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { connectDevice, subscribeGranted } from '../integration/clients.js'
+import { connectDevice, pskConnack, subscribeGranted } from '../integration/clients.js'
 import { waitUntil } from '../integration/harness.js'
 import { absentCloud, spawnCli, startGatewayCli } from './run-cli.js'
 
@@ -163,6 +163,67 @@ describe('edge-gateway start: reload on file change and SIGHUP', () => {
       msg: 'reloaded devices and policies: devices: 2 added (dev2, dev3), 1 removed (dev), 2 configured; 0 connection(s) closed, 0 subscription(s) revoked',
     })
   })
+})
+
+/** The files watched follow the config: a device a reload added has its key file watched too. */
+describe('edge-gateway start: the key file of a device added by a reload', () => {
+  let dir: string
+
+  beforeAll(async () => {
+    dir = await makeTempDir('edge-gw-follow-')
+  })
+  afterAll(async () => {
+    await removeDir(dir)
+  })
+
+  it('is watched: replacing it reloads, and the device connects with its new key', async () => {
+    const port = await freePort()
+    await mkdir(join(dir, 'keys'), { mode: 0o700 })
+    const keyOf = (name: string) => join(dir, 'keys', `${name}.psk`)
+    const key = (byte: number) => Buffer.alloc(32, byte)
+    await writeFile(keyOf('a'), key(1).toString('hex'), { mode: 0o600 })
+    const device = (id: string) => ({ id, psk: { identity: id, keyFile: keyOf(id) } })
+    const config: Record<string, unknown> = {
+      gateway: { id: 'gw-follow', stateDir: join(dir, 'state') },
+      log: { level: 'info', pretty: false },
+      lan: { listeners: [{ name: 'psk', type: 'tls-psk', host: '127.0.0.1', port }] },
+      devices: [device('a')],
+      cloud: await absentCloud(dir),
+    }
+    const configFile = join(dir, 'gateway.yaml')
+    await writeFile(configFile, stringify(config), { mode: 0o600 })
+    const { child, logs } = await startGatewayCli(configFile)
+    const connack = async (id: string, k: Buffer) => {
+      const { code, socket } = await pskConnack(port, { identity: id, key: k }, id, '127.0.0.1')
+      socket.destroy()
+      return code
+    }
+    try {
+      await writeFile(keyOf('b'), key(2).toString('hex'), { mode: 0o600 })
+      config.devices = [device('a'), device('b')]
+      await writeFile(configFile, stringify(config), { mode: 0o600 })
+      await waitUntil(
+        () => logs.some((l) => String(l.msg).includes('1 added (b)')),
+        10_000,
+        'the reload that adds b',
+      )
+      expect(await connack('b', key(2))).toBe(0)
+
+      // As an editor or `device rotate` would: a new file renamed over the old one.
+      const before = logs.length
+      await writeFile(`${keyOf('b')}.new`, key(3).toString('hex'), { mode: 0o600 })
+      await rename(`${keyOf('b')}.new`, keyOf('b'))
+      await waitUntil(
+        () => logs.slice(before).some((l) => l.why === `${keyOf('b')} changed`),
+        10_000,
+        "the reload on b's key file",
+      )
+      expect(await connack('b', key(3))).toBe(0)
+      expect(await connack('b', key(2))).toBe('closed')
+    } finally {
+      await terminate(child)
+    }
+  }, 30_000)
 })
 
 /**
