@@ -151,36 +151,43 @@ export async function startObservability(
     }
   }
 
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const reply = (status: number, type: string, body: string) => {
-      res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
-      res.end(body)
-    }
-    if (req.method !== 'GET') return reply(405, 'text/plain', 'GET only\n')
-    const path = (req.url ?? '/').split('?')[0] ?? '/'
-    if (!authorized(req, path)) return reply(401, 'text/plain', 'a bearer token is needed\n')
-    if (path === '/metrics') {
-      refresh()
-      registry.metrics().then(
-        (text) => reply(200, registry.contentType, text),
-        (err: Error) => reply(500, 'text/plain', `${err.message}\n`),
-      )
-      return
-    }
-    if (path === '/healthz') {
-      checks().then((result) => {
-        const ok = Object.values(result).every((c) => c.ok)
-        reply(
-          ok ? 200 : 503,
-          'application/json',
-          `${JSON.stringify({ status: ok ? 'ok' : 'failing', checks: result })}\n`,
+  // Node checks the header and request timeouts below every connectionsCheckingInterval (30 s by
+  // default), so a client that dribbles its headers held a connection for up to 35 s, not 5.
+  const server = createServer(
+    { connectionsCheckingInterval: 1_000 },
+    (req: IncomingMessage, res: ServerResponse) => {
+      const reply = (status: number, type: string, body: string) => {
+        res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store' })
+        res.end(body)
+      }
+      const path = (req.url ?? '/').split('?')[0] ?? '/'
+      // The token first: a request without it learns nothing (not even which methods there are),
+      // and is reported whatever its method.
+      if (!authorized(req, path)) return reply(401, 'text/plain', 'a bearer token is needed\n')
+      if (req.method !== 'GET') return reply(405, 'text/plain', 'GET only\n')
+      if (path === '/metrics') {
+        refresh()
+        registry.metrics().then(
+          (text) => reply(200, registry.contentType, text),
+          (err: Error) => reply(500, 'text/plain', `${err.message}\n`),
         )
-      })
-      return
-    }
-    if (path === '/') return reply(200, 'text/html; charset=utf-8', renderStatusPage(health.page()))
-    reply(404, 'text/plain', 'see /, /metrics and /healthz\n')
-  })
+        return
+      }
+      if (path === '/healthz') {
+        checks().then((result) => {
+          const ok = Object.values(result).every((c) => c.ok)
+          reply(
+            ok ? 200 : 503,
+            'application/json',
+            `${JSON.stringify({ status: ok ? 'ok' : 'failing', checks: result })}\n`,
+          )
+        })
+        return
+      }
+      if (path === '/') return reply(200, 'text/html; charset=utf-8', renderStatusPage(health.page()))
+      reply(404, 'text/plain', 'see /, /metrics and /healthz\n')
+    },
+  )
   server.requestTimeout = 10_000
   server.headersTimeout = 5_000
   server.maxConnections = 32

@@ -6,7 +6,9 @@
  * off. A real `edge-gateway start`, its cloud away (absentCloud): the HTTP side does not need it.
  */
 import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
@@ -15,6 +17,7 @@ import { writeSecretFile } from '../../pki/index.js'
 import { freePort } from '../helpers/ports.js'
 import { terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
+import { waitUntil } from '../integration/harness.js'
 import { absentCloud, type StartedGateway, startGatewayCli } from './run-cli.js'
 
 describe('observability.tokenFile: a bearer token on every request', () => {
@@ -78,4 +81,48 @@ describe('observability.tokenFile: a bearer token on every request', () => {
     const logText = JSON.stringify(gateway.logs)
     expect(logText).not.toContain(token.slice(0, 16))
   })
+
+  it('checks the token before the method: a POST without it is a 401, reported like the others', async () => {
+    const before = gateway.logs.filter((l) => l.event === 'observability_refused').length
+    const post = await fetch(`http://127.0.0.1:${httpPort}/metrics`, { method: 'POST', body: 'x' })
+    expect(post.status).toBe(401)
+    await waitUntil(
+      () => gateway.logs.filter((l) => l.event === 'observability_refused').length > before,
+      5_000,
+      'the refusal reported',
+    )
+    expect(
+      (
+        await fetch(`http://127.0.0.1:${httpPort}/metrics`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${token}` },
+        })
+      ).status,
+    ).toBe(405)
+  })
+
+  it('drops a client that dribbles its headers once they took 5 s (checked every second)', async () => {
+    const socket = connect(httpPort, '127.0.0.1')
+    await once(socket, 'connect')
+    const started = Date.now()
+    socket.write('GET /metrics HTTP/1.1\r\nHost: x\r\n')
+    let reply = ''
+    socket.on('data', (chunk: Buffer) => {
+      reply += chunk.toString()
+    })
+    // One header byte every 200 ms, never the blank line that ends them; bounded at 20 s.
+    const dribble = setInterval(() => {
+      if (!socket.destroyed && Date.now() - started < 20_000) socket.write('X')
+    }, 200)
+    try {
+      await once(socket, 'close')
+    } finally {
+      clearInterval(dribble)
+    }
+    const heldMs = Date.now() - started
+    expect(reply).toMatch(/^HTTP\/1\.1 408 /)
+    // 5 s of headers, then at most one check interval (1 s): not Node's default 30 s.
+    expect(heldMs).toBeGreaterThanOrEqual(5_000)
+    expect(heldMs).toBeLessThan(8_000)
+  }, 30_000)
 })
