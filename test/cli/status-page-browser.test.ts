@@ -18,7 +18,7 @@ import { type CloudMosquitto, startLabCloud } from '../helpers/mosquitto.js'
 import { freePort } from '../helpers/ports.js'
 import { terminate } from '../helpers/processes.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
-import { connectDevice } from '../integration/clients.js'
+import { connackCode, connectDevice } from '../integration/clients.js'
 import { waitUntil } from '../integration/harness.js'
 import { type StartedGateway, startGatewayCli } from './run-cli.js'
 
@@ -114,6 +114,18 @@ describe('the status page in headless Chromium', () => {
     )
     expect(text).toMatch(/meter-2\tpsk\tnot seen since start\t0/)
     expect(text).toMatch(/cloud link: connected for \d+ s/)
+  })
+
+  it('shows what a LAN client sent as text, never as markup: a username that is a script', async () => {
+    // An unknown username is shown as the `who` of its security event; it comes from anyone on the LAN.
+    const username = `<img src=x onerror="document.title='xss'"><script>document.title='xss'</script>`
+    expect(
+      await connackCode(lanPort, { username, password: 'nothing', clientId: 'probe', reconnectPeriod: 0 }),
+    ).toBe(4)
+    const text = await look()
+    expect(text).toContain(username)
+    expect(await page.title()).not.toBe('xss')
+    expect(await page.locator('#events script, #events img').count()).toBe(0)
   })
 
   it('shows the queue draining after a cloud outage, then empty', async () => {

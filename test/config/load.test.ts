@@ -191,3 +191,92 @@ describe('checkConfigFiles', () => {
     }
   })
 })
+
+describe('checkConfigFiles: every secret file the config names must be 0600 or tighter', () => {
+  // Each field that names a secret (docs/configuration.md), with a file of the right kind.
+  const secrets: Array<[path: string, file: string, content: string]> = [
+    ['cloud.keyFile', 'pki/client.key', 'x'],
+    ['devices[1].psk.keyFile', 'keys/valve-2.psk', 'x'],
+    ['devices[1].psk.previous.keyFile', 'keys/valve-2.old.psk', 'x'],
+    ['devices[2].payloadKey.secretFile', 'keys/tiny.secret', 'x'],
+    ['devices[2].payloadKey.previous.secretFile', 'keys/tiny.old.secret', 'x'],
+    ['lan.passwordPepperFile', 'keys/password.pepper', 'x'],
+    ['lan.listeners[2].keyFile', 'pki/server.key', 'x'],
+    ['observability.tokenFile', 'keys/metrics.token', 'a'.repeat(32)],
+    ['mosquitto.passwordFile', 'mosquitto/passwd', 'x'],
+    ['mosquitto.pskFile', 'mosquitto/psk', 'x'],
+  ]
+  const text = valid
+    .replace('lan:\n', 'lan:\n  passwordPepperFile: keys/password.pepper\n')
+    .replace(
+      '      port: 8883\n',
+      '      port: 8883\n    - type: tls\n      port: 8884\n      certFile: pki/server.pem\n      keyFile: pki/server.key\n      caFile: pki/ca.pem\n',
+    )
+    .replace(
+      '      keyFile: keys/valve-2.psk\n',
+      '      keyFile: keys/valve-2.psk\n      previous: { identity: valve-2-old, keyFile: keys/valve-2.old.psk, until: "2030-01-01T00:00:00Z" }\n' +
+        '  - id: tiny\n    payloadKey:\n      kid: "01"\n      secretFile: keys/tiny.secret\n' +
+        '      previous: { kid: "02", secretFile: keys/tiny.old.secret, until: "2030-01-01T00:00:00Z" }\n',
+    )
+    .concat(
+      'mosquitto:\n  passwordFile: mosquitto/passwd\n  pskFile: mosquitto/psk\n',
+      'observability:\n  listen: 127.0.0.1:9464\n  tokenFile: keys/metrics.token\n',
+    )
+
+  it('refuses each one at 0644, naming it, and accepts them all at 0600', async () => {
+    const dir = await makeTempDir('edge-gw-secret-modes-')
+    try {
+      for (const sub of ['pki', 'keys', 'mosquitto']) await mkdir(join(dir, sub))
+      for (const f of ['pki/ca.pem', 'pki/client.pem', 'pki/server.pem']) await writeFile(join(dir, f), 'x')
+      for (const [, f, content] of secrets) await writeFile(join(dir, f), content, { mode: 0o600 })
+      const file = join(dir, 'gateway.yaml')
+      const config = parseConfig(text, { file, baseDir: dir })
+      await checkConfigFiles(config, file)
+      for (const [path, f] of secrets) {
+        const full = join(dir, f)
+        await chmod(full, 0o644)
+        expect(await rejectionOf(checkConfigFiles(config, file)), path).toMatchObject({
+          code: 'CONFIG_ERR_SECRET_FILE',
+          message: `${file}: ${path}: ${full} has mode 0644; a key file must be 0600 or tighter (chmod 600 ${full})`,
+        })
+        await chmod(full, 0o600)
+      }
+      await checkConfigFiles(config, file)
+    } finally {
+      await removeDir(dir)
+    }
+  })
+})
+
+describe('parseConfig: what the config refuses to keep a promise of the docs', () => {
+  const withObservability = (listen: string) => `${valid}observability:\n  listen: "${listen}"\n`
+
+  it('serves /metrics without a token on loopback only', () => {
+    for (const listen of ['127.0.0.1:9464', '127.1.2.3:9464', '[::1]:9464', 'localhost:9464']) {
+      expect(parseConfig(withObservability(listen), source).observability.listen, listen).toBe(listen)
+    }
+    for (const [listen, host] of <Array<[string, string]>>[
+      ['0.0.0.0:9464', '0.0.0.0'],
+      ['10.0.0.5:9464', '10.0.0.5'],
+      ['[::ffff:127.0.0.1]:9464', '::ffff:127.0.0.1'],
+      ['[::]:9464', '::'],
+    ]) {
+      expect(errorOf(withObservability(listen)).message, listen).toContain(
+        `observability.listen: ${host} is not a loopback address; set observability.tokenFile so that only holders of the token can read the metrics`,
+      )
+    }
+    const tokened = `${valid}observability:\n  listen: 0.0.0.0:9464\n  tokenFile: keys/metrics.token\n`
+    expect(parseConfig(tokened, source).observability.tokenFile).toBe('/etc/edge-gateway/keys/metrics.token')
+  })
+
+  it('keeps device traffic out of the `$` tree: no cloud or downlink prefix may start with `$`', () => {
+    const uplink = valid.replace('      cloud: gateways/gw-1/devices/', '      cloud: $gw/gw-1/')
+    expect(errorOf(uplink).message).toContain(
+      'cloud.topics[0]: topics starting with "$" are reserved (the control tree is "$gw/")',
+    )
+    const downlink = `${valid.replace('cloud:\n', 'cloud:\n  downlink:\n    topics:\n      - cloud: $gw/gw-1/cmd/\n        local: commands/\n    operators:\n      - name: ops\n        publicKeyFile: keys/ops.pub\n')}`
+    expect(errorOf(downlink).message).toContain(
+      'cloud.downlink.topics[0]: topics starting with "$" are reserved',
+    )
+  })
+})

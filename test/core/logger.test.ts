@@ -17,6 +17,14 @@ function capture() {
 const SECRET = 'do-not-log-7f3a'
 
 describe('logger redaction', () => {
+  it('covers at least the field names docs/security.md promises, and the other secrets the code names', () => {
+    for (const key of ['password', 'psk', 'key', 'secret', 'payload'])
+      expect(REDACTED_KEYS.has(key), key).toBe(true)
+    for (const key of ['passwordhash', 'privatekey', 'presharedkey', 'mastersecret', 'token', 'plaintext']) {
+      expect(REDACTED_KEYS.has(key), key).toBe(true)
+    }
+  })
+
   it.each([...REDACTED_KEYS])(
     'censors "%s" at the top level and nested 1, 2 and 5 levels deep',
     async (key) => {

@@ -49,6 +49,36 @@ describe('SecurityEvents log limit', () => {
     ])
   })
 
+  it('by default (what the gateway runs with): 50 lines of one event for one identity in 10 s, as docs/security.md says', async () => {
+    const lines: Array<Record<string, unknown>> = []
+    const destination = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const line of chunk.toString('utf8').split('\n')) if (line) lines.push(JSON.parse(line))
+        done()
+      },
+    })
+    let t = 0
+    const metrics = new Metrics()
+    const events = new SecurityEvents(
+      createLogger({ level: 'debug', destination }),
+      metrics,
+      undefined,
+      () => t,
+    )
+    for (let i = 0; i < 60; i++) events.report('auth_bad_password', { username: 'guess' }, 'refused')
+    await settle()
+    expect(lines).toHaveLength(50)
+    expect(metrics.get('security_log_lines_suppressed_total')).toBe(10)
+    t += 9_999
+    events.report('auth_bad_password', { username: 'guess' }, 'refused')
+    await settle()
+    expect(lines).toHaveLength(50)
+    t += 1
+    events.report('auth_bad_password', { username: 'guess' }, 'refused')
+    await settle()
+    expect(lines.slice(50).map((l) => l.suppressed ?? l.msg)).toEqual([11, 'refused'])
+  })
+
   it('other events of the same device have their own budget', async () => {
     const { lines, events } = setup(1)
     events.report('rate_limited', { device: 'd' }, 'a')
