@@ -1,4 +1,4 @@
-import { readFile, stat } from 'node:fs/promises'
+import { open, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { LineCounter, parseDocument } from 'yaml'
 import { PARSE_ONCE } from '../core/parse-once.js'
@@ -216,8 +216,9 @@ export async function loadConfig(
   }
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = await readAtMost(path, MAX_CONFIG_BYTES)
   } catch (err) {
+    if (err instanceof ConfigError) throw err
     const code = (err as NodeJS.ErrnoException).code
     throw new ConfigError('CONFIG_ERR_UNREADABLE', `${path}: cannot read config file (${code})`, {
       cause: err,
@@ -226,4 +227,30 @@ export async function loadConfig(
   const config = parseConfig(text, { file: path, baseDir: dirname(path) })
   if (options.checkFiles ?? true) await checkConfigFiles(config, path)
   return config
+}
+
+/**
+ * The file's text, read up to `max` bytes whatever its size said: a FIFO or a device (whose size
+ * reads 0) cannot make the read unbounded.
+ */
+async function readAtMost(path: string, max: number): Promise<string> {
+  const handle = await open(path, 'r')
+  try {
+    const buffer = Buffer.alloc(max + 1)
+    let filled = 0
+    for (;;) {
+      const { bytesRead } = await handle.read(buffer, filled, buffer.length - filled, null)
+      if (bytesRead === 0) break
+      filled += bytesRead
+      if (filled > max) {
+        throw new ConfigError(
+          'CONFIG_ERR_UNREADABLE',
+          `${path}: config file is more than the ${max} bytes allowed`,
+        )
+      }
+    }
+    return buffer.toString('utf8', 0, filled)
+  } finally {
+    await handle.close()
+  }
 }

@@ -130,6 +130,39 @@ describe('edge-gateway start refuses bad configuration', () => {
     }
   })
 
+  it('a file over 1 MiB, or one whose size says nothing (a device): refused before it is parsed', async () => {
+    const big = join(dir, 'big.yaml')
+    await writeFile(big, `${stringify(base)}# ${'x'.repeat(1024 * 1024)}\n`)
+    const over = await runCli(['start', '--config', big])
+    expect(over.code).toBe(2)
+    expect(expectOneLine(over.stderr)).toMatch(
+      new RegExp(
+        `^edge-gateway: ${big}: config file is \\d+ bytes, more than the 1048576 allowed \\[CONFIG_ERR_UNREADABLE\\]$`,
+      ),
+    )
+    // /dev/zero's size reads 0 and it never ends: the read stops at the limit.
+    const endless = await runCli(['start', '--config', '/dev/zero'])
+    expect(endless.code).toBe(2)
+    expect(expectOneLine(endless.stderr)).toBe(
+      'edge-gateway: /dev/zero: config file is more than the 1048576 bytes allowed [CONFIG_ERR_UNREADABLE]',
+    )
+  })
+
+  it('EDGE_GATEWAY_DEBUG=1 adds the stack trace after the one line', async () => {
+    const file = join(dir, 'nowhere.yaml')
+    process.env.EDGE_GATEWAY_DEBUG = '1'
+    try {
+      const result = await runCli(['start', '--config', file])
+      expect(result.code).toBe(2)
+      const lines = result.stderr.trimEnd().split('\n')
+      expect(lines[0]).toBe(`edge-gateway: ${file}: config file not found [CONFIG_ERR_NOT_FOUND]`)
+      expect(lines[1]).toMatch(/^ConfigError: /)
+      expect(lines.slice(2).some((l) => /^\s+at /.test(l))).toBe(true)
+    } finally {
+      delete process.env.EDGE_GATEWAY_DEBUG
+    }
+  })
+
   it('broken YAML', async () => {
     const file = join(dir, 'broken.yaml')
     await writeFile(file, 'gateway:\n  id: gw-1\n lan: [\n')
