@@ -35,6 +35,11 @@ export class CloudSession {
     readonly maxPacketBytes?: number,
   ) {}
 
+  /** The connection is gone (the link makes a new session). */
+  get closed(): boolean {
+    return !this.client.connected
+  }
+
   /**
    * Why `message` cannot go over this connection as it is, or undefined when it can:
    * a cloud topic over MQTT's 65,535 bytes (or empty, or with a wildcard or U+0000), a

@@ -13,6 +13,7 @@ import { forward } from './operators/forward.js'
 import type { Item } from './operators/item.js'
 import { mapTopic } from './operators/map-topic.js'
 import { setAsideWith } from './operators/set-aside.js'
+import { PoisonWatch } from './poison-watch.js'
 import type { UplinkQueue } from './queue/queue.js'
 
 export interface UplinkPipelineOptions {
@@ -41,6 +42,8 @@ export interface UplinkPipelineOptions {
 export function uplinkPipeline(options: UplinkPipelineOptions): Observable<Settled> {
   const { queue, deadLetters, logger, metrics } = options
   const setAside = setAsideWith({ queue, deadLetters, logger, metrics, limiter: new LogLimiter() })
+  // Across sessions: a message the cloud broker closes the connection on is set aside.
+  const watch = new PoisonWatch()
   return options.sessions.pipe(
     switchMap((session) =>
       session
@@ -57,7 +60,7 @@ export function uplinkPipeline(options: UplinkPipelineOptions): Observable<Settl
               logger,
               metrics,
             ),
-            forward(session, options.inflight, logger, metrics, options.gate),
+            forward(session, options.inflight, logger, metrics, options.gate, watch),
             acknowledge(queue, deadLetters, setAside, metrics),
           )
         : EMPTY,

@@ -12,6 +12,7 @@ const CHANGE_CODES: Record<LetterChange, number> = {
   no_mapping: 1,
   protection_changed: 2,
   unsendable: 3,
+  cloud_refused: 4,
   retrying: 16,
   dropped: 17,
   delivered: 18,
@@ -32,7 +33,7 @@ export function isReason(change: LetterChange): change is DeadLetterReason {
  * | 4 | 4 | CRC-32 of everything from offset 8 to the end of the entry |
  * | 8 | 4 | length L of the entry from offset 12 |
  * | 12 | 1 | kind: 1 a letter, 2 a change of a letter's state |
- * | 13 | 1 | the reason it was set aside (1 no_mapping, 2 protection_changed, 3 unsendable), or the new state (16 retrying, 17 dropped, 18 delivered) |
+ * | 13 | 1 | the reason it was set aside (1 no_mapping, 2 protection_changed, 3 unsendable, 4 cloud_refused), or the new state (16 retrying, 17 dropped, 18 delivered) |
  * | 14 | 8 | gw-seq of the message |
  * | 22 | 8 | when, ms since the epoch (float64) |
  * | 30 | 2 | length D of the detail |

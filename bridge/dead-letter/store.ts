@@ -205,10 +205,10 @@ export class DeadLetterStore {
     return 'held'
   }
 
-  /** A retried letter was delivered (or refused by the cloud broker, and so dropped): it is gone. */
-  settle(seq: number, outcome: 'delivered' | 'refused'): Promise<void> {
+  /** A retried letter was delivered: it is gone. (One the cloud refused again is held again: `add`.) */
+  settle(seq: number): Promise<void> {
     if (this.closed || !this.letters.has(seq)) return Promise.resolve()
-    return this.change(seq, outcome === 'delivered' ? 'delivered' : 'dropped', '').then(
+    return this.change(seq, 'delivered', '').then(
       () => this.tidy(),
       (err: unknown) => this.logFailure('settle', err, { seq }),
     )

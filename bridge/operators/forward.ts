@@ -3,13 +3,18 @@ import type { Logger } from '../../core/logger.js'
 import type { Metrics } from '../../core/metrics.js'
 import { CloudRefusal, type CloudSession, Unsendable } from '../cloud-session.js'
 import type { SendGate } from '../gate.js'
+import type { PoisonWatch } from '../poison-watch.js'
 import type { Item } from './item.js'
 import type { Outbound } from './map-topic.js'
 
 export interface Settled extends Item {
-  /** delivered: the cloud acknowledged it; refused: the cloud refused it; unsendable: the MQTT client would not write it. */
+  /**
+   * delivered: the cloud acknowledged it; refused: the cloud refused it with a reason code;
+   * unsendable: the MQTT client would not write it, or the cloud broker closed the connection
+   * each time it was sent (PoisonWatch).
+   */
   outcome: 'delivered' | 'refused' | 'unsendable'
-  /** For unsendable: why. */
+  /** For refused and unsendable: why. */
   detail?: string
 }
 
@@ -17,7 +22,9 @@ export interface Settled extends Item {
  * Publishes at QoS 1 with at most `inflight` messages awaiting PUBACK, in queue
  * order, each once the gate (if any) is open. Emits each entry the cloud settled,
  * or the MQTT client refused to write. A connection failure emits nothing: the
- * entry stays queued and is sent again on the next session.
+ * entry stays queued and is sent again on the next session; `watch` is told what
+ * was in flight when a session died, and a message it condemns is emitted as
+ * unsendable instead of being sent (bridge/poison-watch.ts).
  *
  * Written as one operator rather than mergeMap over defer/map/catchError: a message costs
  * one callback, not an inner subscription and a promise (docs/performance.md, "Per-message
@@ -29,6 +36,7 @@ export function forward(
   logger: Logger,
   metrics: Metrics,
   gate?: SendGate,
+  watch?: PoisonWatch,
 ): OperatorFunction<Outbound, Settled> {
   return (source) =>
     new Observable<Settled>((subscriber) => {
@@ -37,6 +45,13 @@ export function forward(
       let active = 0
       let sourceDone = false
       let ended = false
+      // Sent on this session and not settled: what PoisonWatch is told when the session dies.
+      const sent = new Set<number>()
+      // A message suspected of closing the connection goes alone, before anything else.
+      let alone = watch?.alone()
+      let limit = alone === undefined ? inflight : 1
+      // A publish failed without an answer: the connection is going away, so nothing more is sent on it.
+      let broken = false
 
       const outcomeOf = ({ entry, from, message }: Outbound, err: Error | undefined): Settled | undefined => {
         if (!err) return { entry, from, outcome: 'delivered' }
@@ -48,9 +63,9 @@ export function forward(
               topic: message.topic,
               reasonCode: err.reasonCode,
             },
-            'cloud broker refused a message; dropped and counted',
+            'cloud broker refused a message; set aside as a dead letter (cloud_refused)',
           )
-          return { entry, from, outcome: 'refused' }
+          return { entry, from, outcome: 'refused', detail: err.message }
         }
         if (err instanceof Unsendable) return { entry, from, outcome: 'unsendable', detail: err.message }
         metrics.increment('uplink_publish_interrupted_total')
@@ -60,19 +75,37 @@ export function forward(
       const settle = (outbound: Outbound, err: Error | undefined) => {
         if (ended) return
         active--
+        const seq = outbound.entry.seq
         const settled = outcomeOf(outbound, err)
-        if (settled) subscriber.next(settled)
+        // Interrupted (the connection going away fails what it holds): still unacknowledged.
+        if (!settled) broken = true
+        else {
+          sent.delete(seq)
+          watch?.settled(seq)
+          if (seq === alone) {
+            alone = undefined
+            limit = inflight
+          }
+          subscriber.next(settled)
+        }
         pump()
+      }
+
+      const publish = (outbound: Outbound) => {
+        sent.add(outbound.entry.seq)
+        session.send(outbound.message, (err) => settle(outbound, err))
       }
 
       const send = (outbound: Outbound) => {
         active++
+        const condemned = watch?.takeCondemned(outbound.entry.seq)
+        if (condemned !== undefined) return settle(outbound, new Unsendable(condemned))
         // While the gate is closed a message waits here, holding its in-flight slot.
-        if (!gate || gate.isOpen) session.send(outbound.message, (err) => settle(outbound, err))
+        if (!gate || gate.isOpen) publish(outbound)
         else
           gate.opened().then(
             () => {
-              if (!ended) session.send(outbound.message, (err) => settle(outbound, err))
+              if (!ended) publish(outbound)
             },
             (err: unknown) => settle(outbound, err instanceof Error ? err : new Error(String(err))),
           )
@@ -85,7 +118,7 @@ export function forward(
         if (pumping) return
         pumping = true
         try {
-          while (!ended && active < inflight && next < waiting.length) {
+          while (!ended && !broken && active < limit && next < waiting.length) {
             const outbound = waiting[next]!
             waiting[next++] = undefined as unknown as Outbound
             if (next === waiting.length) {
@@ -114,6 +147,7 @@ export function forward(
       return () => {
         ended = true
         subscription.unsubscribe()
+        if (session.closed) watch?.sessionLost([...sent])
       }
     })
 }

@@ -69,7 +69,7 @@ const SECURITY = /^security_events_total\{event="([^"]+)"\}$/
 const SHOWN = new Set([
   'uplink_accepted_total',
   'uplink_delivered_total',
-  'uplink_dropped_total{reason="cloud_refused"}',
+  'uplink_dead_letter_total{reason="cloud_refused"}',
   'cloud_connect_attempts_total',
   'cloud_disconnects_total',
 ])

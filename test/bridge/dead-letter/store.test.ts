@@ -97,12 +97,24 @@ describe('DeadLetterStore', () => {
     expect(store.stats().bytes).toBeLessThanOrEqual(300)
   })
 
+  it('holds a retried letter the cloud refused again, under its new reason, across a reopen', async () => {
+    const { store } = await open(await folder())
+    await store.add(entry(1), 'no_mapping', '')
+    await store.apply({ action: 'retry', all: true })
+    expect(await store.add(entry(1), 'cloud_refused', 'reason code 0x87')).toBe('held')
+    await store.close()
+    const letters = await readDeadLetters(store.dir)
+    expect(letters.map((l) => [l.seq, l.state, l.reason, l.detail])).toEqual([
+      [1, 'held', 'cloud_refused', 'reason code 0x87'],
+    ])
+  })
+
   it('shrinks the log to nothing once every letter is resolved', async () => {
     const { store } = await open(await folder())
     for (const seq of [1, 2, 3]) await store.add(entry(seq), 'no_mapping', '')
     await store.apply({ action: 'retry', all: true })
-    await store.settle(1, 'delivered')
-    await store.settle(2, 'refused')
+    await store.settle(1)
+    await store.settle(2)
     await store.apply({ action: 'drop', seqs: [3] })
     expect(store.stats()).toMatchObject({ depth: 0, bytes: 0 })
     expect((await stat(join(store.dir, DEAD_LETTER_LOG))).size).toBe(0)
