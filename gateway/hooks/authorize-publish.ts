@@ -13,7 +13,7 @@ import type { ProtectionMode } from '../protection/requirements.js'
 import type { ProtectionRuntime } from '../protection/runtime.js'
 import type { RetainedLimit } from '../retained-limit.js'
 import type { OfferRefusal, UplinkSink } from '../uplink.js'
-import { paceDevice } from './pace-device.js'
+import { type Holdable, paceDevice } from './pace-device.js'
 
 export interface AuthorizePublishDeps {
   access: AccessControl
@@ -124,6 +124,7 @@ export function createAuthorizePublish(deps: AuthorizePublishDeps): AuthorizePub
       session.device.id,
       () => fieldsOf(client, session, packet),
       'PUBLISH',
+      client.conn as Partial<Holdable>,
     )
     // Gone while it waited: no PUBACK can reach it, so a QoS 1 message comes again on its next connection.
     return held?.then(() => ((client as Client & { closed?: boolean }).closed ? 'drop' : 'forward'))

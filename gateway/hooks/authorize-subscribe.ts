@@ -2,7 +2,7 @@ import type { AuthorizeSubscribeHandler, Client } from 'aedes'
 import type { SecurityEventFields, SecurityEvents } from '../../core/security-events.js'
 import type { AccessControl } from '../access-control.js'
 import { sessionOf, transportOf } from '../connection-context.js'
-import { paceDevice } from './pace-device.js'
+import { type Holdable, paceDevice } from './pace-device.js'
 
 /**
  * The filters each client holds, as far as the limit is concerned: every filter granted
@@ -128,6 +128,7 @@ export function createAuthorizeSubscribe(deps: {
       session.device.id,
       () => ({ clientId: client.id, listener: transportOf(client).listener, topic: subscription.topic }),
       'SUBSCRIBE filter',
+      client.conn as Partial<Holdable>,
     )
     if (!held) return decide(client, subscription, callback)
     held.then(() => decide(client, subscription, callback))

@@ -50,6 +50,8 @@ export class ProtocolGuard extends Duplex {
   private readonly header: FixedHeader = { type: 0, flags: 0, remaining: 0, headerBytes: 0 }
   private socketPaused = false
   private endPending = false
+  /** Packets of this connection the broker holds (the device's rate): nothing more is read meanwhile. */
+  private held = 0
 
   constructor(
     readonly socket: Duplex,
@@ -61,6 +63,24 @@ export class ProtocolGuard extends Duplex {
     socket.on('end', this.onEnd)
     socket.on('error', (err: Error) => this.destroy(err))
     socket.on('close', () => this.destroy())
+  }
+
+  /**
+   * The broker holds a packet of this connection for a while (lan.deviceRate): read nothing more
+   * from the socket until `release`. The broker reads whatever this stream has buffered at every
+   * 'readable', held packets or not (aedes), so without this a device of large packets was read
+   * at the socket's pace while its packets waited in memory for their turn.
+   */
+  hold(): void {
+    this.held++
+    this.pauseSocket()
+  }
+
+  /** One held packet went on: reading resumes once none is held. */
+  release(): void {
+    if (this.held === 0) return
+    this.held--
+    if (this.held === 0 && this.phase === 'open' && !this.readableNeedsDrain()) this.resumeSocket()
   }
 
   /** The broker accepted the CONNECT: release what was held and allow packets up to maxPacketBytes. */
@@ -76,7 +96,7 @@ export class ProtocolGuard extends Duplex {
     // process() may have closed the connection: read the phase afresh.
     const phase = this.phase as Phase
     if (this.endPending && phase !== 'closed') this.push(null)
-    else if (phase === 'open' && !this.readableNeedsDrain()) this.resumeSocket()
+    else if (phase === 'open' && this.held === 0 && !this.readableNeedsDrain()) this.resumeSocket()
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -233,7 +253,7 @@ export class ProtocolGuard extends Duplex {
   }
 
   override _read(): void {
-    if (this.phase === 'connect' || this.phase === 'open') this.resumeSocket()
+    if (this.held === 0 && (this.phase === 'connect' || this.phase === 'open')) this.resumeSocket()
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {

@@ -84,6 +84,39 @@ describe('the per-device rate', () => {
     })
   })
 
+  it('reads a device of large packets no faster than its rate: what it sent waits in TCP, not in the gateway', async () => {
+    // 200 KB QoS 0 PUBLISH packets written as fast as the socket takes them. Each one past the
+    // burst is held for its turn (a device_rate_paced event each); the connection must be read no
+    // further meanwhile, or they pile up in the gateway's memory (they did: aedes reads at every
+    // 'readable' whatever it holds, so a device of packets over ~64 KB was read at TCP's pace).
+    stack = await Stack.start({ lan: { deviceRate: { messagesPerSecond: 10, burst: 10 } } })
+    const client = await connect(stack)
+    const stream = client.stream as unknown as NodeJS.WritableStream & { writableLength: number }
+    const packet = Buffer.concat([
+      Buffer.from([0x30, 0xc0, 0x9a, 0x0c]), // PUBLISH QoS 0, remaining length 200,000
+      Buffer.from([0, TOPIC.length]),
+      Buffer.from(TOPIC),
+      Buffer.alloc(200_000 - 2 - TOPIC.length, 0x61),
+    ])
+    const started = Date.now()
+    let written = 0
+    // Bounded: 3 s and 2,000 packets (400 MB).
+    while (Date.now() - started < 3_000 && written < 2_000) {
+      if (stream.writableLength < 1_000_000) {
+        stream.write(packet)
+        written++
+      } else await sleep(5)
+    }
+    const seconds = (Date.now() - started) / 1000
+    const paced = stack.gateway.metrics.get('security_events_total{event="device_rate_paced"}')
+    // What was read: the burst, then 10 a second, plus the packets the guard and the broker held
+    // when it stopped reading. Without the hold, hundreds.
+    expect((stream as unknown as { destroyed: boolean }).destroyed).toBe(false)
+    expect(written).toBeGreaterThan(60)
+    expect(paced).toBeLessThanOrEqual(Math.ceil(10 * seconds) + 10)
+    client.end(true)
+  })
+
   it('a flooder does not hold back another device: its QoS 1 goes through while the flooder waits', async () => {
     // Refilled at one message in 100 s: past the burst, the flooder waits for the rest of the test.
     stack = await Stack.start({ lan: { deviceRate: { messagesPerSecond: 0.01, burst: 20 } } })
