@@ -394,6 +394,7 @@ export const configSchema = z.strictObject({
       file: z.string().min(1).optional(),
       deniedPublish: z.enum(['disconnect', 'drop']).optional(),
       floodDisconnectAfter: z.number().int().min(1).optional(),
+      maxTopicBytes: z.number().int().min(16).max(65_535).optional(),
       rules: z.array(z.unknown()).optional(),
     })
     .optional(),

@@ -86,6 +86,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'maxConnectBytes',
   'maxPacketBytes',
   'maxSubscriptionsPerClient',
+  'maxTopicBytes',
   'maxFailures',
   'maxMessages',
   'maxVersion',

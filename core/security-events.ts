@@ -94,6 +94,24 @@ export const RECENT_EVENTS = 20
  * so a flooding device cannot fill the disk with warnings.
  * Callers must not pass secrets or payloads; only sizes.
  */
+/** The longest string value of an event's fields as logged (a topic or a username may be 65,535 bytes). */
+export const MAX_FIELD_CHARS = 256
+
+/**
+ * The fields with every string over MAX_FIELD_CHARS cut there and marked with its length: the
+ * log is limited in lines per identity, so each line must be bounded in bytes too, or a client
+ * that sends long topics or usernames fills the disk within the line budget.
+ */
+export function clipped<T extends object>(fields: T): T {
+  let out: Record<string, unknown> | undefined
+  for (const [key, value] of Object.entries(fields)) {
+    if (typeof value !== 'string' || value.length <= MAX_FIELD_CHARS) continue
+    out ??= { ...fields } as Record<string, unknown>
+    out[key] = `${value.slice(0, MAX_FIELD_CHARS)}... (${value.length} characters)`
+  }
+  return (out ?? fields) as T
+}
+
 export class SecurityEvents {
   private readonly windows = new Map<string, Window>()
   private readonly recentEvents: RecentSecurityEvent[] = []
@@ -110,8 +128,9 @@ export class SecurityEvents {
     metrics.declare('security_log_lines_suppressed_total')
   }
 
-  report(event: SecurityEventName, fields: SecurityEventFields, message: string): void {
+  report(event: SecurityEventName, reported: SecurityEventFields, message: string): void {
     this.metrics.increment(series('security_events_total', { event }))
+    const fields = clipped(reported)
     const who = fields.device ?? fields.username ?? fields.pskIdentity ?? fields.remoteAddress ?? ''
     const key = `${event}\u0000${who}`
     const t = this.now()

@@ -1,4 +1,5 @@
 import type { Client } from 'aedes'
+import { clipped } from '../core/security-events.js'
 
 /** Why the gateway itself closed a connection: logged with the disconnect. */
 export interface CloseReason {
@@ -13,7 +14,8 @@ const reasons = new WeakMap<Client, CloseReason>()
 
 /** Records why the gateway is about to close this client's connection. */
 export function setCloseReason(client: Client, reason: CloseReason): void {
-  reasons.set(client, reason)
+  // Its fields go to a log line: a topic in them may be 65,535 bytes.
+  reasons.set(client, clipped(reason))
 }
 
 export function closeReasonOf(client: Client): CloseReason | undefined {

@@ -197,6 +197,7 @@ async function policyInput(config: Readonly<GatewayConfig>, warnings: string[]):
     ...fromFile,
     ...(section.deniedPublish !== undefined && { deniedPublish: section.deniedPublish }),
     ...(section.floodDisconnectAfter !== undefined && { floodDisconnectAfter: section.floodDisconnectAfter }),
+    ...(section.maxTopicBytes !== undefined && { maxTopicBytes: section.maxTopicBytes }),
     rules: [...(rules as PolicyInput['rules']), ...imported],
   }
 }

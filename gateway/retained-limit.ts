@@ -1,8 +1,9 @@
 /**
  * Bounds what devices can make the broker keep as retained messages (aedes
  * keeps them in memory): at most `maxMessages` topics and `maxBytes` of
- * payload. A retained PUBLISH that would pass either is still delivered, but
- * not retained. An empty retained payload clears its topic (MQTT-3.3.1-10).
+ * topic and payload together (the topic is kept too, and may be the larger). A
+ * retained PUBLISH that would pass either is still delivered, but not retained.
+ * An empty retained payload clears its topic (MQTT-3.3.1-10).
  */
 export class RetainedLimit {
   private readonly sizes = new Map<string, number>()
@@ -21,16 +22,17 @@ export class RetainedLimit {
     return this.bytes
   }
 
-  /** Whether a retained PUBLISH of `size` bytes on `topic` may be kept; counts it if so. */
-  admit(topic: string, size: number): boolean {
+  /** Whether a retained PUBLISH of `payloadBytes` on `topic` may be kept; counts it (topic included) if so. */
+  admit(topic: string, payloadBytes: number): boolean {
     const previous = this.sizes.get(topic)
-    if (size === 0) {
+    if (payloadBytes === 0) {
       if (previous !== undefined) {
         this.sizes.delete(topic)
         this.bytes -= previous
       }
       return true
     }
+    const size = Buffer.byteLength(topic) + payloadBytes
     const messages = this.sizes.size + (previous === undefined ? 1 : 0)
     const bytes = this.bytes - (previous ?? 0) + size
     if (messages > this.maxMessages || bytes > this.maxBytes) return false

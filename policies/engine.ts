@@ -19,6 +19,7 @@ export interface RuleMatches {
 
 const DENIED_NO_RULE: Decision = Object.freeze({ allowed: false, reason: 'no_rule' })
 const DENIED_DOLLAR: Decision = Object.freeze({ allowed: false, reason: 'dollar' })
+const DENIED_TOO_LONG: Decision = Object.freeze({ allowed: false, reason: 'topic_too_long' })
 
 /**
  * Decides PUBLISH and SUBSCRIBE requests against a compiled policy. Deny unless
@@ -76,6 +77,9 @@ export class PolicyEngine {
   }
 
   decide(principal: Principal, request: PolicyRequest): Decision {
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: only a long string is measured.
+    const max = this.policy.maxTopicBytes
+    if (request.topic.length * 3 > max && Buffer.byteLength(request.topic) > max) return DENIED_TOO_LONG
     const levels = requestLevels(request)
     if (levels === undefined) return DENIED_NO_RULE
     // Reused between calls: decide never yields, and never lets these escape.

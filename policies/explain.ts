@@ -65,6 +65,8 @@ function reason(decision: Decision, request: PolicyRequest): string {
       return 'no allow rule matches (deny unless allowed)'
     case 'dollar':
       return 'a topic starting with "$" matches only rules whose filter starts with "$", and none allows it'
+    case 'topic_too_long':
+      return `the ${request.action === 'publish' ? 'topic' : 'filter'} is ${Buffer.byteLength(request.topic)} bytes, over the policy's maxTopicBytes`
     case 'deny_rule':
       return request.action === 'subscribe'
         ? 'a deny rule overlaps the requested filter (a deny rule wins over any allow)'

@@ -57,6 +57,12 @@ export const policySchema = z.strictObject({
   deniedPublish: z.enum(['disconnect', 'drop']).default('disconnect'),
   /** Messages over a rate limit within 10 s before the device is disconnected. */
   floodDisconnectAfter: z.number().int().min(1).max(1_000_000).default(100),
+  /**
+   * The longest topic a PUBLISH may name and the longest filter a SUBSCRIBE may ask for, in
+   * bytes (MQTT allows 65,535): each filter a client holds costs the broker memory of its
+   * size, each retained topic too, and each denial's log line carries it.
+   */
+  maxTopicBytes: z.number().int().min(16).max(65_535).default(1024),
   rules: z.array(ruleSchema).max(1_000_000),
 })
 

@@ -41,6 +41,7 @@ export type DenyReason =
   | 'retain' // retain flag set where the rule forbids it
   | 'size' // payload larger than maxPayloadBytes
   | 'dollar' // `$` topic and no `$` rule
+  | 'topic_too_long' // topic or filter over the policy's maxTopicBytes
 
 export type Decision =
   | {

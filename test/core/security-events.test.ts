@@ -79,6 +79,14 @@ describe('SecurityEvents log limit', () => {
     expect(lines.slice(50).map((l) => l.suppressed ?? l.msg)).toEqual([11, 'refused'])
   })
 
+  it('bounds each line in bytes too: a string field over 256 characters is cut, with its length', async () => {
+    const { lines, events } = setup(3)
+    events.report('subscribe_denied', { device: 'd', topic: `devices/d/${'x'.repeat(65_000)}` }, 'refused')
+    await settle()
+    expect(lines[0]!.topic).toBe(`devices/d/${'x'.repeat(246)}... (65010 characters)`)
+    expect(JSON.stringify(lines[0]).length).toBeLessThan(1024)
+  })
+
   it('other events of the same device have their own budget', async () => {
     const { lines, events } = setup(1)
     events.report('rate_limited', { device: 'd' }, 'a')

@@ -107,6 +107,23 @@ describe('topic policies through real client connections', () => {
     expect(event).toMatchObject({ device: 'sensor-a', reason: 'deny_rule', rule: 'secret', bytes: 1 })
   })
 
+  it('a topic or filter over maxTopicBytes (1,024) is denied, and logged cut short', async () => {
+    const long = `devices/sensor-a/${'x'.repeat(2000)}`
+    expect(await subscribeGranted(await device('sensor-a'), { [`${long}/#`]: { qos: 0 } })).toEqual([128])
+    const subscribeEvent = await stack.logs.waitFor(
+      (r) => r.event === 'subscribe_denied' && r.reason === 'topic_too_long',
+    )
+    expect(subscribeEvent).toMatchObject({
+      device: 'sensor-a',
+      topic: `${long.slice(0, 256)}... (2019 characters)`,
+    })
+    expect(await publishOutcome(await device('sensor-a'), long, 'x')).toBe('closed')
+    const publishEvent = await stack.logs.waitFor(
+      (r) => r.event === 'publish_denied' && r.reason === 'topic_too_long',
+    )
+    expect(String(publishEvent.topic)).toHaveLength(256 + ' (2017 characters)'.length + 3)
+  })
+
   it('who=device: only the named device', async () => {
     expect(await publishOutcome(await device('sensor-b'), 'shared/b-only', 'x')).toBe('acked')
     expect(await publishOutcome(await device('sensor-a'), 'shared/b-only', 'x')).toBe('closed')

@@ -67,10 +67,21 @@ describe('retained messages are bounded', () => {
     expect(await retainedSeen()).toEqual([`${topic(1)}=v1b`, `${topic(3)}=v3`, `${topic(5)}=v5`])
   })
 
-  it('the byte limit counts too (7 bytes held; 97 in place of the 2 of v3 makes 102)', async () => {
+  it('the byte limit counts topics and payloads (67 bytes held; 117 in place of the 22 of v3 makes 162)', async () => {
     const before = stack.logs.events('retained_limit').length
     await device.publishAsync(topic(3), 'x'.repeat(97), { qos: 1, retain: true })
     expect(stack.logs.events('retained_limit')).toHaveLength(before + 1)
     expect(await retainedSeen()).toContain(`${topic(3)}=v3`)
+  })
+
+  it('a long topic with a one-byte payload counts its topic: the broker keeps the topic too', async () => {
+    await device.publishAsync(topic(5), '', { qos: 1, retain: true })
+    const before = stack.logs.events('retained_limit').length
+    // 45 bytes held (two topics of 20 bytes, payloads of 3 and 2); this one is 80 + 1.
+    const long = `devices/${PASSWORD_DEVICE.id}/r/${'t'.repeat(80 - `devices/${PASSWORD_DEVICE.id}/r/`.length)}`
+    expect(Buffer.byteLength(long)).toBe(80)
+    await device.publishAsync(long, 'x', { qos: 1, retain: true })
+    expect(stack.logs.events('retained_limit')).toHaveLength(before + 1)
+    expect(await retainedSeen()).not.toContain(`${long}=x`)
   })
 })

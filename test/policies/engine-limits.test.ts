@@ -78,3 +78,23 @@ describe('PolicyEngine: subscribe', () => {
     expect(limited.decide(p, sub('x'))).toMatchObject({ allowed: true })
   })
 })
+
+describe('PolicyEngine: maxTopicBytes', () => {
+  const p = principal()
+  const both = { who: 'everyone', topic: 't/#', action: 'both' } as const
+
+  it('defaults to 1,024 bytes of topic or filter: at it allowed, one byte over refused as topic_too_long', () => {
+    const engine = compilePolicy(policy(both))
+    const at = `t/${'a'.repeat(1022)}`
+    expect(engine.decide(p, pub(at)).allowed).toBe(true)
+    expect(engine.decide(p, sub(at)).allowed).toBe(true)
+    expect(engine.decide(p, pub(`${at}b`))).toEqual({ allowed: false, reason: 'topic_too_long' })
+    expect(engine.decide(p, sub(`${at}/#`))).toEqual({ allowed: false, reason: 'topic_too_long' })
+  })
+
+  it('counts UTF-8 bytes, not characters, and takes the policy value', () => {
+    const engine = compilePolicy({ ...policy(both), maxTopicBytes: 16 })
+    expect(engine.decide(p, pub('t/éééééééé')).allowed).toEqual(false) // 2 + 16 bytes
+    expect(engine.decide(p, pub('t/ééééééé')).allowed).toBe(true) // 2 + 14 bytes
+  })
+})
