@@ -356,6 +356,16 @@ export const configSchema = z.strictObject({
     /** The largest packet before the CONNECT is authenticated (the CONNECT with its Will); at most maxPacketBytes applies. */
     maxConnectBytes: z.number().int().min(256).max(268_435_460).default(8192),
     /**
+     * Bytes sent to a client that may wait unread in its connection; past it the client is a slow
+     * consumer and is disconnected (`slow_consumer`), so it cannot hold up delivery to others.
+     */
+    maxOutboundBytes: z
+      .number()
+      .int()
+      .min(64 * 1024)
+      .max(256 * 1024 * 1024)
+      .default(1024 * 1024),
+    /**
      * Connections accepted but not yet authenticated (TLS handshake or CONNECT still to come);
      * one past a bound is closed as it is accepted, before any TLS state (`connection_refused`).
      */

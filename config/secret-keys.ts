@@ -84,6 +84,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'connectMs',
   'handshakeMs',
   'maxConnectBytes',
+  'maxOutboundBytes',
   'maxPacketBytes',
   'maxSubscriptionsPerClient',
   'maxTopicBytes',

@@ -35,6 +35,7 @@ export const SECURITY_EVENT_NAMES = [
   'cloud_message_rejected',
   'protocol_violation',
   'packet_too_large',
+  'slow_consumer',
   'rotation_refused',
   'rotation_rolled_back',
   'observability_refused',

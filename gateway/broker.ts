@@ -206,7 +206,11 @@ export class LanGateway {
     const accept = createAccept({
       broker,
       admission,
-      limits: { maxPacketBytes: options.lan.maxPacketBytes, maxConnectBytes: options.lan.maxConnectBytes },
+      limits: {
+        maxPacketBytes: options.lan.maxPacketBytes,
+        maxConnectBytes: options.lan.maxConnectBytes,
+        maxOutboundBytes: options.lan.maxOutboundBytes,
+      },
       security,
       metrics,
       logger,

@@ -81,6 +81,12 @@ export function createAccept(deps: AcceptDeps): Accept {
         fields,
         `MQTT ${violation.packetType} refused on its header: ${violation.detail}; connection closed`,
       )
+    } else if (violation.reason === 'slow_consumer') {
+      security.report(
+        'slow_consumer',
+        fields,
+        `slow consumer: ${violation.detail}; connection closed, so that delivery to others does not wait on it`,
+      )
     } else {
       security.report(
         'protocol_violation',

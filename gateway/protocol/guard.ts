@@ -13,6 +13,12 @@ export interface GuardLimits {
   maxPacketBytes: number
   /** Largest packet before the client is authenticated: the CONNECT with its Will. */
   maxConnectBytes: number
+  /**
+   * Bytes the gateway sent the client that may wait unread in its socket: past this the client is
+   * a slow consumer and the connection is closed. Below it writes never wait, so the broker's
+   * delivery to everyone else never waits on a client that does not read.
+   */
+  maxOutboundBytes: number
 }
 
 /** CONNACK, return code 1: unacceptable protocol level (MQTT-3.1.2-2), in the 3.1.1 format. */
@@ -256,24 +262,42 @@ export class ProtocolGuard extends Duplex {
     if (this.held === 0 && (this.phase === 'connect' || this.phase === 'open')) this.resumeSocket()
   }
 
+  // Writes never wait for the socket to drain: the broker delivers to every client through one
+  // emitter with a bounded number of deliveries in progress, and a delivery that waited on a client
+  // that does not read held a slot for up to aedes' drainTimeout (60 s), so one such client froze
+  // delivery to all. What waits unread is bounded instead (maxOutboundBytes), per connection.
   override _write(chunk: Buffer, _encoding: BufferEncoding, done: (err?: Error | null) => void): void {
     // After a refusal the broker may still write for a moment: those bytes go nowhere.
-    if (this.socket.destroyed || this.socket.write(chunk)) done()
-    else this.socket.once('drain', () => done())
+    if (!this.socket.destroyed) {
+      this.socket.write(chunk)
+      this.checkOutbound()
+    }
+    done()
   }
 
   override _writev(
     chunks: Array<{ chunk: Buffer; encoding: BufferEncoding }>,
     done: (err?: Error | null) => void,
   ): void {
-    let ok = true
     if (!this.socket.destroyed) {
       this.socket.cork()
-      for (const { chunk } of chunks) ok = this.socket.write(chunk)
+      for (const { chunk } of chunks) this.socket.write(chunk)
       this.socket.uncork()
+      this.checkOutbound()
     }
-    if (ok) done()
-    else this.socket.once('drain', () => done())
+    done()
+  }
+
+  private checkOutbound(): void {
+    const waiting = this.socket.writableLength
+    if (waiting <= this.limits.maxOutboundBytes || this.phase === 'closed') return
+    this.refuse({
+      reason: 'slow_consumer',
+      detail: `${waiting} bytes sent to it wait unread (limit ${this.limits.maxOutboundBytes})`,
+      packetType: 'none',
+      announcedBytes: waiting,
+      limit: this.limits.maxOutboundBytes,
+    })
   }
 
   override _final(done: (err?: Error | null) => void): void {

@@ -36,6 +36,8 @@ export const PROTOCOL_VIOLATIONS = [
   'invalid_connect_flags',
   /** A CONNECT for a protocol level the gateway does not speak (MQTT 5): answered CONNACK 1, then closed. */
   'unsupported_protocol_level',
+  /** The client left more than `lan.maxOutboundBytes` of what the gateway sent it unread. */
+  'slow_consumer',
 ] as const
 
 export type ProtocolViolationReason = (typeof PROTOCOL_VIOLATIONS)[number]

@@ -21,7 +21,7 @@ class Transport extends Duplex {
   }
 }
 
-const LIMITS = { maxPacketBytes: 4096, maxConnectBytes: 512 }
+const LIMITS = { maxPacketBytes: 4096, maxConnectBytes: 512, maxOutboundBytes: 1024 * 1024 }
 
 function setup(limits = LIMITS) {
   const transport = new Transport()
