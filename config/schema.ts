@@ -347,6 +347,8 @@ export const configSchema = z.strictObject({
       .prefault({}),
     /** Topic filters one client may hold at once; one more is refused at SUBACK (0x80). */
     maxSubscriptionsPerClient: z.number().int().min(1).max(1_000_000).default(1000),
+    /** Connections one device may hold at once, over every listener; one more gets CONNACK 3. */
+    maxConnectionsPerDevice: z.number().int().min(1).max(1_000_000).default(32),
     /**
      * Resource limits on LAN connections (docs/security.md, "Resource limits").
      * The largest MQTT packet, fixed header included, from an authenticated client:

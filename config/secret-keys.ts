@@ -84,6 +84,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'connectMs',
   'handshakeMs',
   'maxConnectBytes',
+  'maxConnectionsPerDevice',
   'maxOutboundBytes',
   'maxPacketBytes',
   'maxSubscriptionsPerClient',

@@ -170,6 +170,7 @@ export class LanGateway {
         logger,
         protection,
         refusalDelayMs: options.lan.lockout.refusalDelayMs,
+        maxConnectionsPerDevice: options.lan.maxConnectionsPerDevice,
       }),
       authorizePublish: createAuthorizePublish({
         access,

@@ -12,6 +12,7 @@ import {
   type ConnectFacts,
   connectFactsOf,
   principalFor,
+  sessionOf,
   setSession,
   type TransportContext,
   transportOf,
@@ -29,6 +30,22 @@ export interface AuthenticateDeps {
   protection: ProtectionRuntime
   /** A refused CONNECT is answered no sooner than this after it arrived (ms). */
   refusalDelayMs: number
+  /** Connections one device may hold at once (`lan.maxConnectionsPerDevice`); one more is refused. */
+  maxConnectionsPerDevice?: number
+}
+
+/**
+ * Connections `device` holds now, but the one under `clientId` (a CONNECT with a client id in use
+ * takes that connection over). One pass over the connected clients: a CONNECT, not a message.
+ */
+function connectionsOf(client: Client, device: string): number {
+  const clients =
+    (client as unknown as { broker?: { clients?: Record<string, Client> } }).broker?.clients ?? {}
+  let n = 0
+  for (const id in clients) {
+    if (id !== client.id && sessionOf(clients[id])?.device.id === device) n++
+  }
+  return n
 }
 
 /** Checks a one-time CONNECT token for a device; 'ok' or why not. */
@@ -306,6 +323,22 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
       async (verdict) => {
         floor.record(performance.now() - arrived)
         if (verdict.ok) await until(holds.get(client) ?? 0)
+        const max = deps.maxConnectionsPerDevice
+        if (verdict.ok && max !== undefined && connectionsOf(client, verdict.device.id) >= max) {
+          deps.security.report(
+            'connection_refused',
+            {
+              device: verdict.device.id,
+              clientId: client.id,
+              listener: transport.listener,
+              remoteAddress: transport.remoteAddress,
+              reason: 'device_connections',
+              limit: max,
+            },
+            `CONNECT refused with CONNACK 3: the device holds ${max} connection(s) already (lan.maxConnectionsPerDevice)`,
+          )
+          return refuseAtFloor(refusal(SERVER_UNAVAILABLE, 'too many connections for this device'))
+        }
         if (verdict.ok) {
           setSession(client, {
             device: verdict.device,

@@ -72,6 +72,7 @@ export interface StackOptions {
     payload?: NonNullable<ConfigInput['lan']>['payload']
     retained?: NonNullable<ConfigInput['lan']>['retained']
     deviceRate?: NonNullable<ConfigInput['lan']>['deviceRate']
+    maxConnectionsPerDevice?: number
   }
   /** Payload protection per topic (`lan.protection`). */
   protection?: NonNullable<ConfigInput['lan']>['protection']
@@ -125,6 +126,9 @@ export class Stack {
         ...(options.lan?.payload && { payload: options.lan.payload }),
         ...(options.lan?.retained && { retained: options.lan.retained }),
         ...(options.lan?.deviceRate && { deviceRate: options.lan.deviceRate }),
+        ...(options.lan?.maxConnectionsPerDevice && {
+          maxConnectionsPerDevice: options.lan.maxConnectionsPerDevice,
+        }),
       },
       ...(options.policies && { policies: options.policies }),
       ...(options.mosquitto && { mosquitto: options.mosquitto }),
