@@ -347,6 +347,22 @@ export const configSchema = z.strictObject({
       .prefault({}),
     /** Topic filters one client may hold at once; one more is refused at SUBACK (0x80). */
     maxSubscriptionsPerClient: z.number().int().min(1).max(1_000_000).default(1000),
+    /**
+     * What sessions may make the broker hold in memory (docs/security.md): per client id, messages
+     * queued for it and QoS 2 messages awaiting their PUBREL; and for all of them together, bytes of
+     * topics and payloads.
+     */
+    sessions: z
+      .strictObject({
+        maxPerClient: z.number().int().min(1).max(1_000_000).default(1000),
+        maxBytes: z
+          .number()
+          .int()
+          .min(64 * 1024)
+          .max(4 * 1024 * 1024 * 1024)
+          .default(32 * 1024 * 1024),
+      })
+      .prefault({}),
     /** Connections one device may hold at once, over every listener; one more gets CONNACK 3. */
     maxConnectionsPerDevice: z.number().int().min(1).max(1_000_000).default(32),
     /**

@@ -87,6 +87,7 @@ export const ECHOED_KEYS: ReadonlySet<string> = new Set([
   'maxConnectionsPerDevice',
   'maxOutboundBytes',
   'maxPacketBytes',
+  'maxPerClient',
   'maxSubscriptionsPerClient',
   'maxTopicBytes',
   'maxFailures',

@@ -27,6 +27,7 @@ import { createAccept, protocolErrorSeries } from './protocol/index.js'
 import type { Device } from './registry.js'
 import { applyAccess, type ReloadReport } from './reload.js'
 import { RetainedLimit } from './retained-limit.js'
+import { boundSessions, SessionBudget } from './session-budget.js'
 import type { UplinkSink } from './uplink.js'
 
 /** What aedes says when a connection sends no CONNECT within its connectTimeout. */
@@ -196,6 +197,14 @@ export class LanGateway {
     metrics.gauge('lan_password_checks_waiting', () => scryptSlots.queued)
     metrics.gauge('lan_retained_messages', () => retained.messages)
     metrics.gauge('lan_retained_bytes', () => retained.totalBytes)
+    const sessions = new SessionBudget(
+      options.lan.sessions.maxPerClient,
+      options.lan.sessions.maxBytes,
+      metrics,
+      logger.child({ module: 'sessions' }),
+    )
+    boundSessions((broker as unknown as { persistence: unknown }).persistence, sessions)
+    metrics.gauge('lan_session_bytes', () => sessions.bytes)
     broker.on('clientError', (client, err) => {
       logger.debug(
         { device: sessionOf(client)?.device.id, clientId: client.id, err: err.message },

@@ -73,6 +73,7 @@ export interface StackOptions {
     retained?: NonNullable<ConfigInput['lan']>['retained']
     deviceRate?: NonNullable<ConfigInput['lan']>['deviceRate']
     maxConnectionsPerDevice?: number
+    sessions?: { maxPerClient?: number; maxBytes?: number }
   }
   /** Payload protection per topic (`lan.protection`). */
   protection?: NonNullable<ConfigInput['lan']>['protection']
@@ -129,6 +130,7 @@ export class Stack {
         ...(options.lan?.maxConnectionsPerDevice && {
           maxConnectionsPerDevice: options.lan.maxConnectionsPerDevice,
         }),
+        ...(options.lan?.sessions && { sessions: options.lan.sessions }),
       },
       ...(options.policies && { policies: options.policies }),
       ...(options.mosquitto && { mosquitto: options.mosquitto }),

@@ -1,0 +1,115 @@
+/**
+ * lan.sessions: what sessions make the broker hold in memory is bounded. aedes' session store keeps,
+ * per client id and without bound, the messages queued for a subscriber (an offline persistent
+ * session above all) and the QoS 2 messages awaiting their PUBREL; a review ran the gateway out of
+ * heap with 1,000 persistent sessions of one device, and piled up QoS 2 messages never released.
+ */
+import { connect as netConnect } from 'node:net'
+import mqttPacket from 'mqtt-packet'
+import { afterEach, describe, expect, it } from 'vitest'
+import { collect, connectDevice, sleep } from './clients.js'
+import { PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
+
+const login = { username: PASSWORD_DEVICE.username, password: PASSWORD_DEVICE.password, reconnectPeriod: 0 }
+const base = `devices/${PASSWORD_DEVICE.id}`
+const dropped = (reason: string) => `lan_session_dropped_total{reason="${reason}"}`
+
+describe('session memory', () => {
+  let stack: Stack | undefined
+  afterEach(async () => {
+    await stack?.stop()
+    stack = undefined
+  })
+
+  it('queues at most maxPerClient messages for an offline persistent session, and maxBytes for all', async () => {
+    stack = await Stack.start({ lan: { sessions: { maxPerClient: 5, maxBytes: 64 * 1024 } } })
+    const port = stack.port('tcp')
+    const away = async (clientId: string, filter: string) => {
+      const c = await connectDevice(port, { ...login, clientId, clean: false })
+      await c.subscribeAsync(filter, { qos: 1 })
+      await c.endAsync()
+    }
+    await away(`${PASSWORD_DEVICE.id}-away`, `${base}/q/#`)
+    const publisher = await connectDevice(port, { ...login, clientId: `${PASSWORD_DEVICE.id}-pub` })
+    for (let i = 0; i < 20; i++) await publisher.publishAsync(`${base}/q/${i}`, `m-${i}`, { qos: 1 })
+    expect(stack.gateway.metrics.get(dropped('per_client'))).toBe(15)
+
+    // Back: it gets the 5 that were queued, the first 5.
+    const back = await connectDevice(port, { ...login, clientId: `${PASSWORD_DEVICE.id}-away`, clean: false })
+    const got = collect(back)
+    await waitUntil(() => got.length === 5, 10_000, 'the queued messages')
+    await sleep(300)
+    expect(got.map((m) => m.payload)).toEqual(['m-0', 'm-1', 'm-2', 'm-3', 'm-4'])
+    await back.endAsync()
+
+    // All sessions together: 64 KiB. Four sessions away, 20 KB messages: the bytes run out first.
+    for (let s = 0; s < 4; s++) await away(`${PASSWORD_DEVICE.id}-big-${s}`, `${base}/big/#`)
+    const payload = Buffer.alloc(20_000, 0x62)
+    for (let i = 0; i < 3; i++) await publisher.publishAsync(`${base}/big/${i}`, payload, { qos: 1 })
+    expect(stack.gateway.metrics.get(dropped('memory'))).toBeGreaterThan(0)
+    expect(stack.gateway.metrics.get('lan_session_bytes')).toBeLessThanOrEqual(64 * 1024)
+    await publisher.endAsync()
+  }, 60_000)
+
+  it('stores at most maxPerClient QoS 2 messages awaiting their PUBREL, across reconnects; one more closes the connection', async () => {
+    stack = await Stack.start({ lan: { sessions: { maxPerClient: 5, maxBytes: 64 * 1024 } } })
+    const port = stack.port('tcp')
+    // A raw client: QoS 2 PUBLISH packets, never a PUBREL.
+    const round = async (first: number, count: number) => {
+      const socket = netConnect({ host: '127.0.0.1', port })
+      const parser = mqttPacket.parser({ protocolVersion: 4 })
+      const seen: string[] = []
+      parser.on('packet', (p) => seen.push(p.cmd))
+      socket.on('data', (chunk: Buffer) => parser.parse(chunk))
+      socket.on('error', () => undefined)
+      let closed = false
+      socket.once('close', () => {
+        closed = true
+      })
+      await new Promise((r) => socket.once('connect', r))
+      socket.write(
+        mqttPacket.generate({
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: 4,
+          clientId: `${PASSWORD_DEVICE.id}-q2`,
+          clean: false,
+          keepalive: 0,
+          username: login.username,
+          password: Buffer.from(login.password),
+        }),
+      )
+      await waitUntil(() => seen.includes('connack'), 5_000, 'CONNACK')
+      // One at a time: each waits for its PUBREC, or for the connection to close.
+      for (let i = first; i < first + count && !closed; i++) {
+        const before = seen.filter((c) => c === 'pubrec').length
+        socket.write(
+          mqttPacket.generate({
+            cmd: 'publish',
+            qos: 2,
+            messageId: i,
+            topic: `${base}/q2`,
+            payload: Buffer.from(`q2-${i}`),
+            retain: false,
+            dup: false,
+          }),
+        )
+        await waitUntil(
+          () => closed || seen.filter((c) => c === 'pubrec').length > before,
+          5_000,
+          'PUBREC or the close',
+        )
+      }
+      const pubrecs = seen.filter((c) => c === 'pubrec').length
+      socket.destroy()
+      return { pubrecs, closed }
+    }
+    expect(await round(1, 3)).toEqual({ pubrecs: 3, closed: false })
+    await sleep(100)
+    // The session keeps those 3: 2 more fit, the 3rd closes the connection.
+    const second = await round(10, 3)
+    expect(second.pubrecs).toBe(2)
+    expect(second.closed).toBe(true)
+    expect(stack.gateway.metrics.get(dropped('qos2_per_client'))).toBe(1)
+  }, 60_000)
+})
