@@ -7,7 +7,12 @@ interface HeldPacket {
   topic?: string
   payload?: Buffer | string
   messageId?: number
+  /** A message's identity in the broker (a PUBREL that replaces it in the queue has none). */
+  brokerId?: string
+  brokerCounter?: number
 }
+
+const keyOf = (packet: HeldPacket) => `${packet.brokerId}\u0000${packet.brokerCounter}`
 
 function sizeOf(packet: HeldPacket): number {
   const topic = packet.topic === undefined ? 0 : Buffer.byteLength(packet.topic)
@@ -16,7 +21,10 @@ function sizeOf(packet: HeldPacket): number {
 }
 
 interface ClientHeld {
-  outgoing: number
+  /** Messages queued for it, by broker identity: their sizes. */
+  outgoing: Map<string, number>
+  /** The broker identity of a queued message once it has a packet identifier (sent at least once). */
+  outgoingIds: Map<number, string>
   /** QoS 2 messages received and not yet released (PUBREL), by packet identifier: their sizes. */
   incoming: Map<number, number>
 }
@@ -57,14 +65,14 @@ export class SessionBudget {
   private of(clientId: string): ClientHeld {
     let c = this.clients.get(clientId)
     if (!c) {
-      c = { outgoing: 0, incoming: new Map() }
+      c = { outgoing: new Map(), outgoingIds: new Map(), incoming: new Map() }
       this.clients.set(clientId, c)
     }
     return c
   }
 
   private tidy(clientId: string, c: ClientHeld): void {
-    if (c.outgoing === 0 && c.incoming.size === 0) this.clients.delete(clientId)
+    if (c.outgoing.size === 0 && c.incoming.size === 0) this.clients.delete(clientId)
   }
 
   /** Whether `packet` may be queued for `clientId`; counts it if so. */
@@ -72,7 +80,7 @@ export class SessionBudget {
     const c = this.of(clientId)
     const bytes = sizeOf(packet)
     const reason =
-      c.outgoing >= this.maxPerClient
+      c.outgoing.size >= this.maxPerClient
         ? 'per_client'
         : this.held + bytes > this.maxBytes
           ? 'memory'
@@ -82,17 +90,43 @@ export class SessionBudget {
       this.dropped(reason, clientId, packet.topic)
       return false
     }
-    c.outgoing++
+    c.outgoing.set(keyOf(packet), bytes)
     this.held += bytes
     return true
   }
 
-  /** A queued message left (acknowledged, or the session emptied). */
-  releaseOutgoing(clientId: string, packet: HeldPacket): void {
+  /**
+   * Whether the store holds this update's message for `clientId`: a PUBLISH being sent (it
+   * takes a packet identifier) or the PUBREL that replaces one. One the budget did not let in is
+   * not in the store: its update is skipped, and the message is delivered live, not kept.
+   */
+  holds(clientId: string, packet: HeldPacket): boolean {
     const c = this.clients.get(clientId)
-    if (!c || c.outgoing === 0) return
-    c.outgoing--
-    this.held = Math.max(0, this.held - sizeOf(packet))
+    if (!c) return false
+    if (packet.brokerId === undefined)
+      return packet.messageId !== undefined && c.outgoingIds.has(packet.messageId)
+    const key = keyOf(packet)
+    if (!c.outgoing.has(key)) return false
+    if (packet.messageId !== undefined) c.outgoingIds.set(packet.messageId, key)
+    return true
+  }
+
+  /** A queued message left (acknowledged, or the session emptied): `removed` is what the store gave back. */
+  releaseOutgoing(clientId: string, removed: HeldPacket): void {
+    const c = this.clients.get(clientId)
+    if (!c) return
+    const key =
+      removed.brokerId !== undefined
+        ? keyOf(removed)
+        : removed.messageId !== undefined
+          ? c.outgoingIds.get(removed.messageId)
+          : undefined
+    if (removed.messageId !== undefined) c.outgoingIds.delete(removed.messageId)
+    const bytes = key === undefined ? undefined : c.outgoing.get(key)
+    if (key !== undefined && bytes !== undefined) {
+      c.outgoing.delete(key)
+      this.held = Math.max(0, this.held - bytes)
+    }
     this.tidy(clientId, c)
   }
 
@@ -159,6 +193,7 @@ export class SessionBudget {
 
 /** The async session store inside aedes' default persistence (aedes-persistence), as far as it is used here. */
 interface SessionStore {
+  outgoingUpdate(client: { id: string }, packet: HeldPacket): Promise<void>
   outgoingEnqueue(sub: { clientId: string }, packet: HeldPacket): Promise<void>
   outgoingEnqueueCombi(subs: Array<{ clientId: string }>, packet: HeldPacket): Promise<void>
   outgoingClearMessageId(client: { id: string }, packet: HeldPacket): Promise<HeldPacket | undefined>
@@ -184,6 +219,7 @@ export function boundSessions(persistence: unknown, budget: SessionBudget): void
   const enqueue = store.outgoingEnqueue.bind(store)
   const enqueueCombi = store.outgoingEnqueueCombi.bind(store)
   const clear = store.outgoingClearMessageId.bind(store)
+  const update = store.outgoingUpdate.bind(store)
   const storeIncoming = store.incomingStorePacket.bind(store)
   const delIncoming = store.incomingDelPacket.bind(store)
   const cleanIncoming = store.cleanIncoming?.bind(store)
@@ -193,6 +229,11 @@ export function boundSessions(persistence: unknown, budget: SessionBudget): void
   store.outgoingEnqueueCombi = async (subs, packet) => {
     const admitted = subs.filter((sub) => budget.admitOutgoing(sub.clientId, packet))
     if (admitted.length > 0) await enqueueCombi(admitted, packet)
+  }
+  // aedes updates a message in the store before it writes it to a persistent session's client,
+  // and closes the connection if the store does not have it: one the budget kept out is skipped.
+  store.outgoingUpdate = async (client, packet) => {
+    if (budget.holds(client.id, packet)) await update(client, packet)
   }
   store.outgoingClearMessageId = async (client, packet) => {
     const removed = await clear(client, packet)

@@ -51,6 +51,57 @@ describe('session memory', () => {
     await publisher.endAsync()
   }, 60_000)
 
+  it('gives the bytes back once a persistent QoS 2 subscriber completed each exchange (the PUBREL that replaces a message)', async () => {
+    stack = await Stack.start({ lan: { sessions: { maxPerClient: 100, maxBytes: 64 * 1024 } } })
+    const port = stack.port('tcp')
+    const sub = await connectDevice(port, { ...login, clientId: `${PASSWORD_DEVICE.id}-q2sub`, clean: false })
+    await sub.subscribeAsync(`${base}/two/#`, { qos: 2 })
+    const got = collect(sub)
+    const publisher = await connectDevice(port, { ...login, clientId: `${PASSWORD_DEVICE.id}-pub2` })
+    for (let i = 0; i < 10; i++)
+      await publisher.publishAsync(`${base}/two/${i}`, 'x'.repeat(1000), { qos: 2 })
+    await waitUntil(() => got.length === 10, 10_000, 'the 10 messages')
+    await waitUntil(
+      () => stack!.gateway.metrics.get('lan_session_bytes') === 0,
+      10_000,
+      'the bytes given back',
+    )
+    await Promise.all([sub.endAsync(), publisher.endAsync()])
+  }, 60_000)
+
+  it('delivers live to a connected persistent subscriber a message the budget keeps out, without closing it', async () => {
+    stack = await Stack.start({ lan: { sessions: { maxPerClient: 100, maxBytes: 64 * 1024 } } })
+    const port = stack.port('tcp')
+    // An offline session takes the whole byte budget.
+    const away = await connectDevice(port, {
+      ...login,
+      clientId: `${PASSWORD_DEVICE.id}-away2`,
+      clean: false,
+    })
+    await away.subscribeAsync(`${base}/fill/#`, { qos: 1 })
+    await away.endAsync()
+    const publisher = await connectDevice(port, { ...login, clientId: `${PASSWORD_DEVICE.id}-pub3` })
+    for (let i = 0; i < 4; i++)
+      await publisher.publishAsync(`${base}/fill/${i}`, Buffer.alloc(20_000, 1), { qos: 1 })
+    expect(stack.gateway.metrics.get(dropped('memory'))).toBeGreaterThan(0)
+    const online = await connectDevice(port, {
+      ...login,
+      clientId: `${PASSWORD_DEVICE.id}-online`,
+      clean: false,
+    })
+    await online.subscribeAsync(`${base}/live`, { qos: 1 })
+    let closed = false
+    online.on('close', () => {
+      closed = true
+    })
+    const got = collect(online)
+    await publisher.publishAsync(`${base}/live`, Buffer.alloc(20_000, 2), { qos: 1 })
+    await waitUntil(() => got.length === 1, 10_000, 'the live delivery')
+    await sleep(300)
+    expect(closed).toBe(false)
+    await Promise.all([online.endAsync(), publisher.endAsync()])
+  }, 60_000)
+
   it('stores at most maxPerClient QoS 2 messages awaiting their PUBREL, across reconnects; one more closes the connection', async () => {
     stack = await Stack.start({ lan: { sessions: { maxPerClient: 5, maxBytes: 64 * 1024 } } })
     const port = stack.port('tcp')
