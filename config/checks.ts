@@ -92,6 +92,11 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
   config.cloud.downlink?.operators.forEach((o, i) => {
     operatorName(o.name, `cloud.downlink.operators[${i}].name`)
   })
+  if (config.lan.maxOutboundBytes < 2 * config.lan.maxPacketBytes) {
+    problems.push(
+      `lan.maxOutboundBytes: ${config.lan.maxOutboundBytes} is less than twice lan.maxPacketBytes (${config.lan.maxPacketBytes}): a subscriber that reads could not take the largest message`,
+    )
+  }
   problems.push(...vpnProblems(config.vpn, config.cloud.host))
   const listen = config.observability.listen
   if (listen !== undefined) {

@@ -21,6 +21,11 @@ export interface GuardLimits {
   maxOutboundBytes: number
 }
 
+/** How long more than maxOutboundBytes may wait unread before the client is a slow consumer. */
+const SLOW_CONSUMER_MS = 1000
+/** Past this many times maxOutboundBytes waiting unread, the client is one at once. */
+const SLOW_CONSUMER_HARD = 4
+
 /** CONNACK, return code 1: unacceptable protocol level (MQTT-3.1.2-2), in the 3.1.1 format. */
 const CONNACK_UNSUPPORTED_LEVEL = Buffer.from([0x20, 0x02, 0x00, 0x01])
 
@@ -58,6 +63,8 @@ export class ProtocolGuard extends Duplex {
   private endPending = false
   /** Packets of this connection the broker holds (the device's rate): nothing more is read meanwhile. */
   private held = 0
+  /** Set while more than maxOutboundBytes wait unread: the check that follows (checkOutbound). */
+  private slowTimer: NodeJS.Timeout | undefined
 
   constructor(
     readonly socket: Duplex,
@@ -288,9 +295,37 @@ export class ProtocolGuard extends Duplex {
     done()
   }
 
+  /**
+   * A socket's writableLength counts what was just written too (a TLS socket writes on the next
+   * turn of the event loop, so a burst of deliveries in one turn is all counted): over the limit,
+   * the client is a slow consumer only if it still is SLOW_CONSUMER_MS later without having
+   * drained, or at once past SLOW_CONSUMER_HARD times the limit (memory outside V8's heap).
+   */
   private checkOutbound(): void {
     const waiting = this.socket.writableLength
-    if (waiting <= this.limits.maxOutboundBytes || this.phase === 'closed') return
+    const max = this.limits.maxOutboundBytes
+    if (waiting <= max || this.phase === 'closed') return
+    if (waiting > SLOW_CONSUMER_HARD * max) {
+      this.slowConsumer(waiting)
+      return
+    }
+    if (this.slowTimer) return
+    const drained = () => {
+      clearTimeout(this.slowTimer)
+      this.slowTimer = undefined
+    }
+    this.socket.once('drain', drained)
+    this.slowTimer = setTimeout(() => {
+      this.slowTimer = undefined
+      this.socket.off('drain', drained)
+      const still = this.socket.writableLength
+      if (still > max && !this.socket.destroyed) this.slowConsumer(still)
+    }, SLOW_CONSUMER_MS)
+    this.slowTimer.unref()
+  }
+
+  private slowConsumer(waiting: number): void {
+    if (this.phase === 'closed') return
     this.refuse({
       reason: 'slow_consumer',
       detail: `${waiting} bytes sent to it wait unread (limit ${this.limits.maxOutboundBytes})`,
@@ -306,6 +341,7 @@ export class ProtocolGuard extends Duplex {
   }
 
   override _destroy(err: Error | null, done: (err?: Error | null) => void): void {
+    clearTimeout(this.slowTimer)
     this.phase = 'closed'
     this.parts = []
     this.partsLen = 0

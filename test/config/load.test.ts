@@ -269,6 +269,13 @@ describe('parseConfig: what the config refuses to keep a promise of the docs', (
     expect(parseConfig(tokened, source).observability.tokenFile).toBe('/etc/edge-gateway/keys/metrics.token')
   })
 
+  it('wants lan.maxOutboundBytes at least twice lan.maxPacketBytes, so a subscriber that reads can take the largest message', () => {
+    const text = valid.replace('lan:\n', 'lan:\n  maxPacketBytes: 1048576\n  maxOutboundBytes: 1048576\n')
+    expect(errorOf(text).message).toContain(
+      'lan.maxOutboundBytes: 1048576 is less than twice lan.maxPacketBytes (1048576): a subscriber that reads could not take the largest message',
+    )
+  })
+
   it('keeps device traffic out of the `$` tree: no cloud or downlink prefix may start with `$`', () => {
     const uplink = valid.replace('      cloud: gateways/gw-1/devices/', '      cloud: $gw/gw-1/')
     expect(errorOf(uplink).message).toContain(
