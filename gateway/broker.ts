@@ -13,7 +13,7 @@ import { defaultScryptConcurrency, scryptSlots } from './auth/password.js'
 import { closeReasonOf, setCloseReason } from './close-reason.js'
 import { principalFor, sessionOf, transportOf } from './connection-context.js'
 import { isDropped } from './dropped.js'
-import { createAuthenticate } from './hooks/authenticate.js'
+import { createAuthenticate, DeviceConnections } from './hooks/authenticate.js'
 import { createAuthorizeForward } from './hooks/authorize-forward.js'
 import { createAuthorizePublish } from './hooks/authorize-publish.js'
 import { createAuthorizeSubscribe, subscriptionsRemoved } from './hooks/authorize-subscribe.js'
@@ -171,7 +171,7 @@ export class LanGateway {
         logger,
         protection,
         refusalDelayMs: options.lan.lockout.refusalDelayMs,
-        maxConnectionsPerDevice: options.lan.maxConnectionsPerDevice,
+        connections: new DeviceConnections(options.lan.maxConnectionsPerDevice),
       }),
       authorizePublish: createAuthorizePublish({
         access,

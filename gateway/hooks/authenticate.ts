@@ -31,21 +31,42 @@ export interface AuthenticateDeps {
   /** A refused CONNECT is answered no sooner than this after it arrived (ms). */
   refusalDelayMs: number
   /** Connections one device may hold at once (`lan.maxConnectionsPerDevice`); one more is refused. */
-  maxConnectionsPerDevice?: number
+  connections?: DeviceConnections
 }
 
 /**
- * Connections `device` holds now, but the one under `clientId` (a CONNECT with a client id in use
- * takes that connection over). One pass over the connected clients: a CONNECT, not a message.
+ * Connections each device holds, counted from its authentication to the close of its connection
+ * (so CONNECTs that arrive together are counted as they pass, not when the broker registers them).
  */
-function connectionsOf(client: Client, device: string): number {
-  const clients =
-    (client as unknown as { broker?: { clients?: Record<string, Client> } }).broker?.clients ?? {}
-  let n = 0
-  for (const id in clients) {
-    if (id !== client.id && sessionOf(clients[id])?.device.id === device) n++
+export class DeviceConnections {
+  private readonly counts = new Map<string, number>()
+
+  constructor(readonly max: number) {}
+
+  count(device: string): number {
+    return this.counts.get(device) ?? 0
   }
-  return n
+
+  /**
+   * Counts `client`'s connection for `device` until it closes; false when the device holds `max`
+   * already, unless this CONNECT takes over one of its client ids (that connection closes).
+   */
+  admit(device: string, client: Client): boolean {
+    const conn = client.conn as unknown as { destroyed?: boolean; once(event: 'close', f: () => void): void }
+    if (conn.destroyed) return true
+    const current = (client as unknown as { broker?: { clients?: Record<string, Client> } }).broker
+      ?.clients?.[client.id]
+    const takeover = current !== undefined && sessionOf(current)?.device.id === device
+    const n = this.count(device)
+    if (n >= this.max && !takeover) return false
+    this.counts.set(device, n + 1)
+    conn.once('close', () => {
+      const left = this.count(device) - 1
+      if (left > 0) this.counts.set(device, left)
+      else this.counts.delete(device)
+    })
+    return true
+  }
 }
 
 /** Checks a one-time CONNECT token for a device; 'ok' or why not. */
@@ -323,8 +344,9 @@ export function createAuthenticate(deps: AuthenticateDeps): AuthenticateHandler 
       async (verdict) => {
         floor.record(performance.now() - arrived)
         if (verdict.ok) await until(holds.get(client) ?? 0)
-        const max = deps.maxConnectionsPerDevice
-        if (verdict.ok && max !== undefined && connectionsOf(client, verdict.device.id) >= max) {
+        const connections = deps.connections
+        if (verdict.ok && connections && !connections.admit(verdict.device.id, client)) {
+          const max = connections.max
           deps.security.report(
             'connection_refused',
             {

@@ -52,4 +52,18 @@ describe('connections per device', () => {
     }
     expect(code).toBe(0)
   })
+
+  it('counts CONNECTs that arrive together: of 8 at once, 3 get in', async () => {
+    stack = await Stack.start({ lan: { maxConnectionsPerDevice: 3 } })
+    const port = stack.port('tcp')
+    const results = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, i) =>
+        connectDevice(port, { ...login, clientId: `${PASSWORD_DEVICE.id}-p${i}` }),
+      ),
+    )
+    for (const r of results) if (r.status === 'fulfilled') open.push(r.value)
+    expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(3)
+    const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[]
+    expect(refused.map((r) => (r.reason as { code?: number }).code)).toEqual([3, 3, 3, 3, 3])
+  })
 })
