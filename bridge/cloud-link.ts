@@ -108,6 +108,8 @@ export class CloudLink {
   private generation = 0
   /** Connections closed for an oversize packet from the broker, with why (logged when they close). */
   private readonly oversize = new WeakMap<MqttClient, Error>()
+  /** Each connection's session once it is established. */
+  private readonly sessionOf = new WeakMap<MqttClient, CloudSession>()
   /**
    * Set when a connection was closed for an oversize packet: the next CONNACK does not reset the
    * backoff, so a broker that sends one again on every connection (a retained message over the
@@ -193,6 +195,8 @@ export class CloudLink {
         ),
       )
       this.holdBackoff = true
+      const session = this.sessionOf.get(client)
+      if (session) session.closedForInbound = true
       this.hooks.onOversize?.(bytes, MAX_CLOUD_PACKET_BYTES)
     })
     return client
@@ -235,6 +239,7 @@ export class CloudLink {
         this.config.protocolVersion === 5,
         connack.properties?.maximumPacketSize,
       )
+      this.sessionOf.set(client, session)
       const subscriptions = this.hooks.subscriptions ?? []
       if (subscriptions.length > 0) {
         client.subscribe([...subscriptions], { qos: 1 }, (err, granted) => {

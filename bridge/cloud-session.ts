@@ -40,6 +40,9 @@ export class CloudSession {
     return !this.client.connected
   }
 
+  /** The gateway closed this connection for what the broker sent (an oversize packet), not for what it sent. */
+  closedForInbound = false
+
   /**
    * Why `message` cannot go over this connection as it is, or undefined when it can:
    * a cloud topic over MQTT's 65,535 bytes (or empty, or with a wildcard or U+0000), a

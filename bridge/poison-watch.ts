@@ -12,6 +12,19 @@
  * it at any point clears it.
  */
 export const LOSSES_BEFORE_PROBE = 3
+/**
+ * A session's death counts against the oldest message in flight only if it came this soon after
+ * that message was sent: a broker that refuses a PUBLISH by closing the connection does so at
+ * once; a crash loop, a keepalive timeout or a network that drops do not wait for one message.
+ */
+export const POISON_WINDOW_MS = 2000
+
+/** A message sent on a session and not acknowledged when it died. */
+export interface Unacknowledged {
+  seq: number
+  /** When it was sent (ms, the same clock as `now` of sessionLost). */
+  sentAt: number
+}
 
 export class PoisonWatch {
   /** The gw-seq that was the oldest in flight when the last session died, and how many times in a row. */
@@ -26,10 +39,17 @@ export class PoisonWatch {
     return this.probing
   }
 
-  /** A session died with these gw-seqs sent and not acknowledged (in any order). */
-  sessionLost(unacknowledged: ReadonlyArray<number>): void {
-    if (unacknowledged.length === 0) return
-    const oldest = Math.min(...unacknowledged)
+  /**
+   * A session died at `now` with these messages sent and not acknowledged (in any order). Not
+   * counted: a death with nothing in flight, one the gateway caused for what the broker sent
+   * (`inbound`), or one that came more than POISON_WINDOW_MS after the oldest was sent.
+   */
+  sessionLost(unacknowledged: ReadonlyArray<Unacknowledged>, now: number, inbound = false): void {
+    if (unacknowledged.length === 0 || inbound) return
+    let first = unacknowledged[0]!
+    for (const u of unacknowledged) if (u.seq < first.seq) first = u
+    if (now - first.sentAt > POISON_WINDOW_MS) return
+    const oldest = first.seq
     if (this.probing !== undefined) {
       const probed = this.probing
       this.probing = undefined

@@ -45,8 +45,8 @@ export function forward(
       let active = 0
       let sourceDone = false
       let ended = false
-      // Sent on this session and not settled: what PoisonWatch is told when the session dies.
-      const sent = new Set<number>()
+      // Sent on this session and not settled, with when: what PoisonWatch is told when the session dies.
+      const sent = new Map<number, number>()
       // A message suspected of closing the connection goes alone, before anything else.
       let alone = watch?.alone()
       let limit = alone === undefined ? inflight : 1
@@ -92,12 +92,18 @@ export function forward(
       }
 
       const publish = (outbound: Outbound) => {
-        sent.add(outbound.entry.seq)
+        sent.set(outbound.entry.seq, Date.now())
         session.send(outbound.message, (err) => settle(outbound, err))
       }
 
       const send = (outbound: Outbound) => {
         active++
+        // The suspect is not first (set aside or acknowledged meanwhile): no probe on this session.
+        if (alone !== undefined && outbound.entry.seq !== alone && sent.size === 0 && active === 1) {
+          watch?.settled(alone)
+          alone = undefined
+          limit = inflight
+        }
         const condemned = watch?.takeCondemned(outbound.entry.seq)
         if (condemned !== undefined) return settle(outbound, new Unsendable(condemned))
         // While the gate is closed a message waits here, holding its in-flight slot.
@@ -147,7 +153,10 @@ export function forward(
       return () => {
         ended = true
         subscription.unsubscribe()
-        if (session.closed) watch?.sessionLost([...sent])
+        if (session.closed && watch) {
+          const unacknowledged = [...sent].map(([seq, sentAt]) => ({ seq, sentAt }))
+          watch.sessionLost(unacknowledged, Date.now(), session.closedForInbound)
+        }
       }
     })
 }
