@@ -48,7 +48,10 @@ export function watchForReload(
     if (timer) clearTimeout(timer)
     timer = setTimeout(() => onChange(why), debounceMs)
   }
+  let stopped = false
   const follow = (next: ReadonlyArray<string>) => {
+    // A reload that finishes after the stop must not open watchers again (they would keep the process alive).
+    if (stopped) return
     wanted = new Set(next)
     const dirs = new Set(next.map((f) => dirname(f)))
     for (const [dir, watcher] of watchers) {
@@ -75,6 +78,7 @@ export function watchForReload(
   return {
     follow,
     stop: () => {
+      stopped = true
       if (timer) clearTimeout(timer)
       process.off('SIGHUP', onHup)
       for (const w of watchers.values()) w.close()

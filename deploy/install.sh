@@ -364,8 +364,8 @@ fi
 # listeners are up), or fails with the service's last log lines when systemd sees it end (failed,
 # or waiting to be restarted) or after 60 s.
 await_up() {
-  local pid sub first=''
-  for _ in $(seq 1 120); do
+  local pid sub first='' deadline=$(($(date +%s) + 60))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
     pid="$(systemctl show -p MainPID --value edge-gateway.service)"
     [ "$pid" = 0 ] || [ -n "$first" ] || first="$pid"
     if [ "$pid" != 0 ] && runuser -u "$SERVICE_USER" -- "$node_path" "$PACKAGE_DIR/dist/bin/edge-gateway.js" \

@@ -95,6 +95,8 @@ export class DeadLetterStore {
   private flushQueued = false
   private chain: Promise<void> = Promise.resolve()
   private readonly retryListeners = new Set<(entries: QueueEntry[]) => void>()
+  /** Told when a letter is held again (set aside anew), so that a later retry emits it again. */
+  private readonly heldAgain = new Set<(seq: number) => void>()
   private readonly limiter = new LogLimiter()
   private readonly maxLetters: number
   private timer: NodeJS.Timeout | undefined
@@ -228,12 +230,17 @@ export class DeadLetterStore {
           subscriber.next(e)
         }
       }
+      const forget = (seq: number) => seen.delete(seq)
       this.retryListeners.add(emit)
+      this.heldAgain.add(forget)
       const retrying = [...this.letters.values()].filter((l) => l.state === 'retrying').map((l) => l.seq)
       if (retrying.length > 0) {
         this.read(retrying).then(emit, (err: unknown) => subscriber.error(err))
       }
-      return () => this.retryListeners.delete(emit)
+      return () => {
+        this.retryListeners.delete(emit)
+        this.heldAgain.delete(forget)
+      }
     })
   }
 
@@ -337,6 +344,7 @@ export class DeadLetterStore {
         letter.state = 'held'
         letter.reason = change
         letter.detail = detail
+        for (const forget of this.heldAgain) forget(seq)
       }
     })
   }

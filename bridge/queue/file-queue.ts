@@ -59,6 +59,7 @@ export class FileQueue implements UplinkQueue {
   /** The quota the disk leaves room for, measured every ROOM_CHECK_MS (statfs); undefined: not known. */
   private roomBytes: number | undefined
   private roomTimer: NodeJS.Timeout | undefined
+  private measuring = false
   private readonly dropped = noDrops()
   private readonly view: LogView
   private pending: Pending[] = []
@@ -285,12 +286,19 @@ export class FileQueue implements UplinkQueue {
    * and every other device would then be refused with ENOSPC.
    */
   private async measureRoom(): Promise<void> {
+    // One at a time (a statfs can hang on a network filesystem), and only a filesystem that tells
+    // its size (FUSE's default answers 0 blocks, and 0 free).
+    if (this.measuring) return
+    this.measuring = true
     let free: number
     try {
       const fs = await statfs(this.dir)
+      if (fs.blocks === 0) return
       free = fs.bavail * fs.bsize
     } catch {
       return
+    } finally {
+      this.measuring = false
     }
     const room = this.bytes + this.pendingBytes + free
     const quota = Math.min(this.options.quotaBytes, room)

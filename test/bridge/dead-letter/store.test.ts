@@ -109,6 +109,20 @@ describe('DeadLetterStore', () => {
     ])
   })
 
+  it('emits a letter again when it is retried again after the cloud refused it (same session)', async () => {
+    const { store } = await open(await folder())
+    await store.add(entry(1), 'no_mapping', '')
+    const emitted: number[] = []
+    const subscription = store.retries().subscribe((e) => emitted.push(e.seq))
+    await store.apply({ action: 'retry', all: true })
+    await until(() => emitted.length === 1, 'the first retry')
+    expect(await store.add(entry(1), 'cloud_refused', 'reason code 0x87')).toBe('held')
+    await store.apply({ action: 'retry', all: true })
+    await until(() => emitted.length === 2, 'the second retry')
+    expect(emitted).toEqual([1, 1])
+    subscription.unsubscribe()
+  })
+
   it('shrinks the log to nothing once every letter is resolved', async () => {
     const { store } = await open(await folder())
     for (const seq of [1, 2, 3]) await store.add(entry(seq), 'no_mapping', '')
