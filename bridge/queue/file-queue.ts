@@ -54,12 +54,7 @@ export class FileQueue implements UplinkQueue {
   readonly store = 'disk' as const
   private readonly segments: SegmentIndex[]
   private readonly readers = new Set<LogReader>()
-  /** What the policy applies: the configured bounds, the quota cut to what the disk has room for. */
-  private limits: QueueLimits
-  /** The quota the disk leaves room for, measured every ROOM_CHECK_MS (statfs); undefined: not known. */
-  private roomBytes: number | undefined
-  private roomTimer: NodeJS.Timeout | undefined
-  private measuring = false
+  private readonly limits: QueueLimits
   private readonly dropped = noDrops()
   private readonly view: LogView
   private pending: Pending[] = []
@@ -110,9 +105,6 @@ export class FileQueue implements UplinkQueue {
       const queue = new FileQueue(dir, resolved, [...segments, active], handle, nextSeq, ledger, disk)
       for (const segment of segments) if (segment.held === 0) queue.removeSegment(segment)
       await queue.housekeeper.flush(false)
-      await queue.measureRoom()
-      queue.roomTimer = setInterval(() => void queue.measureRoom(), ROOM_CHECK_MS)
-      queue.roomTimer.unref()
       return { queue, recovery: recovered.report }
     } catch (err) {
       if (err instanceof QueueError) throw err
@@ -279,48 +271,8 @@ export class FileQueue implements UplinkQueue {
     }
   }
 
-  /**
-   * The quota cut to what the disk has room for: the queue's own bytes plus the space free to
-   * it (statfs). The per-device share and the QoS 0 part are fractions of the quota, so on a disk
-   * smaller than `quotaBytes` they would never apply: the device that floods would fill the disk,
-   * and every other device would then be refused with ENOSPC.
-   */
-  private async measureRoom(): Promise<void> {
-    // One at a time (a statfs can hang on a network filesystem), and only a filesystem that tells
-    // its size (FUSE's default answers 0 blocks, and 0 free).
-    if (this.measuring) return
-    this.measuring = true
-    let free: number
-    try {
-      const fs = await statfs(this.dir)
-      if (fs.blocks === 0) return
-      free = fs.bavail * fs.bsize
-    } catch {
-      return
-    } finally {
-      this.measuring = false
-    }
-    const room = this.bytes + this.pendingBytes + free
-    const quota = Math.min(this.options.quotaBytes, room)
-    if (quota === this.limits.quotaBytes) return
-    const first = this.roomBytes === undefined
-    this.roomBytes = room
-    this.limits = {
-      ...this.limits,
-      quotaBytes: quota,
-      qos0Bytes: Math.floor(quota * this.options.qos0Fraction),
-    }
-    if (first && quota < this.options.quotaBytes) {
-      this.options.logger?.warn(
-        { dir: this.dir, quotaBytes: this.options.quotaBytes, roomBytes: room },
-        `queue quota ${this.options.quotaBytes} bytes is more than the disk has room for (${room}): the queue counts that, and its per-device share with it`,
-      )
-    }
-  }
-
   close(): Promise<void> {
     this.closing ??= (async () => {
-      clearInterval(this.roomTimer)
       clearTimeout(this.reclaimTimer)
       for (const reader of [...this.readers]) reader.stop(true)
       await this.draining
@@ -523,8 +475,6 @@ export class FileQueue implements UplinkQueue {
   }
 }
 
-/** How often the room the disk leaves the queue is measured again. */
-const ROOM_CHECK_MS = 5_000
 const RECLAIM_RETRY_MS = 1000
 const RECLAIM_RETRY_MAX_MS = 30_000
 

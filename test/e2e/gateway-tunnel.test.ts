@@ -505,8 +505,13 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
       previousPid: killed,
     })
     expect(gatewayLog().some((l) => l.msg === 'wireguard tunnel up')).toBe(true)
-    // The orphaned wireguard-go was stopped; what runs is the new gateway and its own.
-    const now = await lab.pids(gatewayNs)
+    // The orphaned wireguard-go was stopped (it exits once its interface is gone: a moment later
+    // on a loaded machine); what runs is the new gateway and its own.
+    let now = await lab.pids(gatewayNs)
+    for (let i = 0; i < 100 && now.includes(orphans[0]!); i++) {
+      await new Promise((r) => setTimeout(r, 100))
+      now = await lab.pids(gatewayNs)
+    }
     expect(now).toHaveLength(2)
     expect(now).toContain(gateway.daemon.pid)
     expect(now).not.toContain(orphans[0])
