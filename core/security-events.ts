@@ -86,15 +86,6 @@ export interface RecentSecurityEvent {
 /** Events kept for the status page, newest last. */
 export const RECENT_EVENTS = 20
 
-/**
- * Reports security events: one structured warning per event, with an `event`
- * field and the device identity, and a counter per event name. Every event is
- * counted; the log lines of one event for one identity (device, else claimed
- * identity, else address) are limited to `burst` per window, and the number
- * left out is said in one line when the next window starts (or at `flush`),
- * so a flooding device cannot fill the disk with warnings.
- * Callers must not pass secrets or payloads; only sizes.
- */
 /** The longest string value of an event's fields as logged (a topic or a username may be 65,535 bytes). */
 export const MAX_FIELD_CHARS = 256
 
@@ -113,6 +104,15 @@ export function clipped<T extends object>(fields: T): T {
   return (out ?? fields) as T
 }
 
+/**
+ * Reports security events: one structured warning per event, with an `event`
+ * field and the device identity, and a counter per event name. Every event is
+ * counted; the log lines of one event for one identity (device, else claimed
+ * identity, else address) are limited to `burst` per window, and the number
+ * left out is said in one line when the next window starts (or at `flush`),
+ * so a flooding device cannot fill the disk with warnings.
+ * Callers must not pass secrets or payloads; only sizes.
+ */
 export class SecurityEvents {
   private readonly windows = new Map<string, Window>()
   private readonly recentEvents: RecentSecurityEvent[] = []

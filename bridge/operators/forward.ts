@@ -52,6 +52,10 @@ export function forward(
       let limit = alone === undefined ? inflight : 1
       // A publish failed without an answer: the connection is going away, so nothing more is sent on it.
       let broken = false
+      const endProbe = () => {
+        alone = undefined
+        limit = inflight
+      }
 
       const outcomeOf = ({ entry, from, message }: Outbound, err: Error | undefined): Settled | undefined => {
         if (!err) return { entry, from, outcome: 'delivered' }
@@ -82,10 +86,7 @@ export function forward(
         else {
           sent.delete(seq)
           watch?.settled(seq)
-          if (seq === alone) {
-            alone = undefined
-            limit = inflight
-          }
+          if (seq === alone) endProbe()
           subscriber.next(settled)
         }
         pump()
@@ -101,8 +102,7 @@ export function forward(
         // The suspect is not first (set aside or acknowledged meanwhile): no probe on this session.
         if (alone !== undefined && outbound.entry.seq !== alone && sent.size === 0 && active === 1) {
           watch?.settled(alone)
-          alone = undefined
-          limit = inflight
+          endProbe()
         }
         const condemned = watch?.takeCondemned(outbound.entry.seq)
         if (condemned !== undefined) return settle(outbound, new Unsendable(condemned))

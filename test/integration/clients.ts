@@ -1,4 +1,4 @@
-import { connect as netConnect } from 'node:net'
+import { connect as netConnect, type Socket } from 'node:net'
 import { type TLSSocket, connect as tlsConnect } from 'node:tls'
 import mqtt, { type ErrorWithReasonCode, type MqttClient } from 'mqtt'
 import mqttPacket from 'mqtt-packet'
@@ -179,4 +179,49 @@ export function pskConnack(
       ),
     )
   })
+}
+
+/**
+ * A client over raw TCP (no MQTT library between the test and the wire): CONNECT with a username
+ * and password, resolved once its CONNACK came (rejects after 5 s). `seen` lists the packet types
+ * received, as they come; `closed()` says whether the connection has closed.
+ */
+export async function rawClient(
+  port: number,
+  options: { clientId: string; username: string; password: string; clean: boolean },
+): Promise<{ socket: Socket; seen: string[]; closed: () => boolean }> {
+  const socket = netConnect({ host: '127.0.0.1', port })
+  const parser = mqttPacket.parser({ protocolVersion: 4 })
+  const seen: string[] = []
+  let closed = false
+  socket.on('error', () => undefined)
+  socket.once('close', () => {
+    closed = true
+  })
+  const connack = new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('no CONNACK within 5 s')), 5000)
+    parser.on('packet', (p) => {
+      seen.push(p.cmd)
+      if (p.cmd === 'connack') {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+  })
+  socket.on('data', (chunk: Buffer) => parser.parse(chunk))
+  await new Promise((r) => socket.once('connect', r))
+  socket.write(
+    mqttPacket.generate({
+      cmd: 'connect',
+      protocolId: 'MQTT',
+      protocolVersion: 4,
+      clientId: options.clientId,
+      clean: options.clean,
+      keepalive: 0,
+      username: options.username,
+      password: Buffer.from(options.password),
+    }),
+  )
+  await connack
+  return { socket, seen, closed: () => closed }
 }

@@ -12,18 +12,10 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { DeadLetterInfo } from '../../bridge/dead-letter/inspect.js'
-import { runCli } from '../cli/run-cli.js'
 import { MosquittoSub } from '../helpers/mosquitto-sub.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { connectDevice, publishOutcome } from './clients.js'
-import { CLOUD_PREFIX, PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
-
-async function listLetters(stack: Stack): Promise<DeadLetterInfo[]> {
-  const result = await runCli(['deadletter', 'list', '-c', stack.configFile, '--json'])
-  expect(result.code, result.stderr).toBe(0)
-  return (JSON.parse(result.stdout) as { letters: DeadLetterInfo[] }).letters
-}
+import { CLOUD_PREFIX, listLetters, PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
 
 const device = (stack: Stack) =>
   connectDevice(stack.port('tcp'), {

@@ -3,13 +3,12 @@ import { join } from 'node:path'
 import type { MqttClient } from 'mqtt'
 import { afterEach, describe, expect, it } from 'vitest'
 import { parse, stringify } from 'yaml'
-import type { DeadLetterInfo } from '../../bridge/dead-letter/inspect.js'
 import { generateHpkeKeyPair } from '../../crypto/hpke.js'
 import { runCli } from '../cli/run-cli.js'
 import { MosquittoSub } from '../helpers/mosquitto-sub.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 import { connectDevice, publishOutcome, sleep } from './clients.js'
-import { CLOUD_PREFIX, PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
+import { CLOUD_PREFIX, listLetters, PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
 
 const COUNT = 5
 const TOPIC = `devices/${PASSWORD_DEVICE.id}/dl/`
@@ -28,13 +27,6 @@ const device = (stack: Stack) =>
     username: PASSWORD_DEVICE.username,
     password: PASSWORD_DEVICE.password,
   })
-
-/** `deadletter list --json` through the built CLI. */
-async function listLetters(stack: Stack): Promise<DeadLetterInfo[]> {
-  const result = await runCli(['deadletter', 'list', '-c', stack.configFile, '--json'])
-  expect(result.code, result.stderr).toBe(0)
-  return (JSON.parse(result.stdout) as { letters: DeadLetterInfo[] }).letters
-}
 
 /** `status` through the built CLI, once status.json shows what `ready` waits for (bounded). */
 async function statusOnce(stack: Stack, ready: (json: Record<string, unknown>) => boolean): Promise<string> {

@@ -1,12 +1,15 @@
 import { chmod, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
+import { expect } from 'vitest'
 import { stringify } from 'yaml'
+import type { DeadLetterInfo } from '../../bridge/dead-letter/inspect.js'
 import { type EdgeGateway, startEdgeGateway } from '../../cli/app.js'
 import { type ConfigInput, loadConfig } from '../../config/index.js'
 import { createLogger } from '../../core/logger.js'
 import { hashPassword } from '../../gateway/index.js'
 import { type LabPki, writeSecretFile } from '../../pki/index.js'
+import { runCli } from '../cli/run-cli.js'
 import { type CloudMosquitto, startLabCloud } from '../helpers/mosquitto.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 
@@ -229,4 +232,11 @@ export async function waitUntil(
     if (Date.now() > deadline) throw new Error(`${what} not met within ${timeoutMs} ms`)
     await new Promise((r) => setTimeout(r, 25))
   }
+}
+
+/** `deadletter list --json` of the stack's gateway, through the built CLI. */
+export async function listLetters(stack: Stack): Promise<DeadLetterInfo[]> {
+  const result = await runCli(['deadletter', 'list', '-c', stack.configFile, '--json'])
+  expect(result.code, result.stderr).toBe(0)
+  return (JSON.parse(result.stdout) as { letters: DeadLetterInfo[] }).letters
 }

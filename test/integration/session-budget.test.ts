@@ -1,13 +1,6 @@
-/**
- * lan.sessions: what sessions make the broker hold in memory is bounded. aedes' session store keeps,
- * per client id and without bound, the messages queued for a subscriber (an offline persistent
- * session above all) and the QoS 2 messages awaiting their PUBREL; a review ran the gateway out of
- * heap with 1,000 persistent sessions of one device, and piled up QoS 2 messages never released.
- */
-import { connect as netConnect } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
-import { collect, connectDevice, sleep } from './clients.js'
+import { collect, connectDevice, rawClient, sleep } from './clients.js'
 import { PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
 
 const login = { username: PASSWORD_DEVICE.username, password: PASSWORD_DEVICE.password, reconnectPeriod: 0 }
@@ -107,32 +100,18 @@ describe('session memory', () => {
     const port = stack.port('tcp')
     // A raw client: QoS 2 PUBLISH packets, never a PUBREL.
     const round = async (first: number, count: number) => {
-      const socket = netConnect({ host: '127.0.0.1', port })
-      const parser = mqttPacket.parser({ protocolVersion: 4 })
-      const seen: string[] = []
-      parser.on('packet', (p) => seen.push(p.cmd))
-      socket.on('data', (chunk: Buffer) => parser.parse(chunk))
-      socket.on('error', () => undefined)
-      let closed = false
-      socket.once('close', () => {
-        closed = true
+      const {
+        socket,
+        seen,
+        closed: isClosed,
+      } = await rawClient(port, {
+        clientId: `${PASSWORD_DEVICE.id}-q2`,
+        username: login.username,
+        password: login.password,
+        clean: false,
       })
-      await new Promise((r) => socket.once('connect', r))
-      socket.write(
-        mqttPacket.generate({
-          cmd: 'connect',
-          protocolId: 'MQTT',
-          protocolVersion: 4,
-          clientId: `${PASSWORD_DEVICE.id}-q2`,
-          clean: false,
-          keepalive: 0,
-          username: login.username,
-          password: Buffer.from(login.password),
-        }),
-      )
-      await waitUntil(() => seen.includes('connack'), 5_000, 'CONNACK')
       // One at a time: each waits for its PUBREC, or for the connection to close.
-      for (let i = first; i < first + count && !closed; i++) {
+      for (let i = first; i < first + count && !isClosed(); i++) {
         const before = seen.filter((c) => c === 'pubrec').length
         socket.write(
           mqttPacket.generate({
@@ -146,14 +125,14 @@ describe('session memory', () => {
           }),
         )
         await waitUntil(
-          () => closed || seen.filter((c) => c === 'pubrec').length > before,
+          () => isClosed() || seen.filter((c) => c === 'pubrec').length > before,
           5_000,
           'PUBREC or the close',
         )
       }
       const pubrecs = seen.filter((c) => c === 'pubrec').length
       socket.destroy()
-      return { pubrecs, closed }
+      return { pubrecs, closed: isClosed() }
     }
     expect(await round(1, 3)).toEqual({ pubrecs: 3, closed: false })
     await sleep(100)

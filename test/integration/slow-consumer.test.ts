@@ -1,52 +1,24 @@
-/**
- * A client that subscribes and then stops reading must not hold up delivery to everyone else.
- * aedes delivers through one emitter with at most 100 deliveries in progress; a delivery that
- * waited for such a client's socket to drain held its slot for up to 60 s (aedes' drainTimeout),
- * so one client froze every delivery on the LAN (a review measured 59,967 ms). The gateway's
- * connection layer never makes a write wait; what waits unread is bounded per connection
- * (lan.maxOutboundBytes), past which the client is disconnected as a slow consumer.
- */
-import { connect as netConnect } from 'node:net'
 import mqttPacket from 'mqtt-packet'
 import { afterEach, describe, expect, it } from 'vitest'
-import { collect, connectDevice, sleep } from './clients.js'
+import { collect, connectDevice, rawClient, sleep } from './clients.js'
 import { PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
 
 const login = { username: PASSWORD_DEVICE.username, password: PASSWORD_DEVICE.password }
 
 /** A client over raw TCP that subscribes to `filter`, then reads nothing more. */
 async function stuckSubscriber(port: number, filter: string) {
-  const socket = netConnect({ host: '127.0.0.1', port })
-  const parser = mqttPacket.parser({ protocolVersion: 4 })
-  const seen: string[] = []
-  parser.on('packet', (p) => seen.push(p.cmd))
-  socket.on('data', (chunk: Buffer) => parser.parse(chunk))
-  socket.on('error', () => undefined)
-  let closed = false
-  socket.once('close', () => {
-    closed = true
+  const { socket, seen, closed } = await rawClient(port, {
+    clientId: `${PASSWORD_DEVICE.id}-stuck`,
+    ...login,
+    clean: true,
   })
-  await new Promise((r) => socket.once('connect', r))
-  socket.write(
-    mqttPacket.generate({
-      cmd: 'connect',
-      protocolId: 'MQTT',
-      protocolVersion: 4,
-      clientId: `${PASSWORD_DEVICE.id}-stuck`,
-      clean: true,
-      keepalive: 0,
-      ...login,
-      password: Buffer.from(login.password),
-    }),
-  )
-  await waitUntil(() => seen.includes('connack'), 5_000, 'CONNACK')
   socket.write(
     mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos: 0 }] }),
   )
   await waitUntil(() => seen.includes('suback'), 5_000, 'SUBACK')
   // From here on nothing is read: the kernel's buffers fill, then the gateway's.
   socket.pause()
-  return { socket, closed: () => closed }
+  return { socket, closed }
 }
 
 describe('a subscriber that stops reading', () => {
