@@ -3,6 +3,7 @@ import type { TopicMapping } from '../config/index.js'
 import type { HpkeSealRecipient } from '../crypto/hpke-format.js'
 import { HpkeSealer } from '../crypto/hpke-seal-sync.js'
 import { BodyProtection, EnvelopeKind, signEnvelope, signingKid } from './envelope.js'
+import { BridgeError } from './errors.js'
 import type { QueueEntry } from './queue/queue.js'
 
 /**
@@ -20,7 +21,14 @@ export class CloudProtector {
     recipients: ReadonlyMap<string, HpkeSealRecipient>,
   ) {
     this.kid = signingKid(signingKey)
-    for (const [name, recipient] of recipients) this.sealers.set(name, new HpkeSealer(recipient))
+    for (const [name, recipient] of recipients) {
+      try {
+        this.sealers.set(name, new HpkeSealer(recipient))
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err)
+        throw new BridgeError('BRIDGE_ERR_KEY_FILE', `cloud.recipients "${name}": ${reason}`, { cause: err })
+      }
+    }
   }
 
   /** The body protection `mapping` gives a message: what protect() does under it. */

@@ -55,6 +55,21 @@ const KEY_SCHEDULE_CONTEXT = Buffer.concat([
   labeledExtract(HPKE_SUITE, EMPTY, 'info_hash', HPKE_INFO),
 ])
 
+/**
+ * Whether `publicKey` (X25519) is of low order: every Diffie-Hellman with it gives
+ * zeros (OpenSSL refuses the derivation), so nothing can be sealed to it. The
+ * clamped scalar of any key pair is a multiple of the cofactor, so one exchange
+ * with a fresh key pair tells.
+ */
+function lowOrder(publicKey: KeyObject): boolean {
+  try {
+    const dh = diffieHellman({ privateKey: generateKeyPairSync('x25519').privateKey, publicKey })
+    return dh.every((b) => b === 0)
+  } catch {
+    return true
+  }
+}
+
 /** A recipient ready for repeated sealing: its public key imported once. */
 export class HpkeSealer {
   private readonly publicKey: KeyObject
@@ -79,6 +94,10 @@ export class HpkeSealer {
       throw new CryptoError('CRYPTO_ERR_BAD_KEY', 'The HPKE recipient public key is not a valid X25519 key', {
         cause: err,
       })
+    }
+    // Refused here, at start, not at each seal: a message of such a mapping could never leave.
+    if (lowOrder(this.publicKey)) {
+      throw new CryptoError('CRYPTO_ERR_BAD_KEY', 'The HPKE recipient public key is unusable (low order)')
     }
   }
 

@@ -163,6 +163,26 @@ describe('edge-gateway start refuses bad configuration', () => {
     }
   })
 
+  it('an HPKE recipient key of low order: the start stops, naming the recipient, before any message is taken', async () => {
+    // All zeros: accepted as an X25519 key, but every seal to it fails, so each message of the
+    // mapping would stay queued for ever and hold a place in the uplink's read-ahead window.
+    await writeFile(join(dir, 'zero.pub'), `${'00'.repeat(32)}\n`)
+    const config = {
+      ...base,
+      gateway: { id: 'gw-1', stateDir: join(dir, 'state-recipient') },
+      cloud: {
+        ...(base.cloud as Record<string, unknown>),
+        recipients: [{ name: 'analytics', publicKeyFile: 'zero.pub' }],
+        topics: [{ local: 'devices/', cloud: 'gw/', sealFor: 'analytics' }],
+      },
+    }
+    const { code, stderr } = await startWith('low-order-recipient.yaml', config)
+    expect(code).toBe(1)
+    expect(expectOneLine(stderr)).toBe(
+      'edge-gateway: cloud.recipients "analytics": The HPKE recipient public key is unusable (low order) [BRIDGE_ERR_KEY_FILE]',
+    )
+  })
+
   it('broken YAML', async () => {
     const file = join(dir, 'broken.yaml')
     await writeFile(file, 'gateway:\n  id: gw-1\n lan: [\n')

@@ -1,3 +1,4 @@
+import { generateKeyPairSync } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import { generateHpkeKeyPair, hpkeOpen, hpkeSeal } from '../../crypto/hpke.js'
 import { HpkeSealer } from '../../crypto/hpke-seal-sync.js'
@@ -34,5 +35,25 @@ describe('HpkeSealer (node:crypto) against crypto/hpke.ts (hpke-js)', () => {
   it('refuses a malformed recipient key', () => {
     expect(() => new HpkeSealer({ kid: Buffer.from('k'), publicKey: Buffer.alloc(31) })).toThrow(/32-byte/)
     expect(() => new HpkeSealer({ kid: Buffer.alloc(0), publicKey: Buffer.alloc(32) })).toThrow(/kid/)
+  })
+
+  it('refuses, when made, a recipient key of low order, to which nothing could ever be sealed', () => {
+    const lowOrder = [
+      '00'.repeat(32),
+      `01${'00'.repeat(31)}`,
+      'e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800',
+      'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    ]
+    for (const hex of lowOrder) {
+      expect(() => new HpkeSealer({ kid: Buffer.from('k'), publicKey: Buffer.from(hex, 'hex') })).toThrow(
+        /unusable \(low order\)/,
+      )
+    }
+    const usable = generateKeyPairSync('x25519')
+      .publicKey.export({ type: 'spki', format: 'der' })
+      .subarray(-32)
+    expect(
+      new HpkeSealer({ kid: Buffer.from('k'), publicKey: usable }).seal(Buffer.from('x'), 't').length,
+    ).toBeGreaterThan(32)
   })
 })
