@@ -22,6 +22,15 @@ export interface Refused<R extends string> {
 
 const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g
 
+/**
+ * Whether `text` is CERTIFICATE blocks and whitespace alone. OpenSSL reads other labels too
+ * (`X509 CERTIFICATE`, `TRUSTED CERTIFICATE`) and takes the first certificate it finds, so text
+ * around the blocks that are checked could be what a TLS connection would use.
+ */
+function onlyCertificateBlocks(text: string): boolean {
+  return text.replace(PEM_CERTIFICATE, '').trim() === ''
+}
+
 /** The certificates of a PEM bundle; undefined when a block does not parse. */
 export function readBundle(text: string): X509Certificate[] | undefined {
   const out: X509Certificate[] = []
@@ -59,9 +68,14 @@ export function checkPushedCertificate(
   gatewayId: string,
   now = Date.now(),
 ): { certificate: X509Certificate } | Refused<CertificateRefusal> {
-  const certs = readBundle(pem)
+  const certs = onlyCertificateBlocks(pem) ? readBundle(pem) : undefined
   const cert = certs?.length === 1 ? certs[0] : undefined
-  if (!cert) return { refused: 'malformed_certificate', detail: 'not exactly one PEM certificate' }
+  if (!cert) {
+    return {
+      refused: 'malformed_certificate',
+      detail: 'not exactly one PEM certificate (a CERTIFICATE block, and nothing else but whitespace)',
+    }
+  }
   if (!spki(cert.publicKey).equals(spki(pendingKey))) {
     return { refused: 'key_mismatch', detail: 'the certificate names another key than the pending CSR' }
   }
@@ -94,11 +108,11 @@ export function checkPushedBundle(
   pem: string,
   now = Date.now(),
 ): { certificates: X509Certificate[] } | Refused<BundleRefusal> {
-  const certs = readBundle(pem)
+  const certs = onlyCertificateBlocks(pem) ? readBundle(pem) : undefined
   if (!certs || certs.length === 0 || certs.length > MAX_BUNDLE_CERTIFICATES) {
     return {
       refused: 'malformed_bundle',
-      detail: `not 1 to ${MAX_BUNDLE_CERTIFICATES} PEM certificates`,
+      detail: `not 1 to ${MAX_BUNDLE_CERTIFICATES} PEM certificates (CERTIFICATE blocks, and nothing else but whitespace)`,
     }
   }
   for (const cert of certs) {

@@ -299,7 +299,7 @@ export class CertificateRotation {
     this.reply({ state: 'csr', request, reason, csr })
   }
 
-  private async applyCertificate(request: string, pem: string, operator: string): Promise<string> {
+  private async applyCertificate(request: string, pushed: string, operator: string): Promise<string> {
     const { cloud, gatewayId, link, certificate, logger } = this.options
     const pendingPem = await readIfThere(this.files.pendingKey)
     if (pendingPem === undefined) {
@@ -313,11 +313,13 @@ export class CertificateRotation {
     } catch {
       issuers = undefined
     }
-    const checked = checkPushedCertificate(pem, pendingKey, issuers ?? [], gatewayId)
+    const checked = checkPushedCertificate(pushed, pendingKey, issuers ?? [], gatewayId)
     if ('refused' in checked) {
       return this.refuse(checked.refused satisfies CertificateRefusal, checked.detail, request, operator)
     }
     const next = checked.certificate
+    // What is tried, written and used is the certificate that was checked, encoded again: never the pushed text.
+    const pem = next.toString()
     const old = { cert: certificate.certificate, key: await readFile(cloud.keyFile) }
     const oldCertPem = await readFile(cloud.certFile)
     await writeAtomically(this.files.staged, pem, 0o644)

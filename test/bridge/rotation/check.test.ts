@@ -1,4 +1,4 @@
-import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto'
+import { createPublicKey, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto'
 import forge from 'node-forge'
 import { describe, expect, it } from 'vitest'
 import { checkPushedBundle, checkPushedCertificate, readBundle } from '../../../bridge/rotation/check.js'
@@ -65,6 +65,29 @@ describe('checkPushedCertificate: what a pushed client certificate must be', () 
   ])('refuses %s', (reason, make) => {
     expect(checkPushedCertificate(make(), pending.key, issuers, GATEWAY)).toMatchObject({ refused: reason })
   })
+
+  it('refuses a good certificate beside any other PEM block or text: OpenSSL would use the first certificate it reads', () => {
+    const good = certificateFor(pending.key)
+    // Another subject, no clientAuth: refused alone, and what OpenSSL reads first under this label.
+    const other = certificateFor(pending.key, ca, { cn: 'gw-2', eku: 'none' })
+    const relabelled = (label: string) =>
+      other.replaceAll('BEGIN CERTIFICATE', `BEGIN ${label}`).replaceAll('END CERTIFICATE', `END ${label}`)
+    expect(new X509Certificate(relabelled('X509 CERTIFICATE')).subject).toBe('CN=gw-2')
+    for (const pushed of [
+      relabelled('X509 CERTIFICATE') + good,
+      relabelled('TRUSTED CERTIFICATE') + good,
+      good + relabelled('X509 CERTIFICATE'),
+      `a note\n${good}`,
+      `${good}-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n`,
+    ]) {
+      expect(checkPushedCertificate(pushed, pending.key, issuers, GATEWAY)).toMatchObject({
+        refused: 'malformed_certificate',
+      })
+    }
+    expect(checkPushedCertificate(`\n${good}\n\n`, pending.key, issuers, GATEWAY)).toHaveProperty(
+      'certificate',
+    )
+  })
 })
 
 describe('checkPushedBundle: a CA bundle for the broker', () => {
@@ -77,6 +100,10 @@ describe('checkPushedBundle: a CA bundle for the broker', () => {
       refused: 'malformed_bundle',
     })
     expect(checkPushedBundle(ca.certPem.repeat(17))).toMatchObject({ refused: 'malformed_bundle' })
+    const x509 = otherCa.certPem
+      .replaceAll('BEGIN CERTIFICATE', 'BEGIN X509 CERTIFICATE')
+      .replaceAll('END CERTIFICATE', 'END X509 CERTIFICATE')
+    expect(checkPushedBundle(x509 + ca.certPem)).toMatchObject({ refused: 'malformed_bundle' })
   })
 })
 
