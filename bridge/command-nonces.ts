@@ -1,43 +1,47 @@
-import { readFile } from 'node:fs/promises'
-import { writeSecretFile } from '../pki/files.js'
+import { readFile, rm, stat } from 'node:fs/promises'
+import { NonceJournal } from '../core/nonce-journal.js'
+import { BridgeError } from './errors.js'
 
 /** Nonces remembered at most; beyond it the command is refused (a flood of valid commands is an operator fault). */
 export const MAX_REMEMBERED_NONCES = 100_000
-const MAX_FILE_BYTES = MAX_REMEMBERED_NONCES * 64
+/** The JSON file of earlier versions: a map of nonce to expiry, at most this size. */
+const MAX_LEGACY_FILE_BYTES = MAX_REMEMBERED_NONCES * 64
+const NONCE_HEX = /^[0-9a-f]{32}$/
 
 /**
- * Nonces of accepted downlink commands, each kept until the command would be
- * stale anyway, in a file rewritten atomically before the command is
- * delivered: a restart does not make a command replayable.
+ * Nonces of accepted downlink commands and rotation requests, each kept until the
+ * command would be stale anyway, in a journal appended to and fdatasync'd before the
+ * command is delivered (core/nonce-journal.ts: a group commit, not a rewrite of every
+ * nonce per command): a restart does not make a command replayable.
  */
 export class CommandNonces {
-  private writing: Promise<void> = Promise.resolve()
+  private constructor(private readonly journal: NonceJournal) {}
 
-  private constructor(
-    private readonly file: string,
-    private readonly seen: Map<string, number>,
-  ) {}
-
-  static async open(file: string): Promise<CommandNonces> {
-    const seen = new Map<string, number>()
+  /**
+   * The journal in `file`. The JSON file earlier versions kept (`<file>.json`) is taken
+   * into it once, then removed. A store that is there but cannot be read stops the open:
+   * starting without it would make every command still fresh replayable.
+   */
+  static async open(file: string, options: { now?: () => number } = {}): Promise<CommandNonces> {
+    const legacy = `${file}.json`
+    const carried = await readLegacy(legacy)
+    let journal: NonceJournal
     try {
-      const text = await readFile(file, 'utf8')
-      if (text.length <= MAX_FILE_BYTES) {
-        const parsed: unknown = JSON.parse(text)
-        if (parsed && typeof parsed === 'object') {
-          for (const [nonce, expiry] of Object.entries(parsed)) {
-            if (/^[0-9a-f]{32}$/.test(nonce) && typeof expiry === 'number') seen.set(nonce, expiry)
-          }
-        }
-      }
-    } catch {
-      // Missing or unreadable: start empty. Commands older than the window are refused as stale anyway.
+      journal = await NonceJournal.open(file, { maxEntries: MAX_REMEMBERED_NONCES, ...options }, carried)
+    } catch (err) {
+      throw new BridgeError(
+        'BRIDGE_ERR_NONCES',
+        `${file}: cannot read the nonces of accepted cloud commands (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`,
+        { cause: err },
+      )
     }
-    return new CommandNonces(file, seen)
+    // The journal holds them durably now (its open rewrote it).
+    if (carried.size > 0 || (await exists(legacy))) await rm(legacy, { force: true })
+    return new CommandNonces(journal)
   }
 
   get size(): number {
-    return this.seen.size
+    return this.journal.size
   }
 
   /**
@@ -45,16 +49,51 @@ export class CommandNonces {
    * when it is already remembered, 'full' when too many are, else 'fresh' once
    * it is on disk.
    */
-  async remember(nonce: Buffer, expiresAt: number, now = Date.now()): Promise<'fresh' | 'replayed' | 'full'> {
-    const key = nonce.toString('hex')
-    for (const [n, expiry] of this.seen) if (expiry < now) this.seen.delete(n)
-    if (this.seen.has(key)) return 'replayed'
-    if (this.seen.size >= MAX_REMEMBERED_NONCES) return 'full'
-    this.seen.set(key, expiresAt)
-    const snapshot = JSON.stringify(Object.fromEntries(this.seen))
-    const write = this.writing.then(() => writeSecretFile(this.file, snapshot))
-    this.writing = write.catch(() => undefined)
-    await write
-    return 'fresh'
+  async remember(nonce: Buffer, expiresAt: number, now?: number): Promise<'fresh' | 'replayed' | 'full'> {
+    return this.journal.remember(nonce.toString('hex'), expiresAt, now)
   }
+
+  async close(): Promise<void> {
+    await this.journal.close()
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return stat(file).then(
+    () => true,
+    () => false,
+  )
+}
+
+/** The nonces of an earlier version's JSON file; empty when there is none. */
+async function readLegacy(file: string): Promise<Map<string, number>> {
+  const carried = new Map<string, number>()
+  const damaged = (why: string, cause?: unknown) =>
+    new BridgeError(
+      'BRIDGE_ERR_NONCES',
+      `${file}: ${why}; it holds the nonces of accepted cloud commands, and starting without them would make those commands replayable. If it is damaged, move it away and start again once twice cloud.downlink.maxAgeSeconds have passed`,
+      { cause },
+    )
+  let text: string
+  try {
+    const { size } = await stat(file)
+    if (size > MAX_LEGACY_FILE_BYTES) throw damaged(`${size} bytes, more than an earlier version wrote`)
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    if (err instanceof BridgeError) throw err
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return carried
+    throw damaged(`cannot be read (${(err as NodeJS.ErrnoException).code})`, err)
+  }
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(text)
+  } catch (err) {
+    throw damaged('not JSON', err)
+  }
+  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw damaged('not a JSON object')
+  for (const [nonce, expiry] of Object.entries(parsed)) {
+    if (NONCE_HEX.test(nonce) && typeof expiry === 'number' && Number.isFinite(expiry))
+      carried.set(nonce, expiry)
+  }
+  return carried
 }

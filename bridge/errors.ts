@@ -9,6 +9,7 @@ export type BridgeErrorCode =
   | 'BRIDGE_ERR_UNSENDABLE'
   | 'BRIDGE_ERR_FORWARDING_STOPPED'
   | 'BRIDGE_ERR_ROTATION'
+  | 'BRIDGE_ERR_NONCES'
 
 export class BridgeError extends EdgeGatewayError {
   declare readonly code: BridgeErrorCode

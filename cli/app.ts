@@ -354,6 +354,7 @@ export async function startEdgeGateway(
       updates?.stop()
       await lan.close()
       await bridge.stop()
+      await cloudRuntime.rotation.nonces.close()
       await statusWriter.stop()
       await vpn.close()
       security.flush()

@@ -49,7 +49,11 @@ export class NonceJournal {
     private readonly options: Required<NonceJournalOptions>,
   ) {}
 
-  static async open(file: string, options: NonceJournalOptions): Promise<NonceJournal> {
+  static async open(
+    file: string,
+    options: NonceJournalOptions,
+    carried: ReadonlyMap<string, number> = new Map(),
+  ): Promise<NonceJournal> {
     const now = options.now ?? Date.now
     await mkdir(dirname(file), { recursive: true, mode: 0o700 })
     const seen = new Map<string, number>()
@@ -63,6 +67,8 @@ export class NonceJournal {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
     const t = now()
+    // Keys from an older store (a migration), written into the journal by the rewrite below.
+    for (const [k, v] of carried) if (KEY.test(k) && v >= t) seen.set(k, v)
     for (const line of text.split('\n')) {
       const m = LINE.exec(line)
       if (!m) continue
@@ -95,11 +101,10 @@ export class NonceJournal {
    * resolves 'fresh' once that is durable. Rejects when the write fails: the
    * caller must then refuse what the nonce was for.
    */
-  async remember(key: string, expiresAt: number): Promise<RememberOutcome> {
+  async remember(key: string, expiresAt: number, now = this.options.now()): Promise<RememberOutcome> {
     if (this.closed) throw new Error('nonce journal is closed')
     if (!KEY.test(key))
       throw new Error(`Expected a nonce key of 1 to 64 hex digits or colons, got ${key.length} characters`)
-    const now = this.options.now()
     const known = this.seen.get(key)
     if (known !== undefined && known >= now) return 'replayed'
     if (this.seen.size >= this.options.maxEntries) {

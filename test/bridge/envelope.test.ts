@@ -9,8 +9,7 @@ import {
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CommandNonces, MAX_REMEMBERED_NONCES } from '../../bridge/command-nonces.js'
+import { describe, expect, it } from 'vitest'
 import { EnvelopeConsumer } from '../../bridge/consumer.js'
 import {
   BodyProtection,
@@ -25,7 +24,6 @@ import {
   verifyKeyBinding,
 } from '../../bridge/envelope.js'
 import { createCertificateAuthority, issueCertificate } from '../../pki/index.js'
-import { makeTempDir, removeDir } from '../helpers/tmp.js'
 
 const ca = createCertificateAuthority({ commonName: 'test CA' })
 const otherCa = createCertificateAuthority({ commonName: 'other CA' })
@@ -192,33 +190,6 @@ describe('downlink command', () => {
       })
     })
   }
-})
-
-describe('command nonces', () => {
-  let dir: string
-  beforeAll(async () => {
-    dir = await makeTempDir('edge-gw-nonces-')
-  })
-  afterAll(async () => {
-    await removeDir(dir)
-  })
-
-  it('remembers a nonce until it expires, across a reopen', async () => {
-    const file = `${dir}/nonces.json`
-    const nonces = await CommandNonces.open(file)
-    const n = randomBytes(16)
-    expect(await nonces.remember(n, 2_000, 1_000)).toBe('fresh')
-    expect(await nonces.remember(n, 2_000, 1_500)).toBe('replayed')
-    const reopened = await CommandNonces.open(file)
-    expect(await reopened.remember(n, 2_000, 1_600)).toBe('replayed')
-    // Past its expiry it is forgotten (the freshness check refuses such a command anyway).
-    expect(await reopened.remember(randomBytes(16), 10_000, 2_001)).toBe('fresh')
-    expect(reopened.size).toBe(1)
-  })
-
-  it('is bounded', () => {
-    expect(MAX_REMEMBERED_NONCES).toBeGreaterThan(1000)
-  })
 })
 
 describe('EnvelopeConsumer', () => {

@@ -86,7 +86,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
       stateDir: join(dir, 'state'),
       control: new ControlTopics('$gw', 'gw'),
       operators: [{ name: 'ops', kid: operatorKid(operator.publicKey), key: operator.publicKey }],
-      nonces: await CommandNonces.open(join(dir, 'nonces.json')),
+      nonces: await CommandNonces.open(join(dir, 'nonces')),
       maxAgeSeconds: 300,
       certificate: await GatewayCertificate.load(cloud),
       link: { session$: new BehaviorSubject(null), clientId: 'gw' } as unknown as CloudLink,
