@@ -9,7 +9,7 @@ import { CloudProtector } from '../../../bridge/cloud-protector.js'
 import { CommandNonces } from '../../../bridge/command-nonces.js'
 import { ControlTopics, GatewayCertificate } from '../../../bridge/control.js'
 import { operatorKid, signCommand } from '../../../bridge/envelope.js'
-import { CertificateRotation } from '../../../bridge/rotation/rotation.js'
+import { CertificateRotation, type RotationOptions } from '../../../bridge/rotation/rotation.js'
 import type { CloudConfig } from '../../../config/index.js'
 import { createLogger } from '../../../core/logger.js'
 import { Metrics } from '../../../core/metrics.js'
@@ -20,6 +20,7 @@ import {
   writePublicFile,
   writeSecretFile,
 } from '../../../pki/index.js'
+import { prefilledNonces } from '../../helpers/command-nonces.js'
 import { makeTempDir, removeDir } from '../../helpers/tmp.js'
 
 const DAY = 86_400_000
@@ -37,6 +38,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
   let dir: string
   let cloud: CloudConfig
   let rotation: CertificateRotation
+  let options: RotationOptions
   const lines: Array<Record<string, unknown>> = []
   const subjects = async () =>
     (
@@ -80,7 +82,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
       }),
     })
     const metrics = new Metrics()
-    rotation = new CertificateRotation({
+    options = {
       cloud,
       gatewayId: 'gw',
       stateDir: join(dir, 'state'),
@@ -94,7 +96,8 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
       security: new SecurityEvents(logger, metrics),
       metrics,
       logger,
-    })
+    }
+    rotation = new CertificateRotation(options)
   })
   afterEach(async () => removeDir(dir))
 
@@ -135,5 +138,21 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     expect(busy).toHaveLength(4)
     expect(busy[0]).toMatchObject({ security: true, waiting: 16 })
     expect(busy[0]!.bytes as number).toBeGreaterThan(100)
+  })
+
+  it('past 100,000 remembered nonces a command is refused as too_many_nonces, changing nothing; taken once they expire', async () => {
+    const now = Date.now()
+    rotation = new CertificateRotation({
+      ...options,
+      nonces: await CommandNonces.open(await prefilledNonces(dir, 'full.json', 100_000, now + 60_000)),
+    })
+    expect(await trust(newCa.certPem, 7, now)).toBe('too_many_nonces')
+    expect(await subjects()).toEqual(['CN=old CA'])
+    expect(lines.filter((l) => l.event === 'rotation_refused')).toEqual([
+      expect.objectContaining({ reason: 'too_many_nonces', operator: 'ops' }),
+    ])
+    // A minute later the 100,000 have expired: the next command is taken.
+    expect(await trust(newCa.certPem, 7, now + 60_001)).toBe('trusted')
+    expect(await subjects()).toEqual(['CN=new CA', 'CN=old CA'])
   })
 })
