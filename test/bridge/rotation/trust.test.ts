@@ -144,7 +144,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     const now = Date.now()
     rotation = new CertificateRotation({
       ...options,
-      nonces: await CommandNonces.open(await prefilledNonces(dir, 'full.json', 100_000, now + 60_000)),
+      nonces: await CommandNonces.open(await prefilledNonces(dir, 'full', 100_000, now + 60_000)),
     })
     expect(await trust(newCa.certPem, 7, now)).toBe('too_many_nonces')
     expect(await subjects()).toEqual(['CN=old CA'])
