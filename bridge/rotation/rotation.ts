@@ -3,6 +3,7 @@ import { readFile, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import type { CloudConfig } from '../../config/index.js'
+import { LogLimiter } from '../../core/log-limiter.js'
 import type { Logger } from '../../core/logger.js'
 import { type Metrics, series } from '../../core/metrics.js'
 import type { SecurityEvents } from '../../core/security-events.js'
@@ -20,6 +21,8 @@ const generateKeyPairAsync = promisify(generateKeyPair)
 
 /** Rotation commands waiting to be handled, at most (one is handled at a time). */
 const MAX_WAITING = 16
+/** Refusals of commands no trusted operator signed that are answered: 10 in each 10 s. */
+const UNVERIFIED_REPLIES = { burst: 10, windowMs: 10_000 }
 
 /** Why a rotation command was refused or rolled back; stable strings for metrics and security events. */
 export const ROTATION_REFUSALS = [
@@ -61,6 +64,14 @@ export const ROTATION_REFUSALS = [
   'sequence_unavailable',
   'error',
 ] as const
+
+/** Refusals before any trusted operator's signature verified. */
+const UNVERIFIED_REFUSALS: ReadonlySet<string> = new Set([
+  'malformed',
+  'oversize',
+  'unknown_kid',
+  'bad_signature',
+])
 
 export type RotationRefusal = (typeof ROTATION_REFUSALS)[number]
 
@@ -162,6 +173,7 @@ export class CertificateRotation {
   private readonly files: ReturnType<typeof rotationFiles>
   private lastDueCsr = 0
   private waiting = 0
+  private readonly unverifiedReplies = new LogLimiter(UNVERIFIED_REPLIES.burst, UNVERIFIED_REPLIES.windowMs)
 
   constructor(private readonly options: RotationOptions) {
     this.files = rotationFiles(options.stateDir)
@@ -196,7 +208,12 @@ export class CertificateRotation {
   private async process(bytes: Buffer, now: number): Promise<string> {
     const verified = await this.verify(bytes, now)
     if ('refused' in verified) {
-      return this.refuse(verified.refused, verified.detail, null, verified.operator)
+      // Anyone who can publish on the rotate topic can send these: 10 in each 10 s are answered, so
+      // junk on the topic does not make the gateway publish a signed reply for each (each is still
+      // counted and reported).
+      const answer =
+        !UNVERIFIED_REFUSALS.has(verified.refused) || this.unverifiedReplies.take('unverified') !== undefined
+      return this.refuse(verified.refused, verified.detail, null, verified.operator, answer)
     }
     const { command, operator } = verified
     try {
@@ -566,8 +583,9 @@ export class CertificateRotation {
     detail: string,
     request: string | null,
     operator?: string,
+    answer = true,
   ): R {
-    return this.report('refused', reason, detail, request, operator)
+    return this.report('refused', reason, detail, request, operator, answer)
   }
 
   /** A certificate tried and given up: the link stays where it was. As refuse, `rotation_rolled_back`. */
@@ -586,6 +604,7 @@ export class CertificateRotation {
     detail: string,
     request: string | null,
     operator: string | undefined,
+    answer = true,
   ): R {
     this.options.metrics.increment(series('rotation_refused_total', { reason }))
     this.options.security.report(
@@ -595,6 +614,7 @@ export class CertificateRotation {
         ? `rotation command refused (${reason}): nothing changed`
         : `certificate rotation rolled back (${reason}): the cloud link stays on the certificate it had`,
     )
+    if (!answer) return reason
     if (state === 'refused') this.reply({ state, request, reason, detail })
     else this.reply({ state, request: request ?? '', reason, detail })
     return reason

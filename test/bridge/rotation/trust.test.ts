@@ -140,6 +140,33 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     expect(busy[0]!.bytes as number).toBeGreaterThan(100)
   })
 
+  it('junk on the rotate topic: each refusal counted, but only 10 in 10 s answered with a signed reply', async () => {
+    const published: Array<{ topic: string }> = []
+    const session = { publish: async (message: { topic: string }) => void published.push(message) }
+    rotation = new CertificateRotation({
+      ...options,
+      link: { session$: new BehaviorSubject(session), clientId: 'gw' } as unknown as CloudLink,
+    })
+    // One at a time, as commands are handled: the wait limit (busy) is not what holds the replies back.
+    for (let i = 0; i < 40; i++) expect(await rotation.handle(randomBytes(1))).toBe('malformed')
+    const stranger = generateKeyPairSync('ed25519').privateKey
+    const unsigned = signCommand(stranger, operatorKid(stranger), '$gw/gw/rotate', {
+      gatewayId: 'gw',
+      deviceId: '',
+      nonce: randomBytes(16),
+      timestamp: Date.now(),
+      body: Buffer.from('{}'),
+    })
+    expect(await rotation.handle(unsigned)).toBe('unknown_kid')
+    expect(options.metrics.get('rotation_refused_total{reason="malformed"}')).toBe(40)
+    expect(options.metrics.get('rotation_refused_total{reason="unknown_kid"}')).toBe(1)
+    expect(published).toHaveLength(10)
+    // A command a trusted operator signed is answered whatever came before it.
+    expect(await trust('not a bundle', 7, Date.now())).toBe('malformed_bundle')
+    expect(published).toHaveLength(11)
+    expect(published.every((m) => m.topic === '$gw/gw/rotation')).toBe(true)
+  })
+
   it('past 100,000 remembered nonces a command is refused as too_many_nonces, changing nothing; taken once they expire', async () => {
     const now = Date.now()
     rotation = new CertificateRotation({
