@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { chmod, mkdir, open, rename, rm } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
+import { syncDirectory } from '../core/durable-file.js'
 import { PkiError } from './errors.js'
 
 /**
@@ -21,7 +22,7 @@ export async function writePublicFile(path: string, content: string): Promise<vo
 
 /**
  * Replaces `path` atomically with `content` at `mode` (a temporary file in the same folder, fsynced,
- * renamed over it); a missing folder is made with `dirMode`. The writers above, and anything that
+ * renamed over it, and the folder fsynced); a missing folder is made with `dirMode`. The writers above, and anything that
  * must keep a file's own mode (a config rewritten in place).
  */
 export async function writeAtomically(
@@ -44,6 +45,9 @@ export async function writeAtomically(
     }
     await rename(temp, path)
     await chmod(path, mode)
+    // Without it the rename may not survive a power loss: the old file (an old key beside a new
+    // certificate, nonces already used) would be back.
+    await syncDirectory(dir)
   } catch (cause) {
     await rm(temp, { force: true })
     throw new PkiError(
