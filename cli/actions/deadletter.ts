@@ -75,7 +75,8 @@ export async function act(
   if (options.reason !== undefined && !(DEAD_LETTER_REASONS as readonly string[]).includes(options.reason)) {
     return usage(`--reason must be one of ${DEAD_LETTER_REASONS.join(', ')}`)
   }
-  const waitMs = Number(options.waitMs)
+  // Digits only: Number() reads '', ' ', '0x10' and '1e3' as numbers too.
+  const waitMs = /^\d{1,6}$/.test(String(options.waitMs)) ? Number(options.waitMs) : Number.NaN
   if (!Number.isSafeInteger(waitMs) || waitMs < 0 || waitMs > 600_000)
     return usage('--wait-ms must be 0 to 600000')
   const config = await loadConfig(options.config)

@@ -67,7 +67,7 @@ describe('deadletter retry --wait-ms', () => {
   const stateOf = async (seq: number) => (await readDeadLetters(letters)).find((l) => l.seq === seq)?.state
 
   it('a value outside 0 to 600000, or not a whole number, is a usage error (exit 2) and leaves no request', async () => {
-    for (const value of ['-1', '600001', '1.5', 'ten']) {
+    for (const value of ['-1', '600001', '1.5', 'ten', '', ' ', '0x10', '1e3']) {
       const result = await runCli(['deadletter', 'retry', '1', '--wait-ms', value, '-c', configFile])
       expect([result.code, result.stderr], `--wait-ms ${value}`).toEqual([
         2,
