@@ -55,6 +55,11 @@ export interface BridgeOptions {
    * Before its first value the bridge holds.
    */
   gate$?: Observable<boolean>
+  /**
+   * true while a cloud connection may be made (the tunnel in place: its interface up, the cloud's
+   * address routed through it); false cuts the live connection, and none is made until it is true.
+   */
+  connectGate$?: Observable<boolean>
   /** The tunnel's state for status and health messages (issue 6), when there is a tunnel. */
   tunnel?: () => unknown
   /**
@@ -163,6 +168,8 @@ export class Bridge implements UplinkSink {
   private session: CloudSession | null = null
   private sending = false
   private readonly gate = new SendGate()
+  /** Open while a cloud connection may be made (connectGate$). */
+  private readonly linkGate = new SendGate()
   private readonly forwarding: Forwarding
   readonly deadLetters: DeadLetterStore
   /** What the LAN side checks each message against: the cloud broker's limits as last seen. */
@@ -209,6 +216,7 @@ export class Bridge implements UplinkSink {
         })
       },
       onSession: (session) => this.announce(session),
+      ...(options.connectGate$ && { gate: this.linkGate }),
       onOversize: (bytes, limit) =>
         options.security?.report(
           'cloud_message_rejected',
@@ -305,6 +313,14 @@ export class Bridge implements UplinkSink {
 
   async start(): Promise<void> {
     const { logger, metrics, cloud, gatewayId, protector } = this.options
+    if (this.options.connectGate$) {
+      this.linkGate.follow(this.options.connectGate$, (open) => {
+        if (!open)
+          this.link.cut(
+            'the tunnel is not in place (its interface gone or down, or the cloud routed elsewhere)',
+          )
+      })
+    }
     if (this.options.gate$) {
       this.gate.follow(this.options.gate$, (open) => {
         this.sending = open

@@ -29,6 +29,9 @@ export function tlsNameOptions(
   return { checkServerIdentity: (_host, cert) => checkServerIdentity(name, cert) }
 }
 
+/** Why the link makes no connection while its gate is closed. */
+const GATE_CLOSED = 'the tunnel is not in place: no connection is made around it'
+
 export type LinkState =
   | { status: 'stopped' }
   | { status: 'connecting'; attempt: number }
@@ -46,6 +49,11 @@ export interface LinkHooks {
   onSession?: (session: CloudSession) => void
   /** The broker sent a packet over MAX_CLOUD_PACKET_BYTES: the connection is closed (and made again). */
   onOversize?: (packetBytes: number, limit: number) => void
+  /**
+   * Connections are made only while it is open (the WireGuard tunnel healthy): while it is closed,
+   * the kernel may route the cloud's address around the tunnel. `cut` ends the live one.
+   */
+  gate?: { readonly isOpen: boolean; opened(): Promise<void> }
 }
 
 /**
@@ -110,6 +118,10 @@ export class CloudLink {
   private readonly oversize = new WeakMap<MqttClient, Error>()
   /** Each connection's session once it is established. */
   private readonly sessionOf = new WeakMap<MqttClient, CloudSession>()
+  /** A connect waits for the gate to open. */
+  private awaitingGate = false
+  /** Why the link cut its own connection (the gate closed): said when it closes. */
+  private cutFor: string | undefined
   /**
    * Set when a connection was closed for an oversize packet: the next CONNACK does not reset the
    * backoff, so a broker that sends one again on every connection (a retained message over the
@@ -204,6 +216,19 @@ export class CloudLink {
 
   private connect(): void {
     if (this.stopped || !this.material) return
+    const gate = this.hooks.gate
+    if (gate && !gate.isOpen) {
+      // One wait at a time; the connection is made once it opens (a stop meanwhile: none).
+      if (!this.awaitingGate) {
+        this.awaitingGate = true
+        this.state$.next({ status: 'waiting', retryInMs: 0, cause: GATE_CLOSED })
+        void gate.opened().then(() => {
+          this.awaitingGate = false
+          this.connect()
+        })
+      }
+      return
+    }
     this.attempt++
     this.metrics.increment('cloud_connect_attempts_total')
     this.state$.next({ status: 'connecting', attempt: this.attempt })
@@ -287,9 +312,13 @@ export class CloudLink {
       }
       if (this.stopped) return
       const delay = this.backoff.next()
-      const cause = failure
-        ? describeLinkError(failure, this.target, phase)
-        : `the cloud broker at ${this.target} closed the connection ${established ? 'after set-up' : 'during set-up'}`
+      const cut = this.cutFor
+      this.cutFor = undefined
+      const cause =
+        cut ??
+        (failure
+          ? describeLinkError(failure, this.target, phase)
+          : `the cloud broker at ${this.target} closed the connection ${established ? 'after set-up' : 'during set-up'}`)
       this.state$.next({ status: 'waiting', retryInMs: delay, cause })
       // One line per failure: what went wrong, and when the next attempt is.
       this.logger.warn(
@@ -362,6 +391,7 @@ export class CloudLink {
   ): Promise<CandidateResult> {
     const current = this.material
     if (this.stopped || !current) return { ok: false, cause: 'the cloud link is stopped' }
+    if (this.hooks.gate && !this.hooks.gate.isOpen) return { ok: false, cause: GATE_CLOSED }
     if (this.candidate) return { ok: false, cause: 'another candidate connection is being tried' }
     // A connection still closing under the other client id would be taken over (and its Will sent).
     await Promise.all([...this.draining].map((c) => this.closeRetired(c)))
@@ -437,6 +467,20 @@ export class CloudLink {
     client.end(true)
     const live = this.session$.value
     if (forced && live && !this.stopped) this.hooks.onSession?.(live)
+  }
+
+  /**
+   * Ends the live connection, and a candidate being tried, at once (the gate closed: its packets
+   * might leave around the tunnel). What was in flight is sent again on the next session; the next
+   * connection is made once the gate opens.
+   */
+  cut(why: string): void {
+    this.candidate?.end(true)
+    const client = this.client
+    if (!client || this.stopped || client.disconnected) return
+    this.cutFor = why
+    this.logger.warn({ cloud: this.target }, `cloud link cut: ${why}`)
+    client.stream.destroy()
   }
 
   async stop(): Promise<void> {

@@ -209,6 +209,7 @@ export async function startEdgeGateway(
   const failure = new Promise<Error>((resolve) => {
     failed = resolve
   })
+  void vpn.lost?.then((err) => failed(err))
   const configFile = options.configFile
   // Set once the gateway is up: a pushed device key is applied before the device can use it.
   let reloadFromFile: () => Promise<void> = async () => undefined
@@ -242,6 +243,7 @@ export async function startEdgeGateway(
     onForwardingStopped: (err) => failed(err instanceof Error ? err : new Error(String(err))),
     security,
     ...(vpn.gate$ && { gate$: vpn.gate$ }),
+    ...(vpn.connectGate$ && { connectGate$: vpn.connectGate$ }),
     ...(vpn.mode !== 'off' && { tunnel: () => vpn.state }),
   })
   await bridge.start().catch(async (err: unknown) => {

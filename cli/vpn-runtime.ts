@@ -18,6 +18,18 @@ export interface VpnRuntime {
   readonly state: TunnelState | null
   /** true while the tunnel is healthy; undefined with the VPN off (the bridge then never holds). */
   readonly gate$: Observable<boolean> | undefined
+  /**
+   * true while the tunnel is in place (its interface up, the cloud broker's address routed through
+   * it): the bridge connects only then, and cuts its connection when it turns false. Undefined with
+   * the VPN off.
+   */
+  readonly connectGate$?: Observable<boolean>
+  /**
+   * Resolves when a tunnel the gateway brought up is found gone while it runs (its wireguard-go
+   * exited, or someone deleted the interface): the gateway then stops, so that its supervisor
+   * starts it, and the tunnel, again. Never with the VPN off or managed by the system.
+   */
+  readonly lost?: Promise<Error>
   /** Stops watching and brings a managed tunnel down. Safe to call twice. */
   close(): Promise<void>
 }

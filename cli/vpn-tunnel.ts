@@ -173,13 +173,32 @@ export async function startTunnel(
     )
   }
   const state$ = new BehaviorSubject<TunnelState | null>(null)
-  const subscription: Subscription = watchTunnel(toWatchTarget(vpn), command).subscribe((state) => {
-    const previous = state$.value
-    if (previous === null || previous.healthy !== state.healthy || previous.up !== state.up) {
-      logTransition(logger, state, previous)
-    }
-    state$.next(state)
-  })
+  let reportLost: ((err: Error) => void) | undefined
+  const lost =
+    tunnel === undefined
+      ? undefined
+      : new Promise<Error>((resolve) => {
+          reportLost = resolve
+        })
+  const subscription: Subscription = watchTunnel(toWatchTarget(vpn), { ...command, cloudAddress }).subscribe(
+    (state) => {
+      const previous = state$.value
+      if (previous === null || previous.healthy !== state.healthy || previous.up !== state.up) {
+        logTransition(logger, state, previous)
+      }
+      state$.next(state)
+      // Nothing brings a managed tunnel back by itself, and held messages would wait for ever.
+      if (state.missing && reportLost) {
+        reportLost(
+          new VpnError(
+            'VPN_ERR_TUNNEL_LOST',
+            `the tunnel ${vpn.interfaceName} that the gateway brought up is gone (its wireguard-go exited, or the interface was deleted); the gateway stops so that its supervisor starts it and the tunnel again`,
+          ),
+        )
+        reportLost = undefined
+      }
+    },
+  )
   metrics.gauge('vpn_tunnel_up', () => (state$.value?.up ? 1 : 0))
   metrics.gauge('vpn_tunnel_healthy', () => (state$.value?.healthy ? 1 : 0))
   metrics.gauge('vpn_handshake_age_seconds', () => {
@@ -189,11 +208,16 @@ export async function startTunnel(
   let closing: Promise<void> | undefined
   return {
     mode,
+    ...(lost && { lost }),
     get state() {
       return state$.value
     },
     gate$: state$.pipe(
       map((s) => s?.healthy === true),
+      distinctUntilChanged(),
+    ),
+    connectGate$: state$.pipe(
+      map((s) => s?.inPlace === true),
       distinctUntilChanged(),
     ),
     close() {

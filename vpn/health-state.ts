@@ -10,6 +10,11 @@ export interface TunnelSample {
   peer: WgPeerDump | null
   /** Why the poll failed (a tool missing, a timeout); null when it worked. */
   error: { code: string; message: string } | null
+  /**
+   * Set when the kernel routes the cloud broker's address anywhere but through the interface
+   * (a route added or changed since the tunnel came up): where it goes instead.
+   */
+  routedElsewhere?: string
 }
 
 /** What the health observable emits, once per poll. */
@@ -17,6 +22,13 @@ export interface TunnelState {
   interfaceName: string
   /** The interface exists and is up. */
   up: boolean
+  /** The poll worked and found no such interface (false when it exists, or when the poll failed). */
+  missing: boolean
+  /**
+   * The interface is up and the cloud broker's address is routed through it (when the poll checks
+   * the route): traffic to the cloud cannot leave around the tunnel. False when the poll failed.
+   */
+  inPlace: boolean
   /** Since the latest handshake; null when there never was one. */
   handshakeAgeMs: number | null
   /** Since the received byte count last grew (authenticated packets only); null until it is seen to grow. */
@@ -59,6 +71,8 @@ export function evaluateHealth(
   const base = {
     interfaceName,
     up: false,
+    missing: false,
+    inPlace: false,
     handshakeAgeMs: null,
     lastReceiveAgeMs: null,
     rxBytes: 0,
@@ -71,11 +85,15 @@ export function evaluateHealth(
     return { state: { ...base, reason: `${sample.error.code}: ${sample.error.message}` }, memory }
   }
   if (!sample.present)
-    return { state: { ...base, reason: `interface ${interfaceName} does not exist` }, memory }
+    return { state: { ...base, missing: true, reason: `interface ${interfaceName} does not exist` }, memory }
   if (!sample.linkUp) return { state: { ...base, reason: `interface ${interfaceName} is down` }, memory }
   const peer = sample.peer
+  const inPlace = sample.routedElsewhere === undefined
   if (peer === null) {
-    return { state: { ...base, up: true, reason: 'the peer is not configured on the interface' }, memory }
+    return {
+      state: { ...base, up: true, inPlace, reason: 'the peer is not configured on the interface' },
+      memory,
+    }
   }
   let lastReceiveAt: number | null = null
   if (memory !== undefined && peer.rxBytes >= memory.rxBytes) {
@@ -85,9 +103,12 @@ export function evaluateHealth(
   const lastReceiveAgeMs = lastReceiveAt === null ? null : now - lastReceiveAt
   const ages = [handshakeAgeMs, lastReceiveAgeMs].filter((a): a is number => a !== null)
   const freshest = ages.length === 0 ? null : Math.min(...ages)
-  const healthy = handshakeAgeMs !== null && freshest !== null && freshest <= windowMs
+  // However alive the peer, traffic to the cloud would not go through the tunnel.
+  const healthy = inPlace && handshakeAgeMs !== null && freshest !== null && freshest <= windowMs
   let reason: string | null = null
-  if (handshakeAgeMs === null) reason = 'no handshake with the peer yet'
+  if (!inPlace)
+    reason = `the kernel routes the cloud broker address ${sample.routedElsewhere}, not through ${interfaceName}`
+  else if (handshakeAgeMs === null) reason = 'no handshake with the peer yet'
   else if (!healthy) {
     reason = `no handshake or traffic from the peer for ${seconds(freshest ?? handshakeAgeMs)} (window ${seconds(windowMs)})`
   }
@@ -95,6 +116,8 @@ export function evaluateHealth(
     state: {
       interfaceName,
       up: true,
+      missing: false,
+      inPlace,
       handshakeAgeMs,
       lastReceiveAgeMs,
       rxBytes: peer.rxBytes,

@@ -4,15 +4,18 @@ import { TUNNEL_DEFAULTS } from './config.js'
 import { parseWgDump } from './dump.js'
 import { VpnError } from './errors.js'
 import { evaluateHealth, type HealthMemory, type TunnelSample, type TunnelState } from './health-state.js'
-import { linkInfo } from './link.js'
+import { linkInfo, routeTo } from './link.js'
 import { checkInterfaceName } from './names.js'
 import { type CommandOptions, run } from './run.js'
 
-/** Reads one sample of the tunnel: the link and `wg show <if> dump`. */
+/**
+ * Reads one sample of the tunnel: the link and `wg show <if> dump`, and with `cloudAddress`,
+ * `ip route get` of it (a route changed since the tunnel came up would take the cloud link around it).
+ */
 export async function readTunnelSample(
   interfaceName: string,
   peerPublicKey: string | undefined,
-  options: CommandOptions & { signal?: AbortSignal } = {},
+  options: CommandOptions & { signal?: AbortSignal; cloudAddress?: string } = {},
 ): Promise<TunnelSample> {
   try {
     const link = await linkInfo(interfaceName, options)
@@ -44,7 +47,14 @@ export async function readTunnelSample(
       peerPublicKey === undefined
         ? (dump.peers[0] ?? null)
         : (dump.peers.find((p) => p.publicKey === peerPublicKey) ?? null)
-    return { present: true, linkUp: link.up, peer, error: null }
+    const sample: TunnelSample = { present: true, linkUp: link.up, peer, error: null }
+    if (options.cloudAddress !== undefined) {
+      const route = await routeTo(options.cloudAddress, options)
+      if (route?.dev !== interfaceName) {
+        sample.routedElsewhere = `${options.cloudAddress} ${route === null ? 'nowhere' : `through ${route.dev ?? 'an unknown interface'}${route.via === null ? '' : ` via ${route.via}`}`}`
+      }
+    }
+    return sample
   } catch (err) {
     const code = err instanceof VpnError ? err.code : 'VPN_ERR_COMMAND_FAILED'
     return { present: false, linkUp: false, peer: null, error: { code, message: describeError(err) } }
@@ -110,7 +120,7 @@ export interface WatchTarget {
  */
 export function watchTunnel(
   target: WatchTarget,
-  options: CommandOptions & { now?: () => number } = {},
+  options: CommandOptions & { now?: () => number; cloudAddress?: string } = {},
 ): Observable<TunnelState> {
   const interfaceName = checkInterfaceName(target.interfaceName)
   const seconds = target.healthyHandshakeSeconds ?? TUNNEL_DEFAULTS.healthyHandshakeSeconds

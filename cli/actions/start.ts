@@ -111,10 +111,14 @@ export async function start(options: StartOptions): Promise<void> {
       await reloading
       await gateway.close()
     })())
-  // Forwarding given up (docs/bridge.md#when-the-queue-cannot-be-read): stop and exit 1 for the supervisor.
+  // Forwarding given up (docs/bridge.md#when-the-queue-cannot-be-read), or the managed tunnel gone
+  // (docs/vpn.md): stop and exit 1 for the supervisor.
   const failed = gateway.failed.then(async (err) => {
     await stop()
-    process.stderr.write(`edge-gateway: uplink forwarding stopped: ${err.message}; exiting\n`)
+    // The uplink's forwarding given up, or the managed tunnel gone (docs/vpn.md).
+    const what =
+      (err as { code?: unknown }).code === 'VPN_ERR_TUNNEL_LOST' ? '' : 'uplink forwarding stopped: '
+    process.stderr.write(`edge-gateway: ${what}${err.message}; exiting\n`)
     process.exitCode = EXIT_RUNTIME
     // Exit even if some handle still holds the loop: the supervisor must see the failure.
     await new Promise<void>((resolve) => logger.flush(() => resolve()))

@@ -222,6 +222,8 @@ describe('formatTunnelStatus', () => {
     const state: TunnelState = {
       interfaceName: 'wg0',
       up: true,
+      missing: false,
+      inPlace: true,
       handshakeAgeMs: 12_345,
       lastReceiveAgeMs: 800,
       rxBytes: 1024,

@@ -522,6 +522,90 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
     expect(await lab.pids(gatewayNs)).toEqual([])
   }, 120_000)
 
+  it('the cloud routed around the tunnel: the link is cut and none is made until the route is back; the tunnel gone: the gateway exits 1; no payload leaves around it', async () => {
+    const leaks = await startCapture(
+      lab,
+      gatewayNs,
+      veth.a.name,
+      `not (udp port ${GATEWAY_WG_PORT} or udp port ${CLOUD_WG_PORT})`,
+    )
+    captures = { leaks, tunnel: await startCapture(lab, gatewayNs, veth.a.name, `udp port ${CLOUD_WG_PORT}`) }
+    gateway = await lab.spawn(gatewayNs, process.execPath, [builtCli(), 'start', '--config', configFile], {
+      maxLines: MAX_LINES,
+    })
+    await waitForLog('the cloud link', 30_000, (l) => l.msg === 'cloud link up')
+    const publish = (payload: string) =>
+      lab.exec(gatewayNs, 'mosquitto_pub', [
+        ...['-h', '127.0.0.1', '-p', String(LAN_PORT), '-u', 'dev', '-P', 'tunnel-test'],
+        ...['-i', 'dev-route', '-q', '1', '-t', 'devices/dev/route', '-m', payload],
+      ])
+    const arrived = (payload: string) => received().some((m) => m.payload === payload)
+    await publish('before')
+    await eventually('a message through the tunnel', 15_000, async () =>
+      arrived('before') ? true : undefined,
+    )
+
+    // A more specific route to the cloud broker's tunnel address, over the WAN veth.
+    const logCount = gatewayLog().length
+    const around = [`${CLOUD_TUNNEL_IP}/32`, 'via', CLOUD_VETH_IP, 'dev', veth.a.name]
+    await lab.exec(gatewayNs, 'ip', ['route', 'replace', ...around])
+    const cut = await waitForLog(
+      'the link to be cut',
+      10_000,
+      (l) => /^cloud link cut: /.test(String(l.msg)),
+      logCount,
+    )
+    const unhealthy = gatewayLog()
+      .slice(logCount)
+      .find((l) => l.event === 'tunnel_health' && l.healthy === false)
+    expect(unhealthy?.reason).toBe(
+      `the kernel routes the cloud broker address ${CLOUD_TUNNEL_IP} through ${veth.a.name} via ${CLOUD_VETH_IP}, not through ${gatewayInterface}`,
+    )
+    // Accepted into the queue, and held: no connection is made around the tunnel (reconnects every 0.1 to 1 s).
+    await publish('during')
+    await sleep(3000)
+    expect(arrived('during')).toBe(false)
+    const afterCut = gatewayLog().filter((l) => l.time > cut.time)
+    expect(afterCut.filter((l) => l.msg === 'cloud link up')).toEqual([])
+
+    await lab.exec(gatewayNs, 'ip', ['route', 'del', ...around])
+    await waitForLog('the link back through the tunnel', 20_000, (l) => l.msg === 'cloud link up', logCount)
+    await eventually('the held message', 20_000, async () => (arrived('during') ? true : undefined))
+
+    // The tunnel's wireguard-go dies (a crash, the OOM killer): nothing brings the tunnel back by itself.
+    const wireguardGo: number[] = []
+    for (const pid of await lab.pids(gatewayNs)) {
+      const comm = await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')
+      if (comm.trim() === 'wireguard-go') wireguardGo.push(pid)
+    }
+    expect(wireguardGo).toHaveLength(1)
+    process.kill(wireguardGo[0]!, 'SIGKILL')
+    const exit = await gateway.daemon.exited
+    expect(exit).toEqual({ code: 1, signal: null })
+    expect(gateway.lines()).toContain(
+      `edge-gateway: the tunnel ${gatewayInterface} that the gateway brought up is gone (its wireguard-go exited, or the interface was deleted); the gateway stops so that its supervisor starts it and the tunnel again; exiting`,
+    )
+    expect(
+      gatewayLog()
+        .slice(logCount)
+        .filter((l) => l.msg === 'cloud link up'),
+    ).toHaveLength(1)
+    expect(await hasLink(gatewayNs, gatewayInterface)).toBe(false)
+    const leaked: CaptureResult = await captures.leaks.stop()
+    await captures.tunnel.stop()
+    captures = undefined
+    expect(await lab.pids(gatewayNs)).toEqual([])
+    // Around the tunnel went only the close of the connection cut when the route changed: its FIN
+    // and RST, no payload. No new connection (no SYN) and no byte of MQTT or TLS.
+    const cloudPort = `${CLOUD_TUNNEL_IP}.${CLOUD_MQTT_PORT}:`
+    expect(leaked.packets.length).toBeLessThanOrEqual(4)
+    for (const packet of leaked.packets) {
+      expect(packet).toMatch(
+        new RegExp(` > ${cloudPort.replaceAll('.', '\\.')} Flags \\[[FR]\\.?\\], .*length 0$`),
+      )
+    }
+  }, 120_000)
+
   it('vpn up leaves the tunnel running after it exits, start refuses to take it over, vpn down removes it', async () => {
     // A record a killed gateway left (its PID no longer runs): vpn up's interface is not that
     // gateway's leftover, so vpn up drops the record and start refuses the interface, not removes it.

@@ -86,7 +86,7 @@ describe('an unhealthy tunnel holds the bridge', () => {
     await removeDir(dir)
   })
 
-  it('acknowledges devices into the queue and sends nothing to the connected cloud', async () => {
+  it('acknowledges devices into the queue, and makes no cloud connection while the tunnel is not in place', async () => {
     const gw = gateway!
     expect(gw.vpnMode).toBe('system')
     const unhealthy = await logs.waitFor((r) => r.event === 'tunnel_health')
@@ -95,8 +95,16 @@ describe('an unhealthy tunnel holds the bridge', () => {
       healthy: false,
       msg: 'vpn tunnel wgitgate0 unhealthy (handshake never): interface wgitgate0 does not exist; the bridge holds messages in the queue',
     })
-    expect(gw.tunnel).toMatchObject({ interfaceName: 'wgitgate0', up: false, healthy: false })
-    await logs.waitFor((r) => r.msg === 'cloud link up')
+    expect(gw.tunnel).toMatchObject({ interfaceName: 'wgitgate0', up: false, inPlace: false, healthy: false })
+    // Without the interface, the kernel routes the cloud's address elsewhere: no connection is made.
+    await waitUntil(
+      () => {
+        const link = gw.bridge.status().link
+        return link.status === 'waiting' && link.cause.startsWith('the tunnel is not in place')
+      },
+      10_000,
+      'the cloud link to wait for the tunnel',
+    )
 
     const device = await mqtt.connectAsync({
       host: '127.0.0.1',
@@ -119,11 +127,13 @@ describe('an unhealthy tunnel holds the bridge', () => {
     await sleep(1000)
     expect(sub.messages).toEqual([])
     expect(gw.bridge.status()).toMatchObject({
-      link: { status: 'connected' },
+      link: { status: 'waiting' },
       sending: false,
       queue: { depth: MESSAGES },
     })
     expect(gw.metrics.snapshot()).toMatchObject({ vpn_tunnel_healthy: 0, uplink_queue_depth: MESSAGES })
     expect(logs.events('tunnel_health')).toHaveLength(1)
+    expect(logs.records.some((r) => r.msg === 'cloud link up')).toBe(false)
+    expect(gw.metrics.get('cloud_connect_attempts_total')).toBe(0)
   })
 })

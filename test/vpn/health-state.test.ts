@@ -33,6 +33,8 @@ describe('evaluateHealth', () => {
     expect(state).toEqual({
       interfaceName: 'wg0',
       up: true,
+      missing: false,
+      inPlace: true,
       handshakeAgeMs: 5_000,
       lastReceiveAgeMs: null,
       rxBytes: 184,
@@ -107,10 +109,36 @@ describe('evaluateHealth', () => {
   it('is down when the interface is missing or down, and keeps the memory', () => {
     const memory = { rxBytes: 5, lastReceiveAt: T0 }
     const missing = evaluateHealth('wg0', sample(null, { present: false, linkUp: false }), memory, T0, WINDOW)
-    expect(missing.state).toMatchObject({ up: false, healthy: false, reason: 'interface wg0 does not exist' })
+    expect(missing.state).toMatchObject({
+      up: false,
+      missing: true,
+      inPlace: false,
+      healthy: false,
+      reason: 'interface wg0 does not exist',
+    })
     expect(missing.memory).toBe(memory)
     const down = evaluateHealth('wg0', sample(peer(), { linkUp: false }), memory, T0, WINDOW)
-    expect(down.state).toMatchObject({ up: false, healthy: false, reason: 'interface wg0 is down' })
+    expect(down.state).toMatchObject({
+      up: false,
+      missing: false,
+      inPlace: false,
+      healthy: false,
+      reason: 'interface wg0 is down',
+    })
+  })
+
+  it('is not in place, and not healthy, while the cloud broker is routed around the interface', () => {
+    const around = sample(peer(), { routedElsewhere: '10.78.0.2 through eth0 via 10.77.0.2' })
+    expect(evaluateHealth('wg0', around, undefined, T0 + 5_000, WINDOW).state).toMatchObject({
+      up: true,
+      missing: false,
+      inPlace: false,
+      healthy: false,
+      handshakeAgeMs: 5_000,
+      reason: 'the kernel routes the cloud broker address 10.78.0.2 through eth0 via 10.77.0.2, not through wg0',
+    })
+    // A peer not configured: nothing reaches the cloud, around the tunnel or through it.
+    expect(evaluateHealth('wg0', sample(null), undefined, T0, WINDOW).state).toMatchObject({ inPlace: true })
   })
 
   it('reports a missing peer and a failed poll', () => {
@@ -127,6 +155,9 @@ describe('evaluateHealth', () => {
       up: false,
       healthy: false,
       reason: 'VPN_ERR_WG_NOT_FOUND: `wg` was not found',
+      // Failed, not found missing: no conclusion that the tunnel is gone; not in place either.
+      missing: false,
+      inPlace: false,
     })
   })
 
