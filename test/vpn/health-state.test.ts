@@ -135,7 +135,8 @@ describe('evaluateHealth', () => {
       inPlace: false,
       healthy: false,
       handshakeAgeMs: 5_000,
-      reason: 'the kernel routes the cloud broker address 10.78.0.2 through eth0 via 10.77.0.2, not through wg0',
+      reason:
+        'the kernel routes the cloud broker address 10.78.0.2 through eth0 via 10.77.0.2, not through wg0',
     })
     // A peer not configured: nothing reaches the cloud, around the tunnel or through it.
     expect(evaluateHealth('wg0', sample(null), undefined, T0, WINDOW).state).toMatchObject({ inPlace: true })
