@@ -164,8 +164,15 @@ export async function startTunnel(
   if (vpn.manage) {
     owner = await TunnelOwner.at(config.gateway.stateDir, vpn.interfaceName, logger)
     await owner.removeLeftover(command)
-    tunnel = await bringUp(toTunnelConfig(vpn), { ...command, cloudAddress, pidFile: owner.pidFile })
+    // Claimed before the interface is made: a gateway killed during the bring-up leaves a record
+    // whose PID no longer runs, so the next start removes what it made instead of refusing it.
     await owner.claim()
+    try {
+      tunnel = await bringUp(toTunnelConfig(vpn), { ...command, cloudAddress, pidFile: owner.pidFile })
+    } catch (err) {
+      await owner.release().catch(() => undefined)
+      throw err
+    }
   } else {
     logger.info(
       { interface: vpn.interfaceName },
