@@ -469,6 +469,7 @@ export class Bridge implements UplinkSink {
     if (this.healthTimer) clearInterval(this.healthTimer)
     if (this.rateTimer) clearInterval(this.rateTimer)
     this.gate.stop()
+    this.linkGate.stop()
     this.forwarding.stop()
     const session = this.link.session$.value
     if (session) {

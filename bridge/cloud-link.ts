@@ -50,8 +50,9 @@ export interface LinkHooks {
   /** The broker sent a packet over MAX_CLOUD_PACKET_BYTES: the connection is closed (and made again). */
   onOversize?: (packetBytes: number, limit: number) => void
   /**
-   * Connections are made only while it is open (the WireGuard tunnel healthy): while it is closed,
-   * the kernel may route the cloud's address around the tunnel. `cut` ends the live one.
+   * Connections are made only while it is open (the WireGuard tunnel in place: its interface up,
+   * the cloud's address routed through it); while it is closed, traffic to the cloud could leave
+   * around the tunnel. `cut` ends the live one.
    */
   gate?: { readonly isOpen: boolean; opened(): Promise<void> }
 }
@@ -221,14 +222,18 @@ export class CloudLink {
       // One wait at a time; the connection is made once it opens (a stop meanwhile: none).
       if (!this.awaitingGate) {
         this.awaitingGate = true
+        const generation = this.generation
         this.state$.next({ status: 'waiting', retryInMs: 0, cause: GATE_CLOSED })
         void gate.opened().then(() => {
           this.awaitingGate = false
+          // A candidate adopted meanwhile is the live connection already (or a stop wants none).
+          if (generation !== this.generation) return
           this.connect()
         })
       }
       return
     }
+    this.cutFor = undefined
     this.attempt++
     this.metrics.increment('cloud_connect_attempts_total')
     this.state$.next({ status: 'connecting', attempt: this.attempt })
@@ -397,6 +402,8 @@ export class CloudLink {
     await Promise.all([...this.draining].map((c) => this.closeRetired(c)))
     const material: TlsMaterial = { ca: await this.currentCa(current.ca), cert, key }
     if (this.stopped) return { ok: false, cause: 'the cloud link was stopped' }
+    // The gate may have closed during the waits above (cut() found no candidate to end then).
+    if (this.hooks.gate && !this.hooks.gate.isOpen) return { ok: false, cause: GATE_CLOSED }
     const index = this.clientIdIndex === 0 ? 1 : 0
     const clientId = this.clientIds[index] as string
     let candidate: MqttClient
@@ -428,11 +435,14 @@ export class CloudLink {
       })
     })
     this.candidate = undefined
-    if ('cause' in outcome || this.stopped) {
+    const gateClosed = this.hooks.gate !== undefined && !this.hooks.gate.isOpen
+    if ('cause' in outcome || this.stopped || gateClosed) {
       candidate.removeAllListeners()
       candidate.on('error', () => undefined)
       candidate.end(true)
-      return { ok: false, cause: 'cause' in outcome ? outcome.cause : 'the cloud link was stopped' }
+      const cause =
+        'cause' in outcome ? outcome.cause : this.stopped ? 'the cloud link was stopped' : GATE_CLOSED
+      return { ok: false, cause }
     }
     candidate.removeAllListeners('close')
     candidate.removeAllListeners('error')
@@ -476,8 +486,10 @@ export class CloudLink {
    */
   cut(why: string): void {
     this.candidate?.end(true)
+    // Retired connections still closing (up to 2 s for a clean DISCONNECT) go at once too.
+    for (const retired of this.draining) retired.stream.destroy()
     const client = this.client
-    if (!client || this.stopped || client.disconnected) return
+    if (!client || this.stopped || client.disconnecting || client.disconnected) return
     this.cutFor = why
     this.logger.warn({ cloud: this.target }, `cloud link cut: ${why}`)
     client.stream.destroy()

@@ -92,7 +92,7 @@ async function readLegacy(file: string): Promise<Map<string, number>> {
   }
   if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) throw damaged('not a JSON object')
   for (const [nonce, expiry] of Object.entries(parsed)) {
-    if (NONCE_HEX.test(nonce) && typeof expiry === 'number' && Number.isFinite(expiry))
+    if (NONCE_HEX.test(nonce) && typeof expiry === 'number' && Number.isSafeInteger(expiry))
       carried.set(nonce, expiry)
   }
   return carried

@@ -79,11 +79,12 @@ export async function loadCloudRuntime(
   }
   const certificate = await GatewayCertificate.load(cloud)
   const expiry = new ExpiryWatch(config, certificate, metrics, logger.child({ module: 'expiry' }))
-  const nonces = await CommandNonces.open(join(gateway.stateDir, 'downlink-nonces'))
   const downlinkOperators = await readOperators(cloud.downlink?.operators ?? [], 'cloud.downlink.operators')
   const rotationOperators = cloud.rotation.operators
     ? await readOperators(cloud.rotation.operators, 'cloud.rotation.operators')
     : downlinkOperators
+  // Opened last: an operator key that cannot be read stops the start before the journal's handle is open.
+  const nonces = await CommandNonces.open(join(gateway.stateDir, 'downlink-nonces'))
   const rotation = {
     operators: rotationOperators,
     nonces,

@@ -7,7 +7,7 @@ import { lookup } from 'node:dns/promises'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
-import { BehaviorSubject, distinctUntilChanged, map, type Subscription } from 'rxjs'
+import { BehaviorSubject, distinctUntilChanged, map, type Subscription, scan } from 'rxjs'
 import type { GatewayConfig, VpnConfig } from '../config/index.js'
 import { toTunnelConfig, toWatchTarget } from '../config/vpn-schema.js'
 import type { Logger } from '../core/logger.js'
@@ -109,6 +109,12 @@ class TunnelOwner {
     )
   }
 
+  /** The PID of another gateway that runs and is recorded as the owner, or undefined. */
+  async runningOwner(): Promise<number | undefined> {
+    const pid = await this.recorded()
+    return pid !== undefined && pid !== process.pid && running(pid) ? pid : undefined
+  }
+
   /** The PID recorded, or undefined (no record, or not a PID). */
   private async recorded(): Promise<number | undefined> {
     const text = await readFile(this.ownerFile, 'utf8').catch(() => '')
@@ -164,6 +170,15 @@ export async function startTunnel(
   if (vpn.manage) {
     owner = await TunnelOwner.at(config.gateway.stateDir, vpn.interfaceName, logger)
     await owner.removeLeftover(command)
+    // The interface of a gateway that runs (a second start on the same state folder): refused
+    // before its record is touched, or the running one could not be told from a leftover later.
+    const other = await owner.runningOwner()
+    if (other !== undefined && (await linkInfo(vpn.interfaceName, command)) !== null) {
+      throw new VpnError(
+        'VPN_ERR_INTERFACE_EXISTS',
+        `Interface ${vpn.interfaceName} already exists: the gateway running as pid ${other} brought it up`,
+      )
+    }
     // Claimed before the interface is made: a gateway killed during the bring-up leaves a record
     // whose PID no longer runs, so the next start removes what it made instead of refusing it.
     await owner.claim()
@@ -223,8 +238,10 @@ export async function startTunnel(
       map((s) => s?.healthy === true),
       distinctUntilChanged(),
     ),
+    // A failed poll (a tool timing out under load) changes nothing: the gate keeps what the last
+    // poll that worked said, and stays closed until one has.
     connectGate$: state$.pipe(
-      map((s) => s?.inPlace === true),
+      scan((inPlace, s) => (s === null ? false : s.pollFailed ? inPlace : s.inPlace), false),
       distinctUntilChanged(),
     ),
     close() {

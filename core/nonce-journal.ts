@@ -87,7 +87,7 @@ export class NonceJournal {
 
   /** Writes the live keys to a new file and puts it in place durably; returns an append handle. */
   private static async rewrite(file: string, seen: Map<string, number>): Promise<FileHandle> {
-    await writeFileDurably(file, [...seen].map(([k, v]) => `${k} ${v}\n`).join(''))
+    await writeFileDurably(file, [...seen].map(([k, v]) => `${k} ${Math.floor(v)}\n`).join(''))
     return open(file, 'a', 0o600)
   }
 

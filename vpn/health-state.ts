@@ -24,6 +24,8 @@ export interface TunnelState {
   up: boolean
   /** The poll worked and found no such interface (false when it exists, or when the poll failed). */
   missing: boolean
+  /** The poll itself failed (a tool missing or timing out, no privilege): it tells nothing of the tunnel. */
+  pollFailed: boolean
   /**
    * The interface is up and the cloud broker's address is routed through it (when the poll checks
    * the route): traffic to the cloud cannot leave around the tunnel. False when the poll failed.
@@ -72,6 +74,7 @@ export function evaluateHealth(
     interfaceName,
     up: false,
     missing: false,
+    pollFailed: false,
     inPlace: false,
     handshakeAgeMs: null,
     lastReceiveAgeMs: null,
@@ -82,7 +85,10 @@ export function evaluateHealth(
     checkedAt: now,
   }
   if (sample.error !== null) {
-    return { state: { ...base, reason: `${sample.error.code}: ${sample.error.message}` }, memory }
+    return {
+      state: { ...base, pollFailed: true, reason: `${sample.error.code}: ${sample.error.message}` },
+      memory,
+    }
   }
   if (!sample.present)
     return { state: { ...base, missing: true, reason: `interface ${interfaceName} does not exist` }, memory }
@@ -117,6 +123,7 @@ export function evaluateHealth(
       interfaceName,
       up: true,
       missing: false,
+      pollFailed: false,
       inPlace,
       handshakeAgeMs,
       lastReceiveAgeMs,

@@ -21,8 +21,8 @@ const generateKeyPairAsync = promisify(generateKeyPair)
 
 /** Rotation commands waiting to be handled, at most (one is handled at a time). */
 const MAX_WAITING = 16
-/** Refusals of commands no trusted operator signed that are answered: 10 in each 10 s. */
-const UNVERIFIED_REPLIES = { burst: 10, windowMs: 10_000 }
+/** Refusals before a command is taken (its nonce fresh) that are answered: 10 in each 10 s, per operator. */
+const REFUSAL_REPLIES = { burst: 10, windowMs: 10_000 }
 
 /** Why a rotation command was refused or rolled back; stable strings for metrics and security events. */
 export const ROTATION_REFUSALS = [
@@ -64,14 +64,6 @@ export const ROTATION_REFUSALS = [
   'sequence_unavailable',
   'error',
 ] as const
-
-/** Refusals before any trusted operator's signature verified. */
-const UNVERIFIED_REFUSALS: ReadonlySet<string> = new Set([
-  'malformed',
-  'oversize',
-  'unknown_kid',
-  'bad_signature',
-])
 
 export type RotationRefusal = (typeof ROTATION_REFUSALS)[number]
 
@@ -173,7 +165,7 @@ export class CertificateRotation {
   private readonly files: ReturnType<typeof rotationFiles>
   private lastDueCsr = 0
   private waiting = 0
-  private readonly unverifiedReplies = new LogLimiter(UNVERIFIED_REPLIES.burst, UNVERIFIED_REPLIES.windowMs)
+  private readonly refusalReplies = new LogLimiter(REFUSAL_REPLIES.burst, REFUSAL_REPLIES.windowMs)
 
   constructor(private readonly options: RotationOptions) {
     this.files = rotationFiles(options.stateDir)
@@ -208,11 +200,12 @@ export class CertificateRotation {
   private async process(bytes: Buffer, now: number): Promise<string> {
     const verified = await this.verify(bytes, now)
     if ('refused' in verified) {
-      // Anyone who can publish on the rotate topic can send these: 10 in each 10 s are answered, so
-      // junk on the topic does not make the gateway publish a signed reply for each (each is still
-      // counted and reported).
-      const answer =
-        !UNVERIFIED_REFUSALS.has(verified.refused) || this.unverifiedReplies.take('unverified') !== undefined
+      // Anyone who can publish on the rotate topic can send these, junk or a signed command seen
+      // before (replayed, stale): 10 in each 10 s are answered, per operator whose signature
+      // verified and for the rest together, so a flood does not make the gateway publish a signed
+      // reply for each (each is still counted and reported).
+      const key = verified.operator === undefined ? 'unverified' : `operator:${verified.operator}`
+      const answer = this.refusalReplies.take(key) !== undefined
       return this.refuse(verified.refused, verified.detail, null, verified.operator, answer)
     }
     const { command, operator } = verified

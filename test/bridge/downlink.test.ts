@@ -28,7 +28,9 @@ const NOW = 1_800_000_000_000
 describe('command nonces: at most 100,000 remembered', () => {
   it('the 100,000th is remembered, the next is refused as full until older ones expire', async () => {
     expect(MAX_REMEMBERED_NONCES).toBe(100_000)
-    const nonces = await CommandNonces.open(await prefilledNonces(dir, 'cap', 99_999, NOW + 60_000))
+    const nonces = await CommandNonces.open(await prefilledNonces(dir, 'cap', 99_999, NOW + 60_000), {
+      now: () => NOW,
+    })
     expect(nonces.size).toBe(99_999)
     const last = randomBytes(16)
     expect(await nonces.remember(last, NOW + 300_000, NOW)).toBe('fresh')
@@ -64,7 +66,9 @@ describe('Downlink: a command past the nonce cap', () => {
       },
       'gw-1',
       [{ name: 'ops', kid, key: operator.publicKey }],
-      await CommandNonces.open(await prefilledNonces(dir, 'downlink', 100_000, NOW + 60_000)),
+      await CommandNonces.open(await prefilledNonces(dir, 'downlink', 100_000, NOW + 60_000), {
+        now: () => NOW,
+      }),
       sink,
       new SecurityEvents(logger, metrics),
       metrics,

@@ -223,6 +223,7 @@ describe('formatTunnelStatus', () => {
       interfaceName: 'wg0',
       up: true,
       missing: false,
+      pollFailed: false,
       inPlace: true,
       handshakeAgeMs: 12_345,
       lastReceiveAgeMs: 800,

@@ -34,6 +34,7 @@ describe('evaluateHealth', () => {
       interfaceName: 'wg0',
       up: true,
       missing: false,
+      pollFailed: false,
       inPlace: true,
       handshakeAgeMs: 5_000,
       lastReceiveAgeMs: null,
@@ -156,8 +157,10 @@ describe('evaluateHealth', () => {
       up: false,
       healthy: false,
       reason: 'VPN_ERR_WG_NOT_FOUND: `wg` was not found',
-      // Failed, not found missing: no conclusion that the tunnel is gone; not in place either.
+      // Failed, not found missing: no conclusion that the tunnel is gone (the gateway's connect gate
+      // keeps what the last poll that worked said).
       missing: false,
+      pollFailed: true,
       inPlace: false,
     })
   })

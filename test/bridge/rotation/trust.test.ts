@@ -140,7 +140,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     expect(busy[0]!.bytes as number).toBeGreaterThan(100)
   })
 
-  it('junk on the rotate topic: each refusal counted, but only 10 in 10 s answered with a signed reply', async () => {
+  it('junk or replays on the rotate topic: each refusal counted, but only 10 in 10 s answered with a signed reply (per operator)', async () => {
     const published: Array<{ topic: string }> = []
     const session = { publish: async (message: { topic: string }) => void published.push(message) }
     rotation = new CertificateRotation({
@@ -164,6 +164,25 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     // A command a trusted operator signed is answered whatever came before it.
     expect(await trust('not a bundle', 7, Date.now())).toBe('malformed_bundle')
     expect(published).toHaveLength(11)
+    // A signed command seen before, sent again and again: the same bound, for its operator.
+    const command = signCommand(operator.privateKey, operatorKid(operator.privateKey), '$gw/gw/rotate', {
+      gatewayId: 'gw',
+      deviceId: '',
+      nonce: randomBytes(16),
+      timestamp: Date.now(),
+      body: Buffer.from(
+        JSON.stringify({
+          type: 'trust',
+          request: randomBytes(16).toString('hex'),
+          bundle: 'x',
+          overlapDays: 7,
+        }),
+      ),
+    })
+    expect(await rotation.handle(command)).toBe('malformed_bundle')
+    for (let i = 0; i < 20; i++) expect(await rotation.handle(command)).toBe('replayed')
+    expect(options.metrics.get('rotation_refused_total{reason="replayed"}')).toBe(20)
+    expect(published).toHaveLength(12 + 10)
     expect(published.every((m) => m.topic === '$gw/gw/rotation')).toBe(true)
   })
 
