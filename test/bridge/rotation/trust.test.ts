@@ -1,4 +1,4 @@
-import { generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
+import { createPrivateKey, generateKeyPairSync, randomBytes, X509Certificate } from 'node:crypto'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -14,6 +14,7 @@ import type { CloudConfig } from '../../../config/index.js'
 import { createLogger } from '../../../core/logger.js'
 import { Metrics } from '../../../core/metrics.js'
 import { SecurityEvents } from '../../../core/security-events.js'
+import { checkCsr, createCsr, issueFromCsr } from '../../../pki/csr.js'
 import {
   createCertificateAuthority,
   issueCertificate,
@@ -184,6 +185,39 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     expect(options.metrics.get('rotation_refused_total{reason="replayed"}')).toBe(20)
     expect(published).toHaveLength(12 + 10)
     expect(published.every((m) => m.topic === '$gw/gw/rotation')).toBe(true)
+  })
+
+  it('a pushed certificate is tried, written and used as the gateway checked it, encoded again, never as pushed', async () => {
+    const tried: Buffer[] = []
+    const link = {
+      session$: new BehaviorSubject(null),
+      clientId: 'gw',
+      tryCandidate: async (cert: Buffer, _key: Buffer, _ms: number, beforeAdopt: () => void) => {
+        tried.push(cert)
+        beforeAdopt()
+        return { ok: true }
+      },
+    }
+    rotation = new CertificateRotation({ ...options, link: link as unknown as CloudLink })
+    const command = (body: Record<string, unknown>) =>
+      signCommand(operator.privateKey, operatorKid(operator.privateKey), '$gw/gw/rotate', {
+        gatewayId: 'gw',
+        deviceId: '',
+        nonce: randomBytes(16),
+        timestamp: Date.now(),
+        body: Buffer.from(JSON.stringify({ request: randomBytes(16).toString('hex'), ...body })),
+      })
+    expect(await rotation.handle(command({ type: 'csr-request' }))).toBe('csr')
+    const pending = createPrivateKey(await readFile(join(dir, 'state', 'rotation', 'pending.key')))
+    const csr = checkCsr(createCsr(pending.export({ type: 'pkcs8', format: 'pem' }).toString(), 'gw'), 'gw')
+    if ('problem' in csr) throw new Error(csr.problem)
+    const issued = issueFromCsr(oldCa, csr, 30)
+    // The same certificate as an operator's tool might paste it: CRLF line ends, blank lines around.
+    const pushed = `\r\n\r\n${issued.replaceAll('\n', '\r\n')}\r\n\r\n`
+    expect(await rotation.handle(command({ type: 'certificate', certificate: pushed }))).toBe('applied')
+    const checked = new X509Certificate(issued).toString()
+    expect(tried.map((b) => b.toString())).toEqual([checked])
+    expect(await readFile(cloud.certFile, 'utf8')).toBe(checked)
   })
 
   it('past 100,000 remembered nonces a command is refused as too_many_nonces, changing nothing; taken once they expire', async () => {
