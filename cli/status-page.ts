@@ -53,7 +53,7 @@ export function renderStatusPage(d: StatusPageData): string {
     b.link.status === 'connected'
       ? `connected for ${ago(d.now - b.link.since).replace(' ago', '')}`
       : b.link.status === 'waiting'
-        ? `down: ${b.link.cause}; next attempt in ${Math.round(b.link.retryInMs / 100) / 10} s`
+        ? `down: ${b.link.cause}${b.link.retryInMs > 0 ? `; next attempt in ${Math.round(b.link.retryInMs / 100) / 10} s` : ''}`
         : b.link.status
   const fill = q.capacity > 0 ? Math.min(100, (q.depth / q.capacity) * 100) : 0
   // During a backlog: how much of it has gone since it peaked.

@@ -19,7 +19,8 @@ function describeLink(link: BridgeStatus['link']): string {
     case 'connecting':
       return `connecting (attempt ${link.attempt})`
     case 'waiting':
-      return `down: ${link.cause}; retry in ${link.retryInMs} ms`
+      // 0: waiting for something else than a timer (the tunnel to be in place).
+      return `down: ${link.cause}${link.retryInMs > 0 ? `; retry in ${link.retryInMs} ms` : ''}`
     default:
       return link.status
   }

@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { stringify } from 'yaml'
+import { parse, stringify } from 'yaml'
 import { hashPassword } from '../../gateway/index.js'
 import { mintLabPki, writeSecretFile } from '../../pki/index.js'
 import { CloudMosquitto } from '../helpers/mosquitto.js'
@@ -107,8 +107,9 @@ function duplicateKeys(text: string): string[] {
 /**
  * `edge-gateway start` as an operator runs it, against a real mosquitto at cloud.host 127.0.0.1
  * (no servername), with a `vpn` section watching a tunnel that is not there (so the vpn gauges
- * exist; the bridge connects and holds): then refused payloads, a wrong password, and what
- * `status` and `status --json` say about them.
+ * exist; the bridge holds, and makes no cloud connection around the missing tunnel): then refused
+ * payloads, a wrong password, and what `status` and `status --json` say about them. A second
+ * gateway, without the `vpn` section, connects to the same broker for the SNI check.
  */
 describe('edge-gateway start and status: counters, logs, no IP as SNI', () => {
   let dir: string
@@ -181,7 +182,7 @@ describe('edge-gateway start and status: counters, logs, no IP as SNI', () => {
       }
     })
     await waitUntil(() => logs.some((l) => l.msg === 'edge gateway started'), 15_000, 'gateway start')
-    await waitUntil(() => logs.some((l) => l.msg === 'cloud link up'), 15_000, 'cloud link up')
+    await waitUntil(() => logs.some((l) => l.event === 'tunnel_health'), 15_000, 'the first tunnel poll')
   })
 
   afterAll(async () => {
@@ -246,7 +247,8 @@ describe('edge-gateway start and status: counters, logs, no IP as SNI', () => {
     expect(metrics['security_events_total{event="payload_rejected"}']).toBe(LIMIT + 1)
     expect(metrics['security_events_total{event="auth_bad_password"}']).toBe(1)
     expect(metrics['security_events_total{event="publish_denied"}']).toBe(0)
-    expect(metrics.cloud_connect_attempts_total).toBe(1)
+    // No connection while the tunnel is not in place (its interface missing).
+    expect(metrics.cloud_connect_attempts_total).toBe(0)
     expect(metrics.cloud_disconnects_total).toBe(0)
     // The tunnel is not there: the vpn gauges say so.
     expect(metrics.vpn_tunnel_up).toBe(0)
@@ -270,7 +272,7 @@ describe('edge-gateway start and status: counters, logs, no IP as SNI', () => {
       /^queue {8}0 message\(s\) held; \d+ bytes on disk \(queue files; acknowledged records count until their segment is deleted\)$/,
     )
     expect(lines.find((l) => l.startsWith('cloud link '))).toMatch(
-      /^cloud link {3}connected since \S+ \(holding: tunnel not healthy\) \(1 connection attempt\(s\), 0 disconnect\(s\)\)$/,
+      /^cloud link {3}down: the tunnel is not in place: no connection is made around it \(holding: tunnel not healthy\) \(0 connection attempt\(s\), 0 disconnect\(s\)\)$/,
     )
   })
 
@@ -296,8 +298,38 @@ describe('edge-gateway start and status: counters, logs, no IP as SNI', () => {
     expect(raw.filter((line) => duplicateKeys(line).length > 0)).toEqual([])
   })
 
-  it('no DEP0123 (an IP address as TLS ServerName) or any other warning on stderr', () => {
-    expect(stderr).not.toContain('DEP0123')
+  it('no DEP0123 (an IP address as TLS ServerName) or any other warning on stderr, with the cloud link up', async () => {
     expect(stderr).toBe('')
+    // The same config without the vpn section, on a port and state folder of its own: it connects.
+    const plain = stringify({
+      ...parse(await readFile(configFile, 'utf8')),
+      gateway: { id: 'gw-status-plain', stateDir: 'state-plain' },
+      lan: { listeners: [{ type: 'tcp', host: '127.0.0.1', port: await freePort() }] },
+      vpn: undefined,
+    })
+    const plainFile = join(dir, 'plain.yaml')
+    await writeFile(plainFile, plain, { mode: 0o600 })
+    const second = spawnCli(['start', '--config', plainFile])
+    let errors = ''
+    second.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      errors += chunk
+    })
+    const lines: string[] = []
+    onLines(second.stdout, (line) => lines.push(line))
+    let whileUp: string
+    try {
+      await waitUntil(
+        () => lines.some((l) => l.includes('"msg":"cloud link up"')),
+        15_000,
+        'the second cloud link',
+      )
+      // A moment for a warning the handshake would cause to reach stderr.
+      await new Promise((r) => setTimeout(r, 500))
+      whileUp = errors
+    } finally {
+      await terminate(second)
+    }
+    expect(whileUp).not.toContain('DEP0123')
+    expect(whileUp).toBe('')
   })
 })
