@@ -18,7 +18,11 @@ export const vpnSchema = z.strictObject({
   /** The WireGuard interface, e.g. `wg0`. */
   interfaceName: z
     .string()
-    .regex(/^[A-Za-z0-9_=+.-]{1,15}$/, '1 to 15 letters, digits or _=+.- (a Linux interface name)'),
+    .regex(/^[A-Za-z0-9_=+.-]{1,15}$/, '1 to 15 letters, digits or _=+.- (a Linux interface name)')
+    .refine(
+      (name) => name !== 'all' && name !== 'interfaces',
+      'a keyword of `wg show`; choose another (wg0)',
+    ),
   /**
    * true (default): the gateway brings the tunnel up before the bridge and down on exit.
    * false: the system manages the interface (wg-quick, systemd-networkd); the gateway only

@@ -62,7 +62,11 @@ function mask(family: 4 | 6, prefix: number): bigint {
 
 /** Whether the prefix `cidr` contains the IP literal `ip` (families must match). */
 export function cidrContains(cidr: Cidr, ip: string): boolean {
-  const parsed = parseIp(ip)
+  let parsed = parseIp(ip)
+  // An IPv4-mapped IPv6 address (::ffff:a.b.c.d) is that IPv4 address on a dual-stack socket.
+  if (parsed?.family === 6 && cidr.family === 4 && parsed.bits >> 32n === 0xffffn) {
+    parsed = { family: 4, bits: parsed.bits & 0xffffffffn }
+  }
   if (parsed === null || parsed.family !== cidr.family) return false
   const m = mask(cidr.family, cidr.prefix)
   return (parsed.bits & m) === (cidr.bits & m)

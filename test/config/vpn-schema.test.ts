@@ -147,6 +147,9 @@ describe('the vpn section', () => {
     expect(errorOf({ ...minimal, interfaceName: 'a-name-far-too-long' }).message).toContain(
       'vpn.interfaceName',
     )
+    expect(errorOf({ ...minimal, interfaceName: 'all' }).message).toBe(
+      '/etc/edge-gateway/gateway.yaml: vpn.interfaceName: a keyword of `wg show`; choose another (wg0)',
+    )
     expect(errorOf({ ...minimal, implementation: 'userspace' }).message).toContain('vpn.implementation')
     expect(errorOf({ ...minimal, mtu: 1000 }).message).toBe(
       '/etc/edge-gateway/gateway.yaml: vpn.mtu: Too small: expected number to be >=1280, got 1000 (number)',

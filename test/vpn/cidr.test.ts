@@ -15,6 +15,10 @@ describe('parseCidr and cidrContains', () => {
     ['::/0', '2001:db8::1', true],
     ['10.0.0.0/8', 'fd78::1', false],
     ['::ffff:10.0.0.0/104', '::ffff:10.1.2.3', true],
+    // An IPv4-mapped address is its IPv4 address on a dual-stack socket.
+    ['10.77.9.2/32', '::ffff:10.77.9.2', true],
+    ['10.77.9.2/32', '::ffff:10.77.9.3', false],
+    ['10.0.0.0/8', '::1', false],
   ])('%s contains %s: %s', (cidr, ip, inside) => {
     expect(cidrContains(parseCidr(cidr), ip)).toBe(inside)
   })

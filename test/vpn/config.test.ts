@@ -44,6 +44,12 @@ describe('resolveTunnelConfig', () => {
     ],
     ['a slash in the interface name', config({ interfaceName: 'wg/0' }), 'got "wg/0"'],
     [
+      'a keyword of wg show as the interface name',
+      config({ interfaceName: 'all' }),
+      'is a keyword of `wg show`',
+    ],
+    ['the other keyword', config({ interfaceName: 'interfaces' }), 'is a keyword of `wg show`'],
+    [
       'an unknown implementation',
       config({ implementation: 'boringtun' as never }),
       'Expected vpn.implementation to be auto, kernel or wireguard-go, got "boringtun"',
@@ -117,6 +123,16 @@ describe('resolveTunnelConfig', () => {
       code: 'VPN_ERR_BAD_CONFIG',
       message:
         "The peer endpoint 203.0.113.5 is inside vpn.peer.allowedIps (0.0.0.0/0): the tunnel's own packets would be routed into the tunnel; narrow allowedIps to the cloud side's tunnel addresses",
+    })
+  })
+
+  it('refuses an IPv4-mapped IPv6 endpoint inside the allowed IPs as well', () => {
+    const err = thrownBy(() =>
+      resolveTunnelConfig(config({}, { endpoint: '[::ffff:10.77.9.2]:51899', allowedIps: ['10.77.9.2/32'] })),
+    )
+    expect(err).toMatchObject({
+      code: 'VPN_ERR_BAD_CONFIG',
+      message: expect.stringContaining('is inside vpn.peer.allowedIps'),
     })
   })
 
