@@ -148,7 +148,7 @@ describe('the vpn section', () => {
       'vpn.interfaceName',
     )
     expect(errorOf({ ...minimal, interfaceName: 'all' }).message).toBe(
-      '/etc/edge-gateway/gateway.yaml: vpn.interfaceName: a keyword of `wg show`; choose another (wg0)',
+      '/etc/edge-gateway/gateway.yaml: vpn.interfaceName: a keyword of `wg show`; choose another (wg0), got "all" (string)',
     )
     expect(errorOf({ ...minimal, implementation: 'userspace' }).message).toContain('vpn.implementation')
     expect(errorOf({ ...minimal, mtu: 1000 }).message).toBe(
