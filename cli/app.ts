@@ -7,6 +7,7 @@ import type { GatewayConfig } from '../config/index.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
+import { StateLock } from '../core/state-lock.js'
 import { LanGateway, loadAccess, type ReloadReport } from '../gateway/index.js'
 import { KeyUpdateStore } from '../gateway/key-updates.js'
 import type { TunnelState } from '../vpn/health-state.js'
@@ -179,6 +180,8 @@ export async function startEdgeGateway(
     configFile?: string
   } = {},
 ): Promise<EdgeGateway> {
+  // First: a second gateway on this state folder would open the queue beside the running one.
+  const lock = await StateLock.acquire(config.gateway.stateDir)
   const metrics = new Metrics()
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
   const access = { ...(await loadAccess(config)), deviceRate: config.lan.deviceRate }
@@ -359,6 +362,7 @@ export async function startEdgeGateway(
       await cloudRuntime.rotation.nonces.close()
       await statusWriter.stop()
       await vpn.close()
+      await lock.release()
       security.flush()
       logger.info('edge gateway stopped')
     },
