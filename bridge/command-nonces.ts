@@ -36,7 +36,7 @@ export class CommandNonces {
       )
     }
     // The journal holds them durably now (its open rewrote it).
-    if (carried.size > 0 || (await exists(legacy))) await rm(legacy, { force: true })
+    await rm(legacy, { force: true })
     return new CommandNonces(journal)
   }
 
@@ -56,13 +56,6 @@ export class CommandNonces {
   async close(): Promise<void> {
     await this.journal.close()
   }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return stat(file).then(
-    () => true,
-    () => false,
-  )
 }
 
 /** The nonces of an earlier version's JSON file; empty when there is none. */

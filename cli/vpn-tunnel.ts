@@ -12,6 +12,7 @@ import type { GatewayConfig, VpnConfig } from '../config/index.js'
 import { toTunnelConfig, toWatchTarget } from '../config/vpn-schema.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
+import { processRuns } from '../core/state-lock.js'
 import { checkCloudInsideTunnel } from '../vpn/config.js'
 import { VpnError } from '../vpn/errors.js'
 import { watchTunnel } from '../vpn/health.js'
@@ -112,7 +113,7 @@ class TunnelOwner {
   /** The PID of another gateway that runs and is recorded as the owner, or undefined. */
   async runningOwner(): Promise<number | undefined> {
     const pid = await this.recorded()
-    return pid !== undefined && pid !== process.pid && running(pid) ? pid : undefined
+    return pid !== undefined && pid !== process.pid && processRuns(pid) ? pid : undefined
   }
 
   /** The PID recorded, or undefined (no record, or not a PID). */
@@ -125,7 +126,7 @@ class TunnelOwner {
   async removeLeftover(command: { netns?: string }): Promise<void> {
     const pid = await this.recorded()
     // Our own PID recorded is a stale record too: this process has brought nothing up yet.
-    if (pid === undefined || (pid !== process.pid && running(pid))) return
+    if (pid === undefined || (pid !== process.pid && processRuns(pid))) return
     if ((await linkInfo(this.interfaceName, command)) !== null) {
       this.logger.warn(
         { interface: this.interfaceName, previousPid: pid, event: 'vpn_leftover_removed' },
@@ -142,16 +143,6 @@ class TunnelOwner {
 
   release(): Promise<void> {
     return rm(this.ownerFile, { force: true })
-  }
-}
-
-/** Whether a process with this PID exists (EPERM: it does, under another user). */
-function running(pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
 }
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { mkdir, open, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { writeFileDurably } from './durable-file.js'
 import { EdgeGatewayError } from './errors.js'
 
 /**
@@ -40,14 +41,7 @@ export class StateLock {
       )
     }
     // Left by a gateway that no longer runs (or by this process, started again): taken over.
-    const temp = `${file}.${process.pid}.tmp`
-    const handle = await open(temp, 'w', 0o600)
-    try {
-      await handle.writeFile(record)
-    } finally {
-      await handle.close()
-    }
-    await rename(temp, file)
+    await writeFileDurably(file, record)
     return new StateLock(file, record)
   }
 
@@ -69,13 +63,19 @@ function startTime(pid: number): string | undefined {
   }
 }
 
-/** Whether the process the record names still runs: its PID, with the same start time when known. */
-function sameProcessRuns(pid: number, record: string): boolean {
+/** Whether a process with this PID exists (EPERM: it does, under another user). */
+export function processRuns(pid: number): boolean {
   try {
     process.kill(pid, 0)
+    return true
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
   }
+}
+
+/** Whether the process the record names still runs: its PID, with the same start time when known. */
+function sameProcessRuns(pid: number, record: string): boolean {
+  if (!processRuns(pid)) return false
   const recorded = record.trim().split(' ')[1]
   const now = startTime(pid)
   return recorded === undefined || recorded === '-' || now === undefined || recorded === now

@@ -4,7 +4,7 @@ import { TUNNEL_DEFAULTS } from './config.js'
 import { parseWgDump } from './dump.js'
 import { VpnError } from './errors.js'
 import { evaluateHealth, type HealthMemory, type TunnelSample, type TunnelState } from './health-state.js'
-import { linkInfo, routeTo } from './link.js'
+import { describeRoute, linkInfo, routeTo } from './link.js'
 import { checkInterfaceName } from './names.js'
 import { type CommandOptions, run } from './run.js'
 
@@ -51,7 +51,7 @@ export async function readTunnelSample(
     if (options.cloudAddress !== undefined) {
       const route = await routeTo(options.cloudAddress, options)
       if (route?.dev !== interfaceName) {
-        sample.routedElsewhere = `${options.cloudAddress} ${route === null ? 'nowhere' : `through ${route.dev ?? 'an unknown interface'}${route.via === null ? '' : ` via ${route.via}`}`}`
+        sample.routedElsewhere = `${options.cloudAddress} ${describeRoute(route)}`
       }
     }
     return sample

@@ -89,6 +89,12 @@ export async function addRoute(name: string, network: string, options: CommandOp
 }
 
 /** Where the kernel would send a packet for `address`. */
+/** Where a route lookup sends traffic, for messages: `through eth0 via 192.168.1.1`, or `nowhere`. */
+export function describeRoute(route: RouteLookup | null): string {
+  if (route === null) return 'nowhere'
+  return `through ${route.dev ?? 'an unknown interface'}${route.via === null ? '' : ` via ${route.via}`}`
+}
+
 export async function routeTo(address: string, options: CommandOptions): Promise<RouteLookup | null> {
   try {
     const { stdout } = await run('ip', ['route', 'get', address], options)

@@ -14,6 +14,7 @@ import {
   addKernelInterface,
   addRoute,
   deleteLink,
+  describeRoute,
   linkInfo,
   routeTo,
   setLinkUp,
@@ -139,7 +140,7 @@ async function verifyRoute(name: string, cloudAddress: string, options: StartOpt
   if (route?.dev !== name) {
     throw new VpnError(
       'VPN_ERR_CLOUD_OUTSIDE_TUNNEL',
-      `The kernel routes the cloud broker address ${cloudAddress} ${route === null ? 'nowhere' : `through ${route.dev ?? 'an unknown interface'}${route.via === null ? '' : ` via ${route.via}`}`}, not through ${name}; a more specific route may be in the way`,
+      `The kernel routes the cloud broker address ${cloudAddress} ${describeRoute(route)}, not through ${name}; a more specific route may be in the way`,
     )
   }
 }

@@ -14,6 +14,7 @@ import { rejectionOf } from '../../helpers/catch.js'
 import { makeTempDir, removeDir } from '../../helpers/tmp.js'
 import { connackCode, connectDevice, publishOutcome } from '../../integration/clients.js'
 import { LogCapture } from '../../integration/harness.js'
+import { UNUSED_CLOUD } from '../protocol/lan-fixture.js'
 
 /**
  * A device with a `$scrypt-pepper$` hash against the LAN gateway on loopback, started in process
@@ -44,13 +45,7 @@ function configWith(devices: Array<Record<string, unknown>>, pepper = pepperFile
     },
     devices,
     // Required by the schema; never connected to here.
-    cloud: {
-      host: '127.0.0.1',
-      caFile: 'unused.pem',
-      certFile: 'unused.pem',
-      keyFile: 'unused.key',
-      topics: [{ local: 'devices/', cloud: 'gw/devices/' }],
-    },
+    cloud: UNUSED_CLOUD,
   }
   return parseConfig(stringify(input), { file: join(dir, 'gateway.yaml'), baseDir: dir })
 }

@@ -17,6 +17,7 @@ import {
 import type { Device } from '../../../gateway/registry.js'
 import { makeTempDir, removeDir } from '../../helpers/tmp.js'
 import { LogCapture } from '../../integration/harness.js'
+import { UNUSED_CLOUD } from '../protocol/lan-fixture.js'
 
 /**
  * docs/wire-format.md: each accepted (kid, nonce) of a CONNECT token is remembered; at most 100,000
@@ -65,13 +66,7 @@ async function runtimeIn(stateDir: string): Promise<ProtectionRuntime> {
       gateway: { id: 'gw-token', stateDir },
       lan: { listeners: [{ type: 'tcp', host: '127.0.0.1', port: 0 }] },
       devices: [],
-      cloud: {
-        host: '127.0.0.1',
-        caFile: 'unused.pem',
-        certFile: 'unused.pem',
-        keyFile: 'unused.key',
-        topics: [{ local: 'devices/', cloud: 'gw/devices/' }],
-      },
+      cloud: UNUSED_CLOUD,
     }),
     { file: join(dir, 'gateway.yaml'), baseDir: dir },
   )

@@ -16,6 +16,14 @@ import { LogCapture, PASSWORD_DEVICE, PSK_DEVICE } from '../../integration/harne
 
 export { PASSWORD_DEVICE, PSK_DEVICE }
 export const CERT_DEVICE = 'cert-dev'
+/** The cloud section the schema requires, for tests of the LAN side: never connected to. */
+export const UNUSED_CLOUD = {
+  host: '127.0.0.1',
+  caFile: 'unused.pem',
+  certFile: 'unused.pem',
+  keyFile: 'unused.key',
+  topics: [{ local: 'devices/', cloud: 'gw/devices/' }],
+}
 /** A device the attack tests use as a compromised one (TLS-PSK, so logging in costs no scrypt). */
 export const ROGUE_DEVICE = { id: 'rogue', identity: 'rogue', keyHex: '5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a5a' }
 
@@ -90,13 +98,7 @@ export class LanFixture {
         { id: ROGUE_DEVICE.id, psk: { identity: ROGUE_DEVICE.identity, keyFile: rogueFile } },
       ],
       // Required by the schema; never connected to here.
-      cloud: {
-        host: '127.0.0.1',
-        caFile: 'unused.pem',
-        certFile: 'unused.pem',
-        keyFile: 'unused.key',
-        topics: [{ local: 'devices/', cloud: 'gw/devices/' }],
-      },
+      cloud: UNUSED_CLOUD,
     }
     const file = join(dir, 'gateway.yaml')
     const config = parseConfig(stringify(input), { file, baseDir: dir })
