@@ -47,10 +47,21 @@ export interface TunnelState {
   checkedAt: number
 }
 
-/** What evaluating one sample remembers for the next. */
+/**
+ * What evaluating one sample remembers for the next. Times in it are on the monotonic clock, so a
+ * step of the wall clock (a Raspberry Pi has no real-time clock: NTP moves it at boot, sometimes
+ * back) cannot make an old handshake look fresh.
+ */
 export interface HealthMemory {
   rxBytes: number
+  /** Monotonic ms when the received byte count was last seen to grow. */
   lastReceiveAt: number | null
+  /** The latest handshake as the dump gave it (Unix seconds), to see when it changes. */
+  handshake: number | null
+  /** Monotonic ms when that handshake happened, as far as the polls can bound it. */
+  handshakeAt: number | null
+  /** Monotonic ms of the poll that read the peer. */
+  polledAt: number
 }
 
 function seconds(ms: number): string {
@@ -58,10 +69,32 @@ function seconds(ms: number): string {
 }
 
 /**
+ * When the latest handshake happened, on the monotonic clock. WireGuard reports it in wall-clock
+ * seconds, which only the first poll has to trust. After that, a handshake the polls already saw
+ * ages on the monotonic clock, and a new one happened since the previous poll, so its age is at
+ * most the time since then, whatever the wall clock did in between.
+ */
+function handshakeAt(
+  latest: number | null,
+  memory: HealthMemory | undefined,
+  now: number,
+  mono: number,
+): number | null {
+  if (latest === null) return null
+  if (memory !== undefined && memory.handshake === latest && memory.handshakeAt !== null)
+    return memory.handshakeAt
+  const wallAge = Math.max(0, now - latest * 1000)
+  const age = memory === undefined ? wallAge : Math.min(wallAge, Math.max(0, mono - memory.polledAt))
+  return mono - age
+}
+
+/**
  * Turns a sample into a state. Healthy means the freshest sign of life from the peer is within
  * `windowMs`: the latest handshake, or (seen across polls) the moment the received byte count
  * last grew. WireGuard only re-handshakes every 2 minutes, so a window shorter than that relies
- * on received traffic (keepalives from the peer). Pure, so it is tested with made-up clocks.
+ * on received traffic (keepalives from the peer). `now` is the wall clock (the handshake's unit,
+ * and `checkedAt`); ages are measured on `mono`, a monotonic clock. Pure, so it is tested with
+ * made-up clocks.
  */
 export function evaluateHealth(
   interfaceName: string,
@@ -69,6 +102,7 @@ export function evaluateHealth(
   memory: HealthMemory | undefined,
   now: number,
   windowMs: number,
+  mono: number = now,
 ): { state: TunnelState; memory: HealthMemory | undefined } {
   const base = {
     interfaceName,
@@ -103,10 +137,11 @@ export function evaluateHealth(
   }
   let lastReceiveAt: number | null = null
   if (memory !== undefined && peer.rxBytes >= memory.rxBytes) {
-    lastReceiveAt = peer.rxBytes > memory.rxBytes ? now : memory.lastReceiveAt
+    lastReceiveAt = peer.rxBytes > memory.rxBytes ? mono : memory.lastReceiveAt
   }
-  const handshakeAgeMs = peer.latestHandshake === null ? null : Math.max(0, now - peer.latestHandshake * 1000)
-  const lastReceiveAgeMs = lastReceiveAt === null ? null : now - lastReceiveAt
+  const shookAt = handshakeAt(peer.latestHandshake, memory, now, mono)
+  const handshakeAgeMs = shookAt === null ? null : mono - shookAt
+  const lastReceiveAgeMs = lastReceiveAt === null ? null : mono - lastReceiveAt
   const ages = [handshakeAgeMs, lastReceiveAgeMs].filter((a): a is number => a !== null)
   const freshest = ages.length === 0 ? null : Math.min(...ages)
   // However alive the peer, traffic to the cloud would not go through the tunnel.
@@ -134,6 +169,12 @@ export function evaluateHealth(
       reason,
       checkedAt: now,
     },
-    memory: { rxBytes: peer.rxBytes, lastReceiveAt },
+    memory: {
+      rxBytes: peer.rxBytes,
+      lastReceiveAt,
+      handshake: peer.latestHandshake,
+      handshakeAt: shookAt,
+      polledAt: mono,
+    },
   }
 }

@@ -66,7 +66,10 @@ export interface PollOptions {
   pollMs: number
   /** Healthy while the freshest sign of life is younger than this. */
   windowMs: number
+  /** The wall clock (the unit of WireGuard's handshake times); Date.now by default. */
   now?: () => number
+  /** A monotonic clock, in ms, that ages are measured on; performance.now by default. */
+  mono?: () => number
 }
 
 /**
@@ -79,6 +82,7 @@ export function pollTunnel(
   options: PollOptions,
 ): Observable<TunnelState> {
   const now = options.now ?? Date.now
+  const mono = options.mono ?? (() => performance.now())
   return new Observable<TunnelState>((subscriber) => {
     const abort = new AbortController()
     let timer: NodeJS.Timeout | undefined
@@ -93,7 +97,7 @@ export function pollTunnel(
         sample = { present: false, linkUp: false, peer: null, error: { code, message: describeError(err) } }
       }
       if (abort.signal.aborted) return
-      const next = evaluateHealth(options.interfaceName, sample, memory, now(), options.windowMs)
+      const next = evaluateHealth(options.interfaceName, sample, memory, now(), options.windowMs, mono())
       memory = next.memory
       subscriber.next(next.state)
       if (!abort.signal.aborted) timer = setTimeout(() => void tick(), options.pollMs)

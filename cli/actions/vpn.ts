@@ -62,7 +62,11 @@ const STATUS_WATCH_MS = 5000
  * `pollMs` (at most 500 ms apart) for up to 5 s or the window, whichever is shorter, until
  * received traffic shows it alive.
  */
-export async function tunnelStatus(vpn: VpnConfig, now: () => number = Date.now): Promise<TunnelState> {
+export async function tunnelStatus(
+  vpn: VpnConfig,
+  now: () => number = Date.now,
+  mono: () => number = () => performance.now(),
+): Promise<TunnelState> {
   const windowMs = vpn.healthyHandshakeSeconds * 1000
   const read = async () => {
     const sample = await readTunnelSample(vpn.interfaceName, vpn.peer.publicKey, commandOptions(vpn))
@@ -71,12 +75,12 @@ export async function tunnelStatus(vpn: VpnConfig, now: () => number = Date.now)
     }
     return sample
   }
-  let last = evaluateHealth(vpn.interfaceName, await read(), undefined, now(), windowMs)
-  const until = now() + Math.min(STATUS_WATCH_MS, windowMs)
+  let last = evaluateHealth(vpn.interfaceName, await read(), undefined, now(), windowMs, mono())
+  const until = mono() + Math.min(STATUS_WATCH_MS, windowMs)
   const interval = Math.min(vpn.pollMs, 500)
-  while (!last.state.healthy && last.state.up && last.state.handshakeAgeMs !== null && now() < until) {
+  while (!last.state.healthy && last.state.up && last.state.handshakeAgeMs !== null && mono() < until) {
     await sleep(interval)
-    last = evaluateHealth(vpn.interfaceName, await read(), last.memory, now(), windowMs)
+    last = evaluateHealth(vpn.interfaceName, await read(), last.memory, now(), windowMs, mono())
   }
   return last.state
 }

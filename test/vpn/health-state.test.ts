@@ -45,7 +45,13 @@ describe('evaluateHealth', () => {
       reason: null,
       checkedAt: T0 + 5_000,
     })
-    expect(memory).toEqual({ rxBytes: 184, lastReceiveAt: null })
+    expect(memory).toEqual({
+      rxBytes: 184,
+      lastReceiveAt: null,
+      handshake: T0 / 1000,
+      handshakeAt: T0,
+      polledAt: T0 + 5_000,
+    })
   })
 
   it('is unhealthy once the handshake is older than the window and nothing was received', () => {
@@ -95,7 +101,7 @@ describe('evaluateHealth', () => {
   })
 
   it('starts over when the counters go backwards (the interface was recreated)', () => {
-    const memory = { rxBytes: 10_000, lastReceiveAt: T0 }
+    const memory = { rxBytes: 10_000, lastReceiveAt: T0, handshake: T0 / 1000, handshakeAt: T0, polledAt: T0 }
     const { state, memory: next } = evaluateHealth(
       'wg0',
       sample(peer({ rxBytes: 92 })),
@@ -104,11 +110,11 @@ describe('evaluateHealth', () => {
       WINDOW,
     )
     expect(state.lastReceiveAgeMs).toBeNull()
-    expect(next).toEqual({ rxBytes: 92, lastReceiveAt: null })
+    expect(next).toMatchObject({ rxBytes: 92, lastReceiveAt: null })
   })
 
   it('is down when the interface is missing or down, and keeps the memory', () => {
-    const memory = { rxBytes: 5, lastReceiveAt: T0 }
+    const memory = { rxBytes: 5, lastReceiveAt: T0, handshake: T0 / 1000, handshakeAt: T0, polledAt: T0 }
     const missing = evaluateHealth('wg0', sample(null, { present: false, linkUp: false }), memory, T0, WINDOW)
     expect(missing.state).toMatchObject({
       up: false,
@@ -167,5 +173,80 @@ describe('evaluateHealth', () => {
 
   it('never reports a negative handshake age (the dump has whole seconds)', () => {
     expect(evaluateHealth('wg0', sample(peer()), undefined, T0 - 400, WINDOW).state.handshakeAgeMs).toBe(0)
+  })
+
+  describe('when the wall clock steps (a Raspberry Pi has no real-time clock)', () => {
+    // The wall clock and a monotonic one, apart: `step` moves the wall clock alone.
+    function clocks() {
+      let wall = T0
+      let mono = 50_000
+      let memory: HealthMemory | undefined
+      return {
+        advance(ms: number) {
+          wall += ms
+          mono += ms
+        },
+        step(ms: number) {
+          wall += ms
+        },
+        poll(p: WgPeerDump) {
+          const next = evaluateHealth('wg0', sample(p), memory, wall, WINDOW, mono)
+          memory = next.memory
+          return next.state
+        },
+      }
+    }
+
+    it('a step back does not make a handshake the polls saw grow old look fresh again', () => {
+      const c = clocks()
+      const p = peer({ latestHandshake: T0 / 1000 })
+      c.advance(60_000)
+      expect(c.poll(p)).toMatchObject({ healthy: true, handshakeAgeMs: 60_000 })
+      // 170 s later the handshake is 230 s old; the clock is stepped back an hour meanwhile.
+      c.advance(100_000)
+      c.step(-3_600_000)
+      c.advance(70_000)
+      expect(c.poll(p)).toMatchObject({
+        healthy: false,
+        handshakeAgeMs: 230_000,
+        reason: 'no handshake or traffic from the peer for 230 s (window 180 s)',
+      })
+    })
+
+    it('a step forward does not make a live tunnel look dead', () => {
+      const c = clocks()
+      c.advance(5_000)
+      expect(c.poll(peer())).toMatchObject({ healthy: true, handshakeAgeMs: 5_000 })
+      // NTP moves the clock two months on; the same handshake is 10 s old on the monotonic clock.
+      c.step(60 * 86_400_000)
+      c.advance(5_000)
+      expect(c.poll(peer())).toMatchObject({ healthy: true, handshakeAgeMs: 10_000 })
+    })
+
+    it('a new handshake is no older than the time since the previous poll, whatever the wall clock says', () => {
+      const c = clocks()
+      c.advance(5_000)
+      c.poll(peer())
+      // The clock jumps a day on, and the kernel stamps the next handshake with the old time
+      // (seen with a clock corrected between the handshake and the poll).
+      c.step(86_400_000)
+      c.advance(4_000)
+      expect(c.poll(peer({ latestHandshake: T0 / 1000 + 7 }))).toMatchObject({
+        healthy: true,
+        handshakeAgeMs: 4_000,
+      })
+      // A day back: the wall clock now reads the handshake as in the future.
+      c.step(-2 * 86_400_000)
+      c.advance(4_000)
+      expect(c.poll(peer({ latestHandshake: T0 / 1000 + 20 }))).toMatchObject({
+        healthy: true,
+        handshakeAgeMs: 0,
+      })
+      c.advance(181_000)
+      expect(c.poll(peer({ latestHandshake: T0 / 1000 + 20 }))).toMatchObject({
+        healthy: false,
+        handshakeAgeMs: 181_000,
+      })
+    })
   })
 })
