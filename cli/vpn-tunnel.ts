@@ -82,6 +82,22 @@ export function tunnelOwnerFile(stateDir: string, interfaceName: string): string
   return join(stateDir, 'vpn', `${interfaceName}.owner`)
 }
 
+/** The PID in an owner record, or undefined (no record, or not a PID). */
+async function recordedOwner(ownerFile: string): Promise<number | undefined> {
+  const text = await readFile(ownerFile, 'utf8').catch(() => '')
+  const pid = Number(text.trim())
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+}
+
+/** The PID of the gateway, other than this process, recorded as the interface's owner and running; or undefined. */
+export async function runningTunnelOwner(
+  stateDir: string,
+  interfaceName: string,
+): Promise<number | undefined> {
+  const pid = await recordedOwner(tunnelOwnerFile(stateDir, interfaceName))
+  return pid !== undefined && pid !== process.pid && processRuns(pid) ? pid : undefined
+}
+
 /**
  * Which gateway process brought the managed interface up: `<stateDir>/vpn/<interface>.owner` holds
  * its PID (0600) while the tunnel is up, and `<interface>.gateway-wireguard-go.pid` the PID of its
@@ -112,19 +128,12 @@ class TunnelOwner {
 
   /** The PID of another gateway that runs and is recorded as the owner, or undefined. */
   async runningOwner(): Promise<number | undefined> {
-    const pid = await this.recorded()
+    const pid = await recordedOwner(this.ownerFile)
     return pid !== undefined && pid !== process.pid && processRuns(pid) ? pid : undefined
   }
 
-  /** The PID recorded, or undefined (no record, or not a PID). */
-  private async recorded(): Promise<number | undefined> {
-    const text = await readFile(this.ownerFile, 'utf8').catch(() => '')
-    const pid = Number(text.trim())
-    return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
-  }
-
   async removeLeftover(command: { netns?: string }): Promise<void> {
-    const pid = await this.recorded()
+    const pid = await recordedOwner(this.ownerFile)
     // Our own PID recorded is a stale record too: this process has brought nothing up yet.
     if (pid === undefined || (pid !== process.pid && processRuns(pid))) return
     if ((await linkInfo(this.interfaceName, command)) !== null) {

@@ -37,6 +37,8 @@ export const VPN_ERROR_CODES = [
   'VPN_ERR_BAD_KEY',
   /** The network namespace given to a command does not exist. */
   'VPN_ERR_NETNS_NOT_FOUND',
+  /** `vpn down` of a tunnel that a running gateway brought up (without `--force`). */
+  'VPN_ERR_TUNNEL_IN_USE',
   /** The tunnel the gateway brought up is gone while it runs (its wireguard-go exited, or the interface was deleted). */
   'VPN_ERR_TUNNEL_LOST',
   /** `wg show` printed something that is not the dump format. */

@@ -8,7 +8,7 @@ import { readTunnelSample } from '../../vpn/health.js'
 import { evaluateHealth, type TunnelState } from '../../vpn/health-state.js'
 import { createKeys } from '../../vpn/keys.js'
 import { bringDown, bringUp } from '../../vpn/tunnel.js'
-import { resolveCloudAddress, tunnelOwnerFile } from '../vpn-tunnel.js'
+import { resolveCloudAddress, runningTunnelOwner, tunnelOwnerFile } from '../vpn-tunnel.js'
 
 export interface ConfigOption {
   config: string
@@ -157,10 +157,21 @@ export async function up(options: ConfigOption): Promise<void> {
   )
 }
 
-/** `vpn down`: the tunnel brought down. */
-export async function down(options: ConfigOption): Promise<void> {
+/**
+ * `vpn down`: the tunnel brought down. A tunnel that a running gateway brought up is refused
+ * without `--force`: taking it away stops that gateway (VPN_ERR_TUNNEL_LOST), and its service
+ * manager brings both back at once, so the command would not do what it says.
+ */
+export async function down(options: ConfigOption & { force?: boolean }): Promise<void> {
   const { config, vpn: section } = await vpnOf(options.config)
   requireManaged(section, 'down')
+  const owner = await runningTunnelOwner(config.gateway.stateDir, section.interfaceName)
+  if (owner !== undefined && options.force !== true) {
+    throw new VpnError(
+      'VPN_ERR_TUNNEL_IN_USE',
+      `the gateway running as pid ${owner} brought ${section.interfaceName} up and sends the cloud link through it: stop that gateway (\`systemctl stop edge-gateway\`), which brings its tunnel down; or pass --force, and that gateway stops with VPN_ERR_TUNNEL_LOST (its service manager starts it and the tunnel again)`,
+    )
+  }
   const { pidFile } = await runtimeFiles(config, section)
   await bringDown({ interfaceName: section.interfaceName }, { ...commandOptions(section), pidFile })
   process.stdout.write(`tunnel ${section.interfaceName} down\n`)

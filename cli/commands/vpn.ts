@@ -27,9 +27,14 @@ export function registerVpn(program: Command): void {
 
   vpn
     .command('down')
-    .description('bring the tunnel down (an interface that is not there is fine)')
+    .description(
+      'bring the tunnel down (an interface that is not there is fine); refused while a running gateway owns it',
+    )
     .requiredOption('-c, --config <file>', 'the YAML config file')
-    .action(async (options: ConfigOption) => (await import('../actions/vpn.js')).down(options))
+    .option('--force', 'bring down a tunnel a running gateway owns (that gateway then stops)')
+    .action(async (options: ConfigOption & { force?: boolean }) =>
+      (await import('../actions/vpn.js')).down(options),
+    )
 
   vpn
     .command('mode')

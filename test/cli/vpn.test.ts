@@ -1,4 +1,6 @@
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { stringify } from 'yaml'
@@ -187,6 +189,35 @@ describe('edge-gateway vpn', () => {
     expect(oneLine(result.stderr)).toBe(
       `edge-gateway: ${file}: vpn.privateKeyFile: ${join(dir, 'open.key')} has mode 0644; a key file must be 0600 or tighter (chmod 600 ${join(dir, 'open.key')}) [CONFIG_ERR_SECRET_FILE]`,
     )
+  })
+
+  it('down refuses a tunnel whose owner record names a running gateway, unless --force', async () => {
+    const file = await configFile('owned.yaml', vpnSection({ interfaceName: 'wgown9' }))
+    await mkdir(join(dir, 'state', 'vpn'), { recursive: true })
+    // A process this test starts stands for the running gateway the record names.
+    const owner = spawn(process.execPath, ['-e', 'setTimeout(() => {}, 60_000)'], { stdio: 'ignore' })
+    try {
+      await writeFile(join(dir, 'state', 'vpn', 'wgown9.owner'), `${owner.pid}\n`, { mode: 0o600 })
+      const refused = await runCli(['vpn', 'down', '--config', file])
+      expect(refused.code).toBe(1)
+      expect(oneLine(refused.stderr)).toBe(
+        `edge-gateway: the gateway running as pid ${owner.pid} brought wgown9 up and sends the cloud link through it: stop that gateway (\`systemctl stop edge-gateway\`), which brings its tunnel down; or pass --force, and that gateway stops with VPN_ERR_TUNNEL_LOST (its service manager starts it and the tunnel again) [VPN_ERR_TUNNEL_IN_USE]`,
+      )
+      expect(refused.stdout).toBe('')
+      // --force goes on (the interface is not there, which down takes as done).
+      expect(await runCli(['vpn', 'down', '--force', '--config', file])).toMatchObject({
+        code: 0,
+        stdout: 'tunnel wgown9 down\n',
+      })
+    } finally {
+      owner.kill('SIGKILL')
+      await once(owner, 'exit')
+    }
+    // The same record once its process is gone: a leftover, not an owner.
+    expect(await runCli(['vpn', 'down', '--config', file])).toMatchObject({
+      code: 0,
+      stdout: 'tunnel wgown9 down\n',
+    })
   })
 
   it('status of an interface that does not exist: not healthy, exit 1, as text and JSON', async () => {

@@ -517,6 +517,19 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
     expect(now).not.toContain(orphans[0])
     await waitForLog('the cloud link', 20_000, (l) => l.msg === 'cloud link up')
 
+    // `vpn down` run by hand beside the running gateway is refused: the tunnel and the gateway stay.
+    const down = await cliIn(gatewayNs, ['vpn', 'down', '--config', configFile])
+    expect(down.code).toBe(1)
+    expect(down.lines).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^edge-gateway: the gateway running as pid ${gateway.daemon.pid} brought ${gatewayInterface} up .*\\[VPN_ERR_TUNNEL_IN_USE\\]$`,
+        ),
+      ),
+    ])
+    expect(await hasLink(gatewayNs, gatewayInterface)).toBe(true)
+    expect(await lab.pids(gatewayNs)).toHaveLength(2)
+
     expect(await gateway.stop(15_000)).toEqual({ code: 0, signal: null })
     expect(await hasLink(gatewayNs, gatewayInterface)).toBe(false)
     expect(await lab.pids(gatewayNs)).toEqual([])
