@@ -87,6 +87,20 @@ export function crossFieldProblems(config: GatewayConfig): string[] {
       problems.push(`${at}: topics starting with "$" are reserved`)
     }
     if (t.cloud === '' || t.local === '') problems.push(`${at}: cloud and local prefixes must not be empty`)
+    else if (!t.cloud.endsWith('/')) {
+      problems.push(
+        `${at}.cloud: "${t.cloud}" must end with "/": the gateway subscribes to the prefix followed by "#" ("${t.cloud}/#" for "${t.cloud}/")`,
+      )
+    }
+    // The gateway would subscribe to its own uplink: every message it sends would come back as a
+    // command that is not one, refused and logged, at the cost of the cloud link's bandwidth.
+    config.cloud.topics.forEach((u, j) => {
+      if (t.cloud !== '' && (u.cloud.startsWith(t.cloud) || t.cloud.startsWith(u.cloud))) {
+        problems.push(
+          `${at}.cloud: "${t.cloud}" overlaps cloud.topics[${j}].cloud "${u.cloud}": the gateway would take its own messages for commands`,
+        )
+      }
+    })
   })
   const operatorName = seen('operator name')
   config.cloud.downlink?.operators.forEach((o, i) => {

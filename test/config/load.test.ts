@@ -286,4 +286,24 @@ describe('parseConfig: what the config refuses to keep a promise of the docs', (
       'cloud.downlink.topics[0]: topics starting with "$" are reserved',
     )
   })
+
+  it('wants a downlink cloud prefix that is a whole topic level, apart from the uplink cloud prefixes', () => {
+    const withDownlink = (cloud: string) =>
+      valid.replace(
+        'cloud:\n',
+        `cloud:\n  downlink:\n    topics:\n      - cloud: ${cloud}\n        local: commands/\n    operators:\n      - name: ops\n        publicKeyFile: keys/ops.pub\n`,
+      )
+    expect(errorOf(withDownlink('commands/gw-1')).message).toContain(
+      'cloud.downlink.topics[0].cloud: "commands/gw-1" must end with "/": the gateway subscribes to the prefix followed by "#" ("commands/gw-1/#" for "commands/gw-1/")',
+    )
+    // The uplink sends to gateways/gw-1/devices/...: a downlink under it, or over it, would take those back.
+    for (const cloud of ['gateways/gw-1/devices/cmd/', 'gateways/']) {
+      expect(errorOf(withDownlink(cloud)).message, cloud).toContain(
+        `cloud.downlink.topics[0].cloud: "${cloud}" overlaps cloud.topics[0].cloud "gateways/gw-1/devices/": the gateway would take its own messages for commands`,
+      )
+    }
+    expect(parseConfig(withDownlink('gateways/gw-1/commands/'), source).cloud.downlink?.topics).toEqual([
+      { cloud: 'gateways/gw-1/commands/', local: 'commands/' },
+    ])
+  })
 })
