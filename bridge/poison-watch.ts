@@ -22,7 +22,7 @@ export const POISON_WINDOW_MS = 2000
 /** A message sent on a session and not acknowledged when it died. */
 export interface Unacknowledged {
   seq: number
-  /** When it was sent (ms, the same clock as `now` of sessionLost). */
+  /** When it was sent (ms on the monotonic clock, as `now` of sessionLost). */
   sentAt: number
 }
 

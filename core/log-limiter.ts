@@ -10,7 +10,8 @@ export class LogLimiter {
   constructor(
     private readonly burst = 10,
     private readonly windowMs = 10_000,
-    private readonly now: () => number = Date.now,
+    /** Monotonic by default: a wall-clock step must not mute a key for its length. */
+    private readonly now: () => number = () => performance.now(),
     /** Keys tracked at once (a key per address can come from anyone): the oldest is forgotten first. */
     private readonly maxKeys = 10_000,
   ) {}

@@ -122,7 +122,8 @@ export class SecurityEvents {
     private readonly logger: Logger,
     private readonly metrics: Metrics,
     limit: SecurityLogLimit = DEFAULT_SECURITY_LOG_LIMIT,
-    private readonly now: () => number = Date.now,
+    /** Monotonic, for the log windows: a wall-clock step must not mute an identity's lines. */
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.limit = { maxKeys: 10_000, ...limit }
     for (const event of SECURITY_EVENT_NAMES) metrics.declare(series('security_events_total', { event }))
@@ -136,7 +137,7 @@ export class SecurityEvents {
     const key = `${event}\u0000${who}`
     const t = this.now()
     this.recentEvents.push({
-      at: t,
+      at: Date.now(),
       event,
       who,
       ...(typeof fields.reason === 'string' && { reason: fields.reason.slice(0, 64) }),

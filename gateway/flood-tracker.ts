@@ -4,7 +4,8 @@ const WINDOW_MS = 10_000
 export class FloodTracker {
   private readonly counts = new WeakMap<object, { since: number; count: number }>()
 
-  constructor(private readonly now: () => number = Date.now) {}
+  /** Monotonic by default: messages either side of a wall-clock step are not one window. */
+  constructor(private readonly now: () => number = () => performance.now()) {}
 
   /** Records one over-limit message; returns how many the client sent within the window, this one included. */
   record(client: object): number {

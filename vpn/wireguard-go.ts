@@ -30,8 +30,8 @@ export async function startWireguardGo(name: string, options: WireguardGoOptions
     env: { ...options.env, WG_PROCESS_FOREGROUND: '1' },
   }
   const daemon = await spawnDaemon('wireguard-go', ['-f', name], daemonOptions)
-  const deadline = Date.now() + (options.startTimeoutMs ?? 5000)
-  while (Date.now() < deadline) {
+  const deadline = performance.now() + (options.startTimeoutMs ?? 5000)
+  while (performance.now() < deadline) {
     if (daemon.hasExited()) throw daemon.failure()
     try {
       await run('wg', ['show', name, 'listen-port'], { ...options, timeoutMs: 2000 })
@@ -87,13 +87,13 @@ export async function stopByPidFile(pidFile: string, name: string, graceMs = 300
   }
   const pid = Number(text.trim())
   if (Number.isInteger(pid) && pid > 1 && (await isOurWireguardGo(pid, name))) {
-    const deadline = Date.now() + graceMs
+    const deadline = performance.now() + graceMs
     // Deleting the interface usually ends it; give it a moment before signalling.
-    while (Date.now() < deadline && alive(pid) && (await isOurWireguardGo(pid, name))) await sleep(50)
+    while (performance.now() < deadline && alive(pid) && (await isOurWireguardGo(pid, name))) await sleep(50)
     if (alive(pid) && (await isOurWireguardGo(pid, name))) {
       process.kill(pid, 'SIGTERM')
-      const killAt = Date.now() + graceMs
-      while (Date.now() < killAt && (await isOurWireguardGo(pid, name))) await sleep(50)
+      const killAt = performance.now() + graceMs
+      while (performance.now() < killAt && (await isOurWireguardGo(pid, name))) await sleep(50)
       if (await isOurWireguardGo(pid, name)) process.kill(pid, 'SIGKILL')
     }
   }

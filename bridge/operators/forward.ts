@@ -93,7 +93,7 @@ export function forward(
       }
 
       const publish = (outbound: Outbound) => {
-        sent.set(outbound.entry.seq, Date.now())
+        sent.set(outbound.entry.seq, performance.now())
         session.send(outbound.message, (err) => settle(outbound, err))
       }
 
@@ -155,7 +155,7 @@ export function forward(
         subscription.unsubscribe()
         if (session.closed && watch) {
           const unacknowledged = [...sent].map(([seq, sentAt]) => ({ seq, sentAt }))
-          watch.sessionLost(unacknowledged, Date.now(), session.closedForInbound)
+          watch.sessionLost(unacknowledged, performance.now(), session.closedForInbound)
         }
       }
     })

@@ -70,7 +70,8 @@ export class Lockout {
 
   constructor(
     private readonly settings: LockoutSettings,
-    private readonly now: () => number = Date.now,
+    // Monotonic: a wall-clock step (NTP at a Pi's boot) must neither lift nor stretch a lock.
+    private readonly now: () => number = () => performance.now(),
   ) {
     this.counts = new LRUCache<string, { failures: number }>({
       max: settings.maxEntries,
