@@ -6,6 +6,11 @@ import { writeFileDurably } from './durable-file.js'
 const KEY = /^[0-9a-f:]{1,64}$/
 /** One line of the journal: `key expiry-ms`. */
 const LINE = /^([0-9a-f:]{1,64}) (\d{1,15})$/
+/**
+ * The first line of a rewritten journal: the latest expiry of any key it has forgotten. Not a
+ * key line, so versions without it skip it.
+ */
+const FLOOR = /^floor (\d{1,15})$/
 const MAX_LINE_BYTES = 64 + 1 + 15 + 1
 const MIN_COMPACT_LINES = 1024
 
@@ -33,6 +38,13 @@ interface Pending {
  * fdatasync per batch, not per device. The file is compacted to the live keys
  * at open and whenever its lines reach twice the live keys of the last compaction.
  * A torn last line (crash mid-append) is ignored: its key was never confirmed.
+ *
+ * Forgetting is by the wall clock, which can step back (a Raspberry Pi has no real-time clock: a
+ * power cut restores an hour-old time, and NTP corrects it later). A key forgotten at its expiry
+ * would then be taken as fresh again if its expiry reads as in the future. So the journal keeps,
+ * on disk, the latest expiry among the keys it has forgotten (its floor), and refuses as replayed
+ * any key whose expiry is at or below it. Callers give an expiry that depends only on what the
+ * sender signed (its timestamp plus the window), so a replay always brings the expiry it had.
  */
 export class NonceJournal {
   private readonly seen = new Map<string, number>()
@@ -42,6 +54,8 @@ export class NonceJournal {
   /** Lines at which the next compaction runs: twice the live keys after the last one (amortized O(1)). */
   private compactAt = MIN_COMPACT_LINES
   private closed = false
+  /** The latest expiry of a key forgotten: no key expiring at or before it is taken as fresh. */
+  private floor = 0
 
   private constructor(
     private readonly file: string,
@@ -67,28 +81,44 @@ export class NonceJournal {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
     }
     const t = now()
+    let floor = 0
+    const keep = (key: string, expiry: number) => {
+      if (expiry >= t) seen.set(key, Math.max(expiry, seen.get(key) ?? 0))
+      else floor = Math.max(floor, expiry)
+    }
     // Keys from an older store (a migration), written into the journal by the rewrite below.
-    for (const [k, v] of carried) if (KEY.test(k) && v >= t) seen.set(k, v)
+    for (const [k, v] of carried) if (KEY.test(k)) keep(k, v)
     for (const line of text.split('\n')) {
       const m = LINE.exec(line)
-      if (!m) continue
-      const expiry = Number(m[2])
-      if (expiry >= t) seen.set(m[1]!, Math.max(expiry, seen.get(m[1]!) ?? 0))
+      if (m) keep(m[1]!, Number(m[2]))
+      else {
+        const f = FLOOR.exec(line)
+        if (f) floor = Math.max(floor, Number(f[1]))
+      }
     }
-    const journal = new NonceJournal(file, await NonceJournal.rewrite(file, seen), {
+    // Keys at or below the floor would be refused anyway: dropping them keeps the file small.
+    for (const [k, v] of seen) if (v <= floor) seen.delete(k)
+    const journal = new NonceJournal(file, await NonceJournal.rewrite(file, seen, floor), {
       now,
       maxEntries: options.maxEntries,
     })
+    journal.floor = floor
     for (const [k, v] of seen) journal.seen.set(k, v)
     journal.lines = seen.size
     journal.compactAt = Math.max(MIN_COMPACT_LINES, 2 * seen.size)
     return journal
   }
 
-  /** Writes the live keys to a new file and puts it in place durably; returns an append handle. */
-  private static async rewrite(file: string, seen: Map<string, number>): Promise<FileHandle> {
-    await writeFileDurably(file, [...seen].map(([k, v]) => `${k} ${Math.floor(v)}\n`).join(''))
+  /** Writes the floor and the live keys to a new file and puts it in place durably; returns an append handle. */
+  private static async rewrite(file: string, seen: Map<string, number>, floor: number): Promise<FileHandle> {
+    const head = floor > 0 ? `floor ${Math.floor(floor)}\n` : ''
+    await writeFileDurably(file, head + [...seen].map(([k, v]) => `${k} ${Math.floor(v)}\n`).join(''))
     return open(file, 'a', 0o600)
+  }
+
+  /** The latest expiry of a key forgotten (0: none yet); for tests and status. */
+  get forgottenUpTo(): number {
+    return this.floor
   }
 
   get size(): number {
@@ -96,8 +126,9 @@ export class NonceJournal {
   }
 
   /**
-   * 'replayed' when `key` is remembered and not expired; 'full' when
-   * `maxEntries` live keys are; else remembers it until `expiresAt` (ms) and
+   * 'replayed' when `key` is remembered and not expired, or when `expiresAt` is at or below the
+   * floor (the key may have been forgotten: the clock is behind a time the journal has seen);
+   * 'full' when `maxEntries` live keys are; else remembers it until `expiresAt` (ms) and
    * resolves 'fresh' once that is durable. Rejects when the write fails: the
    * caller must then refuse what the nonce was for.
    */
@@ -107,6 +138,7 @@ export class NonceJournal {
       throw new Error(`Expected a nonce key of 1 to 64 hex digits or colons, got ${key.length} characters`)
     const known = this.seen.get(key)
     if (known !== undefined && known >= now) return 'replayed'
+    if (expiresAt <= this.floor) return 'replayed'
     if (this.seen.size >= this.options.maxEntries) {
       this.prune(now)
       if (this.seen.size >= this.options.maxEntries) return 'full'
@@ -121,7 +153,11 @@ export class NonceJournal {
   }
 
   private prune(now: number): void {
-    for (const [k, v] of this.seen) if (v < now) this.seen.delete(k)
+    for (const [k, v] of this.seen) {
+      if (v >= now) continue
+      this.seen.delete(k)
+      if (v > this.floor) this.floor = v
+    }
   }
 
   /** Writes what is pending, batch after batch, until nothing is. */
@@ -149,7 +185,7 @@ export class NonceJournal {
     this.prune(this.options.now())
     const old = this.handle
     try {
-      this.handle = await NonceJournal.rewrite(this.file, this.seen)
+      this.handle = await NonceJournal.rewrite(this.file, this.seen, this.floor)
     } catch {
       // Whichever file is in place holds every confirmed key (the old one, or the rewritten one if
       // only the directory sync failed): keep appending to it, and try again later.

@@ -34,9 +34,11 @@ export async function checkConnectToken(
     return named && device.payloadPrevious?.kid.equals(named) ? 'retired_kid' : 'wrong_device'
   }
   const key = `${result.kid.toString('hex')}:${result.nonce.toString('hex')}`
-  // A token is accepted while its timestamp is within the window of the gateway's clock, so it
-  // can be accepted at most until timestamp + window <= now + 2 × window: remember it that long.
-  const expiresAt = (nowSeconds + 2 * protection.tokenWindowSeconds + 1) * 1000
+  // A token is accepted while the gateway's clock is within the window of its timestamp, so only
+  // until timestamp + window: remember it that long. The expiry depends on the signed timestamp
+  // alone, so a replay brings the expiry the first use had, whatever the clock did since
+  // (NonceJournal's floor refuses it once that key is forgotten).
+  const expiresAt = (result.timestamp + protection.tokenWindowSeconds + 1) * 1000
   const outcome = await protection.tokenNonces.remember(key, expiresAt)
   if (outcome === 'replayed') return 'replayed'
   if (outcome === 'full') return 'nonce_memory_full'

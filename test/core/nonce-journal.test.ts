@@ -46,7 +46,8 @@ describe('NonceJournal', () => {
     now = 200
     const reopened = await NonceJournal.open(file, { maxEntries: 10, now: () => now })
     expect(reopened.size).toBe(1)
-    expect(await readFile(file, 'utf8')).toBe('bb 300\n')
+    // The latest expiry forgotten goes first (see the clock-step tests below).
+    expect(await readFile(file, 'utf8')).toBe('floor 100\nbb 300\n')
     await reopened.close()
   })
 
@@ -116,5 +117,66 @@ describe('NonceJournal', () => {
     await Promise.all(['a0', 'a1', 'a2'].map((k) => journal.remember(k, 50)))
     expect(await readFile(file, 'utf8')).toBe('a0 50\na1 50\na2 50\n')
     await journal.close()
+  })
+
+  describe('when the wall clock steps back (a Raspberry Pi has no real-time clock)', () => {
+    it('a key forgotten at a reopen is not taken as fresh once the clock is behind its expiry again', async () => {
+      let now = 1_000
+      const file = fresh()
+      const journal = await NonceJournal.open(file, { maxEntries: 10, now: () => now })
+      expect(await journal.remember('aa', 5_000)).toBe('fresh')
+      await journal.close()
+      // A restart after the expiry forgets the key; then a power cut restores an older time.
+      now = 6_000
+      await (await NonceJournal.open(file, { maxEntries: 10, now: () => now })).close()
+      expect(await readFile(file, 'utf8')).toBe('floor 5000\n')
+      now = 2_000
+      const behind = await NonceJournal.open(file, { maxEntries: 10, now: () => now })
+      expect(behind.forgottenUpTo).toBe(5_000)
+      expect(await behind.remember('aa', 5_000)).toBe('replayed')
+      // A key that expires at or before the floor cannot be told from a forgotten one.
+      expect(await behind.remember('bb', 4_000)).toBe('replayed')
+      expect(await behind.remember('cc', 7_000)).toBe('fresh')
+      await behind.close()
+    })
+
+    it('keys forgotten by a compaction, or to make room, move the floor, on disk too', async () => {
+      let now = 0
+      const file = fresh()
+      const journal = await NonceJournal.open(file, { maxEntries: 2_000, now: () => now })
+      for (let i = 0; i < 1_100; i++) await journal.remember(`a${i.toString(16).padStart(4, '0')}`, 100 + i)
+      // Past 1,024 lines the next append compacts: every key above has expired by then.
+      now = 5_000
+      for (let i = 0; i < 1_100; i++) await journal.remember(`b${i.toString(16).padStart(4, '0')}`, 9_000)
+      expect(journal.forgottenUpTo).toBe(1_199)
+      expect((await readFile(file, 'utf8')).split('\n')[0]).toBe('floor 1199')
+      await journal.close()
+      now = 150
+      const behind = await NonceJournal.open(file, { maxEntries: 2_000, now: () => now })
+      expect(await behind.remember('a0000', 100)).toBe('replayed')
+      expect(await behind.remember('a044b', 1_199)).toBe('replayed')
+      await behind.close()
+
+      // Full, with expired keys: they are dropped to make room, and the floor takes their expiry.
+      let t = 0
+      const small = await NonceJournal.open(fresh(), { maxEntries: 2, now: () => t })
+      await small.remember('c1', 100)
+      await small.remember('c2', 200)
+      t = 300
+      expect(await small.remember('c3', 900)).toBe('fresh')
+      expect(small.forgottenUpTo).toBe(200)
+      t = 50
+      expect(await small.remember('c1', 100)).toBe('replayed')
+      await small.close()
+    })
+
+    it('a journal of an earlier version, without a floor line, opens as before', async () => {
+      const file = fresh()
+      await writeFile(file, 'aa 100\nbb 300\n', { mode: 0o600 })
+      const journal = await NonceJournal.open(file, { maxEntries: 10, now: () => 200 })
+      expect(journal.size).toBe(1)
+      expect(journal.forgottenUpTo).toBe(100)
+      await journal.close()
+    })
   })
 })

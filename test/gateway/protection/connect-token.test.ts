@@ -102,14 +102,42 @@ describe('CONNECT token nonce memory', () => {
     expect(await checkConnectToken(protection, device, first, 'tiny', now)).toBe('replayed')
     expect(protection.tokenNonces.size).toBe(2)
 
-    // Remembered for twice the window (± 120 s): just before that the memory is still full.
-    now += 2 * protection.tokenWindowSeconds * 1000
+    // Remembered until the tokens' timestamp plus the window (and a second for the rounding):
+    // at the window's end the memory is still full.
+    now += protection.tokenWindowSeconds * 1000
     expect(await checkConnectToken(protection, device, token(now), 'tiny', now)).toBe('nonce_memory_full')
     now += 2_000
     expect(await checkConnectToken(protection, device, token(now), 'tiny', now)).toBe('ok')
     expect(await checkConnectToken(protection, device, token(now), 'tiny', now)).toBe('ok')
     expect(await checkConnectToken(protection, device, token(now), 'tiny', now)).toBe('nonce_memory_full')
     await protection.tokenNonces.close()
+  })
+
+  it('a token accepted, forgotten at a restart, is refused when a power cut has set the clock back', async () => {
+    const stateDir = join(dir, `state-${++n}`)
+    const runtime = await runtimeIn(stateDir)
+    const file = join(stateDir, 'stepped-journal')
+    const T0 = 1_800_000_000_000
+    let now = T0
+    const withJournal = async (): Promise<ProtectionRuntime> => ({
+      ...runtime,
+      tokenNonces: await NonceJournal.open(file, { maxEntries: 100, now: () => now }),
+    })
+    const captured = token(T0)
+    const first = await withJournal()
+    expect(await checkConnectToken(first, device, captured, 'tiny', now)).toBe('ok')
+    await first.tokenNonces.close()
+    // Restarted an hour later: the token's nonce has expired and is forgotten.
+    now = T0 + 3_600_000
+    await (await withJournal()).tokenNonces.close()
+    // A power cut, and the clock comes back a minute before the token was made (fake-hwclock's
+    // last save): the token's timestamp is inside the window again.
+    now = T0 - 60_000
+    const behind = await withJournal()
+    expect(await checkConnectToken(behind, device, captured, 'tiny', now)).toBe('replayed')
+    // A token made now, by a device whose clock is right, is accepted.
+    expect(await checkConnectToken(behind, device, token(T0 + 3_700_000), 'tiny', T0 + 3_700_000)).toBe('ok')
+    await behind.tokenNonces.close()
   })
 
   it("the gateway's runtime remembers 100,000: the 100,000th token is accepted, the next refused", async () => {
