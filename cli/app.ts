@@ -4,6 +4,7 @@ import { Bridge, MemoryQueue, type UplinkQueue } from '../bridge/index.js'
 import { FileQueue } from '../bridge/queue/file-queue.js'
 import type { DeviceCredentials } from '../bridge/rotation/rotation.js'
 import type { GatewayConfig } from '../config/index.js'
+import { ClockFloor } from '../core/clock-floor.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
@@ -182,6 +183,8 @@ export async function startEdgeGateway(
 ): Promise<EdgeGateway> {
   // First: a second gateway on this state folder would open the queue beside the running one.
   const lock = await StateLock.acquire(config.gateway.stateDir)
+  // Before anything that decides on a key's retirement: the time the last run saw is the floor.
+  const clockFloor = await ClockFloor.open(config.gateway.stateDir, logger.child({ module: 'clock' }))
   const metrics = new Metrics()
   const security = new SecurityEvents(logger.child({ module: 'security' }), metrics)
   const access = { ...(await loadAccess(config)), deviceRate: config.lan.deviceRate }
@@ -362,6 +365,7 @@ export async function startEdgeGateway(
       await cloudRuntime.rotation.nonces.close()
       await statusWriter.stop()
       await vpn.close()
+      await clockFloor.close()
       await lock.release()
       security.flush()
       logger.info('edge gateway stopped')

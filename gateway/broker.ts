@@ -1,5 +1,6 @@
 import { Aedes, type Client } from 'aedes'
 import type { GatewayConfig } from '../config/index.js'
+import { trustedNow } from '../core/clock-floor.js'
 import { LogLimiter } from '../core/log-limiter.js'
 import type { Logger } from '../core/logger.js'
 import { type Metrics, series } from '../core/metrics.js'
@@ -106,7 +107,7 @@ export class LanGateway {
    * (`psk.previous.until`) has ended, or one a reload took away, each a security event
    * (`psk_retired`) with the device. Returns how many it closed.
    */
-  private retirePskConnections(now = Date.now()): number {
+  private retirePskConnections(now = trustedNow()): number {
     let closed = 0
     for (const client of this.clients()) {
       const identity = transportOf(client).pskIdentity
@@ -134,8 +135,9 @@ export class LanGateway {
     clearTimeout(this.pskTimer)
     const next = this.access.registry.nextPskRetirement()
     if (next === undefined) return
-    // setTimeout holds at most 2^31 - 1 ms (24.8 days): a later end is waited for in steps.
-    const delay = Math.min(next - Date.now() + 1, 86_400_000)
+    // Checked at least every minute, not once at the end computed now: the wall clock may be
+    // stepped forward meanwhile (NTP correcting a Pi's clock after a power cut).
+    const delay = Math.min(next - trustedNow() + 1, 60_000)
     this.pskTimer = setTimeout(
       () => {
         this.retirePskConnections()

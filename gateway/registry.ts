@@ -1,5 +1,6 @@
 import type { KeyObject } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
+import { trustedNow } from '../core/clock-floor.js'
 import type { DerivedContext } from '../crypto/types.js'
 import { compileClientIdPatterns } from './client-id.js'
 import { GatewayError } from './errors.js'
@@ -62,7 +63,7 @@ export interface Device {
 export function deliveryKeysFor(
   device: Device,
   lastKidHex: string | undefined,
-  now = Date.now(),
+  now = trustedNow(),
 ): PayloadKeys | undefined {
   const previous = device.payloadPrevious
   if (previous && now < previous.until && lastKidHex === previous.kid.toString('hex')) return previous
@@ -73,7 +74,7 @@ export function deliveryKeysFor(
  * The keys of `device` named by `kid`: its payload key, or the key it replaces while the overlap
  * lasts (`payloadKey.previous`); undefined for any other kid, and for the old one after `until`.
  */
-export function payloadKeysFor(device: Device, kid: Buffer, now = Date.now()): PayloadKeys | undefined {
+export function payloadKeysFor(device: Device, kid: Buffer, now = trustedNow()): PayloadKeys | undefined {
   if (device.payload?.kid.equals(kid)) return device.payload
   const previous = device.payloadPrevious
   return previous?.kid.equals(kid) && now < previous.until ? previous : undefined
@@ -190,7 +191,7 @@ export class DeviceRegistry {
   }
 
   /** The device of a PSK identity; an identity past the end of its overlap (`psk.previous.until`) has none. */
-  byPsk(identity: string, now = Date.now()): Device | undefined {
+  byPsk(identity: string, now = trustedNow()): Device | undefined {
     return this.pskRetired(identity, now) ? undefined : this.byPskIdentity.get(identity)
   }
 
@@ -200,13 +201,13 @@ export class DeviceRegistry {
   }
 
   /** Whether `identity` is a replaced PSK whose overlap has ended. */
-  pskRetired(identity: string, now = Date.now()): boolean {
+  pskRetired(identity: string, now = trustedNow()): boolean {
     const until = this.pskRetiresAt.get(identity)
     return until !== undefined && now >= until
   }
 
   /** The earliest end of a PSK overlap after `now`, if any (when connections must be checked again). */
-  nextPskRetirement(now = Date.now()): number | undefined {
+  nextPskRetirement(now = trustedNow()): number | undefined {
     let next: number | undefined
     for (const until of this.pskRetiresAt.values())
       if (until > now && (next === undefined || until < next)) next = until
@@ -223,7 +224,7 @@ export class DeviceRegistry {
   }
 
   /** The key for a PSK identity, for the TLS handshake only; none once the identity is retired. */
-  pskKey(identity: string, now = Date.now()): Buffer | undefined {
+  pskKey(identity: string, now = trustedNow()): Buffer | undefined {
     return this.pskRetired(identity, now) ? undefined : this.pskKeys.get(identity)
   }
 }

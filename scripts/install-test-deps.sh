@@ -13,9 +13,11 @@ cd "$(dirname "$0")/.."
 # chromium: the status page rendered in a browser (test/cli/status-page-browser.test.ts, playwright-core);
 # docker-compose, podman-compose: the container lab (docker-compose.yml), docker-compose against podman's
 # Docker-compatible API and podman-compose on its own;
-# redis-server: the shared state of a group of cloud consumers (test/cloud/, bench/fleet.mjs).
+# redis-server: the shared state of a group of cloud consumers (test/cloud/, bench/fleet.mjs);
+# faketime: a gateway started with its clock set back, as a Pi's clock is after a power cut (test/cli/clock-floor.test.ts).
 packages=(mosquitto mosquitto-clients wireguard-tools wireguard-go iproute2 tcpdump strace openssl systemd
-  podman runc debootstrap qemu-user-static binfmt-support chromium docker-compose podman-compose redis-server)
+  podman runc debootstrap qemu-user-static binfmt-support chromium docker-compose podman-compose redis-server
+  faketime)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

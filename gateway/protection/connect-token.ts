@@ -1,3 +1,4 @@
+import { trustedNow } from '../../core/clock-floor.js'
 import { checkToken } from '../../crypto/token.js'
 import { type Device, payloadKeysFor } from '../registry.js'
 import type { ProtectionRuntime } from './runtime.js'
@@ -22,7 +23,8 @@ export async function checkConnectToken(
   const result = checkToken(
     (kid) => {
       named = kid
-      return payloadKeysFor(device, kid, nowMs)?.context
+      // Retirement on the clock floor too: an ended overlap stays ended if the clock steps back.
+      return payloadKeysFor(device, kid, Math.max(nowMs, trustedNow()))?.context
     },
     token,
     clientId,
