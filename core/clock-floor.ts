@@ -58,6 +58,30 @@ const SAVE_EVERY_MS = 60_000
 const MAX_FILE_BYTES = 32
 const SAVED = /^(\d{1,15})\n?$/
 
+/**
+ * Raises the floor to the time saved in `<stateDir>/clock`, if any (for commands run beside the
+ * gateway, such as `device rotate`: they read the floor, never write it). Returns the saved time.
+ */
+export async function raiseClockFloorFrom(stateDir: string): Promise<number | undefined> {
+  const saved = await readSaved(join(stateDir, 'clock')).catch(() => undefined)
+  if (typeof saved === 'number') raiseClockFloor(saved)
+  return typeof saved === 'number' ? saved : undefined
+}
+
+/** The saved time; undefined when there is none; a string saying why when the file is not one. */
+async function readSaved(file: string): Promise<number | string | undefined> {
+  let raw: Buffer
+  try {
+    raw = await readFile(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  if (raw.length > MAX_FILE_BYTES) return `${raw.length} bytes, not a saved time`
+  const m = SAVED.exec(raw.toString('utf8'))
+  return m ? Number(m[1]) : 'not a saved time'
+}
+
 /** The floor kept in `<stateDir>/clock` while the gateway runs. */
 export class ClockFloor {
   private timer: NodeJS.Timeout | undefined
@@ -98,25 +122,24 @@ export class ClockFloor {
   }
 
   private async read(): Promise<number | undefined> {
-    let text: string
+    let saved: number | string | undefined
     try {
-      const raw = await readFile(this.file)
-      if (raw.length > MAX_FILE_BYTES) throw new Error(`${raw.length} bytes, not a saved time`)
-      text = raw.toString('utf8')
+      saved = await readSaved(this.file)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
       this.logger.warn(
         { clockFile: this.file, err: describeError(err) },
         'the saved clock floor cannot be read; starting without it',
       )
       return undefined
     }
-    const m = SAVED.exec(text)
-    if (!m) {
-      this.logger.warn({ clockFile: this.file }, 'the saved clock floor is not a time; starting without it')
+    if (typeof saved === 'string') {
+      this.logger.warn(
+        { clockFile: this.file, err: saved },
+        'the saved clock floor is not a time; starting without it',
+      )
       return undefined
     }
-    return Number(m[1])
+    return saved
   }
 
   /** Saves the floor (one save at a time); a failure is a warning once, and the next save tries again. */

@@ -3,6 +3,7 @@ import { access, readFile, rm, stat } from 'node:fs/promises'
 import { dirname, join, resolve } from 'node:path'
 import { type Document, isMap, isSeq, parseDocument, stringify, type YAMLMap } from 'yaml'
 import { checkConfigFiles, type DeviceConfig, loadConfig, parseConfig } from '../../config/index.js'
+import { raiseClockFloorFrom, trustedNow } from '../../core/clock-floor.js'
 import { EdgeGatewayError } from '../../core/errors.js'
 import { PEPPER_BYTES, type Pepper, readPepperFile } from '../../gateway/auth/pepper.js'
 import { hashPassword } from '../../gateway/index.js'
@@ -207,6 +208,9 @@ async function loadDevice(configFile: string, id: string) {
   const config = await loadConfig(configFile)
   const device = config.devices.find((d) => d.id === id)
   if (!device) refuse('unknown_device', `${configFile}: no device \`${id}\` under \`devices\``)
+  // An overlap counts from the latest time the gateway has seen, not from a clock that is behind
+  // (a Pi after a power cut): NTP's correction would otherwise end it early.
+  await raiseClockFloorFrom(config.gateway.stateDir)
   return { config, device }
 }
 
@@ -226,9 +230,10 @@ export async function applyPskRotation(
   configFile: string,
   id: string,
   options: { key: Buffer; overlapHours: number; identity?: string; keyDir?: string },
-  now = Date.now(),
+  at?: number,
 ): Promise<PskRotation> {
   const { config, device: current } = await loadDevice(configFile, id)
+  const now = at ?? trustedNow()
   if (!current.psk) return refuse('not_psk', `${configFile}: device \`${id}\` has no \`psk\` to rotate`)
   const previous = current.psk.previous
   if (previous && Date.parse(previous.until) > now) {
@@ -313,7 +318,7 @@ async function rewriteDevice(
  * and keeps the old ones accepted until the end of the overlap (applyPskRotation;
  * docs/configuration.md#rotating-a-devices-psk).
  */
-export async function rotateDevicePsk(id: string, options: RotateOptions, now = Date.now()): Promise<void> {
+export async function rotateDevicePsk(id: string, options: RotateOptions, now?: number): Promise<void> {
   const hours = Number(options.overlapHours)
   if (!(Number.isFinite(hours) && hours > 0 && hours <= 24 * 365)) {
     throw new UsageError(
@@ -332,6 +337,12 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now = 
     },
     now,
   )
+  const behind = trustedNow() - Date.now()
+  if (now === undefined && behind > 60_000) {
+    process.stderr.write(
+      `warning: the system clock is ${Math.round(behind / 60_000)} min behind the time the gateway last saw (${new Date(trustedNow()).toISOString()}); the overlap counts from that time\n`,
+    )
+  }
   process.stderr.write(
     [
       `device ${id}: new PSK identity \`${done.identity}\`, key written to ${done.keyFile} (mode 0600); give both to the device, never log the key`,
@@ -362,9 +373,10 @@ export async function planPayloadKeyRotation(
   configFile: string,
   id: string,
   options: { overlapHours: number },
-  now = Date.now(),
+  at?: number,
 ): Promise<PayloadKeyRotation> {
   const { config, device: current } = await loadDevice(configFile, id)
+  const now = at ?? trustedNow()
   const key = current.payloadKey
   if (!key) return refuse('not_payload', `${configFile}: device \`${id}\` has no \`payloadKey\` to rotate`)
   if (key.previous && Date.parse(key.previous.until) > now) {
