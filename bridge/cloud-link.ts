@@ -1,6 +1,11 @@
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { checkServerIdentity, type PeerCertificate } from 'node:tls'
+import {
+  checkServerIdentity,
+  type PeerCertificate,
+  type SecureVersion,
+  connect as tlsConnect,
+} from 'node:tls'
 import mqtt, { type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt'
 import { BehaviorSubject } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
@@ -377,6 +382,50 @@ export class CloudLink {
       )
     }
     return ca
+  }
+
+  /**
+   * Whether the cloud broker's certificate verifies under `ca` alone: a TLS handshake (no MQTT
+   * CONNECT) with the link's name check and client certificate, closed at once. A rotation asks it
+   * before a CA bundle overlap ends, so that the gateway never keeps only CAs that cannot verify
+   * the broker (it could not be reached to correct that). Refused while the gate is closed.
+   */
+  async probeTrust(ca: Buffer, timeoutMs: number): Promise<CandidateResult> {
+    const current = this.material
+    if (this.stopped || !current) return { ok: false, cause: 'the cloud link is stopped' }
+    if (this.hooks.gate && !this.hooks.gate.isOpen) return { ok: false, cause: GATE_CLOSED }
+    return new Promise<CandidateResult>((resolve) => {
+      const socket = tlsConnect({
+        host: this.config.host,
+        port: this.config.port,
+        ...tlsNameOptions(this.config.host, this.config.servername),
+        ca,
+        cert: current.cert,
+        key: current.key,
+        rejectUnauthorized: true,
+        minVersion: this.config.minVersion as SecureVersion,
+      })
+      const done = (result: CandidateResult) => {
+        clearTimeout(timer)
+        socket.removeAllListeners()
+        socket.on('error', () => undefined)
+        socket.destroy()
+        resolve(result)
+      }
+      const timer = setTimeout(
+        () => done({ ok: false, cause: `no TLS handshake within ${timeoutMs} ms` }),
+        timeoutMs,
+      )
+      timer.unref()
+      socket.once('secureConnect', () => done({ ok: true }))
+      socket.once('error', (err) => done({ ok: false, cause: describeLinkError(err, this.target, 'set-up') }))
+      socket.once('close', () =>
+        done({
+          ok: false,
+          cause: `the cloud broker at ${this.target} closed the connection during the TLS handshake`,
+        }),
+      )
+    })
   }
 
   /**

@@ -164,6 +164,8 @@ export class CertificateRotation {
   private chain: Promise<unknown> = Promise.resolve()
   private readonly files: ReturnType<typeof rotationFiles>
   private lastDueCsr = 0
+  /** One line an hour while an ended overlap is kept (checked at every health interval). */
+  private readonly overlapLines = new LogLimiter(1, 3_600_000)
   private waiting = 0
   private readonly refusalReplies = new LogLimiter(REFUSAL_REPLIES.burst, REFUSAL_REPLIES.windowMs)
 
@@ -171,6 +173,7 @@ export class CertificateRotation {
     this.files = rotationFiles(options.stateDir)
     options.metrics.declare('rotation_applied_total')
     options.metrics.declare('rotation_trusted_total')
+    options.metrics.declare('rotation_trust_overlap_kept_total')
     options.metrics.declare('rotation_csr_published_total')
     for (const reason of ROTATION_REFUSALS) {
       options.metrics.declare(series('rotation_refused_total', { reason }))
@@ -560,6 +563,23 @@ export class CertificateRotation {
         { caFile },
         'rotation: the CA bundle overlap is over, but cloud.caFile was changed by hand meanwhile: left as it is',
       )
+      return
+    }
+    // The broker must verify under the pushed bundle alone before the old CAs go: a gateway left
+    // with CAs that cannot verify the broker could not be reached to correct it. Until it does
+    // (the broker still on an old CA, or the link down), the overlap goes on, checked each tick.
+    const probe = await this.options.link.probeTrust(
+      Buffer.from(overlap.bundle),
+      this.options.cloud.rotation.deadlineSeconds * 1000,
+    )
+    if (!probe.ok) {
+      this.options.metrics.increment('rotation_trust_overlap_kept_total')
+      if (this.overlapLines.take('kept') !== undefined) {
+        this.options.logger.warn(
+          { caFile, cause: probe.cause },
+          `rotation: the CA bundle overlap is over, but the cloud broker's certificate does not verify under the pushed bundle alone (${probe.cause}): cloud.caFile keeps the old CAs too, and this is checked again at each health interval`,
+        )
+      }
       return
     }
     await writeAtomically(caFile, overlap.bundle, await modeOf(caFile, 0o644))

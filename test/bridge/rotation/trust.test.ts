@@ -41,6 +41,9 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
   let rotation: CertificateRotation
   let options: RotationOptions
   const lines: Array<Record<string, unknown>> = []
+  /** What the link's TLS probe of the broker answers, and the CA bundles it was asked about. */
+  let probe: { ok: true } | { ok: false; cause: string } = { ok: true }
+  const probes: string[] = []
   const subjects = async () =>
     (
       (await readFile(cloud.caFile, 'utf8')).match(
@@ -73,6 +76,8 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     await writePublicFile(cloud.certFile, client.certPem)
     await writeSecretFile(cloud.keyFile, client.keyPem)
     lines.length = 0
+    probe = { ok: true }
+    probes.length = 0
     const logger = createLogger({
       level: 'info',
       destination: new Writable({
@@ -92,7 +97,14 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
       nonces: await CommandNonces.open(join(dir, 'nonces')),
       maxAgeSeconds: 300,
       certificate: await GatewayCertificate.load(cloud),
-      link: { session$: new BehaviorSubject(null), clientId: 'gw' } as unknown as CloudLink,
+      link: {
+        session$: new BehaviorSubject(null),
+        clientId: 'gw',
+        probeTrust: async (ca: Buffer) => {
+          probes.push(ca.toString())
+          return probe
+        },
+      } as unknown as CloudLink,
       protector: new CloudProtector('gw', generateKeyPairSync('ed25519').privateKey, new Map()),
       security: new SecurityEvents(logger, metrics),
       metrics,
@@ -110,6 +122,30 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     expect(await subjects()).toEqual(['CN=new CA', 'CN=old CA'])
     await rotation.tick(now + 7 * DAY + 1)
     expect(await subjects()).toEqual(['CN=new CA'])
+    // Asked once, at the end, with the pushed bundle alone.
+    expect(probes.map((pem) => new X509Certificate(pem).subject)).toEqual(['CN=new CA'])
+  })
+
+  it('keeps the old CAs past the end while the broker does not verify under the pushed bundle alone', async () => {
+    const now = Date.now()
+    expect(await trust(newCa.certPem, 7, now)).toBe('trusted')
+    probe = { ok: false, cause: 'the cloud broker certificate is not signed by a CA in cloud.caFile' }
+    await rotation.tick(now + 7 * DAY + 1)
+    await rotation.tick(now + 7 * DAY + 30_000)
+    expect(await subjects()).toEqual(['CN=new CA', 'CN=old CA'])
+    expect(options.metrics.get('rotation_trust_overlap_kept_total')).toBe(2)
+    // One line an hour, not one per check.
+    const kept = lines.filter((l) => String(l.msg).includes('does not verify under the pushed bundle alone'))
+    expect(kept).toHaveLength(1)
+    expect(kept[0]).toMatchObject({
+      level: 40,
+      cause: 'the cloud broker certificate is not signed by a CA in cloud.caFile',
+    })
+    // The broker moved to the new CA: the next check ends the overlap.
+    probe = { ok: true }
+    await rotation.tick(now + 7 * DAY + 60_000)
+    expect(await subjects()).toEqual(['CN=new CA'])
+    expect(probes).toHaveLength(3)
   })
 
   it('leaves a cloud.caFile replaced by hand during the overlap as it is', async () => {
