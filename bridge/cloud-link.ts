@@ -134,6 +134,13 @@ export class CloudLink {
    * limit on an MQTT 3.1.1 link) is reconnected to ever more slowly, not every initialDelayMs.
    */
   private holdBackoff = false
+  /**
+   * Whether the cloud broker takes retained messages. Learned from a CONNACK that says it does not
+   * (MQTT 5 `Retain Available` 0, or a refusal 0x9A "Retain not supported", which a broker gives to
+   * a CONNECT with a retained Will): from then on the Will, the control messages and device
+   * messages go up without the retain flag, instead of the broker refusing every connection.
+   */
+  private retainAvailable = true
 
   constructor(
     private readonly config: CloudConfig,
@@ -147,6 +154,7 @@ export class CloudLink {
     this.clientIds = [clientId, `${clientId.slice(0, 126)}-b`]
     metrics.declare('cloud_connect_attempts_total')
     metrics.declare('cloud_disconnects_total')
+    metrics.declare('cloud_retain_cleared_total')
   }
 
   /** The client id the link connects with now. */
@@ -175,6 +183,20 @@ export class CloudLink {
     }
   }
 
+  private willFor(will: NonNullable<IClientOptions['will']>): NonNullable<IClientOptions['will']> {
+    return { ...will, qos: 1, retain: will.retain && this.retainAvailable }
+  }
+
+  /** The broker said it takes no retained messages: said once, and remembered for this process. */
+  private noRetain(how: string): void {
+    if (!this.retainAvailable) return
+    this.retainAvailable = false
+    this.logger.warn(
+      { cloud: this.target },
+      `the cloud broker at ${this.target} does not take retained messages (${how}): the gateway's Will, its binding and status, and device messages go up without the retain flag (counted in cloud_retain_cleared_total)`,
+    )
+  }
+
   private createClient(tls: TlsMaterial, clientId: string): MqttClient {
     const options: IClientOptions & { minVersion: string } & ReturnType<typeof tlsNameOptions> = {
       protocol: 'mqtts',
@@ -198,7 +220,7 @@ export class CloudLink {
       writeCache: false,
       // MQTT 5: the broker must not send more (MQTT-3.1.2-24); watchPacketSizes holds it to that.
       ...(this.config.protocolVersion === 5 && { properties: { maximumPacketSize: MAX_CLOUD_PACKET_BYTES } }),
-      ...(this.hooks.will && { will: { ...this.hooks.will(), qos: 1 as const } }),
+      ...(this.hooks.will && { will: this.willFor(this.hooks.will()) }),
     }
     const client = mqtt.connect(options)
     // Every connection, a rotation's candidate too, from its first byte.
@@ -269,10 +291,12 @@ export class CloudLink {
       this.attempt = 0
       const stream = client.stream as { setNoDelay?: (on: boolean) => void }
       stream.setNoDelay?.(true)
+      if (connack.properties?.retainAvailable === false) this.noRetain('its CONNACK says Retain Available 0')
       session = new CloudSession(
         client,
         this.config.protocolVersion === 5,
         connack.properties?.maximumPacketSize,
+        this.retainAvailable ? undefined : () => this.metrics.increment('cloud_retain_cleared_total'),
       )
       this.sessionOf.set(client, session)
       const subscriptions = this.hooks.subscriptions ?? []
@@ -302,6 +326,11 @@ export class CloudLink {
     })
     client.on('error', (err) => {
       failure = err
+      // MQTT 5 reason code 0x9A in a CONNACK: the retained Will was refused; the next attempt has none.
+      if ((err as { code?: unknown }).code === 0x9a && session === undefined) {
+        this.noRetain('it refused the CONNECT with 0x9A, Retain not supported')
+        this.holdBackoff = false
+      }
       this.logger.debug(
         { cloud: this.target, err: linkErrorMessage(err), code: (err as { code?: unknown }).code },
         'cloud connection error (logged with its cause when the connection closes)',

@@ -33,6 +33,11 @@ export class CloudSession {
     private readonly mqtt5: boolean,
     /** The cloud broker's Maximum Packet Size from its CONNACK (MQTT 5), if it gave one. */
     readonly maxPacketBytes?: number,
+    /**
+     * Set when the broker takes no retained messages: each message goes up without the retain
+     * flag, and this runs for each one that had it.
+     */
+    private readonly retainCleared?: () => void,
   ) {}
 
   /** The connection is gone (the link makes a new session). */
@@ -80,13 +85,18 @@ export class CloudSession {
       called = true
       done(err)
     }
+    let retain = message.retain
+    if (retain && this.retainCleared) {
+      retain = false
+      this.retainCleared()
+    }
     try {
       this.client.publish(
         message.topic,
         message.payload,
         this.mqtt5
-          ? { qos: 1, retain: message.retain, properties: { userProperties: message.userProperties } }
-          : { qos: 1, retain: message.retain },
+          ? { qos: 1, retain, properties: { userProperties: message.userProperties } }
+          : { qos: 1, retain },
         (err, packet) => {
           if (err) {
             const code = (err as { code?: unknown }).code
