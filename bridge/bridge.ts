@@ -368,7 +368,7 @@ export class Bridge implements UplinkSink {
   }
 
   /** On each new session: the key binding and "online", both retained, before any message. */
-  private announce(session: CloudSession): void {
+  private announce(session: CloudSession, bindingOnly = false): void {
     const { protector, certificate, gatewayId, logger } = this.options
     const publish = (topic: string, payload: Buffer) =>
       session
@@ -380,6 +380,7 @@ export class Bridge implements UplinkSink {
       const publicKey = createPublicKey(protector.signingKey)
       void publish(this.control.binding, certificate.binding(gatewayId, protector, publicKey))
     }
+    if (bindingOnly) return
     void publish(this.control.status, protector.control(this.control.status, 'status', { state: 'online' }))
   }
 
@@ -389,6 +390,9 @@ export class Bridge implements UplinkSink {
    * The logger already carries `module`: adding one here would write the key twice.
    */
   private reportHealth(): void {
+    // A broker without retained messages keeps no binding for a consumer that subscribes later:
+    // it is sent again with each health message, so such a consumer waits one interval at most.
+    if (!this.link.retainsMessages && this.session && !this.session.closed) this.announce(this.session, true)
     const full = this.status()
     const status = { ...full, metrics: nonZero(full.metrics) }
     this.options.logger.info({ status }, 'bridge status')

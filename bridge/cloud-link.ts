@@ -187,6 +187,11 @@ export class CloudLink {
     return { ...will, qos: 1, retain: will.retain && this.retainAvailable }
   }
 
+  /** False once the broker said it takes no retained messages. */
+  get retainsMessages(): boolean {
+    return this.retainAvailable
+  }
+
   /** The broker said it takes no retained messages: said once, and remembered for this process. */
   private noRetain(how: string): void {
     if (!this.retainAvailable) return

@@ -1,7 +1,7 @@
 import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MosquittoSub } from '../helpers/mosquitto-sub.js'
-import { CLOUD_PREFIX, PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
+import { CLOUD_PREFIX, GATEWAY_ID, PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
 
 /**
  * A cloud broker without retained messages (mosquitto `retain_available false`; managed brokers
@@ -14,7 +14,10 @@ describe('a cloud broker that takes no retained messages', () => {
   let sub: MosquittoSub
 
   beforeAll(async () => {
-    stack = await Stack.start({ cloudConfig: ['retain_available false'] })
+    stack = await Stack.start({
+      cloudConfig: ['retain_available false'],
+      cloud: { control: { intervalSeconds: 1 } },
+    })
     sub = await MosquittoSub.start({ ...stack.cloudClient(), topic: `${CLOUD_PREFIX}#`, qos: 1 })
   })
 
@@ -45,11 +48,26 @@ describe('a cloud broker that takes no retained messages', () => {
     // One refused CONNECT (the retained Will), then the link that carried them, never dropped.
     expect(metrics.get('cloud_connect_attempts_total')).toBe(2)
     expect(metrics.get('cloud_disconnects_total')).toBe(0)
-    // The binding and "online" of the session, and the device's retained message.
-    expect(metrics.get('cloud_retain_cleared_total')).toBe(3)
+    // The binding and "online" of the session, the device's retained message, and the binding
+    // sent again with each health message.
+    expect(metrics.get('cloud_retain_cleared_total')).toBeGreaterThanOrEqual(3)
     const said = stack.logs.records.filter((r) => String(r.msg).includes('does not take retained messages'))
     expect(said).toHaveLength(1)
     expect(said[0]).toMatchObject({ level: 40 })
     expect(said[0]!.msg).toContain('it refused the CONNECT with 0x9A, Retain not supported')
+  })
+
+  it('a consumer that subscribes after the connection gets the key binding within one health interval', async () => {
+    const late = await MosquittoSub.start({
+      ...stack.cloudClient(),
+      topic: `$gw/${GATEWAY_ID}/binding`,
+      qos: 1,
+    })
+    try {
+      await waitUntil(() => late.messages.length >= 1, 10_000)
+      expect(late.messages[0]!.topic).toBe(`$gw/${GATEWAY_ID}/binding`)
+    } finally {
+      await late.stop()
+    }
   })
 })
