@@ -15,7 +15,7 @@ import type { TunnelState } from '../vpn/health-state.js'
 import { loadCloudRuntime } from './cloud-runtime.js'
 import { restartNeeded } from './restart-needed.js'
 import { writeStatusPeriodically } from './status-file.js'
-import { startVpn, type VpnMode } from './vpn-runtime.js'
+import { cloudLinkConfig, startVpn, type VpnMode } from './vpn-runtime.js'
 
 /** The uplink queue: on disk (crash-safe) unless the config asks for memory. */
 async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promise<UplinkQueue> {
@@ -240,7 +240,7 @@ export async function startEdgeGateway(
         ),
       },
     }),
-    cloud: config.cloud,
+    cloud: cloudLinkConfig(config.cloud, vpn.cloudAddress),
     gatewayId: config.gateway.id,
     logger: logger.child({ module: 'bridge' }),
     metrics,

@@ -30,8 +30,28 @@ export interface VpnRuntime {
    * starts it, and the tunnel, again. Never with the VPN off or managed by the system.
    */
   readonly lost?: Promise<Error>
+  /**
+   * The cloud broker's address checked to be inside the tunnel at start, whose route every poll
+   * checks: the cloud link connects to it (cloudLinkConfig). Undefined with the VPN off.
+   */
+  readonly cloudAddress?: string
   /** Stops watching and brings a managed tunnel down. Safe to call twice. */
   close(): Promise<void>
+}
+
+/**
+ * The cloud section the link connects with. With a tunnel, a `cloud.host` name is not looked up
+ * again at each connect: the link connects to the address checked at start (inside the tunnel, and
+ * route-checked by every poll), and the name stays the TLS server name, so the broker's certificate
+ * is checked against it as before. A name that later resolved elsewhere would otherwise take the
+ * link outside what the checks cover.
+ */
+export function cloudLinkConfig<C extends { host: string; servername?: string | undefined }>(
+  cloud: C,
+  cloudAddress: string | undefined,
+): C {
+  if (cloudAddress === undefined || cloudAddress === cloud.host) return cloud
+  return { ...cloud, host: cloudAddress, servername: cloud.servername ?? cloud.host }
 }
 
 const OFF: VpnRuntime = {

@@ -230,6 +230,7 @@ export async function startTunnel(
   let closing: Promise<void> | undefined
   return {
     mode,
+    cloudAddress,
     ...(lost && { lost }),
     get state() {
       return state$.value

@@ -1,7 +1,7 @@
 import { Writable } from 'node:stream'
 import { firstValueFrom } from 'rxjs'
 import { describe, expect, it } from 'vitest'
-import { startVpn } from '../../cli/vpn-runtime.js'
+import { cloudLinkConfig, startVpn } from '../../cli/vpn-runtime.js'
 import type { GatewayConfig } from '../../config/index.js'
 import { createLogger } from '../../core/logger.js'
 import { Metrics } from '../../core/metrics.js'
@@ -91,5 +91,39 @@ describe('startVpn', () => {
     } finally {
       await runtime.close()
     }
+  })
+})
+
+describe('cloudLinkConfig', () => {
+  it('with a tunnel, the link connects to the address checked at start, and the name stays the TLS server name', async () => {
+    const { logger } = capturedLogger()
+    const config = {
+      cloud: { host: 'localhost' },
+      vpn: {
+        interfaceName: 'wgabsent8',
+        manage: false,
+        healthyHandshakeSeconds: 5,
+        pollMs: 100,
+        peer: { publicKey: CLOUD_KEY, allowedIps: ['127.0.0.1/32', '::1/128'] },
+      },
+    } as unknown as Readonly<GatewayConfig>
+    const runtime = await startVpn(config, { logger, metrics: new Metrics() })
+    try {
+      expect(['127.0.0.1', '::1']).toContain(runtime.cloudAddress)
+      expect(cloudLinkConfig({ host: 'localhost', port: 8883 }, runtime.cloudAddress)).toEqual({
+        host: runtime.cloudAddress,
+        port: 8883,
+        servername: 'localhost',
+      })
+    } finally {
+      await runtime.close()
+    }
+    // A servername given is kept; an IP host, or no tunnel, is left as it is.
+    expect(cloudLinkConfig({ host: 'broker.lan', servername: 'cloud.example' }, '10.78.0.2')).toEqual({
+      host: '10.78.0.2',
+      servername: 'cloud.example',
+    })
+    expect(cloudLinkConfig({ host: '10.78.0.2' }, '10.78.0.2')).toEqual({ host: '10.78.0.2' })
+    expect(cloudLinkConfig({ host: 'broker.lan' }, undefined)).toEqual({ host: 'broker.lan' })
   })
 })
