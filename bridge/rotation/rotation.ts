@@ -163,7 +163,8 @@ interface Verified {
 export class CertificateRotation {
   private chain: Promise<unknown> = Promise.resolve()
   private readonly files: ReturnType<typeof rotationFiles>
-  private lastDueCsr = 0
+  /** When the last due CSR went out, on the monotonic clock (a wall-clock step must not hold the next one back). */
+  private lastDueCsr: number | undefined
   /** One line an hour while an ended overlap is kept (checked at every health interval). */
   private readonly overlapLines = new LogLimiter(1, 3_600_000)
   private waiting = 0
@@ -536,8 +537,10 @@ export class CertificateRotation {
     const run = this.chain.then(async () => {
       const { daysLeft } = this.options.certificate.status(now)
       const session = this.options.link.session$.value
-      if (daysLeft <= this.options.cloud.rotation.leadDays && session && now - this.lastDueCsr > 86_400_000) {
-        this.lastDueCsr = now
+      const sinceLast =
+        this.lastDueCsr === undefined ? Number.POSITIVE_INFINITY : performance.now() - this.lastDueCsr
+      if (daysLeft <= this.options.cloud.rotation.leadDays && session && sinceLast > 86_400_000) {
+        this.lastDueCsr = performance.now()
         await this.publishCsr(null, 'due')
       }
       await this.endTrustOverlap(now)
