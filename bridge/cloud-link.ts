@@ -187,6 +187,11 @@ export class CloudLink {
     return { ...will, qos: 1, retain: will.retain && this.retainAvailable }
   }
 
+  /** Where the link connects: `host:port`. */
+  get address(): string {
+    return this.target
+  }
+
   /** False once the broker said it takes no retained messages. */
   get retainsMessages(): boolean {
     return this.retainAvailable

@@ -1,5 +1,5 @@
 import { readFile, rm, stat } from 'node:fs/promises'
-import { NonceJournal } from '../core/nonce-journal.js'
+import { floorAheadWarning, NonceJournal } from '../core/nonce-journal.js'
 import { BridgeError } from './errors.js'
 
 /** Nonces remembered at most; beyond it the command is refused (a flood of valid commands is an operator fault). */
@@ -42,6 +42,11 @@ export class CommandNonces {
 
   get size(): number {
     return this.journal.size
+  }
+
+  /** What to warn about at open when the journal's floor is ahead of the clock (floorAheadWarning). */
+  floorAhead(file: string): string | undefined {
+    return floorAheadWarning(this.journal, file, 'command nonces')
   }
 
   /**

@@ -84,7 +84,10 @@ export async function loadCloudRuntime(
     ? await readOperators(cloud.rotation.operators, 'cloud.rotation.operators')
     : downlinkOperators
   // Opened last: an operator key that cannot be read stops the start before the journal's handle is open.
-  const nonces = await CommandNonces.open(join(gateway.stateDir, 'downlink-nonces'))
+  const noncesFile = join(gateway.stateDir, 'downlink-nonces')
+  const nonces = await CommandNonces.open(noncesFile)
+  const ahead = nonces.floorAhead(noncesFile)
+  if (ahead !== undefined) logger.warn({ module: 'downlink', file: noncesFile }, ahead)
   const rotation = {
     operators: rotationOperators,
     nonces,

@@ -165,6 +165,8 @@ export class CertificateRotation {
   private readonly files: ReturnType<typeof rotationFiles>
   /** When the last due CSR went out, on the monotonic clock (a wall-clock step must not hold the next one back). */
   private lastDueCsr: number | undefined
+  /** A periodic check is queued or running. */
+  private ticking = false
   /** One line an hour while an ended overlap is kept (checked at every health interval). */
   private readonly overlapLines = new LogLimiter(1, 3_600_000)
   private waiting = 0
@@ -534,6 +536,10 @@ export class CertificateRotation {
    * `cloud.rotation.leadDays` of its end; the old CA bundle dropped once a trust overlap is over.
    */
   async tick(now = Date.now()): Promise<void> {
+    // One check at a time: a broker that drops packets holds the trust probe for its deadline,
+    // which may be longer than the health interval that calls this; those calls are skipped.
+    if (this.ticking) return
+    this.ticking = true
     const run = this.chain.then(async () => {
       const { daysLeft } = this.options.certificate.status(now)
       const session = this.options.link.session$.value
@@ -545,9 +551,13 @@ export class CertificateRotation {
       }
       await this.endTrustOverlap(now)
     })
-    this.chain = run.catch((err: unknown) =>
-      this.options.logger.warn({ err: (err as Error).message }, 'rotation: the periodic check failed'),
-    )
+    this.chain = run
+      .catch((err: unknown) =>
+        this.options.logger.warn({ err: (err as Error).message }, 'rotation: the periodic check failed'),
+      )
+      .finally(() => {
+        this.ticking = false
+      })
     await this.chain
   }
 

@@ -41,7 +41,7 @@ export async function checkConnectToken(
   // alone, so a replay brings the expiry the first use had, whatever the clock did since
   // (NonceJournal's floor refuses it once that key is forgotten).
   const expiresAt = (result.timestamp + protection.tokenWindowSeconds + 1) * 1000
-  const outcome = await protection.tokenNonces.remember(key, expiresAt)
+  const outcome = await protection.tokenNonces.remember(key, expiresAt, nowMs)
   if (outcome === 'replayed') return 'replayed'
   if (outcome === 'full') return 'nonce_memory_full'
   protection.lastKid.set(device.id, result.kid.toString('hex'))

@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { GatewayConfig } from '../../config/index.js'
 import type { Logger } from '../../core/logger.js'
-import { NonceJournal } from '../../core/nonce-journal.js'
+import { floorAheadWarning, NonceJournal } from '../../core/nonce-journal.js'
 import { ReplayGuard } from '../../crypto/replay-guard.js'
 import { FileReplayStore } from '../../crypto/replay-store.js'
 import { GatewaySequence } from './gateway-sequence.js'
@@ -30,7 +30,7 @@ export interface ProtectionRuntime {
   close(): Promise<void>
 }
 
-/** Token nonces remembered at most (a token lives 2 × the window); beyond it tokens are refused. */
+/** Token nonces remembered at most (each until its timestamp plus the window); beyond it tokens are refused. */
 export const MAX_TOKEN_NONCES = 100_000
 
 export async function createProtectionRuntime(
@@ -46,9 +46,10 @@ export async function createProtectionRuntime(
   const sequence = await GatewaySequence.open(join(stateDir, 'gateway-sequence'), {
     logger: logger.child({ module: 'gateway-sequence' }),
   })
-  const tokenNonces = await NonceJournal.open(join(stateDir, 'token-nonces'), {
-    maxEntries: MAX_TOKEN_NONCES,
-  })
+  const tokenFile = join(stateDir, 'token-nonces')
+  const tokenNonces = await NonceJournal.open(tokenFile, { maxEntries: MAX_TOKEN_NONCES })
+  const ahead = floorAheadWarning(tokenNonces, tokenFile, 'token nonces')
+  if (ahead !== undefined) logger.warn({ file: tokenFile }, ahead)
   const lastKid = new Map<string, string>()
   return {
     requirements: new ProtectionRequirements(lan.protection),

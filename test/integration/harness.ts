@@ -82,6 +82,8 @@ export interface StackOptions {
   protection?: NonNullable<ConfigInput['lan']>['protection']
   /** Mosquitto files used directly. */
   mosquitto?: ConfigInput['mosquitto']
+  /** A `vpn` section (for example one watching a tunnel the system manages). */
+  vpn?: ConfigInput['vpn']
   /** More listeners (for example a `tls` one), beside plain and PSK. */
   listeners?: NonNullable<ConfigInput['lan']>['listeners']
 }
@@ -137,6 +139,7 @@ export class Stack {
       },
       ...(options.policies && { policies: options.policies }),
       ...(options.mosquitto && { mosquitto: options.mosquitto }),
+      ...(options.vpn && { vpn: options.vpn }),
       devices: [
         {
           id: PSK_DEVICE.id,

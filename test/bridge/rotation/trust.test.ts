@@ -43,6 +43,8 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
   const lines: Array<Record<string, unknown>> = []
   /** What the link's TLS probe of the broker answers, and the CA bundles it was asked about. */
   let probe: { ok: true } | { ok: false; cause: string } = { ok: true }
+  /** A probe waits for this (a broker that drops packets holds it for its deadline). */
+  let probeHeld: Promise<void> = Promise.resolve()
   const probes: string[] = []
   const subjects = async () =>
     (
@@ -77,6 +79,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     await writeSecretFile(cloud.keyFile, client.keyPem)
     lines.length = 0
     probe = { ok: true }
+    probeHeld = Promise.resolve()
     probes.length = 0
     const logger = createLogger({
       level: 'info',
@@ -102,6 +105,7 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
         clientId: 'gw',
         probeTrust: async (ca: Buffer) => {
           probes.push(ca.toString())
+          await probeHeld
           return probe
         },
       } as unknown as CloudLink,
@@ -146,6 +150,21 @@ describe('CertificateRotation: a pushed CA bundle and its overlap', () => {
     await rotation.tick(now + 7 * DAY + 60_000)
     expect(await subjects()).toEqual(['CN=new CA'])
     expect(probes).toHaveLength(3)
+  })
+
+  it('a check still waiting for its probe is not queued again by the next health interval', async () => {
+    const now = Date.now()
+    expect(await trust(newCa.certPem, 7, now)).toBe('trusted')
+    let release: () => void = () => undefined
+    probeHeld = new Promise((resolve) => {
+      release = resolve
+    })
+    const first = rotation.tick(now + 7 * DAY + 1)
+    for (let i = 0; i < 5; i++) await rotation.tick(now + 7 * DAY + 2 + i)
+    release()
+    await first
+    expect(probes).toHaveLength(1)
+    expect(await subjects()).toEqual(['CN=new CA'])
   })
 
   it('leaves a cloud.caFile replaced by hand during the overlap as it is', async () => {
