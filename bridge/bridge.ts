@@ -1,6 +1,7 @@
 import { createPublicKey } from 'node:crypto'
 import { type Observable, tap } from 'rxjs'
 import type { CloudConfig } from '../config/index.js'
+import { trustedNow } from '../core/clock-floor.js'
 import type { Logger } from '../core/logger.js'
 import { type Metrics, nonZero, series } from '../core/metrics.js'
 import type { SecurityEvents } from '../core/security-events.js'
@@ -182,7 +183,7 @@ export class Bridge implements UplinkSink {
     this.queue =
       options.queue ??
       new MemoryQueue(cloud.queue.maxMessages, {
-        firstSeq: Date.now() * 1000,
+        firstSeq: trustedNow() * 1000,
         deviceShare: cloud.queue.deviceShare,
       })
     this.cloudLimits = { mqtt5: cloud.protocolVersion === 5 }

@@ -4,7 +4,7 @@ import { Bridge, MemoryQueue, type UplinkQueue } from '../bridge/index.js'
 import { FileQueue } from '../bridge/queue/file-queue.js'
 import type { DeviceCredentials } from '../bridge/rotation/rotation.js'
 import type { GatewayConfig } from '../config/index.js'
-import { ClockFloor } from '../core/clock-floor.js'
+import { ClockFloor, trustedNow } from '../core/clock-floor.js'
 import type { Logger } from '../core/logger.js'
 import { Metrics } from '../core/metrics.js'
 import { SecurityEvents } from '../core/security-events.js'
@@ -22,7 +22,9 @@ async function openQueue(config: Readonly<GatewayConfig>, logger: Logger): Promi
   const settings = config.cloud.queue
   if (settings.store === 'memory') {
     return new MemoryQueue(settings.maxMessages, {
-      firstSeq: Date.now() * 1000,
+      // From the clock floor: a restart with the clock behind (a Pi after a power cut) must not
+      // number below the last run, or the cloud's de-duplication would drop what follows.
+      firstSeq: trustedNow() * 1000,
       deviceShare: settings.deviceShare,
     })
   }

@@ -1,6 +1,6 @@
-import mqtt from 'mqtt'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MosquittoSub } from '../helpers/mosquitto-sub.js'
+import { connectDevice } from './clients.js'
 import { CLOUD_PREFIX, GATEWAY_ID, PASSWORD_DEVICE, Stack, waitUntil } from './harness.js'
 
 /**
@@ -28,13 +28,10 @@ describe('a cloud broker that takes no retained messages', () => {
 
   it('the link comes up without a retained Will, and every device message arrives, a retained one without its flag', async () => {
     await stack.waitLinkUp()
-    const device = await mqtt.connectAsync({
-      host: '127.0.0.1',
-      port: stack.port('tcp'),
+    const device = await connectDevice(stack.port('tcp'), {
       clientId: PASSWORD_DEVICE.id,
       username: PASSWORD_DEVICE.username,
       password: PASSWORD_DEVICE.password,
-      reconnectPeriod: 0,
     })
     const topic = `devices/${PASSWORD_DEVICE.id}/state`
     await device.publishAsync(topic, 'plain', { qos: 1 })

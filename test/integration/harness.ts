@@ -82,6 +82,8 @@ export interface StackOptions {
   protection?: NonNullable<ConfigInput['lan']>['protection']
   /** Mosquitto files used directly. */
   mosquitto?: ConfigInput['mosquitto']
+  /** Runs in the stack's folder before the gateway starts (the state folder is `<dir>/state`). */
+  beforeStart?: (dir: string) => Promise<void>
   /** A `vpn` section (for example one watching a tunnel the system manages). */
   vpn?: ConfigInput['vpn']
   /** More listeners (for example a `tls` one), beside plain and PSK. */
@@ -170,6 +172,7 @@ export class Stack {
     const configFile = join(dir, 'gateway.yaml')
     await writeFile(configFile, stringify(config), { mode: 0o600 })
     await chmod(configFile, 0o600)
+    await options.beforeStart?.(dir)
     const logs = new LogCapture()
     const gateway = await startEdgeGateway(
       await loadConfig(configFile),
