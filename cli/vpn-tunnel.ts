@@ -12,7 +12,7 @@ import type { GatewayConfig, VpnConfig } from '../config/index.js'
 import { toTunnelConfig, toWatchTarget } from '../config/vpn-schema.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
-import { processRuns } from '../core/state-lock.js'
+import { processRecord, sameProcessRuns } from '../core/state-lock.js'
 import { checkCloudInsideTunnel } from '../vpn/config.js'
 import { VpnError } from '../vpn/errors.js'
 import { watchTunnel } from '../vpn/health.js'
@@ -82,11 +82,16 @@ export function tunnelOwnerFile(stateDir: string, interfaceName: string): string
   return join(stateDir, 'vpn', `${interfaceName}.owner`)
 }
 
-/** The PID in an owner record, or undefined (no record, or not a PID). */
-async function recordedOwner(ownerFile: string): Promise<number | undefined> {
-  const text = await readFile(ownerFile, 'utf8').catch(() => '')
-  const pid = Number(text.trim())
-  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+/** The PID in an owner record (`<pid> <start time>`, or a PID alone from earlier versions) and the record, or undefined. */
+async function recordedOwner(ownerFile: string): Promise<{ pid: number; record: string } | undefined> {
+  const record = await readFile(ownerFile, 'utf8').catch(() => '')
+  const pid = Number(record.trim().split(' ')[0])
+  return Number.isSafeInteger(pid) && pid > 0 ? { pid, record } : undefined
+}
+
+/** Whether the recorded owner is another process that runs (with the same start time, when recorded). */
+function otherOwnerRuns(owner: { pid: number; record: string }): boolean {
+  return owner.pid !== process.pid && sameProcessRuns(owner.pid, owner.record)
 }
 
 /** The PID of the gateway, other than this process, recorded as the interface's owner and running; or undefined. */
@@ -94,13 +99,13 @@ export async function runningTunnelOwner(
   stateDir: string,
   interfaceName: string,
 ): Promise<number | undefined> {
-  const pid = await recordedOwner(tunnelOwnerFile(stateDir, interfaceName))
-  return pid !== undefined && pid !== process.pid && processRuns(pid) ? pid : undefined
+  const owner = await recordedOwner(tunnelOwnerFile(stateDir, interfaceName))
+  return owner !== undefined && otherOwnerRuns(owner) ? owner.pid : undefined
 }
 
 /**
  * Which gateway process brought the managed interface up: `<stateDir>/vpn/<interface>.owner` holds
- * its PID (0600) while the tunnel is up, and `<interface>.gateway-wireguard-go.pid` the PID of its
+ * its PID and start time (0600; a record of an earlier version, the PID alone) while the tunnel is up, and `<interface>.gateway-wireguard-go.pid` the PID of its
  * wireguard-go. A gateway killed without its stop (SIGKILL, the OOM killer) leaves the interface
  * behind: kernel WireGuard keeps it, and a wireguard-go outside systemd's cgroup outlives its parent. The next start would then refuse it (VPN_ERR_INTERFACE_EXISTS) on every
  * restart. An interface whose recorded owner is no longer running is this gateway's own leftover:
@@ -128,14 +133,15 @@ class TunnelOwner {
 
   /** The PID of another gateway that runs and is recorded as the owner, or undefined. */
   async runningOwner(): Promise<number | undefined> {
-    const pid = await recordedOwner(this.ownerFile)
-    return pid !== undefined && pid !== process.pid && processRuns(pid) ? pid : undefined
+    const owner = await recordedOwner(this.ownerFile)
+    return owner !== undefined && otherOwnerRuns(owner) ? owner.pid : undefined
   }
 
   async removeLeftover(command: { netns?: string }): Promise<void> {
-    const pid = await recordedOwner(this.ownerFile)
+    const owner = await recordedOwner(this.ownerFile)
     // Our own PID recorded is a stale record too: this process has brought nothing up yet.
-    if (pid === undefined || (pid !== process.pid && processRuns(pid))) return
+    if (owner === undefined || otherOwnerRuns(owner)) return
+    const pid = owner.pid
     if ((await linkInfo(this.interfaceName, command)) !== null) {
       this.logger.warn(
         { interface: this.interfaceName, previousPid: pid, event: 'vpn_leftover_removed' },
@@ -147,7 +153,7 @@ class TunnelOwner {
   }
 
   claim(): Promise<void> {
-    return writeFile(this.ownerFile, `${process.pid}\n`, { mode: 0o600 })
+    return writeFile(this.ownerFile, processRecord(), { mode: 0o600 })
   }
 
   release(): Promise<void> {

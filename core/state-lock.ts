@@ -20,7 +20,7 @@ export class StateLock {
   static async acquire(stateDir: string): Promise<StateLock> {
     await mkdir(stateDir, { recursive: true, mode: 0o700 })
     const file = join(stateDir, 'gateway.lock')
-    const record = `${process.pid} ${startTime(process.pid) ?? '-'}\n`
+    const record = processRecord()
     try {
       const handle = await open(file, 'wx', 0o600)
       try {
@@ -52,6 +52,11 @@ export class StateLock {
   }
 }
 
+/** This process as a record: `<pid> <start time>\n` (`-` where the start time cannot be read). */
+export function processRecord(): string {
+  return `${process.pid} ${startTime(process.pid) ?? '-'}\n`
+}
+
 /** Field 22 of /proc/<pid>/stat (clock ticks since boot); undefined where there is no /proc. */
 function startTime(pid: number): string | undefined {
   try {
@@ -73,8 +78,11 @@ export function processRuns(pid: number): boolean {
   }
 }
 
-/** Whether the process the record names still runs: its PID, with the same start time when known. */
-function sameProcessRuns(pid: number, record: string): boolean {
+/**
+ * Whether the process a record (processRecord) names still runs: its PID, with the same start
+ * time when the record has one, so a PID given to another process since is not taken for it.
+ */
+export function sameProcessRuns(pid: number, record: string): boolean {
   if (!processRuns(pid)) return false
   const recorded = record.trim().split(' ')[1]
   const now = startTime(pid)

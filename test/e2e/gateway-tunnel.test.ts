@@ -146,6 +146,23 @@ async function listening(ns: string): Promise<string[]> {
     .map((line) => line.trim().split(/\s+/)[3] ?? line)
 }
 
+/**
+ * PIDs inside `ns` but the `ip` and `wg` a running gateway starts for a moment at each health
+ * poll: the long-lived processes (the gateway, its wireguard-go).
+ */
+async function daemons(ns: string): Promise<number[]> {
+  const pids = await lab.pids(ns)
+  const names = await Promise.all(
+    pids.map((pid) =>
+      readFile(`/proc/${pid}/comm`, 'utf8').then(
+        (c) => c.trim(),
+        () => '',
+      ),
+    ),
+  )
+  return pids.filter((_, i) => names[i] !== 'ip' && names[i] !== 'wg' && names[i] !== '')
+}
+
 /** Runs the CLI inside `ns` to completion; stdout and stderr lines together, in order. */
 async function cliIn(ns: string, args: string[]): Promise<{ code: number | null; lines: string[] }> {
   const proc = await lab.spawn(ns, process.execPath, [builtCli(), ...args])
@@ -485,7 +502,7 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
     await waitForLog('edge gateway started', 30_000, (l) => l.msg === 'edge gateway started')
     const killed = gateway.daemon.pid
     // The gateway and its wireguard-go.
-    const running = await lab.pids(gatewayNs)
+    const running = await daemons(gatewayNs)
     expect(running).toContain(killed)
     expect(running).toHaveLength(2)
     const orphans = running.filter((pid) => pid !== killed)
@@ -507,10 +524,10 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
     expect(gatewayLog().some((l) => l.msg === 'wireguard tunnel up')).toBe(true)
     // The orphaned wireguard-go was stopped (it exits once its interface is gone: a moment later
     // on a loaded machine); what runs is the new gateway and its own.
-    let now = await lab.pids(gatewayNs)
+    let now = await daemons(gatewayNs)
     for (let i = 0; i < 100 && now.includes(orphans[0]!); i++) {
       await new Promise((r) => setTimeout(r, 100))
-      now = await lab.pids(gatewayNs)
+      now = await daemons(gatewayNs)
     }
     expect(now).toHaveLength(2)
     expect(now).toContain(gateway.daemon.pid)
@@ -528,7 +545,7 @@ describe('edge-gateway start with its own WireGuard tunnel (issue 6 acceptance)'
       ),
     ])
     expect(await hasLink(gatewayNs, gatewayInterface)).toBe(true)
-    expect(await lab.pids(gatewayNs)).toHaveLength(2)
+    expect(await daemons(gatewayNs)).toHaveLength(2)
 
     expect(await gateway.stop(15_000)).toEqual({ code: 0, signal: null })
     expect(await hasLink(gatewayNs, gatewayInterface)).toBe(false)
