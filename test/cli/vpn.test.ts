@@ -204,6 +204,11 @@ describe('edge-gateway vpn', () => {
         `edge-gateway: the gateway running as pid ${owner.pid} brought wgown9 up and sends the cloud link through it: stop that gateway (\`systemctl stop edge-gateway\`), which brings its tunnel down; or pass --force, and that gateway stops with VPN_ERR_TUNNEL_LOST (its service manager starts it and the tunnel again) [VPN_ERR_TUNNEL_IN_USE]`,
       )
       expect(refused.stdout).toBe('')
+      // A record as a gateway writes it: its PID and its start time (field 22 of /proc/<pid>/stat).
+      const stat = await readFile(`/proc/${owner.pid}/stat`, 'utf8')
+      const started = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+      await writeFile(join(dir, 'state', 'vpn', 'wgown9.owner'), `${owner.pid} ${started}\n`, { mode: 0o600 })
+      expect(await runCli(['vpn', 'down', '--config', file])).toMatchObject({ code: 1, stdout: '' })
       // The same PID with another start time is a process that took the PID over since: not the owner.
       await writeFile(join(dir, 'state', 'vpn', 'wgown9.owner'), `${owner.pid} 1\n`, { mode: 0o600 })
       expect(await runCli(['vpn', 'down', '--config', file])).toMatchObject({
