@@ -207,9 +207,9 @@ export class CloudLink {
     )
   }
 
-  private createClient(tls: TlsMaterial, clientId: string): MqttClient {
-    const options: IClientOptions & { minVersion: string } & ReturnType<typeof tlsNameOptions> = {
-      protocol: 'mqtts',
+  /** The TLS side of every connection to the broker (the link's, a candidate's, a trust probe's). */
+  private tlsOptions(tls: TlsMaterial) {
+    return {
       host: this.config.host,
       port: this.config.port,
       ...tlsNameOptions(this.config.host, this.config.servername),
@@ -218,7 +218,14 @@ export class CloudLink {
       key: tls.key,
       // Never configurable: the cloud link is useless if anyone can pose as the broker.
       rejectUnauthorized: true,
-      minVersion: this.config.minVersion,
+      minVersion: this.config.minVersion as SecureVersion,
+    }
+  }
+
+  private createClient(tls: TlsMaterial, clientId: string): MqttClient {
+    const options: IClientOptions & { minVersion: string } & ReturnType<typeof tlsNameOptions> = {
+      protocol: 'mqtts',
+      ...this.tlsOptions(tls),
       protocolVersion: this.config.protocolVersion,
       clientId,
       clean: true,
@@ -434,16 +441,7 @@ export class CloudLink {
     if (this.stopped || !current) return { ok: false, cause: 'the cloud link is stopped' }
     if (this.hooks.gate && !this.hooks.gate.isOpen) return { ok: false, cause: GATE_CLOSED }
     return new Promise<CandidateResult>((resolve) => {
-      const socket = tlsConnect({
-        host: this.config.host,
-        port: this.config.port,
-        ...tlsNameOptions(this.config.host, this.config.servername),
-        ca,
-        cert: current.cert,
-        key: current.key,
-        rejectUnauthorized: true,
-        minVersion: this.config.minVersion as SecureVersion,
-      })
+      const socket = tlsConnect(this.tlsOptions({ ...current, ca }))
       const done = (result: CandidateResult) => {
         clearTimeout(timer)
         socket.removeAllListeners()

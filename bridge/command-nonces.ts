@@ -1,5 +1,5 @@
 import { readFile, rm, stat } from 'node:fs/promises'
-import { floorAheadWarning, NonceJournal } from '../core/nonce-journal.js'
+import { NonceJournal } from '../core/nonce-journal.js'
 import { BridgeError } from './errors.js'
 
 /** Nonces remembered at most; beyond it the command is refused (a flood of valid commands is an operator fault). */
@@ -44,9 +44,9 @@ export class CommandNonces {
     return this.journal.size
   }
 
-  /** What to warn about at open when the journal's floor is ahead of the clock (floorAheadWarning). */
-  floorAhead(file: string): string | undefined {
-    return floorAheadWarning(this.journal, file, 'command nonces')
+  /** What to warn about at open when the journal's floor is ahead of the clock (NonceJournal.floorAheadWarning). */
+  floorAhead(): string | undefined {
+    return this.journal.floorAheadWarning('command nonces')
   }
 
   /**

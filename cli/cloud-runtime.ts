@@ -86,7 +86,7 @@ export async function loadCloudRuntime(
   // Opened last: an operator key that cannot be read stops the start before the journal's handle is open.
   const noncesFile = join(gateway.stateDir, 'downlink-nonces')
   const nonces = await CommandNonces.open(noncesFile)
-  const ahead = nonces.floorAhead(noncesFile)
+  const ahead = nonces.floorAhead()
   if (ahead !== undefined) logger.warn({ module: 'downlink', file: noncesFile }, ahead)
   const rotation = {
     operators: rotationOperators,

@@ -12,7 +12,7 @@ import type { GatewayConfig, VpnConfig } from '../config/index.js'
 import { toTunnelConfig, toWatchTarget } from '../config/vpn-schema.js'
 import type { Logger } from '../core/logger.js'
 import type { Metrics } from '../core/metrics.js'
-import { processRecord, sameProcessRuns } from '../core/state-lock.js'
+import { otherRunningHolder, processRecord, recordedPid } from '../core/state-lock.js'
 import { checkCloudInsideTunnel } from '../vpn/config.js'
 import { VpnError } from '../vpn/errors.js'
 import { watchTunnel } from '../vpn/health.js'
@@ -82,25 +82,14 @@ export function tunnelOwnerFile(stateDir: string, interfaceName: string): string
   return join(stateDir, 'vpn', `${interfaceName}.owner`)
 }
 
-/** The PID in an owner record (`<pid> <start time>`, or a PID alone from earlier versions) and the record, or undefined. */
-async function recordedOwner(ownerFile: string): Promise<{ pid: number; record: string } | undefined> {
-  const record = await readFile(ownerFile, 'utf8').catch(() => '')
-  const pid = Number(record.trim().split(' ')[0])
-  return Number.isSafeInteger(pid) && pid > 0 ? { pid, record } : undefined
-}
-
-/** Whether the recorded owner is another process that runs (with the same start time, when recorded). */
-function otherOwnerRuns(owner: { pid: number; record: string }): boolean {
-  return owner.pid !== process.pid && sameProcessRuns(owner.pid, owner.record)
+/** The PID of the gateway, other than this process, that an owner record names and that runs; or undefined. */
+async function runningOwnerIn(ownerFile: string): Promise<number | undefined> {
+  return otherRunningHolder(await readFile(ownerFile, 'utf8').catch(() => ''))
 }
 
 /** The PID of the gateway, other than this process, recorded as the interface's owner and running; or undefined. */
-export async function runningTunnelOwner(
-  stateDir: string,
-  interfaceName: string,
-): Promise<number | undefined> {
-  const owner = await recordedOwner(tunnelOwnerFile(stateDir, interfaceName))
-  return owner !== undefined && otherOwnerRuns(owner) ? owner.pid : undefined
+export function runningTunnelOwner(stateDir: string, interfaceName: string): Promise<number | undefined> {
+  return runningOwnerIn(tunnelOwnerFile(stateDir, interfaceName))
 }
 
 /**
@@ -132,16 +121,15 @@ class TunnelOwner {
   }
 
   /** The PID of another gateway that runs and is recorded as the owner, or undefined. */
-  async runningOwner(): Promise<number | undefined> {
-    const owner = await recordedOwner(this.ownerFile)
-    return owner !== undefined && otherOwnerRuns(owner) ? owner.pid : undefined
+  runningOwner(): Promise<number | undefined> {
+    return runningOwnerIn(this.ownerFile)
   }
 
   async removeLeftover(command: { netns?: string }): Promise<void> {
-    const owner = await recordedOwner(this.ownerFile)
+    const record = await readFile(this.ownerFile, 'utf8').catch(() => '')
+    const pid = recordedPid(record)
     // Our own PID recorded is a stale record too: this process has brought nothing up yet.
-    if (owner === undefined || otherOwnerRuns(owner)) return
-    const pid = owner.pid
+    if (pid === undefined || otherRunningHolder(record) !== undefined) return
     if ((await linkInfo(this.interfaceName, command)) !== null) {
       this.logger.warn(
         { interface: this.interfaceName, previousPid: pid, event: 'vpn_leftover_removed' },

@@ -121,6 +121,17 @@ export class NonceJournal {
     return this.floor
   }
 
+  /**
+   * A warning to log at open when the floor is ahead of the clock: the clock ran ahead while
+   * `what` were forgotten, and was set back since. Until the clock passes the floor, one whose
+   * freshness ends before it is refused as replayed, however new. Undefined when it is not ahead.
+   */
+  floorAheadWarning(what: string, now = Date.now()): string | undefined {
+    const { floor, file } = this
+    if (floor <= now) return undefined
+    return `${file}: ${what} were forgotten up to ${new Date(floor).toISOString()}, ahead of the system clock (${new Date(now).toISOString()}): the clock ran ahead and was set back. Until it passes that time, ${what} whose freshness ends before it are refused as replayed. If the clock is right now, stop the gateway and remove the line "floor ${Math.floor(floor)}" from ${file}`
+  }
+
   get size(): number {
     return this.seen.size
   }
@@ -201,21 +212,4 @@ export class NonceJournal {
     await this.writing
     await this.handle.close()
   }
-}
-
-/**
- * A warning to log at open when the journal's floor is ahead of the clock: the clock ran ahead
- * while nonces were forgotten, and was set back since. Until the clock passes the floor, a nonce
- * whose freshness ends before it is refused as replayed, however new. Undefined when the floor is
- * not ahead.
- */
-export function floorAheadWarning(
-  journal: NonceJournal,
-  file: string,
-  what: string,
-  now = Date.now(),
-): string | undefined {
-  const floor = journal.forgottenUpTo
-  if (floor <= now) return undefined
-  return `${file}: ${what} were forgotten up to ${new Date(floor).toISOString()}, ahead of the system clock (${new Date(now).toISOString()}): the clock ran ahead and was set back. Until it passes that time, ${what} whose freshness ends before it are refused as replayed. If the clock is right now, stop the gateway and remove the line "floor ${Math.floor(floor)}" from ${file}`
 }

@@ -32,9 +32,8 @@ export class StateLock {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
     }
-    const holder = await readFile(file, 'utf8').catch(() => '')
-    const pid = Number(holder.split(' ')[0])
-    if (Number.isSafeInteger(pid) && pid > 0 && pid !== process.pid && sameProcessRuns(pid, holder)) {
+    const pid = otherRunningHolder(await readFile(file, 'utf8').catch(() => ''))
+    if (pid !== undefined) {
       throw new EdgeGatewayError(
         'STATE_ERR_IN_USE',
         `${stateDir} is in use by the gateway running as pid ${pid}: one gateway at a time per gateway.stateDir (stop it first, or give this one a state folder of its own)`,
@@ -79,10 +78,26 @@ export function processRuns(pid: number): boolean {
 }
 
 /**
- * Whether the process a record (processRecord) names still runs: its PID, with the same start
- * time when the record has one, so a PID given to another process since is not taken for it.
+ * The PID a record (processRecord, or a PID alone from earlier versions) names when that is
+ * another process and it still runs; undefined for no record, this process, or one that is gone.
  */
-export function sameProcessRuns(pid: number, record: string): boolean {
+export function otherRunningHolder(record: string): number | undefined {
+  const pid = recordedPid(record)
+  if (pid === undefined || pid === process.pid) return undefined
+  return sameProcessRuns(pid, record) ? pid : undefined
+}
+
+/** The PID a record names; undefined when it names none. */
+export function recordedPid(record: string): number | undefined {
+  const pid = Number(record.trim().split(' ')[0])
+  return Number.isSafeInteger(pid) && pid > 0 ? pid : undefined
+}
+
+/**
+ * Whether the process a record names still runs: its PID, with the same start time when the
+ * record has one, so a PID given to another process since is not taken for it.
+ */
+function sameProcessRuns(pid: number, record: string): boolean {
   if (!processRuns(pid)) return false
   const recorded = record.trim().split(' ')[1]
   const now = startTime(pid)

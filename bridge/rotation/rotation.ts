@@ -164,7 +164,7 @@ export class CertificateRotation {
   private chain: Promise<unknown> = Promise.resolve()
   private readonly files: ReturnType<typeof rotationFiles>
   /** When the last due CSR went out, on the monotonic clock (a wall-clock step must not hold the next one back). */
-  private lastDueCsr: number | undefined
+  private lastDueCsr = Number.NEGATIVE_INFINITY
   /** A periodic check is queued or running. */
   private ticking = false
   /** One line an hour while an ended overlap is kept (checked at every health interval). */
@@ -543,8 +543,7 @@ export class CertificateRotation {
     const run = this.chain.then(async () => {
       const { daysLeft } = this.options.certificate.status(now)
       const session = this.options.link.session$.value
-      const sinceLast =
-        this.lastDueCsr === undefined ? Number.POSITIVE_INFINITY : performance.now() - this.lastDueCsr
+      const sinceLast = performance.now() - this.lastDueCsr
       if (daysLeft <= this.options.cloud.rotation.leadDays && session && sinceLast > 86_400_000) {
         this.lastDueCsr = performance.now()
         await this.publishCsr(null, 'due')

@@ -337,10 +337,11 @@ export async function rotateDevicePsk(id: string, options: RotateOptions, now?: 
     },
     now,
   )
-  const behind = trustedNow() - Date.now()
+  const trusted = trustedNow()
+  const behind = trusted - Date.now()
   if (now === undefined && behind > 60_000) {
     process.stderr.write(
-      `warning: the system clock is ${Math.round(behind / 60_000)} min behind the time the gateway last saw (${new Date(trustedNow()).toISOString()}); the overlap counts from that time\n`,
+      `warning: the system clock is ${Math.round(behind / 60_000)} min behind the time the gateway last saw (${new Date(trusted).toISOString()}); the overlap counts from that time\n`,
     )
   }
   process.stderr.write(

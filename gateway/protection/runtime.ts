@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { GatewayConfig } from '../../config/index.js'
 import type { Logger } from '../../core/logger.js'
-import { floorAheadWarning, NonceJournal } from '../../core/nonce-journal.js'
+import { NonceJournal } from '../../core/nonce-journal.js'
 import { ReplayGuard } from '../../crypto/replay-guard.js'
 import { FileReplayStore } from '../../crypto/replay-store.js'
 import { GatewaySequence } from './gateway-sequence.js'
@@ -48,7 +48,7 @@ export async function createProtectionRuntime(
   })
   const tokenFile = join(stateDir, 'token-nonces')
   const tokenNonces = await NonceJournal.open(tokenFile, { maxEntries: MAX_TOKEN_NONCES })
-  const ahead = floorAheadWarning(tokenNonces, tokenFile, 'token nonces')
+  const ahead = tokenNonces.floorAheadWarning('token nonces')
   if (ahead !== undefined) logger.warn({ file: tokenFile }, ahead)
   const lastKid = new Map<string, string>()
   return {

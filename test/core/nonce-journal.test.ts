@@ -1,7 +1,7 @@
 import { readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { floorAheadWarning, NonceJournal } from '../../core/nonce-journal.js'
+import { NonceJournal } from '../../core/nonce-journal.js'
 import { makeTempDir, removeDir } from '../helpers/tmp.js'
 
 let dir: string
@@ -174,10 +174,10 @@ describe('NonceJournal', () => {
       const file = fresh()
       await writeFile(file, 'floor 90000\naa 95000\n', { mode: 0o600 })
       const journal = await NonceJournal.open(file, { maxEntries: 10, now: () => 30_000 })
-      expect(floorAheadWarning(journal, file, 'token nonces', 30_000)).toBe(
+      expect(journal.floorAheadWarning('token nonces', 30_000)).toBe(
         `${file}: token nonces were forgotten up to 1970-01-01T00:01:30.000Z, ahead of the system clock (1970-01-01T00:00:30.000Z): the clock ran ahead and was set back. Until it passes that time, token nonces whose freshness ends before it are refused as replayed. If the clock is right now, stop the gateway and remove the line "floor 90000" from ${file}`,
       )
-      expect(floorAheadWarning(journal, file, 'token nonces', 90_000)).toBeUndefined()
+      expect(journal.floorAheadWarning('token nonces', 90_000)).toBeUndefined()
       await journal.close()
     })
 
